@@ -1,0 +1,132 @@
+"""Typed description of a model as Triton serves it, turned into a ModelConfig protobuf.
+
+    spec = ModelSpec(
+        name="digits_mlp", platform=Platform.ONNX, max_batch_size=512,
+        inputs=[TensorSpec(name="features", dtype="FP32", dims=(64,))],
+        outputs=[TensorSpec(name="probabilities", dtype="FP32", dims=(10,))],
+    )
+    config = spec.to_config()
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+from tritonstack.errors import InputSpecError, RepositoryWriteError
+from tritonstack.model_config import new_config
+
+__all__ = ["Batching", "ModelSpec", "Platform", "TensorSpec", "check_model_name"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_DTYPES = ("BOOL", "UINT8", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "STRING")
+
+
+class Platform(str, Enum):
+    """How Triton runs the model."""
+
+    ONNX = "onnxruntime_onnx"
+    TENSORRT = "tensorrt_plan"
+    PYTHON = "python"
+    ENSEMBLE = "ensemble"
+
+
+def check_model_name(name: str) -> str:
+    """Return `name` if it is a safe model folder name; refuse path traversal and odd characters."""
+    if not _NAME.match(name) or name in (".", ".."):
+        raise RepositoryWriteError(
+            f"model name {name!r} is not allowed; use letters, digits, '_', '-', '.' "
+            "(no path separators, at most 128 characters)"
+        )
+    return name
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorSpec:
+    """One input or output; `dims` exclude the batch axis when the model batches."""
+
+    name: str
+    dtype: str
+    dims: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise InputSpecError(f"tensor {self.name!r}: dtype {self.dtype!r} is not one of {_DTYPES}")
+        if any(d == 0 or d < -1 for d in self.dims):
+            raise InputSpecError(f"tensor {self.name!r}: dims {self.dims} must be positive or -1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batching:
+    """Dynamic batching settings."""
+
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_us: int = 500
+    max_queue_size: int = 0  # 0: unbounded
+    queue_timeout_us: int = 0  # 0: none
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """Everything `config.pbtxt` says about one model."""
+
+    name: str
+    platform: Platform
+    max_batch_size: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    batching: Batching | None = field(default_factory=Batching)
+    instance_count: int = 1
+    intra_op_threads: int | None = None
+    response_cache: bool = False
+    warmup_batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        check_model_name(self.name)
+        if self.max_batch_size < 0:
+            raise InputSpecError(f"max_batch_size={self.max_batch_size} must be >= 0")
+        if self.instance_count < 1:
+            raise InputSpecError(f"instance_count={self.instance_count} must be >= 1")
+
+    def to_config(self):  # noqa: ANN201 - ModelConfig
+        """Return this spec as Triton's ModelConfig protobuf message."""
+        config = new_config()
+        config.name = self.name
+        if self.platform is Platform.PYTHON:
+            config.backend = "python"
+        else:
+            config.platform = self.platform.value
+        config.max_batch_size = self.max_batch_size
+        for spec, target in ((self.inputs, config.input), (self.outputs, config.output)):
+            for tensor in spec:
+                item = target.add(name=tensor.name, data_type=f"TYPE_{tensor.dtype}")
+                item.dims.extend(tensor.dims)
+        self._add_scheduling(config)
+        return config
+
+    def _add_scheduling(self, config) -> None:  # noqa: ANN001
+        if self.batching is not None and self.max_batch_size > 0:
+            b = config.dynamic_batching
+            b.preferred_batch_size.extend(self.batching.preferred_batch_sizes)
+            b.max_queue_delay_microseconds = self.batching.max_queue_delay_us
+            b.default_queue_policy.max_queue_size = self.batching.max_queue_size
+            b.default_queue_policy.default_timeout_microseconds = self.batching.queue_timeout_us
+            if self.batching.queue_timeout_us:
+                b.default_queue_policy.timeout_action = b.default_queue_policy.REJECT
+        if self.platform is not Platform.ENSEMBLE:
+            config.instance_group.add(count=self.instance_count, kind="KIND_AUTO")
+        if self.intra_op_threads:
+            config.parameters["intra_op_thread_count"].string_value = str(self.intra_op_threads)
+        if self.response_cache:
+            config.response_cache.enable = True
+        if self.warmup_batch_size:
+            self._add_warmup(config)
+
+    def _add_warmup(self, config) -> None:  # noqa: ANN001
+        warmup = config.model_warmup.add(name="zeros", batch_size=self.warmup_batch_size)
+        for tensor in self.inputs:
+            data = warmup.inputs[tensor.name]
+            data.data_type = f"TYPE_{tensor.dtype}"
+            data.dims.extend(max(d, 1) for d in tensor.dims)
+            data.zero_data = True

@@ -1,0 +1,67 @@
+"""Configuration of the embedded Triton server.
+
+    config = ServerConfig(repository=Path("model_repository"), grpc_port=8001)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from tritonstack.errors import ConfigError
+
+__all__ = ["RESTRICTED_APIS", "ServerConfig", "TlsConfig"]
+
+#: Endpoints that need the admin header: 2.51 has CVEs in these paths (see README, Security).
+RESTRICTED_APIS = ("shared-memory", "model-repository", "logging", "trace")
+ADMIN_HEADER = "tritonstack-admin-key"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsConfig:
+    """PEM files for gRPC TLS; `root_cert` set means mutual TLS."""
+
+    server_cert: Path
+    server_key: Path
+    root_cert: Path | None = None
+
+    def __post_init__(self) -> None:
+        for path in (self.server_cert, self.server_key, self.root_cert):
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"TLS file {path} does not exist; pass an existing PEM file")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """How to run the embedded server. Port 0 means: pick a free port on the bind address."""
+
+    repository: Path = Path("model_repository")
+    host: str = "127.0.0.1"
+    grpc_port: int = 0
+    http_port: int = 0
+    metrics_port: int = 0
+    ort_threads: int | None = None
+    admin_key: str | None = None  # None: a random key per start
+    restrict_endpoints: bool = True
+    tls: TlsConfig | None = None
+    ready_timeout_s: float = 60.0
+    exit_timeout_s: int = 10
+    log_verbose: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "repository", Path(self.repository))
+        if not self.repository.is_dir():
+            raise ConfigError(
+                f"model repository {self.repository} does not exist; "
+                "build it with `tritonstack models build` or pass --repository"
+            )
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError as exc:
+            raise ConfigError(f"host {self.host!r} is not an IP address; use e.g. 127.0.0.1") from exc
+        for name in ("grpc_port", "http_port", "metrics_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ConfigError(f"{name}={getattr(self, name)} is not a port; use 0-65535")
+        if self.ort_threads is not None and self.ort_threads < 1:
+            raise ConfigError(f"ort_threads={self.ort_threads} must be >= 1")

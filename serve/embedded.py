@@ -1,0 +1,218 @@
+"""Run the real Triton Inference Server from the nvidia-pytriton wheel as a child process.
+
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    with EmbeddedServer(ServerConfig(repository=Path("model_repository"))) as server:
+        print(server.grpc_url, server.model_states())
+
+The server gets its own process group, a private work directory (backends, derived repository, log)
+and a private shared-memory prefix, so `stop()` leaves no tritonserver or stub process and no
+/dev/shm file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from tritonstack.errors import ServerStartError
+from tritonstack.serve.binary import find_install
+from tritonstack.serve.config import ADMIN_HEADER, RESTRICTED_APIS, ServerConfig
+from tritonstack.serve.derive import DerivedRepository, derive_repository
+
+__all__ = ["EmbeddedServer", "ModelState"]
+
+_LOGGER = logging.getLogger(__name__)
+ModelState = dict  # {"name", "version", "state", "reason"} as Triton's repository index reports
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedServer:
+    """A running tritonserver serving a derived copy of a standard model repository."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.admin_key = config.admin_key or secrets.token_hex(16)
+        self.shm_prefix = f"tritonstack_{os.getpid()}_{secrets.token_hex(4)}_"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.workdir: Path | None = None
+        self.derived: DerivedRepository | None = None
+        self.ports: dict[str, int] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> EmbeddedServer:
+        """Start the server and wait until it is ready; raise ServerStartError otherwise."""
+        install = find_install()
+        self.workdir = Path(tempfile.mkdtemp(prefix="tritonstack-serve-"))
+        try:
+            backends = install.prepare_backends(self.workdir)
+            self.derived = derive_repository(
+                self.config.repository, self.workdir / "repository", ort_threads=self.config.ort_threads
+            )
+            self.ports = {k: getattr(self.config, f"{k}_port") or _free_port(self.config.host)
+                          for k in ("grpc", "http", "metrics")}
+            argv = [str(install.binary), *self._arguments(backends)]
+            self._launch(argv, install.environment())
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _launch(self, argv: list[str], env: dict[str, str]) -> None:
+        assert self.workdir is not None
+        log = open(self.workdir / "tritonserver.log", "wb")  # noqa: SIM115 - owned by the child
+        _LOGGER.debug("starting %s", " ".join(argv))
+        self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our arguments
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.workdir,
+        )
+        log.close()
+
+    def _arguments(self, backends: Path) -> list[str]:
+        assert self.derived is not None
+        c = self.config
+        args = [
+            f"--model-repository={self.derived.path}",
+            f"--backend-directory={backends}",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            f"--http-address={c.host}", f"--http-port={self.ports['http']}",
+            f"--grpc-address={c.host}", f"--grpc-port={self.ports['grpc']}",
+            f"--metrics-address={c.host}", f"--metrics-port={self.ports['metrics']}",
+            "--model-control-mode=explicit", "--load-model=*",
+            "--exit-on-error=false", "--strict-readiness=false",
+            f"--exit-timeout-secs={c.exit_timeout_s}", f"--log-verbose={c.log_verbose}",
+            "--allow-cpu-metrics=true",
+        ]
+        if c.restrict_endpoints:
+            rule = f"{','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}={self.admin_key}"
+            args += [f"--grpc-restricted-protocol={rule}", f"--http-restricted-api={rule}"]
+        if c.tls is not None:
+            args += ["--grpc-use-ssl=true", f"--grpc-server-cert={c.tls.server_cert}",
+                     f"--grpc-server-key={c.tls.server_key}"]
+            if c.tls.root_cert is not None:
+                args += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={c.tls.root_cert}"]
+        return args
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.config.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerStartError(
+                    f"tritonserver exited with code {self.process.returncode} during start-up; "
+                    f"last log lines:\n{self.log_tail()}"
+                )
+            if self._http_status("/v2/health/ready") == 200:
+                return
+            time.sleep(0.1)
+        raise ServerStartError(
+            f"tritonserver was not ready after {self.config.ready_timeout_s:.0f} s; "
+            f"raise ready_timeout_s or read the log:\n{self.log_tail()}"
+        )
+
+    def stop(self) -> int | None:
+        """Stop the server (SIGTERM, then SIGKILL), its stubs, and remove what it left behind."""
+        code = None
+        if self.process is not None:
+            code = self._terminate(self.process)
+            self.process = None
+        self._remove_shm()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+        return code
+
+    def _terminate(self, process: subprocess.Popen[bytes]) -> int | None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=self.config.exit_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                _LOGGER.warning("tritonserver ignored SIGTERM; killing it")
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # stubs left in the group, if any
+        except ProcessLookupError:
+            pass
+        return process.wait()
+
+    def _remove_shm(self) -> None:
+        for leftover in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
+            leftover.unlink(missing_ok=True)
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- inspection --------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """The tritonserver process id while running."""
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def grpc_url(self) -> str:
+        """host:port of the gRPC endpoint."""
+        return f"{self.config.host}:{self.ports['grpc']}"
+
+    @property
+    def http_url(self) -> str:
+        """http://host:port of the HTTP endpoint."""
+        return f"http://{self.config.host}:{self.ports['http']}"
+
+    @property
+    def metrics_url(self) -> str:
+        """URL of the Prometheus metrics endpoint."""
+        return f"http://{self.config.host}:{self.ports['metrics']}/metrics"
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """Headers that unlock the restricted endpoints (model control, shared memory, ...)."""
+        return {ADMIN_HEADER: self.admin_key}
+
+    def model_states(self) -> list[ModelState]:
+        """Every model of the repository with its state and reason, plus skipped ones."""
+        body = self._http_post("/v2/repository/index", b"{}")
+        states = json.loads(body) if body else []
+        assert self.derived is not None
+        skipped = [{"name": n, "version": "", "state": "SKIPPED", "reason": r}
+                   for n, r in self.derived.skipped.items()]
+        return sorted(states + skipped, key=lambda s: (s["name"], s.get("version", "")))
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines the server logged."""
+        if self.workdir is None or not (self.workdir / "tritonserver.log").exists():
+            return ""
+        text = (self.workdir / "tritonserver.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _http_status(self, path: str) -> int | None:
+        try:
+            with urllib.request.urlopen(self.http_url + path, timeout=1) as response:  # noqa: S310
+                return response.status
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def _http_post(self, path: str, data: bytes) -> bytes:
+        request = urllib.request.Request(self.http_url + path, data=data, headers=self.admin_headers)
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.read()

@@ -1,0 +1,83 @@
+"""Triton Python-backend model that runs an ONNX file with ONNX Runtime, batching for real.
+
+The embedded tritonserver (nvidia-pytriton wheel) has no onnxruntime backend, so `tritonstack serve`
+derives a Python-backend model from each `platform: "onnxruntime_onnx"` model and points it at this
+file. The dynamic batcher hands `execute()` several requests at once; they are concatenated along
+the batch axis, run through ONNX Runtime once, and the outputs are split back per request.
+
+Honoured config parameters (the same keys as Triton's onnxruntime backend):
+`intra_op_thread_count`, `inter_op_thread_count`; the ONNX file is `<version>/model.onnx`, or
+the `onnx_filename` parameter (set from `default_model_filename` when the model is derived).
+"""
+
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+def _param(config, key, default):
+    value = config.get("parameters", {}).get(key, {}).get("string_value", "")
+    return int(value) if value else default
+
+
+class TritonPythonModel:
+    """Serves one ONNX model; one instance per Triton model instance."""
+
+    def initialize(self, args):
+        """Open the ONNX Runtime session for this model version."""
+        config = json.loads(args["model_config"])
+        filename = config.get("parameters", {}).get("onnx_filename", {}).get("string_value")
+        filename = filename or "model.onnx"
+        path = os.path.join(args["model_repository"], args["model_version"], filename)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _param(config, "intra_op_thread_count", 1)
+        options.inter_op_num_threads = _param(config, "inter_op_thread_count", 1)
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.batched = config.get("max_batch_size", 0) > 0
+        self.inputs = [i["name"] for i in config["input"]]
+        self.outputs = [
+            (o["name"], pb_utils.triton_string_to_numpy(o["data_type"])) for o in config["output"]
+        ]
+
+    def execute(self, requests):
+        """Run the requests handed over by the dynamic batcher in one session call."""
+        if not self.batched:
+            return [self._run([request])[0] for request in requests]
+        return self._run(requests)
+
+    def _run(self, requests):
+        try:
+            parts = {
+                name: [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests]
+                for name in self.inputs
+            }
+            feeds = {name: _concat(arrays) for name, arrays in parts.items()}
+            results = self.session.run([name for name, _ in self.outputs], feeds)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a response error
+            error = pb_utils.TritonError(f"ONNX Runtime failed: {exc}")
+            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+        sizes = [len(array) for array in parts[self.inputs[0]]]
+        return self._split(results, sizes)
+
+    def _split(self, results, sizes):
+        responses, start = [], 0
+        for size in sizes:
+            piece = slice(start, start + size) if self.batched else slice(None)
+            tensors = [
+                pb_utils.Tensor(name, np.ascontiguousarray(value[piece].astype(dtype, copy=False)))
+                for (name, dtype), value in zip(self.outputs, results)
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            start += size
+        return responses
+
+    def finalize(self):
+        """Release the session."""
+        self.session = None
+
+
+def _concat(arrays):
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
