@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonstack.convert.spec import ModelSpec, check_model_name
+
 from tritonstack.errors import RepositoryWriteError
 from tritonstack.model_config import config_text
 

@@ -27,15 +27,24 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from tritonstack.errors import ServerStartError
 from tritonstack.serve.binary import find_install
 from tritonstack.serve.config import ADMIN_HEADER, RESTRICTED_APIS, ServerConfig
 from tritonstack.serve.derive import DerivedRepository, derive_repository
+
+from tritonstack.errors import ServerStartError
 
 __all__ = ["EmbeddedServer", "ModelState"]
 
 _LOGGER = logging.getLogger(__name__)
 ModelState = dict  # {"name", "version", "state", "reason"} as Triton's repository index reports
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the launching process dies, so no server is orphaned."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _free_port(host: str) -> int:
@@ -82,7 +91,7 @@ class EmbeddedServer:
         _LOGGER.debug("starting %s", " ".join(argv))
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our arguments
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=self.workdir,
+            cwd=self.workdir, preexec_fn=_die_with_parent,
         )
         log.close()
 
@@ -157,7 +166,7 @@ class EmbeddedServer:
             leftover.unlink(missing_ok=True)
 
     def __enter__(self) -> EmbeddedServer:
-        return self.start()
+        return self if self.process is not None else self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from tritonstack.convert.manifest import base_manifest
 from tritonstack.convert.repository import write_version
 from tritonstack.convert.sklearn import sklearn2onnx

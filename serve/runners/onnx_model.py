@@ -68,7 +68,7 @@ class TritonPythonModel:
             piece = slice(start, start + size) if self.batched else slice(None)
             tensors = [
                 pb_utils.Tensor(name, np.ascontiguousarray(value[piece].astype(dtype, copy=False)))
-                for (name, dtype), value in zip(self.outputs, results)
+                for (name, dtype), value in zip(self.outputs, results, strict=False)
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += size

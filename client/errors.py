@@ -1,0 +1,69 @@
+"""Translate tritonclient / gRPC failures into tritonstack's error tree, in exactly one place.
+
+    with translate_errors(model="digits_mlp"):
+        raw_client.infer(...)
+
+Classification is by gRPC status code. Within UNAVAILABLE, Triton uses one code for three
+situations a caller treats differently; the subclass (overloaded, stopping) is refined from the
+message, and all three remain `ServerUnavailableError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tritonstack.errors import (
+    ClientError,
+    InferenceTimeoutError,
+    InternalServerError,
+    InvalidInputError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    OverloadedError,
+    ServerStoppingError,
+    ServerUnavailableError,
+)
+
+__all__ = ["RETRYABLE", "error_for_status", "translate_errors"]
+
+_BY_CODE: dict[str, type[ClientError]] = {
+    "INVALID_ARGUMENT": InvalidInputError,
+    "NOT_FOUND": ModelNotFoundError,
+    "UNAVAILABLE": ServerUnavailableError,
+    "DEADLINE_EXCEEDED": InferenceTimeoutError,
+    "RESOURCE_EXHAUSTED": OverloadedError,
+    "FAILED_PRECONDITION": ModelNotReadyError,
+    "INTERNAL": InternalServerError,
+}
+_UNAVAILABLE_REFINED = (
+    ("exceeds maximum queue size", OverloadedError),
+    ("request timeout expired", OverloadedError),
+    ("server is stopping", ServerStoppingError),
+)
+#: Errors after which an idempotent inference call may be retried.
+RETRYABLE: tuple[type[ClientError], ...] = (ServerUnavailableError,)
+
+
+def error_for_status(code: str | None, message: str, *, model: str | None = None) -> ClientError:
+    """Build the typed error for a gRPC status code name (e.g. "UNAVAILABLE") and its message."""
+    name = (code or "UNKNOWN").rsplit(".", 1)[-1]
+    cls = _BY_CODE.get(name, InternalServerError)
+    lowered = message.lower()
+    if cls is ServerUnavailableError:
+        cls = next((sub for text, sub in _UNAVAILABLE_REFINED if text in lowered), cls)
+    if cls is ModelNotFoundError and "not ready" in lowered:
+        cls = ModelNotReadyError
+    where = f"model {model!r}: " if model else ""
+    return cls(f"{where}{message} [{name}]")
+
+
+@contextmanager
+def translate_errors(*, model: str | None = None) -> Iterator[None]:
+    """Re-raise tritonclient and gRPC errors raised inside the block as tritonstack errors."""
+    from tritonclient.utils import InferenceServerException
+
+    try:
+        yield
+    except InferenceServerException as exc:
+        raise error_for_status(exc.status(), exc.message() or str(exc), model=model) from exc

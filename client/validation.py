@@ -1,0 +1,104 @@
+"""Check inputs before they are sent: structure, value range, business rules.
+
+    validate_inputs(info, {"features": batch},
+                    bounds={"features": Bounds(min=0, max=16)},
+                    rules=[lambda inputs: None if inputs["features"].sum() > 0 else "all zeros"])
+
+Every message names the input, the value seen and what the model expects, e.g.
+"input 'features' has shape (3, 65); model 'digits_mlp' expects (-1, 64) with batch <= 512".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tritonstack.client.model import ModelInfo, TensorInfo
+
+from tritonstack.errors import InvalidInputError
+
+__all__ = ["Bounds", "Rule", "validate_inputs"]
+
+#: A business rule: gets all inputs, returns None when fine or a message saying what is wrong.
+Rule = Callable[[Mapping[str, np.ndarray]], "str | None"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bounds:
+    """Declared value range of a numeric input; NaN/Inf are refused unless allowed."""
+
+    min: float | None = None
+    max: float | None = None
+    allow_nonfinite: bool = False
+
+
+def validate_inputs(
+    info: ModelInfo,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    bounds: Mapping[str, Bounds] | None = None,
+    rules: Sequence[Rule] = (),
+) -> None:
+    """Raise InvalidInputError at the first input that breaks structure, range or a rule."""
+    _check_names(info, inputs)
+    for name, array in inputs.items():
+        _check_structure(info, info.inputs[name], array)
+        if array.dtype != np.object_:
+            _check_range(info, name, array, (bounds or {}).get(name, Bounds()))
+    for rule in rules:
+        problem = rule(inputs)
+        if problem:
+            raise InvalidInputError(f"model {info.name!r}: business rule failed: {problem}")
+
+
+def _check_names(info: ModelInfo, inputs: Mapping[str, np.ndarray]) -> None:
+    missing = sorted(set(info.inputs) - set(inputs))
+    extra = sorted(set(inputs) - set(info.inputs))
+    if missing or extra:
+        raise InvalidInputError(
+            f"model {info.name!r} expects inputs {sorted(info.inputs)}; "
+            f"missing {missing or 'none'}, unexpected {extra or 'none'}"
+        )
+
+
+def _expected(info: ModelInfo, tensor: TensorInfo) -> str:
+    dims = ((-1,) if info.batched else ()) + tensor.dims
+    limit = f" with batch <= {info.max_batch_size}" if info.batched else ""
+    return f"model {info.name!r} expects {dims}{limit}"
+
+
+def _check_structure(info: ModelInfo, tensor: TensorInfo, array: np.ndarray) -> None:
+    if not isinstance(array, np.ndarray):
+        raise InvalidInputError(
+            f"input {tensor.name!r} is a {type(array).__name__}; pass a numpy array of {tensor.dtype}"
+        )
+    if tensor.datatype == "BYTES":
+        if array.dtype.kind not in "OSU":
+            raise InvalidInputError(f"input {tensor.name!r} has dtype {array.dtype}; "
+                                    f"model {info.name!r} expects strings (object, bytes or str)")
+    elif array.dtype != tensor.dtype:
+        raise InvalidInputError(
+            f"input {tensor.name!r} has dtype {array.dtype}; model {info.name!r} expects "
+            f"{tensor.dtype} (use array.astype(np.{tensor.dtype.name}))"
+        )
+    shape = array.shape[1:] if info.batched else array.shape
+    fits = len(shape) == len(tensor.dims) and all(d in (-1, s) for d, s in zip(tensor.dims, shape, strict=False))
+    too_big = info.batched and (array.ndim == 0 or not 1 <= array.shape[0] <= info.max_batch_size)
+    if not fits or too_big:
+        raise InvalidInputError(
+            f"input {tensor.name!r} has shape {array.shape}; {_expected(info, tensor)}"
+        )
+
+
+def _check_range(info: ModelInfo, name: str, array: np.ndarray, bounds: Bounds) -> None:
+    if array.dtype.kind == "f" and not bounds.allow_nonfinite and not np.isfinite(array).all():
+        count = int((~np.isfinite(array)).sum())
+        raise InvalidInputError(f"input {name!r} holds {count} NaN/Inf value(s); model {info.name!r} "
+                                "accepts finite values only (Bounds(allow_nonfinite=True) to allow)")
+    if array.size == 0 or (bounds.min is None and bounds.max is None):
+        return
+    low, high = float(np.nanmin(array)), float(np.nanmax(array))
+    if (bounds.min is not None and low < bounds.min) or (bounds.max is not None and high > bounds.max):
+        raise InvalidInputError(f"input {name!r} has values in [{low:g}, {high:g}]; model "
+                                f"{info.name!r} accepts [{bounds.min}, {bounds.max}]")

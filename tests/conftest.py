@@ -1,0 +1,45 @@
+"""Shared fixtures: the reference repository and ONE real embedded Triton server per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository with the reference models, built for this test session."""
+    from tritonstack.convert.reference import build_all
+
+    root = tmp_path_factory.mktemp("repo")
+    build_all(root / "model_repository", root / "build", ["digits_mlp"])
+    return root / "model_repository"
+
+
+@pytest.fixture(scope="session")
+def server(repository: Path) -> Iterator:
+    """The real tritonserver from nvidia-pytriton on free loopback ports."""
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    with EmbeddedServer(ServerConfig(repository=repository, ort_threads=1)) as running:
+        yield running
+
+
+@pytest.fixture()
+def client(server) -> Iterator:  # noqa: ANN001
+    """A fresh sync client to the session server."""
+    from tritonstack.client import TritonClient
+
+    with TritonClient(server.grpc_url) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def digits_data():  # noqa: ANN201
+    """(x_test, y_test) of the reference digits split."""
+    from tritonstack.convert.reference import digits_split
+
+    _, x_test, _, y_test = digits_split()
+    return x_test, y_test

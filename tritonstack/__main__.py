@@ -1,0 +1,5 @@
+"""`python -m tritonstack` runs the CLI."""
+
+from tritonstack.cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""`tritonstack serve`: run the embedded Triton server until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+__all__ = ["register", "states_table"]
+
+
+def states_table(states: list[dict]) -> Table:
+    """Rich table of model states."""
+    table = Table("model", "version", "state", "reason")
+    for s in states:
+        colour = "green" if s["state"] == "READY" else "yellow"
+        table.add_row(s["name"], s.get("version", ""), f"[{colour}]{s['state']}[/]", s.get("reason", ""))
+    return table
+
+
+def serve(
+    repository: Annotated[Path, typer.Option(help="Triton model repository to serve.")] = Path(
+        "model_repository"),
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    grpc_port: Annotated[int, typer.Option(help="gRPC port (0: any free port).")] = 8001,
+    http_port: Annotated[int, typer.Option(help="HTTP port (0: any free port).")] = 8000,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 8002,
+    ort_threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per instance.")] = None,  # noqa: UP007
+    admin_key: Annotated[str | None, typer.Option(  # noqa: UP007
+        envvar="TRITONSTACK_ADMIN_KEY",
+        help="Key for the restricted endpoints (model control, shared memory, logging, trace).")] = None,
+    unrestricted: Annotated[bool, typer.Option(help="Do not restrict admin endpoints (unsafe).")] = False,
+    tls_cert: Annotated[Path | None, typer.Option(help="gRPC TLS server certificate (PEM).")] = None,  # noqa: UP007
+    tls_key: Annotated[Path | None, typer.Option(help="gRPC TLS server key (PEM).")] = None,  # noqa: UP007
+    tls_root_cert: Annotated[Path | None, typer.Option(  # noqa: UP007
+        help="Root certificate: enables mutual TLS.")] = None,
+) -> None:
+    """Serve a model repository with the real Triton Inference Server (embedded, CPU)."""
+    from tritonstack.cli import console
+    from tritonstack.errors import ConfigError
+    from tritonstack.serve import EmbeddedServer, ServerConfig, TlsConfig
+
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together; pass both or neither")
+    tls = TlsConfig(server_cert=tls_cert, server_key=tls_key, root_cert=tls_root_cert) if tls_cert else None
+    config = ServerConfig(repository=repository, host=host, grpc_port=grpc_port, http_port=http_port,
+                          metrics_port=metrics_port, ort_threads=ort_threads, admin_key=admin_key,
+                          restrict_endpoints=not unrestricted, tls=tls)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with console.status("starting tritonserver..."):
+        server = EmbeddedServer(config).start()
+    try:
+        console.print(f"gRPC     {server.grpc_url}\nHTTP     {server.http_url}\nmetrics  {server.metrics_url}")
+        console.print(states_table(server.model_states()))
+        console.print("serving; Ctrl-C or SIGTERM to stop")
+        while not stop.wait(0.5) and server.process is not None and server.process.poll() is None:
+            pass
+    finally:
+        code = server.stop()
+        console.print(f"tritonserver stopped (exit code {code})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the app."""
+    app.command()(serve)
