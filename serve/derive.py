@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tritonstack.model_config import read_config, write_config
 
-__all__ = ["DerivedRepository", "derive_repository", "gpu_available"]
+__all__ = ["DerivedRepository", "derive_model", "derive_repository", "gpu_available"]
 
 _RUNNER = Path(__file__).parent / "runners" / "onnx_model.py"
 _ONNX = ("onnxruntime_onnx", "onnxruntime")
@@ -54,6 +54,28 @@ def derive_repository(source: Path, target: Path, *, ort_threads: int | None = N
         else:
             derived.models.append(model_dir.name)
     return derived
+
+
+def derive_model(model_dir: Path, out: Path, *, ort_threads: int | None = None) -> str | None:
+    """(Re)derive one model into `out`, replacing what was there; return a skip reason or None.
+
+    Used when a model changes while the server runs (a new version folder, a new config):
+    the model is re-derived, then loaded again through Triton's model-control API.
+    """
+    staging = out.with_name(f".{out.name}.new")
+    if staging.is_symlink() or staging.is_file():
+        staging.unlink()
+    shutil.rmtree(staging, ignore_errors=True)
+    reason = _derive_model(model_dir, staging, ort_threads)
+    old = out.with_name(f".{out.name}.old")
+    if out.is_symlink() or out.exists():
+        out.rename(old)
+    if not reason:
+        staging.rename(out)
+    if old.is_symlink():
+        old.unlink()
+    shutil.rmtree(old, ignore_errors=True)
+    return reason
 
 
 def _derive_model(model_dir: Path, out: Path, ort_threads: int | None) -> str | None:

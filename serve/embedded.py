@@ -29,9 +29,9 @@ from types import TracebackType
 
 from tritonstack.serve.binary import find_install
 from tritonstack.serve.config import ADMIN_HEADER, RESTRICTED_APIS, ServerConfig
-from tritonstack.serve.derive import DerivedRepository, derive_repository
+from tritonstack.serve.derive import DerivedRepository, derive_model, derive_repository
 
-from tritonstack.errors import ServerStartError
+from tritonstack.errors import ServerError, ServerStartError
 
 __all__ = ["EmbeddedServer", "ModelState"]
 
@@ -172,6 +172,28 @@ class EmbeddedServer:
                  tb: TracebackType | None) -> None:
         self.stop()
 
+    # -- model control (explicit mode; needs the admin key, which this object holds) ------------
+    def load_model(self, name: str) -> None:
+        """Re-derive `name` from the source repository and (re)load it; Triton keeps serving the
+        old version if the new one fails to load. Raise ServerError with Triton's reason."""
+        assert self.derived is not None
+        reason = derive_model(self.config.repository / name, self.derived.path / name,
+                              ort_threads=self.config.ort_threads)
+        if reason:
+            raise ServerError(f"model {name!r} cannot run on this host: {reason}")
+        self._model_control(name, "load")
+
+    def unload_model(self, name: str) -> None:
+        """Unload `name` (in-flight requests finish first)."""
+        self._model_control(name, "unload")
+
+    def _model_control(self, name: str, action: str) -> None:
+        try:
+            self._http_post(f"/v2/repository/models/{name}/{action}", b"{}", timeout_s=120)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            raise ServerError(f"{action} of model {name!r} failed: {detail}") from exc
+
     # -- inspection --------------------------------------------------------------------------
     @property
     def pid(self) -> int | None:
@@ -221,7 +243,7 @@ class EmbeddedServer:
         except (urllib.error.URLError, OSError):
             return None
 
-    def _http_post(self, path: str, data: bytes) -> bytes:
+    def _http_post(self, path: str, data: bytes, timeout_s: float = 10) -> bytes:
         request = urllib.request.Request(self.http_url + path, data=data, headers=self.admin_headers)
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
             return response.read()

@@ -27,10 +27,20 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    from tritonstack.cli import demo, models, serve
+#: Command modules under tritonstack/cli/, each with `register(app)`; one per area of the product.
+COMMAND_MODULES = ("serve", "models", "demo", "convert", "versions", "loadtest", "bench", "tune", "ops")
 
-    for module in (serve, models, demo):
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"tritonstack.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"tritonstack.cli.{name}":
+                raise
+            continue
         module.register(app)
 
 
