@@ -5,7 +5,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/lock.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup models demo test test-all lint bench clean
+.PHONY: setup sysdeps models demo test lint bench clean
+
+# Debian packages the tests use for real: Prometheus/promtool, docker-compose (config validation
+# only), libb64 (perf_analyzer), Chromium (looking at the HTML report). Installed once, as root.
+SYSDEPS := prometheus docker-compose libb64-0d chromium
+sysdeps:
+	@missing=$$(for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 setup: $(STAMP)
 
@@ -21,7 +32,7 @@ models: setup
 demo: setup
 	$(BIN)/tritonstack demo
 
-test: setup
+test: setup sysdeps
 	$(BIN)/pytest
 
 lint: setup
