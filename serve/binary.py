@@ -5,7 +5,9 @@
     env = install.environment()
 
 What the binary needs (measured, see the README): a backend directory with the Python backend plus
-the stub built for the running Python, `LD_LIBRARY_PATH` holding the wheel's bundled libraries and
+the stub built for the running Python, and, because this build has no onnxruntime backend, a
+Python-based backend named `onnxruntime` (`backends/onnxruntime/model.py` = `runners/onnx_model.py`)
+so that standard `platform: "onnxruntime_onnx"` models are served unchanged; `LD_LIBRARY_PATH` holding the wheel's bundled libraries and
 the directory of `libpython3.X.so`, and the venv's `bin/` first on `PATH` so that the stub imports
 the venv's numpy and onnxruntime.
 """
@@ -25,6 +27,7 @@ from tritonstack.errors import ServerBinaryNotFoundError
 __all__ = ["TritonInstall", "find_install"]
 
 _PYTHON_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
+_ONNX_RUNNER = Path(__file__).parent / "runners" / "onnx_model.py"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,17 +49,23 @@ class TritonInstall:
         return self.root / "python_backend_stubs" / version / "triton_python_backend_stub"
 
     def prepare_backends(self, workdir: Path) -> Path:
-        """Create `workdir/backends` holding the Python backend and this Python's stub."""
+        """Create `workdir/backends`: the Python backend with this Python's stub, and the
+        ONNX Runtime runner as the Python-based backend `onnxruntime`."""
         python_dir = workdir / "backends" / "python"
         python_dir.mkdir(parents=True, exist_ok=True)
         for name in _PYTHON_FILES:
             shutil.copy2(self.root / "backends" / "python" / name, python_dir / name)
         shutil.copy2(self.stub, python_dir / self.stub.name)
+        onnx_dir = workdir / "backends" / "onnxruntime"
+        onnx_dir.mkdir(exist_ok=True)
+        shutil.copy2(_ONNX_RUNNER, onnx_dir / "model.py")
         return workdir / "backends"
 
-    def environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
+    def environment(self, *, ort_threads: int | None = None) -> dict[str, str]:
         """Return the environment the server process (and its stubs) must run with."""
-        env = dict(os.environ if base is None else base)
+        env = dict(os.environ)
+        if ort_threads:
+            env["TRITONSTACK_ORT_THREADS"] = str(ort_threads)
         venv_bin = str(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "/usr/bin:/bin")])
         libpython_dir = sysconfig.get_config_var("LIBDIR") or ""

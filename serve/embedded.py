@@ -5,7 +5,8 @@
     with EmbeddedServer(ServerConfig(repository=Path("model_repository"))) as server:
         print(server.grpc_url, server.model_states())
 
-The server gets its own process group, a private work directory (backends, derived repository, log)
+The repository is served as it is. The server gets its own process group, a private work directory
+(backend directory, log)
 and a private shared-memory prefix, so `stop()` leaves no tritonserver or stub process and no
 /dev/shm file behind.
 """
@@ -29,7 +30,7 @@ from types import TracebackType
 
 from tritonstack.serve.binary import find_install
 from tritonstack.serve.config import ADMIN_HEADER, RESTRICTED_APIS, ServerConfig
-from tritonstack.serve.derive import DerivedRepository, derive_model, derive_repository
+from tritonstack.serve.plan import RepositoryPlan, plan_repository, skip_reason
 
 from tritonstack.errors import ServerError, ServerStartError
 
@@ -54,7 +55,7 @@ def _free_port(host: str) -> int:
 
 
 class EmbeddedServer:
-    """A running tritonserver serving a derived copy of a standard model repository."""
+    """A running tritonserver serving a standard model repository (explicit model control)."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -62,7 +63,7 @@ class EmbeddedServer:
         self.shm_prefix = f"tritonstack_{os.getpid()}_{secrets.token_hex(4)}_"
         self.process: subprocess.Popen[bytes] | None = None
         self.workdir: Path | None = None
-        self.derived: DerivedRepository | None = None
+        self.plan: RepositoryPlan | None = None
         self.ports: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -72,13 +73,11 @@ class EmbeddedServer:
         self.workdir = Path(tempfile.mkdtemp(prefix="tritonstack-serve-"))
         try:
             backends = install.prepare_backends(self.workdir)
-            self.derived = derive_repository(
-                self.config.repository, self.workdir / "repository", ort_threads=self.config.ort_threads
-            )
+            self.plan = plan_repository(self.config.repository)
             self.ports = {k: getattr(self.config, f"{k}_port") or _free_port(self.config.host)
                           for k in ("grpc", "http", "metrics")}
             argv = [str(install.binary), *self._arguments(backends)]
-            self._launch(argv, install.environment())
+            self._launch(argv, install.environment(ort_threads=self.config.ort_threads))
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -96,16 +95,16 @@ class EmbeddedServer:
         log.close()
 
     def _arguments(self, backends: Path) -> list[str]:
-        assert self.derived is not None
+        assert self.plan is not None
         c = self.config
         args = [
-            f"--model-repository={self.derived.path}",
+            f"--model-repository={c.repository.resolve()}",
             f"--backend-directory={backends}",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             f"--http-address={c.host}", f"--http-port={self.ports['http']}",
             f"--grpc-address={c.host}", f"--grpc-port={self.ports['grpc']}",
             f"--metrics-address={c.host}", f"--metrics-port={self.ports['metrics']}",
-            "--model-control-mode=explicit", "--load-model=*",
+            "--model-control-mode=explicit", *(f"--load-model={m}" for m in self.plan.models),
             "--exit-on-error=false", "--strict-readiness=false",
             f"--exit-timeout-secs={c.exit_timeout_s}", f"--log-verbose={c.log_verbose}",
             "--allow-cpu-metrics=true",
@@ -174,11 +173,9 @@ class EmbeddedServer:
 
     # -- model control (explicit mode; needs the admin key, which this object holds) ------------
     def load_model(self, name: str) -> None:
-        """Re-derive `name` from the source repository and (re)load it; Triton keeps serving the
-        old version if the new one fails to load. Raise ServerError with Triton's reason."""
-        assert self.derived is not None
-        reason = derive_model(self.config.repository / name, self.derived.path / name,
-                              ort_threads=self.config.ort_threads)
+        """(Re)load `name` from the repository as it is now; Triton keeps serving the old version
+        if the new one fails to load. Raise ServerError with Triton's reason."""
+        reason = skip_reason(self.config.repository / name)
         if reason:
             raise ServerError(f"model {name!r} cannot run on this host: {reason}")
         self._model_control(name, "load")
@@ -224,9 +221,9 @@ class EmbeddedServer:
         """Every model of the repository with its state and reason, plus skipped ones."""
         body = self._http_post("/v2/repository/index", b"{}")
         states = json.loads(body) if body else []
-        assert self.derived is not None
+        assert self.plan is not None
         skipped = [{"name": n, "version": "", "state": "SKIPPED", "reason": r}
-                   for n, r in self.derived.skipped.items()]
+                   for n, r in self.plan.skipped.items()]
         return sorted(states + skipped, key=lambda s: (s["name"], s.get("version", "")))
 
     def log_tail(self, lines: int = 20) -> str:

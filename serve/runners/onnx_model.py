@@ -1,13 +1,14 @@
 """Triton Python-backend model that runs an ONNX file with ONNX Runtime, batching for real.
 
 The embedded tritonserver (nvidia-pytriton wheel) has no onnxruntime backend, so `tritonstack serve`
-derives a Python-backend model from each `platform: "onnxruntime_onnx"` model and points it at this
-file. The dynamic batcher hands `execute()` several requests at once; they are concatenated along
+installs this file as a Python-based backend named `onnxruntime` in the server's backend directory:
+every standard `platform: "onnxruntime_onnx"` model of the repository runs through it, unchanged. The dynamic batcher hands `execute()` several requests at once; they are concatenated along
 the batch axis, run through ONNX Runtime once, and the outputs are split back per request.
 
 Honoured config parameters (the same keys as Triton's onnxruntime backend):
-`intra_op_thread_count`, `inter_op_thread_count`; the ONNX file is `<version>/model.onnx`, or
-the `onnx_filename` parameter (set from `default_model_filename` when the model is derived).
+`intra_op_thread_count`, `inter_op_thread_count`; `TRITONSTACK_ORT_THREADS` in the server's
+environment (`tritonstack serve --ort-threads`) overrides the first. The ONNX file is
+`<version>/<default_model_filename or model.onnx>`.
 """
 
 import json
@@ -29,11 +30,11 @@ class TritonPythonModel:
     def initialize(self, args):
         """Open the ONNX Runtime session for this model version."""
         config = json.loads(args["model_config"])
-        filename = config.get("parameters", {}).get("onnx_filename", {}).get("string_value")
-        filename = filename or "model.onnx"
+        filename = config.get("default_model_filename") or "model.onnx"
         path = os.path.join(args["model_repository"], args["model_version"], filename)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _param(config, "intra_op_thread_count", 1)
+        override = int(os.environ.get("TRITONSTACK_ORT_THREADS", "0"))
+        options.intra_op_num_threads = override or _param(config, "intra_op_thread_count", 1)
         options.inter_op_num_threads = _param(config, "inter_op_thread_count", 1)
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.batched = config.get("max_batch_size", 0) > 0

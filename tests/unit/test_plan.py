@@ -1,0 +1,28 @@
+from pathlib import Path
+
+from tritonstack.convert.reference.digits import DIGITS_SPEC
+from tritonstack.convert.repository import write_version
+from tritonstack.serve.binary import find_install
+from tritonstack.serve.plan import plan_repository
+
+
+def test_plan_loads_onnx_and_skips_tensorrt_with_a_reason(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    artifact = tmp_path / "model.onnx"
+    artifact.write_bytes(b"onnx")
+    write_version(repo, DIGITS_SPEC, files={"model.onnx": artifact}, manifest={})
+    (repo / "engine").mkdir()
+    (repo / "engine" / "config.pbtxt").write_text('name: "engine"\nplatform: "tensorrt_plan"\n')
+    (repo / "broken").mkdir()
+    (repo / "broken" / "config.pbtxt").write_text("this is { not protobuf")
+    plan = plan_repository(repo)
+    assert plan.models == ["digits_mlp"]
+    assert "needs an NVIDIA GPU" in plan.skipped["engine"]
+    assert "not a valid Triton model config" in plan.skipped["broken"]
+
+
+def test_backend_dir_has_python_backend_and_onnxruntime_runner(tmp_path: Path) -> None:
+    backends = find_install().prepare_backends(tmp_path)
+    assert (backends / "python" / "libtriton_python.so").is_file()
+    assert (backends / "python" / "triton_python_backend_stub").is_file()
+    assert "class TritonPythonModel" in (backends / "onnxruntime" / "model.py").read_text()
