@@ -1,0 +1,1 @@
+"""Load tests and benchmarks: Locust scenarios on the tritonstack client, `tritonstack bench`."""
