@@ -48,6 +48,7 @@ class ServerConfig:
     ready_timeout_s: float = 60.0
     exit_timeout_s: int = 10
     log_verbose: int = 0
+    supervise: bool = True  # reload a model whose Python stub died (Triton 2.51 never does)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "repository", Path(self.repository))

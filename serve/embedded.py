@@ -31,6 +31,7 @@ from types import TracebackType
 from tritonstack.serve.binary import find_install
 from tritonstack.serve.config import ADMIN_HEADER, RESTRICTED_APIS, ServerConfig
 from tritonstack.serve.plan import RepositoryPlan, plan_repository, skip_reason
+from tritonstack.serve.supervisor import StubSupervisor
 
 from tritonstack.errors import ServerError, ServerStartError
 
@@ -65,6 +66,7 @@ class EmbeddedServer:
         self.workdir: Path | None = None
         self.plan: RepositoryPlan | None = None
         self.ports: dict[str, int] = {}
+        self.supervisor: StubSupervisor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> EmbeddedServer:
@@ -79,6 +81,10 @@ class EmbeddedServer:
             argv = [str(install.binary), *self._arguments(backends)]
             self._launch(argv, install.environment(ort_threads=self.config.ort_threads))
             self._wait_ready()
+            if self.config.supervise:
+                self.supervisor = StubSupervisor(self.pid, heal=self.reload_model,
+                                                 is_ready=self.is_model_ready)
+                self.supervisor.start()
         except BaseException:
             self.stop()
             raise
@@ -138,6 +144,9 @@ class EmbeddedServer:
     def stop(self) -> int | None:
         """Stop the server (SIGTERM, then SIGKILL), its stubs, and remove what it left behind."""
         code = None
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
         if self.process is not None:
             code = self._terminate(self.process)
             self.process = None
@@ -179,6 +188,20 @@ class EmbeddedServer:
         if reason:
             raise ServerError(f"model {name!r} cannot run on this host: {reason}")
         self._model_control(name, "load")
+
+    def reload_model(self, name: str) -> None:
+        """Force a reload of `name` with its current config (new model instances, new stubs)."""
+        config = self._http_get(f"/v2/models/{name}/config")
+        body = json.dumps({"parameters": {"config": config.decode()}}).encode()
+        try:
+            self._http_post(f"/v2/repository/models/{name}/load", body, timeout_s=120)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            raise ServerError(f"reload of model {name!r} failed: {detail}") from exc
+
+    def is_model_ready(self, name: str) -> bool:
+        """True when Triton reports `name` ready."""
+        return self._http_status(f"/v2/models/{name}/ready") == 200
 
     def unload_model(self, name: str) -> None:
         """Unload `name` (in-flight requests finish first)."""
@@ -239,6 +262,11 @@ class EmbeddedServer:
                 return response.status
         except (urllib.error.URLError, OSError):
             return None
+
+    def _http_get(self, path: str) -> bytes:
+        request = urllib.request.Request(self.http_url + path, headers=self.admin_headers)
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.read()
 
     def _http_post(self, path: str, data: bytes, timeout_s: float = 10) -> bytes:
         request = urllib.request.Request(self.http_url + path, data=data, headers=self.admin_headers)
