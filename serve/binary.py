@@ -5,11 +5,11 @@
     env = install.environment()
 
 What the binary needs (measured, see the README): a backend directory with the Python backend plus
-the stub built for the running Python, and, because this build has no onnxruntime backend, a
-Python-based backend named `onnxruntime` (`backends/onnxruntime/model.py` = `runners/onnx_model.py`)
-so that standard `platform: "onnxruntime_onnx"` models are served unchanged; `LD_LIBRARY_PATH` holding the wheel's bundled libraries and
-the directory of `libpython3.X.so`, and the venv's `bin/` first on `PATH` so that the stub imports
-the venv's numpy and onnxruntime.
+the stub built for the running Python, and, because this build has no onnxruntime backend, a Python-
+based backend named `onnxruntime` (`backends/onnxruntime/model.py` = `runners/onnx_model.py`) so
+that standard `platform: "onnxruntime_onnx"` models are served unchanged; `LD_LIBRARY_PATH` holding
+the wheel's bundled libraries and the directory of `libpython3.X.so`, and the venv's `bin/` first on
+`PATH` so that the stub imports the venv's numpy and onnxruntime.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 The embedded tritonserver (nvidia-pytriton wheel) has no onnxruntime backend, so `tritonstack serve`
 installs this file as a Python-based backend named `onnxruntime` in the server's backend directory:
-every standard `platform: "onnxruntime_onnx"` model of the repository runs through it, unchanged. The dynamic batcher hands `execute()` several requests at once; they are concatenated along
-the batch axis, run through ONNX Runtime once, and the outputs are split back per request.
+every standard `platform: "onnxruntime_onnx"` model of the repository runs through it, unchanged.
+The dynamic batcher hands `execute()` several requests at once; they are concatenated along the
+batch axis, run through ONNX Runtime once, and the outputs are split back per request.
 
 Honoured config parameters (the same keys as Triton's onnxruntime backend):
 `intra_op_thread_count`, `inter_op_thread_count`; `TRITONSTACK_ORT_THREADS` in the server's

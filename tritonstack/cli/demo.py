@@ -15,7 +15,8 @@ __all__ = ["register"]
 
 def demo(
     repository: Annotated[Path, typer.Option(help="Model repository.")] = Path("model_repository"),
-    requests: Annotated[int, typer.Option(help="Requests for the throughput line.", min=1, max=100000)] = 2000,
+    requests: Annotated[int, typer.Option(
+        help="Requests for the throughput line.", min=1, max=100000)] = 2000,
 ) -> None:
     """End to end on digits_mlp: real server, real gRPC requests, accuracy and latency."""
     from tritonstack.cli import console

@@ -56,7 +56,8 @@ def serve(
     with console.status("starting tritonserver..."):
         server = EmbeddedServer(config).start()
     try:
-        console.print(f"gRPC     {server.grpc_url}\nHTTP     {server.http_url}\nmetrics  {server.metrics_url}")
+        console.print(f"gRPC     {server.grpc_url}\nHTTP     {server.http_url}")
+        console.print(f"metrics  {server.metrics_url}")
         console.print(states_table(server.model_states()))
         console.print("serving; Ctrl-C or SIGTERM to stop")
         while not stop.wait(0.5) and server.process is not None and server.process.poll() is None:
