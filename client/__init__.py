@@ -1,25 +1,48 @@
 """tritonstack's gRPC client for Triton: validation, deadlines, retries, typed errors.
 
-    from tritonstack.client import TritonClient
+    from tritonstack.client import AsyncTritonClient, TritonClient
 
     with TritonClient("127.0.0.1:8001") as client:
         client.wait_until_ready(timeout_s=30)
-        out = client.infer("digits_mlp", features)   # dict of numpy arrays
+        out = client.infer("digits_mlp", features)            # dict of numpy arrays
+        everything = client.predict_many("digits_mlp", big)   # chunked, N in flight, in order
+
+    async with AsyncTritonClient("127.0.0.1:8001") as client:
+        out = await client.infer("digits_mlp", features)
+
+    with BalancedClient(["10.0.0.1:8001", "10.0.0.2:8001"]) as client:   # ejects dead endpoints
+        out = client.infer("digits_mlp", features)
+
+    router = SplitRouter(client, "digits_mlp", TrafficSplit({"1": 0.9, "2": 0.1}))  # canary
+    out = router.infer(features); print(router.stats())
 
 Depends on tritonclient[grpc] and numpy only: importing it never imports torch, onnx or locust.
+Errors are the classes of `tritonstack.errors` (ClientError and below).
 """
 
+from tritonstack.client.aio import AsyncTritonClient
+from tritonstack.client.balancer import AsyncBalancedClient, BalancedClient, EndpointState
 from tritonstack.client.core import ClientOptions, RetryPolicy
 from tritonstack.client.model import ModelInfo, TensorInfo
+from tritonstack.client.split import AsyncSplitRouter, SplitRouter, TrafficSplit, VersionStats
 from tritonstack.client.sync import TritonClient
-from tritonstack.client.validation import Bounds, validate_inputs
+from tritonstack.client.validation import Bounds, Rule, validate_inputs
 
 __all__ = [
+    "AsyncBalancedClient",
+    "AsyncSplitRouter",
+    "AsyncTritonClient",
+    "BalancedClient",
     "Bounds",
     "ClientOptions",
+    "EndpointState",
     "ModelInfo",
     "RetryPolicy",
+    "Rule",
+    "SplitRouter",
     "TensorInfo",
+    "TrafficSplit",
     "TritonClient",
+    "VersionStats",
     "validate_inputs",
 ]

@@ -3,12 +3,14 @@
     options = ClientOptions(timeout_s=5.0, retry=RetryPolicy(attempts=4))
 
 The transports (`sync.TritonClient`, `aio.AsyncTritonClient`) only do I/O; every decision that
-does not wait on the network lives here, once.
+does not wait on the network lives here, once: the model cache, validation, request encoding,
+deadlines and whether (and how long) to back off before the next attempt.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +20,23 @@ from tritonstack.client.errors import RETRYABLE
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.validation import Bounds, Rule, validate_inputs
 
-from tritonstack.errors import ClientClosedError, ConfigError, InvalidInputError
+from tritonstack.errors import (
+    ClientClosedError,
+    ClientError,
+    ConfigError,
+    InvalidInputError,
+    ModelNotReadyError,
+    ServerUnavailableError,
+)
 
-__all__ = ["ClientCore", "ClientOptions", "Inputs", "RetryPolicy"]
+__all__ = ["Call", "ClientCore", "ClientOptions", "Inputs", "RetryPolicy", "version_string"]
 
 Inputs = Mapping[str, np.ndarray] | np.ndarray
+
+
+def version_string(version: int | str | None) -> str:
+    """Triton's wire form of a model version: "" means the server's choice (latest ready)."""
+    return "" if version is None else str(version)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,10 +61,25 @@ class RetryPolicy:
         """True when `error` is retryable and attempts remain."""
         return isinstance(error, RETRYABLE) and attempt < self.attempts
 
+    def pause_s(self, error: Exception, attempt: int, deadline: float) -> float | None:
+        """Seconds to wait before retrying after `error`, or None to give up and re-raise.
+
+        Gives up when the error is not retryable, the attempts are spent, or the pause would end
+        past `deadline` (a `time.monotonic()` value).
+        """
+        if not self.should_retry(error, attempt):
+            return None
+        pause = self.backoff_s(attempt)
+        return pause if time.monotonic() + pause < deadline else None
+
 
 @dataclass(frozen=True, kw_only=True)
 class ClientOptions:
-    """Per-client defaults: deadline per call, retry policy, validation, TLS, admin headers."""
+    """Per-client defaults: deadline per call, retry policy, validation, TLS, headers.
+
+    `headers` go with every call, including shared-memory registration; put the server's admin
+    header here when you use `infer_shm` against a server with restricted endpoints.
+    """
 
     timeout_s: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -60,14 +89,33 @@ class ClientOptions:
     ssl: bool = False
     root_certificates: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    probe_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.timeout_s <= 0:
-            raise ConfigError(f"timeout_s={self.timeout_s} must be > 0")
+        if self.timeout_s <= 0 or self.probe_timeout_s <= 0:
+            raise ConfigError(f"timeout_s={self.timeout_s} and probe_timeout_s={self.probe_timeout_s} "
+                              "must be > 0")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One prepared inference: validated arrays, wanted outputs, version and absolute deadline."""
+
+    info: ModelInfo
+    arrays: dict[str, np.ndarray]
+    outputs: list[str]
+    version: str
+    deadline: float  # time.monotonic()
+    request_id: str = ""
+    headers: dict[str, str] | None = None
+
+    def remaining_s(self) -> float:
+        """Seconds left before the deadline (at least 1 ms, so the server sees a deadline)."""
+        return max(self.deadline - time.monotonic(), 0.001)
 
 
 class ClientCore:
-    """State and pure logic shared by both clients: model cache, validation, encoding."""
+    """State and pure logic shared by both clients: lifecycle, model cache, validation, encoding."""
 
     def __init__(self, url: str, options: ClientOptions | None) -> None:
         self.url = url
@@ -75,10 +123,58 @@ class ClientCore:
         self._models: dict[tuple[str, str], ModelInfo] = {}
         self._closed = False
 
+    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+        return self._closed
+
+    def mark_closed(self) -> bool:
+        """Mark the client closed; True when it was open (so the transport closes once)."""
+        was_open, self._closed = not self._closed, True
+        return was_open
+
     def check_open(self) -> None:
         """Raise ClientClosedError after close()."""
         if self._closed:
             raise ClientClosedError(f"client for {self.url} is closed; create a new one")
+
+    # -- model cache ----------------------------------------------------------------------------
+    def cached(self, model: str, version: str) -> ModelInfo | None:
+        """The cached ModelInfo of (model, version), if fetched before."""
+        self.check_open()
+        return self._models.get((model, version))
+
+    def remember(self, model: str, version: str, config: Mapping[str, Any]) -> ModelInfo:
+        """Cache the model config (JSON form of `get_model_config`) and return its ModelInfo."""
+        info = ModelInfo.from_config(dict(config["config"]))
+        self._models[(model, version)] = info
+        return info
+
+    def not_ready_error(self, model: str | None, timeout_s: float) -> ClientError:
+        """The error `wait_until_ready` raises when its time is up."""
+        if model:
+            return ModelNotReadyError(f"model {model!r} on {self.url} not ready after {timeout_s:g} s; "
+                                      "check the server log or `tritonstack serve` output")
+        return ServerUnavailableError(f"server {self.url} not ready after {timeout_s:g} s; "
+                                      "is `tritonstack serve` running?")
+
+    # -- requests -------------------------------------------------------------------------------
+    def new_call(self, info: ModelInfo, inputs: Inputs, *, outputs: Sequence[str] | None = None,
+                 version: int | str | None = None, timeout_s: float | None = None,
+                 request_id: str = "", headers: Mapping[str, str] | None = None) -> Call:
+        """Validate `inputs` for `info` and fix the call's deadline."""
+        wanted = list(outputs or info.outputs)
+        unknown = sorted(set(wanted) - set(info.outputs))
+        if unknown:
+            raise InvalidInputError(f"outputs {unknown} requested; model {info.name!r} has outputs "
+                                    f"{sorted(info.outputs)}")
+        timeout = timeout_s if timeout_s is not None else self.options.timeout_s
+        if timeout <= 0:
+            raise ConfigError(f"timeout_s={timeout_s} must be > 0")
+        return Call(info=info, arrays=self.prepare(info, inputs), outputs=wanted,
+                    version=version_string(version), deadline=time.monotonic() + timeout,
+                    request_id=request_id, headers=self.headers(headers))
 
     def as_dict(self, info: ModelInfo, inputs: Inputs) -> dict[str, np.ndarray]:
         """Accept one array for single-input models, else a dict by input name."""
@@ -97,18 +193,36 @@ class ClientCore:
                             rules=self.options.rules.get(info.name, ()))
         return arrays
 
-    def infer_inputs(self, module: Any, info: ModelInfo, arrays: Mapping[str, np.ndarray]) -> list:
-        """tritonclient InferInput objects (`module` is tritonclient.grpc or its aio twin)."""
+    def infer_kwargs(self, module: Any, call: Call,
+                     tensors: tuple[list[Any], list[Any]] | None = None) -> dict[str, Any]:
+        """Keyword arguments of `raw.infer` for `call` (`module` is tritonclient.grpc or .aio).
+
+        `tensors` replaces the (inputs, outputs) built from the call, e.g. shared-memory ones.
+        """
+        self.check_open()
+        inputs, outputs = tensors or (
+            self.infer_inputs(module, call.info, call.arrays),
+            [module.InferRequestedOutput(name) for name in call.outputs],
+        )
+        return {
+            "model_name": call.info.name,
+            "inputs": inputs,
+            "model_version": call.version,
+            "outputs": outputs,
+            "request_id": call.request_id,
+            "client_timeout": call.remaining_s(),
+            "headers": call.headers,
+        }
+
+    @staticmethod
+    def infer_inputs(module: Any, info: ModelInfo, arrays: Mapping[str, np.ndarray]) -> list[Any]:
+        """tritonclient InferInput objects carrying the arrays."""
         items = []
         for name, array in arrays.items():
             item = module.InferInput(name, list(array.shape), info.inputs[name].datatype)
             item.set_data_from_numpy(array)
             items.append(item)
         return items
-
-    def requested_outputs(self, module: Any, info: ModelInfo, outputs: Sequence[str] | None) -> list:
-        """InferRequestedOutput objects for the wanted outputs (all by default)."""
-        return [module.InferRequestedOutput(name) for name in (outputs or info.outputs)]
 
     @staticmethod
     def decode(result: Any, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -5,7 +5,9 @@
 
 Classification is by gRPC status code. Within UNAVAILABLE, Triton uses one code for three
 situations a caller treats differently; the subclass (overloaded, stopping) is refined from the
-message, and all three remain `ServerUnavailableError`.
+message, and all three remain `ServerUnavailableError`. Triton also answers UNAVAILABLE to a call
+of a restricted endpoint without the admin header: that one becomes `AccessDeniedError`, which is
+not retryable.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tritonstack.errors import (
+    AccessDeniedError,
     ClientError,
     InferenceTimeoutError,
     InternalServerError,
@@ -35,11 +38,14 @@ _BY_CODE: dict[str, type[ClientError]] = {
     "RESOURCE_EXHAUSTED": OverloadedError,
     "FAILED_PRECONDITION": ModelNotReadyError,
     "INTERNAL": InternalServerError,
+    "PERMISSION_DENIED": AccessDeniedError,
+    "UNAUTHENTICATED": AccessDeniedError,
 }
 _UNAVAILABLE_REFINED = (
     ("exceeds maximum queue size", OverloadedError),
     ("request timeout expired", OverloadedError),
     ("server is stopping", ServerStoppingError),
+    ("protocol is restricted", AccessDeniedError),
 )
 #: Errors after which an idempotent inference call may be retried.
 RETRYABLE: tuple[type[ClientError], ...] = (ServerUnavailableError,)

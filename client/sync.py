@@ -5,27 +5,38 @@
     with TritonClient("127.0.0.1:8001") as client:
         client.wait_until_ready(timeout_s=30)
         probabilities = client.infer("digits_mlp", batch)["probabilities"]
+        everything = client.predict_many("digits_mlp", big_array, in_flight=4)["probabilities"]
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import numpy as np
-from tritonstack.client.core import ClientCore, ClientOptions, Inputs
+from tritonstack.client import bulk
+from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, version_string
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
+from tritonstack.client.shm import ShmTensors
 
-from tritonstack.errors import ClientError, ModelNotReadyError, ServerUnavailableError
+from tritonstack.errors import ClientError
 
 __all__ = ["TritonClient"]
 
+_LOGGER = logging.getLogger(__name__)
+
 
 class TritonClient:
-    """One gRPC connection to one Triton server. Thread-safe for concurrent `infer` calls."""
+    """One gRPC connection to one Triton server. Thread-safe for concurrent calls.
+
+    Every call has a deadline (`timeout_s`, default from `ClientOptions`); inference is retried on
+    retryable errors (UNAVAILABLE, overload) with backoff inside that deadline. Use after
+    `close()` raises ClientClosedError.
+    """
 
     def __init__(self, url: str, options: ClientOptions | None = None) -> None:
         import tritonclient.grpc as grpcclient
@@ -41,92 +52,160 @@ class TritonClient:
         """host:port this client talks to."""
         return self._core.url
 
+    @property
+    def options(self) -> ClientOptions:
+        """The options this client was made with."""
+        return self._core.options
+
     def close(self) -> None:
-        """Close the channel; later calls raise ClientClosedError."""
-        if not self._core._closed:
-            self._core._closed = True
+        """Close the channel; later calls raise ClientClosedError. Closing twice is harmless."""
+        if self._core.mark_closed():
             self._raw.close()
 
     def __enter__(self) -> TritonClient:
+        self._core.check_open()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
 
+    # -- readiness and discovery ------------------------------------------------------------------
     def is_ready(self, model: str | None = None) -> bool:
         """True when the server (or the model) answers ready; False when it cannot be reached."""
         self._core.check_open()
+        timeout = self._core.options.probe_timeout_s
         try:
             with translate_errors(model=model):
                 if model is None:
-                    return bool(self._raw.is_server_ready(client_timeout=1.0))
-                return bool(self._raw.is_model_ready(model, client_timeout=1.0))
+                    return bool(self._raw.is_server_ready(headers=self._core.headers(),
+                                                          client_timeout=timeout))
+                return bool(self._raw.is_model_ready(model, headers=self._core.headers(),
+                                                     client_timeout=timeout))
         except ClientError:
             return False
 
     def wait_until_ready(self, timeout_s: float = 30.0, *, model: str | None = None) -> None:
-        """Block until the server (or model) is ready; raise ServerUnavailableError after timeout_s."""
+        """Block until the server (or model) is ready; raise ServerUnavailableError
+        (ModelNotReadyError for a model) after timeout_s."""
         deadline = time.monotonic() + timeout_s
         while not self.is_ready(model):
             if time.monotonic() >= deadline:
-                what = f"model {model!r} on {self.url}" if model else f"server {self.url}"
-                error = ModelNotReadyError if model else ServerUnavailableError
-                raise error(f"{what} not ready after {timeout_s:g} s; is `tritonstack serve` running?")
+                raise self._core.not_ready_error(model, timeout_s)
             time.sleep(0.1)
 
-    def model_info(self, model: str, version: str = "") -> ModelInfo:
+    def model_info(self, model: str, version: int | str | None = None) -> ModelInfo:
         """The model's config, fetched once per (model, version) and cached."""
-        self._core.check_open()
-        key = (model, version)
-        if key not in self._core._models:
+        key = version_string(version)
+        info = self._core.cached(model, key)
+        if info is None:
             with translate_errors(model=model):
                 config = self._raw.get_model_config(
-                    model, version, as_json=True, client_timeout=self._core.options.timeout_s,
+                    model, key, as_json=True, client_timeout=self._core.options.timeout_s,
                     headers=self._core.headers(),
                 )
-            self._core._models[key] = ModelInfo.from_config(config["config"])
-        return self._core._models[key]
+            info = self._core.remember(model, key, config)
+        return info
 
-    def infer(
-        self,
-        model: str,
-        inputs: Inputs,
-        *,
-        outputs: Sequence[str] | None = None,
-        version: int | str | None = None,
-        timeout_s: float | None = None,
-        request_id: str = "",
-        headers: dict[str, str] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Validate, send and decode one inference; retry only retryable errors, within the deadline."""
-        info = self.model_info(model, str(version or ""))
-        arrays = self._core.prepare(info, inputs)
-        names = list(outputs or info.outputs)
-        timeout = timeout_s or self._core.options.timeout_s
-        deadline = time.monotonic() + timeout
+    # -- inference --------------------------------------------------------------------------------
+    def infer(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
+              version: int | str | None = None, timeout_s: float | None = None,
+              request_id: str = "", headers: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+        """Validate, send and decode one inference; retry only retryable errors, within the deadline.
+
+        `inputs` is a dict of arrays by input name, or one array for a single-input model; the
+        result is a dict of arrays by output name (all outputs unless `outputs` is given).
+        """
+        call = self._call(model, inputs, outputs, version, timeout_s, request_id, headers)
+        return self._with_retries(call, self._send)
+
+    def infer_shm(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
+                  version: int | str | None = None, timeout_s: float | None = None,
+                  headers: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+        """Like `infer`, but tensors travel through system shared memory (for large tensors).
+
+        Regions are registered with the client's headers and always unregistered and unlinked,
+        whether the call succeeds or fails. Needs the server's admin header when its
+        shared-memory endpoint is restricted.
+        """
+        call = self._call(model, inputs, outputs, version, timeout_s, "", headers)
+        return self._with_retries(call, self._send_shm)
+
+    def predict_many(self, model: str, data: bulk.Data, **kwargs: Any) -> dict[str, np.ndarray]:
+        """Run inference over all rows of `data`; outputs concatenated in input order.
+
+        Same keyword arguments as `predict_iter`.
+        """
+        return bulk.concatenate(self.predict_iter(model, data, **kwargs))
+
+    def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
+                     in_flight: int = 4, outputs: Sequence[str] | None = None,
+                     version: int | str | None = None, timeout_s: float | None = None,
+                     progress: bool | Callable[[int], None] = False) -> Iterator[dict[str, np.ndarray]]:
+        """Yield one result dict per chunk, in input order, with at most `in_flight` chunks sent.
+
+        `data` is an array (or dict of arrays) with the batch axis first, or an iterable of
+        single rows (arrays or dicts without the batch axis); chunks hold up to `batch_size` rows
+        (default: the model's max_batch_size). Memory stays bounded by `in_flight` chunks.
+        """
+        info = self.model_info(model, version)
+        plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
+
+        def send(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return self.infer(model, chunk, outputs=outputs, version=version, timeout_s=timeout_s)
+
+        return bulk.run_threaded(plan, send)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _call(self, model: str, inputs: Inputs, outputs: Sequence[str] | None, version: int | str | None,
+              timeout_s: float | None, request_id: str, headers: Mapping[str, str] | None) -> Call:
+        info = self.model_info(model, version)
+        return self._core.new_call(info, inputs, outputs=outputs, version=version, timeout_s=timeout_s,
+                                   request_id=request_id, headers=headers)
+
+    def _with_retries(self, call: Call, send: Callable[[Call], dict[str, np.ndarray]]
+                      ) -> dict[str, np.ndarray]:
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._infer_once(info, arrays, names, version, deadline, request_id, headers)
+                return send(call)
             except ClientError as error:
-                pause = self._core.options.retry.backoff_s(attempt)
-                if not self._core.options.retry.should_retry(error, attempt) or (
-                        time.monotonic() + pause >= deadline):
+                pause = self._core.options.retry.pause_s(error, attempt, call.deadline)
+                if pause is None:
                     raise
+                _LOGGER.debug("attempt %d of %r failed (%s); retrying in %.3f s",
+                              attempt, call.info.name, error, pause)
                 time.sleep(pause)
 
-    def _infer_once(self, info: ModelInfo, arrays: dict[str, np.ndarray], names: list[str],
-                    version: Any, deadline: float, request_id: str,
-                    headers: dict[str, str] | None) -> dict[str, np.ndarray]:
-        self._core.check_open()
-        remaining = max(deadline - time.monotonic(), 0.001)
-        with translate_errors(model=info.name):
-            result = self._raw.infer(
-                info.name, self._core.infer_inputs(self._grpc, info, arrays),
-                model_version=str(version or ""),
-                outputs=self._core.requested_outputs(self._grpc, info, names),
-                request_id=request_id, client_timeout=remaining, headers=self._core.headers(headers),
-            )
-        return self._core.decode(result, names)
+    def _send(self, call: Call) -> dict[str, np.ndarray]:
+        kwargs = self._core.infer_kwargs(self._grpc, call)
+        with translate_errors(model=call.info.name):
+            result = self._raw.infer(**kwargs)
+        return self._core.decode(result, call.outputs)
+
+    def _send_shm(self, call: Call) -> dict[str, np.ndarray]:
+        with ShmTensors(call) as shm:
+            registered: list[str] = []
+            try:
+                for region in shm.regions:
+                    with translate_errors(model=call.info.name):
+                        self._raw.register_system_shared_memory(
+                            region.name, region.key, region.byte_size, headers=call.headers,
+                            client_timeout=call.remaining_s())
+                    registered.append(region.name)
+                kwargs = self._core.infer_kwargs(self._grpc, call, tensors=shm.tensors(self._grpc))
+                with translate_errors(model=call.info.name):
+                    result = self._raw.infer(**kwargs)
+                return shm.read_outputs(result)
+            finally:
+                for name in registered:
+                    self._unregister(name, call.headers)
+
+    def _unregister(self, name: str, headers: dict[str, str] | None) -> None:
+        try:
+            with translate_errors():
+                self._raw.unregister_system_shared_memory(
+                    name, headers=headers, client_timeout=self._core.options.probe_timeout_s)
+        except ClientError as error:  # the local region is unlinked anyway; the server drops it on restart
+            _LOGGER.warning("could not unregister shared-memory region %s: %s", name, error)

@@ -83,7 +83,8 @@ def _check_structure(info: ModelInfo, tensor: TensorInfo, array: np.ndarray) -> 
             f"{tensor.dtype} (use array.astype(np.{tensor.dtype.name}))"
         )
     shape = array.shape[1:] if info.batched else array.shape
-    fits = len(shape) == len(tensor.dims) and all(d in (-1, s) for d, s in zip(tensor.dims, shape, strict=False))
+    fits = len(shape) == len(tensor.dims) and all(
+        d in (-1, s) for d, s in zip(tensor.dims, shape, strict=True))
     too_big = info.batched and (array.ndim == 0 or not 1 <= array.shape[0] <= info.max_batch_size)
     if not fits or too_big:
         raise InvalidInputError(

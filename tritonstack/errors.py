@@ -26,6 +26,8 @@
     │   │   ├── OverloadedError              queue full / request timed out in the queue
     │   │   └── ServerStoppingError          the server is shutting down
     │   ├── InferenceTimeoutError        DEADLINE_EXCEEDED: the call's deadline passed
+    │   ├── AccessDeniedError            a restricted endpoint was called without the admin header
+    │   ├── SharedMemoryError            a local shared-memory region cannot be created or read
     │   └── InternalServerError          INTERNAL or anything else the server reports
     └── LoadTestError                loadtest/: a scenario or benchmark cannot run
 """
@@ -33,6 +35,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
     "AccuracyGateError",
     "CalibrationError",
     "ClientClosedError",
@@ -55,6 +58,7 @@ __all__ = [
     "ServerStartError",
     "ServerStoppingError",
     "ServerUnavailableError",
+    "SharedMemoryError",
     "TritonStackError",
 ]
 
@@ -141,6 +145,17 @@ class ServerStoppingError(ServerUnavailableError):
 
 class InferenceTimeoutError(ClientError):
     """The call's deadline passed before a response arrived (DEADLINE_EXCEEDED)."""
+
+
+class AccessDeniedError(ClientError):
+    """A restricted endpoint (shared memory, model control) refused the call: admin header missing.
+
+    Not retryable; pass the admin header in `ClientOptions.headers`.
+    """
+
+
+class SharedMemoryError(ClientError):
+    """A local system shared-memory region cannot be created, filled, read or destroyed."""
 
 
 class InternalServerError(ClientError):

@@ -1,0 +1,214 @@
+"""asyncio gRPC client for Triton: the same core as `TritonClient`, awaited.
+
+    from tritonstack.client import AsyncTritonClient
+
+    async with AsyncTritonClient("127.0.0.1:8001") as client:
+        await client.wait_until_ready(timeout_s=30)
+        results = await asyncio.gather(*(client.infer("digits_mlp", row) for row in rows))
+        everything = await client.predict_many("digits_mlp", big_array, in_flight=4)
+
+Create and use it inside one running event loop (tritonclient's aio channel is bound to it).
+Validation, deadlines, retry decisions and decoding come from `ClientCore`; this module only
+awaits the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from tritonstack.client import bulk
+from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, version_string
+from tritonstack.client.errors import translate_errors
+from tritonstack.client.model import ModelInfo
+from tritonstack.client.shm import ShmTensors
+
+from tritonstack.errors import ClientError
+
+__all__ = ["AsyncTritonClient"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class AsyncTritonClient:
+    """One asyncio gRPC channel to one Triton server; many concurrent `infer` awaits are fine.
+
+    Every call has a deadline; inference is retried on retryable errors with backoff inside it.
+    Use after `close()` raises ClientClosedError.
+    """
+
+    def __init__(self, url: str, options: ClientOptions | None = None) -> None:
+        import tritonclient.grpc.aio as aioclient
+
+        self._grpc = aioclient
+        self._core = ClientCore(url, options)
+        self._raw = aioclient.InferenceServerClient(
+            url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates
+        )
+        self._loading: dict[tuple[str, str], asyncio.Future[ModelInfo]] = {}
+
+    @property
+    def url(self) -> str:
+        """host:port this client talks to."""
+        return self._core.url
+
+    @property
+    def options(self) -> ClientOptions:
+        """The options this client was made with."""
+        return self._core.options
+
+    async def close(self) -> None:
+        """Close the channel; later calls raise ClientClosedError. Closing twice is harmless."""
+        if self._core.mark_closed():
+            await self._raw.close()
+
+    async def __aenter__(self) -> AsyncTritonClient:
+        self._core.check_open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    # -- readiness and discovery ------------------------------------------------------------------
+    async def is_ready(self, model: str | None = None) -> bool:
+        """True when the server (or the model) answers ready; False when it cannot be reached."""
+        self._core.check_open()
+        timeout, headers = self._core.options.probe_timeout_s, self._core.headers()
+        try:
+            with translate_errors(model=model):
+                if model is None:
+                    return bool(await self._raw.is_server_ready(headers=headers, client_timeout=timeout))
+                return bool(await self._raw.is_model_ready(model, headers=headers, client_timeout=timeout))
+        except ClientError:
+            return False
+
+    async def wait_until_ready(self, timeout_s: float = 30.0, *, model: str | None = None) -> None:
+        """Wait until the server (or model) is ready; raise ServerUnavailableError
+        (ModelNotReadyError for a model) after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while not await self.is_ready(model):
+            if time.monotonic() >= deadline:
+                raise self._core.not_ready_error(model, timeout_s)
+            await asyncio.sleep(0.1)
+
+    async def model_info(self, model: str, version: int | str | None = None) -> ModelInfo:
+        """The model's config, fetched once per (model, version) and cached (concurrent first
+        calls share one fetch)."""
+        key = version_string(version)
+        info = self._core.cached(model, key)
+        if info is not None:
+            return info
+        loading = self._loading.get((model, key))
+        if loading is None:
+            loading = asyncio.ensure_future(self._fetch_info(model, key))
+            self._loading[(model, key)] = loading
+            loading.add_done_callback(lambda _: self._loading.pop((model, key), None))
+        return await asyncio.shield(loading)
+
+    async def _fetch_info(self, model: str, key: str) -> ModelInfo:
+        with translate_errors(model=model):
+            config = await self._raw.get_model_config(
+                model, key, as_json=True, client_timeout=self._core.options.timeout_s,
+                headers=self._core.headers(),
+            )
+        return self._core.remember(model, key, config)
+
+    # -- inference --------------------------------------------------------------------------------
+    async def infer(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
+                    version: int | str | None = None, timeout_s: float | None = None,
+                    request_id: str = "", headers: Mapping[str, str] | None = None
+                    ) -> dict[str, np.ndarray]:
+        """Validate, send and decode one inference; retry only retryable errors, within the deadline.
+
+        Same arguments and result as `TritonClient.infer`.
+        """
+        call = await self._call(model, inputs, outputs, version, timeout_s, request_id, headers)
+        return await self._with_retries(call, self._send)
+
+    async def infer_shm(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
+                        version: int | str | None = None, timeout_s: float | None = None,
+                        headers: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+        """Like `infer`, through system shared memory; regions are always released (see shm)."""
+        call = await self._call(model, inputs, outputs, version, timeout_s, "", headers)
+        return await self._with_retries(call, self._send_shm)
+
+    async def predict_many(self, model: str, data: bulk.Data, **kwargs: Any) -> dict[str, np.ndarray]:
+        """Run inference over all rows of `data`; outputs concatenated in input order."""
+        return await bulk.aconcatenate(self.predict_iter(model, data, **kwargs))
+
+    async def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
+                           in_flight: int = 4, outputs: Sequence[str] | None = None,
+                           version: int | str | None = None, timeout_s: float | None = None,
+                           progress: bool | Callable[[int], None] = False
+                           ) -> AsyncIterator[dict[str, np.ndarray]]:
+        """Yield one result dict per chunk, in input order, at most `in_flight` chunks sent (see
+        `TritonClient.predict_iter`): `async for out in client.predict_iter(model, data): ...`."""
+        info = await self.model_info(model, version)
+        plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
+
+        def send(chunk: dict[str, np.ndarray]) -> Awaitable[dict[str, np.ndarray]]:
+            return self.infer(model, chunk, outputs=outputs, version=version, timeout_s=timeout_s)
+
+        async for result in bulk.run_async(plan, send):
+            yield result
+
+    # -- internals --------------------------------------------------------------------------------
+    async def _call(self, model: str, inputs: Inputs, outputs: Sequence[str] | None,
+                    version: int | str | None, timeout_s: float | None, request_id: str,
+                    headers: Mapping[str, str] | None) -> Call:
+        info = await self.model_info(model, version)
+        return self._core.new_call(info, inputs, outputs=outputs, version=version, timeout_s=timeout_s,
+                                   request_id=request_id, headers=headers)
+
+    async def _with_retries(self, call: Call, send: Callable[[Call], Awaitable[dict[str, np.ndarray]]]
+                            ) -> dict[str, np.ndarray]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await send(call)
+            except ClientError as error:
+                pause = self._core.options.retry.pause_s(error, attempt, call.deadline)
+                if pause is None:
+                    raise
+                _LOGGER.debug("attempt %d of %r failed (%s); retrying in %.3f s",
+                              attempt, call.info.name, error, pause)
+                await asyncio.sleep(pause)
+
+    async def _send(self, call: Call) -> dict[str, np.ndarray]:
+        kwargs = self._core.infer_kwargs(self._grpc, call)
+        with translate_errors(model=call.info.name):
+            result = await self._raw.infer(**kwargs)
+        return self._core.decode(result, call.outputs)
+
+    async def _send_shm(self, call: Call) -> dict[str, np.ndarray]:
+        with ShmTensors(call) as shm:
+            registered: list[str] = []
+            try:
+                for region in shm.regions:
+                    with translate_errors(model=call.info.name):
+                        await self._raw.register_system_shared_memory(
+                            region.name, region.key, region.byte_size, headers=call.headers,
+                            client_timeout=call.remaining_s())
+                    registered.append(region.name)
+                kwargs = self._core.infer_kwargs(self._grpc, call, tensors=shm.tensors(self._grpc))
+                with translate_errors(model=call.info.name):
+                    result = await self._raw.infer(**kwargs)
+                return shm.read_outputs(result)
+            finally:
+                for name in registered:
+                    await self._unregister(name, call.headers)
+
+    async def _unregister(self, name: str, headers: dict[str, str] | None) -> None:
+        try:
+            with translate_errors():
+                await self._raw.unregister_system_shared_memory(
+                    name, headers=headers, client_timeout=self._core.options.probe_timeout_s)
+        except ClientError as error:  # the local region is unlinked anyway; the server drops it on restart
+            _LOGGER.warning("could not unregister shared-memory region %s: %s", name, error)

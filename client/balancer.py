@@ -1,0 +1,185 @@
+"""Client-side load balancing across several Triton servers, with health-based ejection.
+
+    from tritonstack.client import BalancedClient
+
+    with BalancedClient(["127.0.0.1:8001", "127.0.0.1:9001"], eject_s=1.0) as client:
+        out = client.infer("digits_mlp", batch)      # goes to a healthy server
+        print(client.endpoints())                    # EndpointState per server
+
+A call that fails because its server is down (UNAVAILABLE, not overload) ejects that server and
+is retried on another one within the call's deadline and the `RetryPolicy` (inference is
+idempotent). Ejected servers are probed after `eject_s` and re-admitted when ready. The
+per-server clients do not retry themselves: the balancer owns the retry loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from tritonstack.client.aio import AsyncTritonClient
+from tritonstack.client.core import ClientCore, ClientOptions, Inputs, RetryPolicy
+from tritonstack.client.pool import EndpointPool, EndpointState
+from tritonstack.client.sync import TritonClient
+
+from tritonstack.errors import ClientError, ServerUnavailableError
+
+__all__ = ["AsyncBalancedClient", "BalancedClient", "EndpointState"]
+
+
+class _Balancer:
+    """What both balanced clients share: options, pool, lifecycle and deadline bookkeeping."""
+
+    def __init__(self, urls: Sequence[str], options: ClientOptions | None, eject_s: float,
+                 max_eject_s: float) -> None:
+        self.pool = EndpointPool(urls, eject_s=eject_s, max_eject_s=max_eject_s)
+        self.core = ClientCore(",".join(urls), options)
+        self.inner_options = replace(self.core.options, retry=RetryPolicy(attempts=1))
+
+    def deadline(self, timeout_s: float | None) -> float:
+        self.core.check_open()
+        return time.monotonic() + (timeout_s if timeout_s is not None else self.core.options.timeout_s)
+
+    def pick(self) -> str:
+        url = self.pool.pick()
+        if url is None:
+            raise ServerUnavailableError(f"all endpoints {self.pool.urls} are ejected as down; "
+                                         "check the servers, they are probed again shortly")
+        return url
+
+    def pause_s(self, error: ClientError, attempt: int, deadline: float) -> float | None:
+        return self.core.options.retry.pause_s(error, attempt, deadline)
+
+
+class BalancedClient:
+    """A blocking client spreading calls over several servers (least in flight, healthy only)."""
+
+    def __init__(self, urls: Sequence[str], options: ClientOptions | None = None, *,
+                 eject_s: float = 1.0, max_eject_s: float = 30.0) -> None:
+        self._b = _Balancer(urls, options, eject_s, max_eject_s)
+        self._clients = {url: TritonClient(url, self._b.inner_options) for url in urls}
+
+    def endpoints(self) -> list[EndpointState]:
+        """Health, traffic and failure counts of every server."""
+        return self._b.pool.states()
+
+    def close(self) -> None:
+        """Close every connection; later calls raise ClientClosedError."""
+        if self._b.core.mark_closed():
+            for client in self._clients.values():
+                client.close()
+
+    def __enter__(self) -> BalancedClient:
+        self._b.core.check_open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def infer(self, model: str, inputs: Inputs, *, timeout_s: float | None = None,
+              **kwargs: Any) -> dict[str, np.ndarray]:
+        """`TritonClient.infer` on a healthy server; fails over to another one when it is down."""
+        deadline = self._b.deadline(timeout_s)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(model, inputs, deadline, kwargs)
+            except ClientError as error:
+                pause = self._b.pause_s(error, attempt, deadline)
+                if pause is None:
+                    raise
+                time.sleep(pause)
+
+    def probe(self) -> None:
+        """Probe the ejected servers that are due now (also done before every call)."""
+        for url in self._b.pool.due_for_probe():
+            ready = False
+            try:
+                ready = self._clients[url].is_ready()
+            finally:
+                self._b.pool.probed(url, ready=ready)
+
+    def _attempt(self, model: str, inputs: Inputs, deadline: float,
+                 kwargs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        self.probe()
+        url = self._b.pick()
+        self._b.pool.started(url)
+        try:
+            result = self._clients[url].infer(
+                model, inputs, timeout_s=max(deadline - time.monotonic(), 0.001), **kwargs)
+        except BaseException as error:
+            self._b.pool.finished(url, error)
+            raise
+        self._b.pool.finished(url, None)
+        return result
+
+
+class AsyncBalancedClient:
+    """The asyncio twin of `BalancedClient` (same pool and retry decisions)."""
+
+    def __init__(self, urls: Sequence[str], options: ClientOptions | None = None, *,
+                 eject_s: float = 1.0, max_eject_s: float = 30.0) -> None:
+        self._b = _Balancer(urls, options, eject_s, max_eject_s)
+        self._clients = {url: AsyncTritonClient(url, self._b.inner_options) for url in urls}
+
+    def endpoints(self) -> list[EndpointState]:
+        """Health, traffic and failure counts of every server."""
+        return self._b.pool.states()
+
+    async def close(self) -> None:
+        """Close every connection; later calls raise ClientClosedError."""
+        if self._b.core.mark_closed():
+            await asyncio.gather(*(client.close() for client in self._clients.values()))
+
+    async def __aenter__(self) -> AsyncBalancedClient:
+        self._b.core.check_open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def infer(self, model: str, inputs: Inputs, *, timeout_s: float | None = None,
+                    **kwargs: Any) -> dict[str, np.ndarray]:
+        """`AsyncTritonClient.infer` on a healthy server; fails over when it is down."""
+        deadline = self._b.deadline(timeout_s)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(model, inputs, deadline, kwargs)
+            except ClientError as error:
+                pause = self._b.pause_s(error, attempt, deadline)
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
+
+    async def probe(self) -> None:
+        """Probe the ejected servers that are due now (also done before every call)."""
+        for url in self._b.pool.due_for_probe():
+            ready = False
+            try:
+                ready = await self._clients[url].is_ready()
+            finally:
+                self._b.pool.probed(url, ready=ready)
+
+    async def _attempt(self, model: str, inputs: Inputs, deadline: float,
+                       kwargs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        await self.probe()
+        url = self._b.pick()
+        self._b.pool.started(url)
+        try:
+            result = await self._clients[url].infer(
+                model, inputs, timeout_s=max(deadline - time.monotonic(), 0.001), **kwargs)
+        except BaseException as error:
+            self._b.pool.finished(url, error)
+            raise
+        self._b.pool.finished(url, None)
+        return result

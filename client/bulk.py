@@ -1,0 +1,205 @@
+"""Bulk prediction: chunk rows to the model's batch limit, keep N chunks in flight, keep order.
+
+    out = client.predict_many("digits_mlp", x, in_flight=4, progress=True)   # dict of arrays
+    for chunk_out in client.predict_iter("digits_mlp", rows_from_disk()):    # bounded memory
+        sink.write(chunk_out["probabilities"])
+
+`Plan` turns the caller's data into chunks (pure); `run_threaded` and `run_async` send them
+through a client's `infer` (so validation, deadlines and retries apply per chunk) and yield the
+results in input order. At most `in_flight` chunks exist at a time besides the one being built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tritonstack.client.model import ModelInfo
+
+from tritonstack.errors import ClientError, ConfigError, InvalidInputError
+
+__all__ = ["Data", "Plan", "aconcatenate", "concatenate", "run_async", "run_threaded"]
+
+Row = np.ndarray | Mapping[str, np.ndarray]
+#: Batch-first array(s), or an iterable of single rows (arrays or dicts without the batch axis).
+Data = np.ndarray | Mapping[str, np.ndarray] | Iterable[Row]
+Chunk = dict[str, np.ndarray]
+
+
+class _Progress:
+    """Rows done so far, shown with tqdm (imported only when asked for) or passed to a callback."""
+
+    def __init__(self, progress: bool | Callable[[int], None], total: int | None) -> None:
+        self._callback: Callable[[int], None] | None = None
+        self._bar: Any = None
+        if callable(progress):
+            self._callback = progress
+        elif progress:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError as exc:
+                raise ConfigError("progress=True needs tqdm; `pip install tqdm` or pass a callback") from exc
+            self._bar = tqdm(total=total, unit="rows")
+
+    def update(self, rows: int) -> None:
+        if self._callback is not None:
+            self._callback(rows)
+        if self._bar is not None:
+            self._bar.update(rows)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@dataclass
+class Plan:
+    """Chunks to send, how many may be in flight, and where progress goes."""
+
+    chunks: Iterator[Chunk]
+    total_rows: int | None
+    in_flight: int
+    progress: bool | Callable[[int], None] = False
+
+    @classmethod
+    def make(cls, info: ModelInfo, data: Data, *, batch_size: int | None, in_flight: int,
+             progress: bool | Callable[[int], None] = False) -> Plan:
+        """Check the limits and describe how `data` is cut into chunks for `info`."""
+        if not info.batched:
+            raise ConfigError(f"model {info.name!r} does not batch (max_batch_size 0); "
+                              "call infer() per request")
+        rows = batch_size or info.max_batch_size
+        if not 1 <= rows <= info.max_batch_size or in_flight < 1:
+            raise ConfigError(f"batch_size={batch_size}, in_flight={in_flight}; need 1 <= batch_size <= "
+                              f"{info.max_batch_size} (model {info.name!r}) and in_flight >= 1")
+        if isinstance(data, (np.ndarray, Mapping)):
+            arrays = _as_dict(info, data)
+            total = _common_length(info, arrays)
+            return cls(_slices(arrays, total, rows), total, in_flight, progress)
+        return cls(_stacked(info, data, rows), None, in_flight, progress)
+
+
+def _as_dict(info: ModelInfo, data: Row) -> dict[str, np.ndarray]:
+    if isinstance(data, np.ndarray):
+        if len(info.inputs) != 1:
+            raise InvalidInputError(f"model {info.name!r} has inputs {sorted(info.inputs)}; "
+                                    "pass a dict of arrays by input name")
+        return {next(iter(info.inputs)): data}
+    return dict(data)
+
+
+def _common_length(info: ModelInfo, arrays: dict[str, np.ndarray]) -> int:
+    lengths = {name: (len(a) if np.ndim(a) else 0) for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidInputError(f"inputs of model {info.name!r} have different row counts {lengths}; "
+                                "every input needs the same number of rows")
+    return next(iter(lengths.values()), 0)
+
+
+def _slices(arrays: dict[str, np.ndarray], total: int, rows: int) -> Iterator[Chunk]:
+    for start in range(0, total, rows):
+        yield {name: array[start:start + rows] for name, array in arrays.items()}
+
+
+def _stacked(info: ModelInfo, samples: Iterable[Row], rows: int) -> Iterator[Chunk]:
+    buffer: list[dict[str, np.ndarray]] = []
+    for sample in samples:
+        buffer.append(_as_dict(info, sample))
+        if len(buffer) == rows:
+            yield _stack(buffer)
+            buffer = []
+    if buffer:
+        yield _stack(buffer)
+
+
+def _stack(buffer: list[dict[str, np.ndarray]]) -> Chunk:
+    return {name: np.stack([row[name] for row in buffer]) for name in buffer[0]}
+
+
+def _rows(chunk: Chunk) -> int:
+    return len(next(iter(chunk.values())))
+
+
+def _located(error: ClientError, start: int, rows: int) -> ClientError:
+    """The same error class, with the rows the failed chunk held."""
+    return type(error)(f"rows {start}-{start + rows - 1}: {error}")
+
+
+def run_threaded(plan: Plan, send: Callable[[Chunk], Chunk]) -> Iterator[Chunk]:
+    """Send chunks from a thread pool of `plan.in_flight` workers; yield results in order."""
+    progress = _Progress(plan.progress, plan.total_rows)
+    pool = ThreadPoolExecutor(plan.in_flight, thread_name_prefix="tritonstack-predict")
+    pending: deque[tuple[Future[Chunk], int, int]] = deque()
+    try:
+        start = 0
+        for chunk in plan.chunks:
+            pending.append((pool.submit(send, chunk), start, _rows(chunk)))
+            start += _rows(chunk)
+            if len(pending) >= plan.in_flight:
+                yield _collect(pending.popleft(), progress)
+        while pending:
+            yield _collect(pending.popleft(), progress)
+    finally:
+        for future, _, _ in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+        progress.close()
+
+
+def _collect(item: tuple[Future[Chunk], int, int], progress: _Progress) -> Chunk:
+    future, start, rows = item
+    try:
+        result = future.result()
+    except ClientError as error:
+        raise _located(error, start, rows) from error
+    progress.update(rows)
+    return result
+
+
+async def run_async(plan: Plan, send: Callable[[Chunk], Awaitable[Chunk]]) -> AsyncIterator[Chunk]:
+    """Send chunks as asyncio tasks, at most `plan.in_flight` at a time; yield results in order."""
+    progress = _Progress(plan.progress, plan.total_rows)
+    pending: deque[tuple[asyncio.Future[Chunk], int, int]] = deque()
+    try:
+        start = 0
+        for chunk in plan.chunks:
+            pending.append((asyncio.ensure_future(send(chunk)), start, _rows(chunk)))
+            start += _rows(chunk)
+            if len(pending) >= plan.in_flight:
+                yield await _acollect(pending.popleft(), progress)
+        while pending:
+            yield await _acollect(pending.popleft(), progress)
+    finally:
+        for task, _, _ in pending:
+            task.cancel()
+        await asyncio.gather(*(task for task, _, _ in pending), return_exceptions=True)
+        progress.close()
+
+
+async def _acollect(item: tuple[asyncio.Future[Chunk], int, int], progress: _Progress) -> Chunk:
+    task, start, rows = item
+    try:
+        result = await task
+    except ClientError as error:
+        raise _located(error, start, rows) from error
+    progress.update(rows)
+    return result
+
+
+def concatenate(results: Iterable[Chunk]) -> Chunk:
+    """Join chunk results along the batch axis (an empty dict when there were no rows)."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for result in results:
+        for name, array in result.items():
+            parts.setdefault(name, []).append(array)
+    return {name: np.concatenate(arrays) for name, arrays in parts.items()}
+
+
+async def aconcatenate(results: AsyncIterator[Chunk]) -> Chunk:
+    """`concatenate` for the asyncio client's chunk stream."""
+    return concatenate([result async for result in results])
