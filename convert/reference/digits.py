@@ -4,7 +4,9 @@
     print(summary["accuracy"])
 
 The fitted StandardScaler is part of the exported graph, so clients send raw pixel values (0-16):
-preprocessing at serving time is the one used in training, by construction.
+preprocessing at serving time is the one used in training, by construction. The version folder
+also holds `drift_reference.json` (statistics of the training inputs, `tritonstack.ops.drift`): the
+serving runner scores a sliding window of live inputs against it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tritonstack.convert.repository import write_version
 from tritonstack.convert.sklearn import sklearn2onnx
 from tritonstack.convert.spec import Batching, ModelSpec, Platform, TensorSpec
 from tritonstack.convert.verify import run_onnx, verify_outputs
+from tritonstack.ops.drift import REFERENCE_FILE, reference_from_training
 
 __all__ = ["DIGITS_SPEC", "build_digits_mlp", "digits_split"]
 
@@ -67,7 +70,9 @@ def build_digits_mlp(repository: Path, workdir: Path) -> dict[str, Any]:
         errors={k: v.as_dict() for k, v in errors.items()},
         accuracy={"metric": "top1", "value": accuracy, "samples": len(y_test)},
     )
-    version = write_version(Path(repository), DIGITS_SPEC, files={"model.onnx": onnx_path},
-                            manifest=manifest)
+    drift = reference_from_training(x_train, input_name="features", window_rows=512)
+    drift_path = drift.save(workdir / REFERENCE_FILE)
+    version = write_version(Path(repository), DIGITS_SPEC,
+                            files={"model.onnx": onnx_path, REFERENCE_FILE: drift_path}, manifest=manifest)
     return {"model": NAME, "version": version, "accuracy": accuracy,
             "max_abs_error": errors["probabilities"].max_abs}

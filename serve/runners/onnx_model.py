@@ -10,6 +10,11 @@ Honoured config parameters (the same keys as Triton's onnxruntime backend):
 `intra_op_thread_count`, `inter_op_thread_count`; `TRITONSTACK_ORT_THREADS` in the server's
 environment (`tritonstack serve --ort-threads`) overrides the first. The ONNX file is
 `<version>/<default_model_filename or model.onnx>`.
+
+Drift hook: when the version folder holds `drift_reference.json` (written at convert time by
+`tritonstack.ops.drift`), the rows of the monitored input are kept in a sliding window and PSI / KL /
+JS / embedding-MMD scores are published as Python-backend custom metrics (`tritonstack_drift_*`,
+labelled model, version, instance) on Triton's metrics endpoint. Drift never fails a request.
 """
 
 import json
@@ -18,6 +23,11 @@ import os
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
+
+try:  # the stub runs the venv's Python, where tritonstack is installed
+    from tritonstack.ops.drift import REFERENCE_FILE, DriftMonitor, DriftReference
+except ImportError:  # pragma: no cover - drift monitoring is optional
+    DriftMonitor = None
 
 
 def _param(config, key, default):
@@ -43,6 +53,7 @@ class TritonPythonModel:
         self.outputs = [
             (o["name"], pb_utils.triton_string_to_numpy(o["data_type"])) for o in config["output"]
         ]
+        self.drift = _drift_monitor(args, os.path.dirname(path))
 
     def execute(self, requests):
         """Run the requests handed over by the dynamic batcher in one session call."""
@@ -62,7 +73,17 @@ class TritonPythonModel:
             error = pb_utils.TritonError(f"ONNX Runtime failed: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         sizes = [len(array) for array in parts[self.inputs[0]]]
+        self._observe(feeds)
         return self._split(results, sizes)
+
+    def _observe(self, feeds):
+        if self.drift is None or self.drift.input_name not in feeds:
+            return
+        try:
+            self.drift.observe(feeds[self.drift.input_name])
+        except Exception as exc:  # noqa: BLE001 - drift must never fail a request
+            pb_utils.Logger.log_warn(f"drift monitoring disabled: {exc}")
+            self.drift = None
 
     def _split(self, results, sizes):
         responses, start = [], 0
@@ -79,6 +100,27 @@ class TritonPythonModel:
     def finalize(self):
         """Release the session."""
         self.session = None
+        self.drift = None
+
+
+def _drift_monitor(args, version_dir):
+    """A DriftMonitor when the version folder holds a drift reference, else None."""
+    if DriftMonitor is None or not os.path.isfile(os.path.join(version_dir, REFERENCE_FILE)):
+        return None
+    reference = DriftReference.load(os.path.join(version_dir, REFERENCE_FILE))
+    families = {}
+
+    def make_gauge(name, description, labels):
+        if name not in families:
+            families[name] = pb_utils.MetricFamily(
+                name=name, description=description, kind=pb_utils.MetricFamily.GAUGE)
+        return families[name].Metric(labels=labels)
+
+    labels = {"model": args["model_name"], "version": args["model_version"],
+              "instance": args["model_instance_name"]}
+    monitor = DriftMonitor(reference, make_gauge, labels)
+    monitor.families = families  # the metric families must outlive their metrics
+    return monitor
 
 
 def _concat(arrays):

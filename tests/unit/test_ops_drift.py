@@ -1,0 +1,107 @@
+"""Drift statistics: reference round trip, scores of unshifted vs shifted windows, the monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tritonstack.ops.drift import (
+    DriftMonitor,
+    DriftReference,
+    DriftWindow,
+    js_divergence,
+    kl_divergence,
+    mmd_rbf,
+    psi,
+    reference_from_training,
+)
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def digits():  # noqa: ANN201
+    from tritonstack.convert.reference import digits_split
+
+    x_train, x_test, _, _ = digits_split()
+    return reference_from_training(x_train, input_name="features", window_rows=512), x_test
+
+
+def test_divergences_of_known_distributions() -> None:
+    p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    assert psi(p, p) == 0 and kl_divergence(p, p) == 0 and js_divergence(p, p) == 0
+    assert psi(p, q) == pytest.approx((0.4 * np.log(0.9 / 0.5)) + (-0.4 * np.log(0.1 / 0.5)))
+    assert kl_divergence(p, q) == pytest.approx(0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1))
+    assert 0 < js_divergence(np.array([1 - 1e-12, 1e-12]), np.array([1e-12, 1 - 1e-12])) <= np.log(2)
+
+
+def test_mmd_is_small_for_same_distribution_and_large_for_shift() -> None:
+    a, b = RNG.normal(size=(200, 8)), RNG.normal(size=(200, 8))
+    assert mmd_rbf(a, b, 4.0) < 0.02 < mmd_rbf(a, b + 2.0, 4.0)
+
+
+def test_reference_round_trip(tmp_path: Path, digits) -> None:  # noqa: ANN001
+    reference, _ = digits
+    loaded = DriftReference.load(reference.save(tmp_path / "ref.json"))
+    assert loaded.features == 64 and loaded.window_rows == 512 and loaded.input_name == "features"
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.cuts, reference.cuts, strict=True))
+    assert loaded.null_scores == pytest.approx(reference.null_scores)
+
+
+def test_out_of_range_values_get_their_own_bin() -> None:
+    reference = reference_from_training(np.zeros((100, 1)), input_name="x", window_rows=50, min_rows=10)
+    assert DriftWindow(reference).add(np.zeros((50, 1))).scores().psi[0] < 0.01
+    assert DriftWindow(reference).add(np.full((50, 1), 4.0)).scores().psi[0] > 1
+
+
+def test_held_out_digits_stay_below_and_faint_digits_cross_the_thresholds(digits) -> None:  # noqa: ANN001
+    reference, x_test = digits
+    unshifted = DriftWindow(reference).add(x_test).scores().summary()
+    shifted = DriftWindow(reference).add(np.round(x_test * 0.5)).scores().summary()
+    print("unshifted", unshifted, "\nshifted", shifted, "\nnull", reference.null_scores)
+    # the production alert thresholds (deploy/prometheus/alerts.yml)
+    assert unshifted["psi_mean"] < 0.1 < shifted["psi_mean"]
+    assert unshifted["js_mean"] < 0.02 < shifted["js_mean"]
+    assert unshifted["embedding_mmd"] < 0.05 < shifted["embedding_mmd"]
+    assert reference.null_scores["psi_mean"] < 0.1
+
+
+def test_window_keeps_only_the_newest_rows() -> None:
+    reference = reference_from_training(RNG.normal(size=(300, 2)), input_name="x", window_rows=100)
+    window = DriftWindow(reference)
+    for start in range(0, 250, 30):
+        window.add(np.arange(start, start + 30, dtype=float)[:, None].repeat(2, 1))
+    assert window.count == 100
+    assert window.newest(100)[:, 0].tolist() == list(range(170, 270))
+    window.add(np.arange(1000, 1250, dtype=float)[:, None].repeat(2, 1))  # larger than the window
+    assert window.newest(100)[:, 0].tolist() == list(range(1150, 1250))
+
+
+class _Gauge:
+    def __init__(self) -> None:
+        self.value = None
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+
+def test_monitor_publishes_when_due_and_enough_rows(digits) -> None:  # noqa: ANN001
+    reference, x_test = digits
+    gauges: dict[tuple, _Gauge] = {}
+    now = [0.0]
+
+    def make_gauge(name: str, description: str, labels: dict[str, str]) -> _Gauge:
+        assert description
+        return gauges.setdefault((name, tuple(sorted(labels.items()))), _Gauge())
+
+    monitor = DriftMonitor(reference, make_gauge, {"model": "m", "version": "1"}, clock=lambda: now[0])
+    assert monitor.observe(x_test[:100]) is None  # below min_rows
+    assert gauges[("tritonstack_drift_window_rows", (("model", "m"), ("version", "1")))].value == 100
+    assert monitor.observe(x_test[100:300]) is None  # not due yet
+    now[0] = 2.0
+    scores = monitor.observe(np.round(x_test[300:450] * 0.5))
+    assert scores is not None and scores.rows == 450
+    psi_mean = gauges[("tritonstack_drift_psi_mean", (("model", "m"), ("version", "1")))].value
+    assert psi_mean == pytest.approx(scores.summary()["psi_mean"])
+    assert len([k for k in gauges if k[0] == "tritonstack_drift_feature_psi"]) == 64
