@@ -17,7 +17,10 @@ from enum import Enum
 from tritonstack.errors import InputSpecError, RepositoryWriteError
 from tritonstack.model_config import new_config
 
-__all__ = ["Batching", "ModelSpec", "Platform", "TensorSpec", "check_model_name"]
+__all__ = [
+    "Batching", "EnsembleStep", "ModelSpec", "Platform", "TensorSpec", "TrtAccelerator", "VersionPolicy",
+    "check_model_name",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _DTYPES = ("BOOL", "UINT8", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "STRING")
@@ -68,6 +71,74 @@ class Batching:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VersionPolicy:
+    """Which versions Triton serves: the `latest` N, `all`, or the `specific` ones listed."""
+
+    kind: str = "latest"
+    versions: tuple[int, ...] = (1,)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("latest", "all", "specific"):
+            raise InputSpecError(f"version policy {self.kind!r} is not one of latest, all, specific")
+        if self.kind != "all" and (not self.versions or min(self.versions) < 1):
+            raise InputSpecError(f"version policy {self.kind}: versions {self.versions} must be >= 1")
+        if self.kind == "latest" and len(self.versions) != 1:
+            raise InputSpecError(f"version policy latest takes one count, got {self.versions}")
+
+    @classmethod
+    def parse(cls, text: str) -> VersionPolicy:
+        """Parse `latest:2`, `all` or `specific:1,3`."""
+        kind, _, rest = text.partition(":")
+        try:
+            versions = tuple(int(v) for v in rest.split(",") if v.strip()) if rest else ()
+        except ValueError as exc:
+            raise InputSpecError(f"version policy {text!r}: use latest:N, all or specific:1,3") from exc
+        return cls(kind=kind, versions=versions or ((1,) if kind == "latest" else ()))
+
+    def apply(self, config) -> None:  # noqa: ANN001 - ModelConfig
+        """Set `version_policy` on a ModelConfig."""
+        policy = config.version_policy
+        if self.kind == "all":
+            policy.all.SetInParent()
+        elif self.kind == "latest":
+            policy.latest.num_versions = self.versions[0]
+        else:
+            policy.specific.versions.extend(self.versions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrtAccelerator:
+    """ONNX Runtime's TensorRT execution accelerator block (GPU hosts; ignored on CPU-only serving)."""
+
+    precision: str = "FP16"
+    max_workspace_bytes: int = 1 << 30
+    engine_cache_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("FP32", "FP16", "INT8"):
+            raise InputSpecError(f"TensorRT precision {self.precision!r} is not one of FP32, FP16, INT8")
+
+    def apply(self, config) -> None:  # noqa: ANN001 - ModelConfig
+        """Add the gpu_execution_accelerator entry to a ModelConfig."""
+        accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+        accelerator.parameters["precision_mode"] = self.precision
+        accelerator.parameters["max_workspace_size_bytes"] = str(self.max_workspace_bytes)
+        if self.engine_cache_path:
+            accelerator.parameters["trt_engine_cache_enable"] = "1"
+            accelerator.parameters["trt_engine_cache_path"] = self.engine_cache_path
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnsembleStep:
+    """One step of an ensemble: a model and how its tensors map to the ensemble's tensors."""
+
+    model_name: str
+    input_map: dict[str, str]
+    output_map: dict[str, str]
+    model_version: int = -1
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     """Everything `config.pbtxt` says about one model."""
 
@@ -81,6 +152,10 @@ class ModelSpec:
     intra_op_threads: int | None = None
     response_cache: bool = False
     warmup_batch_size: int | None = None
+    version_policy: VersionPolicy | None = None
+    trt_accelerator: TrtAccelerator | None = None
+    steps: tuple[EnsembleStep, ...] = ()
+    parameters: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_model_name(self.name)
@@ -88,6 +163,8 @@ class ModelSpec:
             raise InputSpecError(f"max_batch_size={self.max_batch_size} must be >= 0")
         if self.instance_count < 1:
             raise InputSpecError(f"instance_count={self.instance_count} must be >= 1")
+        if (self.platform is Platform.ENSEMBLE) != bool(self.steps):
+            raise InputSpecError(f"model {self.name!r}: an ensemble needs steps, and only an ensemble has them")
 
     def to_config(self):  # noqa: ANN201 - ModelConfig
         """Return this spec as Triton's ModelConfig protobuf message."""
@@ -103,10 +180,25 @@ class ModelSpec:
                 item = target.add(name=tensor.name, data_type=f"TYPE_{tensor.dtype}")
                 item.dims.extend(tensor.dims)
         self._add_scheduling(config)
+        self._add_extras(config)
         return config
 
+    def _add_extras(self, config) -> None:  # noqa: ANN001
+        if self.version_policy is not None:
+            self.version_policy.apply(config)
+        if self.trt_accelerator is not None:
+            self.trt_accelerator.apply(config)
+        for key, value in self.parameters.items():
+            config.parameters[key].string_value = value
+        for step in self.steps:
+            item = config.ensemble_scheduling.step.add(model_name=step.model_name,
+                                                       model_version=step.model_version)
+            item.input_map.update(step.input_map)
+            item.output_map.update(step.output_map)
+
     def _add_scheduling(self, config) -> None:  # noqa: ANN001
-        if self.batching is not None and self.max_batch_size > 0:
+        batched = self.max_batch_size > 0 and self.platform is not Platform.ENSEMBLE
+        if self.batching is not None and batched:
             b = config.dynamic_batching
             b.preferred_batch_size.extend(self.batching.preferred_batch_sizes)
             b.max_queue_delay_microseconds = self.batching.max_queue_delay_us

@@ -1,0 +1,306 @@
+"""One conversion, end to end: source -> verified FP32/FP16/INT8 (+TensorRT) -> model repository.
+
+    report = convert_model(ConvertOptions(
+        model="resnet.pt", name="resnet", repository=Path("model_repository"), workdir=Path("build"),
+        inputs=parse_input_specs(["image:FP32:3,224,224"]), precisions=(Precision.FP32, Precision.INT8),
+        calibration=Path("calib.npz"), holdout=Path("holdout.npz"), metric="top1",
+    ))
+
+Every variant is built and checked (tolerances, accuracy gate) before anything is written, so a
+failure leaves the repository unchanged. Variants are separate models (`name`, `name_fp16`,
+`name_int8`, `name_trt_fp16`...), each version with a manifest of what was measured.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritonstack.convert.gate import GateResult, run_gate
+from tritonstack.convert.manifest import tool_versions
+from tritonstack.convert.precision import DEFAULT_TOLERANCES, Precision, Tolerance
+from tritonstack.convert.quantize import Int8Recipe, Int8Result, onnx2int8
+from tritonstack.convert.repository import write_version
+from tritonstack.convert.samples import SampleSet, as_batches, load_samples, random_feeds, row_digests
+from tritonstack.convert.sources import Source, load_source
+from tritonstack.convert.spec import Batching, ModelSpec, Platform, TensorSpec, TrtAccelerator, VersionPolicy
+from tritonstack.convert.verify import OutputError, run_onnx, verify_outputs
+from tritonstack.errors import AccuracyGateError, CalibrationError, ConfigError, InputSpecError
+
+__all__ = ["ConvertOptions", "ConvertReport", "Variant", "build_variants", "convert_model", "write_variants"]
+
+_LOGGER = logging.getLogger(__name__)
+SampleSource = Path | SampleSet | dict | np.ndarray
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvertOptions:
+    """What to convert, into which precisions, checked how, and served how."""
+
+    model: str | Path
+    name: str
+    repository: Path
+    workdir: Path
+    inputs: list[TensorSpec] | None = None
+    output_names: list[str] | None = None
+    weights: Path | None = None
+    precisions: tuple[Precision, ...] = (Precision.FP32,)
+    tolerances: dict[Precision, Tolerance | None] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    samples: SampleSource | None = None
+    random_samples: int = 16
+    calibration: SampleSource | Iterable[dict[str, np.ndarray]] | None = None
+    calibration_cache: Path | None = None
+    recipe: Int8Recipe = field(default_factory=Int8Recipe)
+    holdout: SampleSource | None = None
+    metric: str | Callable = "top1"
+    budget: float | None = None
+    gate_output: str | None = None
+    on_gate_failure: str = "raise"  # or "skip": write the other variants, report the rejection
+    max_batch_size: int = 64
+    batching: Batching | None = field(default_factory=Batching)
+    instance_count: int = 1
+    warmup_batch_size: int | None = 1
+    response_cache: bool = False
+    version_policy: VersionPolicy | None = None
+    trt_engine: bool = False
+    trt_accelerator: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.on_gate_failure not in ("raise", "skip"):
+            raise ConfigError(f"on_gate_failure={self.on_gate_failure!r}; use 'raise' or 'skip'")
+        if self.max_batch_size < 1:
+            raise ConfigError(f"max_batch_size={self.max_batch_size} must be >= 1")
+
+
+@dataclass
+class Variant:
+    """One built and checked model variant, ready to be written."""
+
+    name: str
+    precision: Precision
+    path: Path
+    platform: Platform = Platform.ONNX
+    errors: dict[str, OutputError] = field(default_factory=dict)
+    gate: GateResult | None = None
+    int8: Int8Result | None = None
+    extra_files: dict[str, Path] = field(default_factory=dict)
+    version: int | None = None
+
+
+@dataclass
+class ConvertReport:
+    """What a conversion built, wrote, rejected and skipped, and why."""
+
+    source: Source
+    variants: list[Variant] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def convert_model(options: ConvertOptions) -> ConvertReport:
+    """Build, verify, gate and write every requested variant; nothing is written if a check fails."""
+    report = build_variants(options)
+    write_variants(options, report)
+    return report
+
+
+def build_variants(options: ConvertOptions) -> ConvertReport:
+    """Export and check every variant in `options.workdir`; raise on the first failed check."""
+    source = load_source(options.model, inputs=options.inputs, output_names=options.output_names,
+                         weights=options.weights)
+    report = ConvertReport(source=source)
+    workdir = Path(options.workdir) / options.name
+    workdir.mkdir(parents=True, exist_ok=True)
+    checks = _verification_set(options, source)
+    fp32 = _checked(options, source, checks, Variant(name=options.name, precision=Precision.FP32,
+                                                      path=source.export(workdir / "model.onnx")))
+    report.variants.append(fp32)
+    if Precision.FP16 in options.precisions:
+        report.variants.append(_fp16(options, source, checks, fp32, workdir))
+    if Precision.INT8 in options.precisions:
+        _int8(options, source, checks, fp32, workdir, report)
+    if options.trt_engine:
+        _trt(options, report, workdir)
+    return report
+
+
+def _verification_set(options: ConvertOptions, source: Source) -> list[dict[str, np.ndarray]]:
+    sets = [random_feeds(source.inputs, batch_size=options.random_samples, seed=0)]
+    if options.samples is not None:
+        given = load_samples(options.samples, source.inputs, what="verification samples", error=InputSpecError)
+        sets += list(as_batches(given, 64))
+    return sets
+
+
+def _checked(options: ConvertOptions, source: Source, checks: list[dict[str, np.ndarray]],
+             variant: Variant) -> Variant:
+    """Measure the variant against the source on every check set; fail beyond its tolerance."""
+    tolerance = options.tolerances.get(variant.precision)
+    errors: dict[str, OutputError] = {}
+    for feeds in checks:
+        expected = source.run(feeds)
+        got = run_onnx(variant.path, feeds)
+        measured = verify_outputs(expected=expected, actual=got, atol=tolerance.atol if tolerance else np.inf,
+                                  rtol=tolerance.rtol if tolerance else 0.0, what=f"{variant.name} "
+                                  f"{variant.precision.value}")
+        for name, error in measured.items():
+            old = errors.get(name)
+            errors[name] = error if old is None else OutputError(
+                name=name, max_abs=max(old.max_abs, error.max_abs), max_rel=max(old.max_rel, error.max_rel))
+    variant.errors = errors
+    return variant
+
+
+def _fp16(options: ConvertOptions, source: Source, checks: list, fp32: Variant, workdir: Path) -> Variant:
+    from tritonstack.convert.fp16 import onnx2fp16
+
+    path = onnx2fp16(fp32.path, workdir / "model_fp16.onnx")
+    return _checked(options, source, checks, Variant(name=f"{options.name}_fp16", precision=Precision.FP16,
+                                                     path=path))
+
+
+def _int8(options: ConvertOptions, source: Source, checks: list, fp32: Variant, workdir: Path,
+          report: ConvertReport) -> None:
+    calibration = _calibration(options, source)
+    holdout = _holdout(options, source, calibration)
+    cache = options.calibration_cache or workdir / f"calibration-{options.recipe.method.value}-" \
+        f"{_fingerprint(fp32.path, calibration)}.json"
+    result = onnx2int8(fp32.path, workdir / "model_int8.onnx", calibration=calibration,
+                       recipe=options.recipe, cache_path=cache, progress=options.progress)
+    report.warnings += result.warnings
+    variant = _checked(options, source, checks, Variant(name=f"{options.name}_int8", precision=Precision.INT8,
+                                                        path=result.path, int8=result,
+                                                        extra_files={"calibration.json": cache}))
+    variant.gate = _gate(options, source, fp32.path, result.path, holdout)
+    try:
+        variant.gate.check(f"{variant.name} ({result.method.value} calibration, {result.samples} samples)")
+    except AccuracyGateError as exc:
+        if options.on_gate_failure == "raise":
+            raise
+        report.rejected[variant.name] = str(exc)
+        return
+    report.variants.append(variant)
+
+
+def _calibration(options: ConvertOptions, source: Source) -> SampleSet | Iterable | None:
+    data = options.calibration
+    if data is None or isinstance(data, (Path, str, SampleSet, dict, np.ndarray)):
+        if data is None:
+            return None
+        return data if isinstance(data, SampleSet) else load_samples(data, source.inputs, what="calibration data")
+    return data  # an iterable of feeds, consumed once by the calibrator
+
+
+def _holdout(options: ConvertOptions, source: Source, calibration: Any) -> SampleSet:
+    if options.holdout is None:
+        raise CalibrationError("INT8 needs a held-out set for the accuracy gate; pass --holdout FILE.npz "
+                               "(never the calibration data)")
+    holdout = options.holdout if isinstance(options.holdout, SampleSet) else load_samples(
+        options.holdout, source.inputs, what="held-out data")
+    if isinstance(calibration, SampleSet):
+        shared = len(row_digests(holdout) & row_digests(calibration))
+        if shared:
+            raise CalibrationError(f"the held-out set shares {shared} of {len(holdout)} samples with the "
+                                   "calibration set; the gate needs data never used for calibration")
+    return holdout
+
+
+def _fingerprint(model: Path, calibration: Any) -> str:
+    import hashlib
+
+    from tritonstack.convert.manifest import file_sha256
+
+    digest = hashlib.sha256(file_sha256(model).encode())
+    if isinstance(calibration, SampleSet):
+        for row in sorted(row_digests(calibration)):
+            digest.update(row)
+    return digest.hexdigest()[:16]
+
+
+def _gate(options: ConvertOptions, source: Source, fp32: Path, int8: Path, holdout: SampleSet) -> GateResult:
+    output = options.gate_output or source.output_names[0]
+    if output not in source.output_names:
+        raise ConfigError(f"gate output {output!r} is not one of the model's outputs {source.output_names}")
+    reference = np.concatenate([run_onnx(fp32, f)[output] for f in as_batches(holdout, 64)])
+    candidate = np.concatenate([run_onnx(int8, f)[output] for f in as_batches(holdout, 64)])
+    return run_gate(metric=options.metric, reference=reference, candidate=candidate,
+                    labels=holdout.labels, budget=options.budget)
+
+
+def _trt(options: ConvertOptions, report: ConvertReport, workdir: Path) -> None:
+    from tritonstack.convert.trt import onnx2trt, trt_skip_reason
+
+    reason = trt_skip_reason()
+    for variant in list(report.variants):
+        if variant.precision is Precision.FP32:
+            continue
+        name = f"{options.name}_trt_{variant.precision.value}"
+        if reason:
+            report.skipped[name] = reason
+            continue
+        sizes = (*(options.batching.preferred_batch_sizes if options.batching else ()), options.max_batch_size)
+        plan = onnx2trt(variant.path, workdir / f"{name}.plan", precision=variant.precision, batch_sizes=sizes,
+                        timing_cache=workdir / "timing.cache", progress=options.progress)
+        report.variants.append(Variant(name=name, precision=variant.precision, path=plan,
+                                       platform=Platform.TENSORRT, errors=variant.errors, gate=variant.gate))
+
+
+def write_variants(options: ConvertOptions, report: ConvertReport) -> None:
+    """Write each variant as a new version of its own model, with config.pbtxt and manifest.json."""
+    for variant in report.variants:
+        spec = _spec(options, report.source, variant)
+        filename = "model.plan" if variant.platform is Platform.TENSORRT else "model.onnx"
+        files = {filename: variant.path, **{k: v for k, v in variant.extra_files.items() if Path(v).is_file()}}
+        variant.version = write_version(Path(options.repository), spec, files=files,
+                                        manifest=_manifest(options, report.source, variant))
+
+
+def _spec(options: ConvertOptions, source: Source, variant: Variant) -> ModelSpec:
+    from tritonstack.convert.onnx_io import onnx_tensor_specs
+
+    inputs, outputs = onnx_tensor_specs(report_path(variant))
+    accelerate = options.trt_accelerator and variant.platform is Platform.ONNX
+    return ModelSpec(
+        name=variant.name, platform=variant.platform, max_batch_size=options.max_batch_size,
+        inputs=inputs, outputs=outputs, batching=options.batching, instance_count=options.instance_count,
+        warmup_batch_size=options.warmup_batch_size, response_cache=options.response_cache,
+        version_policy=options.version_policy,
+        trt_accelerator=TrtAccelerator(precision="INT8" if variant.precision is Precision.INT8 else "FP16")
+        if accelerate else None,
+    )
+
+
+def report_path(variant: Variant) -> Path:
+    """The ONNX file describing the variant's inputs and outputs."""
+    if variant.platform is Platform.TENSORRT:
+        return variant.path.parent / ("model_int8.onnx" if variant.precision is Precision.INT8
+                                      else "model_fp16.onnx")
+    return variant.path
+
+
+def _manifest(options: ConvertOptions, source: Source, variant: Variant) -> dict[str, Any]:
+    import datetime as dt
+
+    tolerance = options.tolerances.get(variant.precision)
+    manifest: dict[str, Any] = {
+        "source": source.location, "source_kind": source.kind, "source_sha256": source.sha256,
+        "precision": variant.precision.value, "platform": variant.platform.value,
+        "tolerance": None if tolerance is None else {"atol": tolerance.atol, "rtol": tolerance.rtol},
+        "errors": {k: v.as_dict() for k, v in variant.errors.items()},
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "tools": tool_versions(),
+    }
+    if variant.gate is not None:
+        manifest["accuracy"] = variant.gate.as_dict()
+    if variant.int8 is not None:
+        manifest["calibration"] = {"method": variant.int8.method.value, "samples": variant.int8.samples,
+                                   "cache_reused": variant.int8.cache_hit, "per_channel": options.recipe.per_channel,
+                                   "format": "QDQ"}
+    return manifest

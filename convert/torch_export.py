@@ -1,0 +1,142 @@
+"""PyTorch modules to ONNX with a dynamic batch axis (torch.export-based exporter).
+
+    module = load_torch_module("mypkg.models:make_net", weights=Path("net.pt"))
+    torch2onnx(module, Path("model.onnx"), inputs=[TensorSpec(name="image", dtype="FP32",
+               dims=(3, 224, 224))], output_names=["logits"])
+
+A module is given as an importable factory `package.module:function` plus a state-dict file, or
+as a file saved with `torch.save(module)`. Loading a pickled module runs code from the file:
+only load files you trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritonstack.convert.onnx_io import load_onnx, rename_outputs
+from tritonstack.convert.samples import random_feeds
+from tritonstack.convert.spec import TensorSpec
+from tritonstack.errors import InputSpecError, ModelLoadError
+
+__all__ = ["is_torch_available", "load_torch_module", "run_torch", "torch2onnx"]
+
+_LOGGER = logging.getLogger(__name__)
+OPSET = 18
+
+
+def is_torch_available() -> bool:
+    """True when PyTorch can be imported."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def load_torch_module(source: str | Path, *, weights: Path | None = None) -> Any:
+    """Return an eval-mode nn.Module from `pkg.mod:factory` (+ state dict) or a saved-module file."""
+    import torch
+
+    text = str(source)
+    if ":" in text and not Path(text).exists():
+        module = _from_factory(text)
+        if weights is not None:
+            _load_weights(module, Path(weights))
+    else:
+        module = _from_file(Path(text))
+    if not isinstance(module, torch.nn.Module):
+        raise ModelLoadError(f"{source} gave a {type(module).__name__}, not a torch.nn.Module")
+    return module.eval()
+
+
+def _from_factory(text: str) -> Any:
+    module_name, _, attr = text.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+        return factory()
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"cannot import factory {text!r} ({exc}); use package.module:function") from exc
+
+
+def _load_weights(module: Any, path: Path) -> None:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"weights file {path} does not exist") from exc
+    except Exception as exc:  # noqa: BLE001 - corrupt pickles and key mismatches raise many kinds
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path} is not a state dict for this module ({first})") from exc
+
+
+def _from_file(path: Path) -> Any:
+    import torch
+
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{path} is not a readable torch.save file ({type(exc).__name__}); "
+                             "save the module with torch.save(module, path)") from exc
+
+
+def run_torch(module: Any, feeds: dict[str, np.ndarray], input_names: list[str]) -> list[np.ndarray]:
+    """Run the module on numpy feeds (positional, in `input_names` order); return numpy outputs."""
+    import torch
+
+    with torch.no_grad():
+        result = module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in input_names))
+    result = result if isinstance(result, (tuple, list)) else (result,)
+    return [r.detach().cpu().numpy() for r in result]
+
+
+def torch2onnx(module: Any, onnx_path: Path, *, inputs: list[TensorSpec],
+               output_names: list[str] | None = None) -> Path:
+    """Export `module` to ONNX (opset 18) with a dynamic batch axis on every input and output."""
+    import torch
+
+    feeds = random_feeds(inputs, batch_size=2)
+    try:
+        outputs = run_torch(module, feeds, [s.name for s in inputs])
+    except Exception as exc:  # noqa: BLE001 - any failure here means the spec does not fit
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        shapes = {s.name: (-1, *s.dims) for s in inputs}
+        raise InputSpecError(f"the model fails on inputs {shapes} ({first}); fix --input") from exc
+    args = tuple(torch.from_numpy(feeds[s.name]) for s in inputs)
+    batch = torch.export.Dim("batch")
+    shapes = tuple({0: batch, **{i + 1: torch.export.Dim.AUTO for i, d in enumerate(s.dims) if d == -1}}
+                   for s in inputs)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        program = _export(module, args, inputs, shapes)
+    finally:
+        quiet.setLevel(level)
+    model = program.model_proto
+    rename_outputs(model, output_names or [f"output_{i}" for i in range(len(outputs))])
+    _save(model, Path(onnx_path))
+    return Path(onnx_path)
+
+
+def _export(module: Any, args: tuple, inputs: list[TensorSpec], shapes: tuple) -> Any:
+    import torch
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return torch.onnx.export(module, args, dynamo=True, input_names=[s.name for s in inputs],
+                                 dynamic_shapes=shapes, opset_version=OPSET, verbose=False)
+
+
+def _save(model: Any, path: Path) -> None:
+    import onnx
+
+    onnx.save(model, str(path))
+    load_onnx(path)
