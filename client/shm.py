@@ -3,18 +3,24 @@
     with TritonClient(url, ClientOptions(headers=admin_headers)) as client:
         out = client.infer_shm("digits_mlp", big_batch)    # same result as client.infer
 
-`ShmTensors` creates one region per input (filled) and per output, hands tritonclient the
-InferInput/InferRequestedOutput objects that point at them, copies the outputs out, and unlinks
-every region on exit, also when the call failed. The transports register and unregister the
-regions on the server (with the client's headers) inside that block.
+`ShmTensors` creates one POSIX shared-memory region per input (filled) and per output, hands
+tritonclient the InferInput/InferRequestedOutput objects that point at them, copies the outputs
+out, and unlinks every region on exit, also when the call failed. The transports register and
+unregister the regions on the server (with the client's headers) inside that block.
+
+Regions are files under /dev/shm opened and mapped with the standard library (what `shm_open`
+does on Linux). `tritonclient.utils.shared_memory` does the same through a C helper, but it
+imports `pkg_resources`, which setuptools >= 81 no longer ships, so it is not used here.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -23,9 +29,11 @@ from tritonstack.client.core import Call
 
 from tritonstack.errors import SharedMemoryError
 
-__all__ = ["Region", "ShmTensors", "region_prefix"]
+__all__ = ["SHM_DIR", "Region", "ShmTensors", "region_prefix"]
 
 _LOGGER = logging.getLogger(__name__)
+#: Where Linux keeps POSIX shared memory; region key "/name" is the file SHM_DIR/name.
+SHM_DIR = Path("/dev/shm")
 
 
 def region_prefix() -> str:
@@ -35,14 +43,33 @@ def region_prefix() -> str:
 
 @dataclass
 class Region:
-    """One local region: Triton's name for it, its /dev/shm key, size and the tensor it holds."""
+    """One local region: Triton's name for it, its shm key, size, the tensor it holds, its map."""
 
     name: str
     key: str
     byte_size: int
     tensor: str
     is_input: bool
-    handle: Any = None
+    buffer: mmap.mmap | None = None
+
+    def create(self) -> None:
+        """Create the region exclusively (mode 0600) and map it."""
+        fd = os.open(SHM_DIR / self.name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, self.byte_size)
+            self.buffer = mmap.mmap(fd, self.byte_size)
+        except BaseException:
+            os.unlink(SHM_DIR / self.name)
+            raise
+        finally:
+            os.close(fd)
+
+    def destroy(self) -> None:
+        """Unmap and unlink; safe to call twice."""
+        if self.buffer is not None:
+            self.buffer.close()
+            self.buffer = None
+            (SHM_DIR / self.name).unlink(missing_ok=True)
 
 
 class ShmTensors:
@@ -51,6 +78,10 @@ class ShmTensors:
     def __init__(self, call: Call) -> None:
         self.call = call
         base = f"{region_prefix()}{secrets.token_hex(4)}_"
+        for name, array in call.arrays.items():
+            if array.dtype == np.object_ or array.nbytes == 0:
+                raise SharedMemoryError(f"input {name!r} has dtype {array.dtype} and shape {array.shape}; "
+                                        "shared memory takes non-empty fixed-size tensors, use infer()")
         sizes = [(name, array.nbytes, True) for name, array in call.arrays.items()]
         sizes += [(name, self._output_bytes(name), False) for name in call.outputs]
         self.regions = [Region(name=f"{base}{i}", key=f"/{base}{i}", byte_size=size, tensor=tensor,
@@ -67,21 +98,17 @@ class ShmTensors:
         return int(np.prod(rows + tensor.dims, dtype=np.int64)) * tensor.dtype.itemsize
 
     def __enter__(self) -> ShmTensors:
-        from tritonclient.utils import shared_memory as shm
-
         try:
             for region in self.regions:
-                region.handle = shm.create_shared_memory_region(region.name, region.key,
-                                                                max(region.byte_size, 1))
+                region.create()
                 if region.is_input:
-                    array = self.call.arrays[region.tensor]
-                    if array.dtype == np.object_:
-                        raise SharedMemoryError(f"input {region.tensor!r} holds strings; "
-                                                "shared memory takes fixed-size tensors, use infer()")
-                    shm.set_shared_memory_region(region.handle, [array])
-        except shm.SharedMemoryException as exc:
+                    array = np.ascontiguousarray(self.call.arrays[region.tensor])
+                    assert region.buffer is not None
+                    region.buffer[:region.byte_size] = array.view(np.uint8).reshape(-1).data
+        except OSError as exc:
             self.close()
-            raise SharedMemoryError(f"cannot create shared-memory region: {exc}; is /dev/shm full?") from exc
+            raise SharedMemoryError(f"cannot create shared-memory region in {SHM_DIR}: {exc}; "
+                                    "is /dev/shm mounted and not full?") from exc
         except BaseException:
             self.close()
             raise
@@ -93,16 +120,11 @@ class ShmTensors:
 
     def close(self) -> None:
         """Unmap and unlink every region created so far; safe to call twice."""
-        from tritonclient.utils import shared_memory as shm
-
         for region in self.regions:
-            if region.handle is None:
-                continue
             try:
-                shm.destroy_shared_memory_region(region.handle)
-            except shm.SharedMemoryException as exc:  # keep going: unlink the others
+                region.destroy()
+            except OSError as exc:  # keep going: unlink the others
                 _LOGGER.warning("could not destroy shared-memory region %s: %s", region.key, exc)
-            region.handle = None
 
     def tensors(self, module: Any) -> tuple[list[Any], list[Any]]:
         """(InferInput list, InferRequestedOutput list) pointing at the regions."""
@@ -122,14 +144,12 @@ class ShmTensors:
 
     def read_outputs(self, result: Any) -> dict[str, np.ndarray]:
         """Copies of the outputs the server wrote into the regions."""
-        from tritonclient.utils import shared_memory as shm
-
         arrays = {}
         for region in self.regions:
-            if region.is_input:
+            if region.is_input or region.buffer is None:
                 continue
-            output = result.get_output(region.tensor)
-            shape = [int(d) for d in output.shape]
+            shape = tuple(int(d) for d in result.get_output(region.tensor).shape)
             dtype = self.call.info.outputs[region.tensor].dtype
-            arrays[region.tensor] = np.array(shm.get_contents_as_numpy(region.handle, dtype, shape))
+            count = int(np.prod(shape, dtype=np.int64))
+            arrays[region.tensor] = np.frombuffer(region.buffer, dtype, count).reshape(shape).copy()
         return arrays
