@@ -1,0 +1,199 @@
+"""The client against the session's real embedded server: happy paths, errors, shared memory."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonstack.client import AsyncTritonClient, ClientOptions, RetryPolicy, TritonClient
+from tritonstack.client.shm import SHM_DIR, region_prefix
+from tritonstack.convert.verify import run_onnx
+
+from tritonstack import errors
+
+MODEL = "digits_mlp"
+
+
+def grpc_admin_headers(server) -> dict[str, str]:  # noqa: ANN001
+    """Triton's gRPC restricted protocols read the key from `triton-grpc-protocol-<header>`."""
+    return {f"triton-grpc-protocol-{key}": value for key, value in server.admin_headers.items()}
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def shm_leftovers() -> list[str]:
+    return sorted(p.name for p in SHM_DIR.glob(f"{region_prefix()}*"))
+
+
+def server_regions(server) -> dict:  # noqa: ANN001
+    raw = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        return raw.get_system_shared_memory_status(headers=grpc_admin_headers(server), as_json=True)
+    finally:
+        raw.close()
+
+
+# -- happy paths -------------------------------------------------------------------------------
+def test_sync_infer_matches_onnxruntime_and_caches_the_config(client, repository, digits_data) -> None:
+    x, y = digits_data
+    out = client.infer(MODEL, {"features": x[:200]}, outputs=["probabilities"], version=1, timeout_s=30)
+    local = run_onnx(repository / MODEL / "1" / "model.onnx", {"features": x[:200]})["probabilities"]
+    assert set(out) == {"probabilities"}
+    assert np.abs(out["probabilities"] - local).max() <= 1e-5
+    assert client.model_info(MODEL) is client.model_info(MODEL)
+    assert client.model_info(MODEL).max_batch_size == 512
+    assert client.is_ready() and client.is_ready(MODEL)
+
+
+def test_async_infer_concurrently_matches_sync(server, client, digits_data) -> None:
+    x, _ = digits_data
+    expected = client.infer(MODEL, x[:64])["probabilities"]
+
+    async def run() -> list[np.ndarray]:
+        async with AsyncTritonClient(server.grpc_url) as aio:
+            await aio.wait_until_ready(timeout_s=30, model=MODEL)
+            assert await aio.is_ready()
+            results = await asyncio.gather(*(aio.infer(MODEL, x[i:i + 1]) for i in range(64)))
+            return [r["probabilities"][0] for r in results]
+
+    assert np.abs(np.stack(asyncio.run(run())) - expected).max() <= 1e-5
+
+
+def test_predict_many_sync_array_and_iterable_keep_order(client, digits_data) -> None:
+    x, y = digits_data
+    big = np.concatenate([x] * 4)  # > 512 rows: several chunks
+    expected = np.concatenate([client.infer(MODEL, big[i:i + 500])["probabilities"]
+                               for i in range(0, len(big), 500)])
+    seen: list[int] = []
+    out = client.predict_many(MODEL, big, in_flight=3, progress=seen.append)["probabilities"]
+    assert out.shape == (len(big), 10) and sum(seen) == len(big)
+    assert np.abs(out - expected).max() <= 1e-5
+    chunks = list(client.predict_iter(MODEL, iter(big), batch_size=100, in_flight=2))
+    assert [len(c["probabilities"]) for c in chunks[:2]] == [100, 100]
+    assert np.abs(np.concatenate([c["probabilities"] for c in chunks]) - expected).max() <= 1e-5
+    assert (out[:len(y)].argmax(1) == y).mean() > 0.95
+
+
+def test_predict_many_async(server, client, digits_data) -> None:
+    x, _ = digits_data
+    expected = client.infer(MODEL, x[:500])["probabilities"]
+
+    async def run() -> tuple[np.ndarray, int]:
+        async with AsyncTritonClient(server.grpc_url) as aio:
+            whole = await aio.predict_many(MODEL, x[:500], batch_size=64, in_flight=3)
+            count = 0
+            async for chunk in aio.predict_iter(MODEL, (row for row in x[:130]), batch_size=50):
+                count += len(chunk["probabilities"])
+            return whole["probabilities"], count
+
+    whole, count = asyncio.run(run())
+    assert np.abs(whole - expected).max() <= 1e-5
+    assert count == 130
+
+
+# -- each error, for real ---------------------------------------------------------------------------
+def test_unknown_model_and_version_are_model_not_found(server, client) -> None:
+    with pytest.raises(errors.ModelNotFoundError, match="'no_such_model'"):
+        client.infer("no_such_model", np.zeros((1, 64), np.float32))
+    with pytest.raises(errors.ModelNotFoundError):
+        client.infer(MODEL, np.zeros((1, 64), np.float32), version=99)
+
+    async def run() -> None:
+        async with AsyncTritonClient(server.grpc_url) as aio:
+            await aio.infer("no_such_model", np.zeros((1, 64), np.float32))
+
+    with pytest.raises(errors.ModelNotFoundError):
+        asyncio.run(run())
+
+
+def test_bad_dtype_and_shape_are_invalid_input_before_and_at_the_server(server, client) -> None:
+    with pytest.raises(errors.InvalidInputError, match="'features' has dtype float64; model 'digits_mlp'"):
+        client.infer(MODEL, np.zeros((2, 64)))
+    with pytest.raises(errors.InvalidInputError, match=r"shape \(2, 65\).*batch <= 512"):
+        client.infer(MODEL, np.zeros((2, 65), np.float32))
+    with pytest.raises(errors.InvalidInputError, match="NaN/Inf"):
+        client.infer(MODEL, np.full((1, 64), np.inf, np.float32))
+    with TritonClient(server.grpc_url, ClientOptions(validate=False)) as unchecked:
+        with pytest.raises(errors.InvalidInputError, match="INVALID_ARGUMENT"):
+            unchecked.infer(MODEL, np.zeros((2, 65), np.float32))
+        with pytest.raises(errors.InvalidInputError, match="INVALID_ARGUMENT"):
+            unchecked.infer(MODEL, np.zeros((513, 64), np.float32))
+
+
+def test_unreachable_server_is_unavailable_after_bounded_retries() -> None:
+    options = ClientOptions(timeout_s=2, retry=RetryPolicy(attempts=3, initial_backoff_s=0.01))
+    with TritonClient(f"127.0.0.1:{unused_port()}", options) as down:
+        assert not down.is_ready()
+        with pytest.raises(errors.ServerUnavailableError):
+            down.wait_until_ready(timeout_s=0.3)
+        with pytest.raises(errors.ServerUnavailableError):
+            down.model_info(MODEL)
+
+
+def test_wait_until_ready_for_a_missing_model_is_model_not_ready(client) -> None:
+    with pytest.raises(errors.ModelNotReadyError, match="'no_such_model'.*not ready after"):
+        client.wait_until_ready(timeout_s=0.3, model="no_such_model")
+
+
+def test_async_use_after_close_is_an_error(server) -> None:
+    async def run() -> None:
+        aio = AsyncTritonClient(server.grpc_url)
+        await aio.infer(MODEL, np.zeros((1, 64), np.float32))
+        await aio.close()
+        await aio.close()
+        await aio.infer(MODEL, np.zeros((1, 64), np.float32))
+
+    with pytest.raises(errors.ClientClosedError):
+        asyncio.run(run())
+
+
+# -- shared memory ---------------------------------------------------------------------------------
+def test_infer_shm_equals_infer_and_leaves_nothing(server, digits_data) -> None:
+    x, _ = digits_data
+    with TritonClient(server.grpc_url, ClientOptions(headers=grpc_admin_headers(server))) as client:
+        expected = client.infer(MODEL, x[:512])["probabilities"]
+        out = client.infer_shm(MODEL, x[:512])["probabilities"]
+    assert np.abs(out - expected).max() <= 1e-6
+    assert shm_leftovers() == []
+    assert not server_regions(server).get("regions")
+
+
+def test_shm_cleanup_after_a_call_the_server_rejects(server) -> None:
+    options = ClientOptions(headers=grpc_admin_headers(server), validate=False)
+    with TritonClient(server.grpc_url, options) as client:
+        with pytest.raises(errors.InvalidInputError, match="INVALID_ARGUMENT"):
+            client.infer_shm(MODEL, np.zeros((4, 65), np.float32))  # registered, then rejected
+    assert shm_leftovers() == []
+    assert not server_regions(server).get("regions")
+
+
+def test_shm_without_admin_header_is_access_denied_and_cleaned(server) -> None:
+    with TritonClient(server.grpc_url) as client:
+        with pytest.raises(errors.AccessDeniedError, match="restricted"):
+            client.infer_shm(MODEL, np.zeros((4, 64), np.float32))
+    assert shm_leftovers() == []
+
+
+def test_async_infer_shm(server, digits_data) -> None:
+    x, _ = digits_data
+
+    async def run() -> tuple[np.ndarray, np.ndarray]:
+        options = ClientOptions(headers=grpc_admin_headers(server))
+        async with AsyncTritonClient(server.grpc_url, options) as aio:
+            plain = await aio.infer(MODEL, x[:100])
+            shared = await aio.infer_shm(MODEL, x[:100])
+            with pytest.raises(errors.InvalidInputError):
+                await aio.infer_shm(MODEL, x[:100], version=1, outputs=["nope"])
+            return plain["probabilities"], shared["probabilities"]
+
+    plain, shared = asyncio.run(run())
+    assert np.abs(plain - shared).max() <= 1e-6
+    assert shm_leftovers() == []
+    assert not server_regions(server).get("regions")
