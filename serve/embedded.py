@@ -237,8 +237,13 @@ class EmbeddedServer:
 
     @property
     def admin_headers(self) -> dict[str, str]:
-        """Headers that unlock the restricted endpoints (model control, shared memory, ...)."""
+        """HTTP headers that unlock the restricted endpoints (model control, shared memory, ...)."""
         return {ADMIN_HEADER: self.admin_key}
+
+    @property
+    def grpc_admin_headers(self) -> dict[str, str]:
+        """gRPC metadata that unlocks the restricted protocols (Triton prefixes the key)."""
+        return {f"triton-grpc-protocol-{ADMIN_HEADER}": self.admin_key}
 
     def model_states(self) -> list[ModelState]:
         """Every model of the repository with its state and reason, plus skipped ones."""
