@@ -1,0 +1,218 @@
+"""The shared state of one `tritonstack bench` run: repository, server, core split, measuring helpers.
+
+    with Bench(BenchOptions(build_dir=Path("build/bench"), quick=True)) as bench:
+        summary = bench.closed(lambda: triton_raw(bench.grpc_url, "digits_mlp", rows), concurrency=32)
+
+One server (all available reference models, plus `digits_mlp_nobatch` for W5) is started once;
+its start-to-ready time is W8. The server side runs on `split.server` CPUs, the load generator
+(this process) on `split.generator`, for every workload and for both sides of every ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from tritonstack.loadtest.generator import Send, closed_loop
+from tritonstack.loadtest.pinning import CoreSplit, pin_pid, pin_process_group
+from tritonstack.loadtest.server_stats import ServerStatsPoller
+from tritonstack.loadtest.stats import Recorder, summarize
+
+from tritonstack.errors import LoadTestError
+
+__all__ = ["NOBATCH", "Bench", "BenchOptions"]
+
+_LOGGER = logging.getLogger(__name__)
+NOBATCH = "digits_mlp_nobatch"
+SendFactory = Callable[[], contextlib.AbstractAsyncContextManager[Send]]
+_NP = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32, "INT8": np.int8,
+       "UINT8": np.uint8, "BOOL": np.bool_}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchOptions:
+    """What to build/serve and how long to measure."""
+
+    build_dir: Path = Path("build/bench")
+    repository: Path | None = None  # None: build the reference models into build_dir
+    quick: bool = False
+    split: CoreSplit = field(default_factory=CoreSplit.default)
+
+    @property
+    def duration_s(self) -> float:
+        """Measured seconds per load point."""
+        return 1.5 if self.quick else 5.0
+
+    @property
+    def warmup_s(self) -> float:
+        """Unrecorded seconds before each load point."""
+        return 0.3 if self.quick else 1.0
+
+
+class Bench:
+    """Builds/assembles the repository, runs the server, measures; a context manager."""
+
+    def __init__(self, options: BenchOptions) -> None:
+        self.options = options
+        self.split = options.split
+        self.repository = Path(options.build_dir) / "repository"
+        self.unavailable: dict[str, str] = {}  # model -> why it is missing
+        self.build_s: dict[str, float] = {}
+        self.server: Any = None
+        self.start_to_ready_s: float | None = None
+
+    # -- repository ---------------------------------------------------------------------------
+    def source_repository(self) -> Path:
+        """The given repository, or the reference models built (once) into build_dir."""
+        if self.options.repository is not None:
+            return Path(self.options.repository)
+        from tritonstack.convert.reference import BUILDERS, build_all
+
+        source = Path(self.options.build_dir) / "source_repository"
+        for name in BUILDERS:
+            if (source / name / "config.pbtxt").exists():
+                continue
+            start = time.perf_counter()
+            try:
+                build_all(source, Path(self.options.build_dir) / "work", [name])
+            except Exception as exc:  # noqa: BLE001 - a model that cannot build is a row "n/a"
+                self.unavailable[name] = f"build failed: {type(exc).__name__}: {exc}"[:300]
+                _LOGGER.warning("building %s failed: %s", name, exc)
+            self.build_s[name] = time.perf_counter() - start
+        return source
+
+    def assemble(self) -> Path:
+        """Copy the source repository into build_dir/repository and add the no-batching MLP."""
+        from tritonstack.model_config import read_config, write_config
+
+        source = self.source_repository()
+        shutil.rmtree(self.repository, ignore_errors=True)
+        shutil.copytree(source, self.repository)
+        mlp = self.repository / "digits_mlp"
+        if (mlp / "config.pbtxt").exists():
+            shutil.copytree(mlp, self.repository / NOBATCH)
+            config = read_config(mlp / "config.pbtxt")
+            config.name = NOBATCH
+            config.ClearField("dynamic_batching")
+            write_config(config, self.repository / NOBATCH / "config.pbtxt")
+        return self.repository
+
+    def models(self) -> list[str]:
+        """Models of the bench repository (folders with a config.pbtxt)."""
+        return sorted(p.parent.name for p in self.repository.glob("*/config.pbtxt"))
+
+    def config(self, model: str) -> Any:
+        """The ModelConfig of a model of the bench repository."""
+        from tritonstack.model_config import read_config
+
+        return read_config(self.repository / model / "config.pbtxt")
+
+    def onnx_path(self, model: str) -> Path:
+        """The ONNX file of the latest version of `model`."""
+        versions = sorted((p for p in (self.repository / model).iterdir() if p.name.isdigit()),
+                          key=lambda p: int(p.name))
+        if not versions:
+            raise LoadTestError(f"model {model!r} has no version folder in {self.repository}")
+        name = self.config(model).default_model_filename or "model.onnx"
+        return versions[-1] / name
+
+    # -- server --------------------------------------------------------------------------------
+    def start(self) -> Bench:
+        """Assemble, start the server (timed: W8), pin it and this process."""
+        from tritonstack.serve import EmbeddedServer, ServerConfig
+
+        self.assemble()
+        config = ServerConfig(repository=self.repository, ort_threads=len(self.split.server),
+                              ready_timeout_s=180)
+        start = time.perf_counter()
+        self.server = EmbeddedServer(config).start()
+        self.start_to_ready_s = time.perf_counter() - start
+        pin_process_group(self.server.pid, self.split.server)
+        pin_pid(os.getpid(), self.split.generator)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def __enter__(self) -> Bench:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def grpc_url(self) -> str:
+        """The bench server's gRPC host:port."""
+        return self.server.grpc_url
+
+    def ready_models(self) -> dict[str, str]:
+        """model -> state as the server reports it."""
+        return {s["name"]: s["state"] for s in self.server.model_states()}
+
+    def require(self, model: str | None, what: str) -> str:
+        """`model` if it is served and READY, else raise LoadTestError saying why not."""
+        if model is None:
+            raise LoadTestError(f"{what}: no such reference model in convert.reference.BUILDERS yet")
+        if model in self.unavailable:
+            raise LoadTestError(f"{model}: {self.unavailable[model]}")
+        state = self.ready_models().get(model)
+        if state != "READY":
+            raise LoadTestError(f"{model} is {state or 'not in the repository'} on the bench server")
+        return model
+
+    # -- measuring ------------------------------------------------------------------------------
+    def rows(self, model: str, count: int = 16, seed: int = 0) -> list[dict[str, np.ndarray]]:
+        """`count` random single-row requests shaped and typed as the model's config says."""
+        config, rng = self.config(model), np.random.default_rng(seed)
+        out = []
+        for _ in range(count):
+            row = {}
+            for tensor in config.input:
+                dims = [1 if d < 0 else d for d in tensor.dims]
+                shape = ([1] if config.max_batch_size > 0 else []) + dims
+                dtype = _NP[_dtype_name(tensor.data_type)]
+                row[tensor.name] = (rng.random(shape) * 8).astype(dtype)
+            out.append(row)
+        return out
+
+    def closed(self, factory: SendFactory, *, concurrency: int, model: str | None = None,
+               duration_s: float | None = None) -> dict[str, Any]:
+        """Closed-loop run through `factory()`; summary (+ server stats of `model` if given)."""
+        recorder = Recorder()
+        duration = duration_s or self.options.duration_s
+
+        async def go() -> Any:
+            async with factory() as send:
+                return await closed_loop(send, concurrency=concurrency, duration_s=duration,
+                                         warmup_s=self.options.warmup_s, recorder=recorder,
+                                         max_requests=int(duration * 50_000))
+
+        poller = ServerStatsPoller(self.grpc_url, model, interval_s=duration * 4) if model else None
+        with poller or contextlib.nullcontext():
+            run = asyncio.run(go())
+        summary = summarize(recorder.frame(), duration_s=run.duration_s)
+        summary["concurrency"] = concurrency
+        if poller is not None and poller.total():
+            summary["server"] = poller.total()
+        return summary
+
+
+def _dtype_name(data_type: int) -> str:
+    from tritonclient.grpc import model_config_pb2
+
+    return model_config_pb2.DataType.Name(data_type).removeprefix("TYPE_")
+

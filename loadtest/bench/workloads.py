@@ -1,0 +1,252 @@
+"""The eight benchmark workloads, one small function each: `W(bench) -> Row`.
+
+A workload whose model or client piece is missing raises LoadTestError; the harness prints its row
+as "n/a (reason)". Both sides of every ratio use the same core split and, where a load generator
+is involved, the same one (`loadtest.generator`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tritonstack.loadtest.bench.context import NOBATCH, Bench
+from tritonstack.loadtest.bench.inprocess import ort_best_batch, ort_session, rows_per_s, tile
+from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, run_perf_analyzer
+from tritonstack.loadtest.pinning import pinned_thread
+from tritonstack.loadtest.targets import http_json, our_client_available, triton_ours, triton_raw
+
+from tritonstack.errors import LoadTestError
+
+__all__ = ["WORKLOADS", "Row", "Workload"]
+
+MLP = "digits_mlp"
+
+
+@dataclass
+class Row:
+    """One line of the table: value against goal, plus what was measured to get it."""
+
+    key: str
+    title: str
+    goal: float
+    better: str  # "higher" | "lower"
+    unit: str = "x"
+    value: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    na: str | None = None
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the value meets the goal (None when not measured)."""
+        if self.value is None:
+            return None
+        return self.value >= self.goal if self.better == "higher" else self.value <= self.goal
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A row's identity and goal, and the function that measures it."""
+
+    key: str
+    title: str
+    goal: float
+    better: str
+    unit: str
+    measure: Callable[[Bench, Row], None]
+
+    def empty(self) -> Row:
+        """The row before measuring."""
+        return Row(self.key, self.title, self.goal, self.better, self.unit)
+
+
+def pick(models: Iterable[str], *needles: str, without: tuple[str, ...] = ()) -> str | None:
+    """The first model whose name contains every needle and none of `without` (case-insensitive)."""
+    for name in sorted(models):
+        low = name.lower()
+        if all(n in low for n in needles) and not any(w in low for w in without):
+            return name
+    return None
+
+
+def _known(bench: Bench) -> list[str]:
+    from tritonstack.convert.reference import BUILDERS
+
+    return sorted(set(BUILDERS) | set(bench.models()))
+
+
+def _triton(bench: Bench, model: str, concurrency: int, **kwargs: Any) -> dict[str, Any]:
+    rows = bench.rows(model)
+    return bench.closed(lambda: triton_raw(bench.grpc_url, model, rows), concurrency=concurrency,
+                        model=model, **kwargs)
+
+
+def _brief(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = ("concurrency", "count", "errors", "throughput_rps", "p50_ms", "p99_ms", "server")
+    return {k: summary[k] for k in keys if k in summary}
+
+
+# -- W1 ResNet-18 FP32 through Triton / in-process ORT at its best batch ----------------------------
+def w1(bench: Bench, row: Row) -> None:
+    """Images/s through Triton (dynamic batching, concurrency 8) / in-process ORT, best batch size."""
+    model = bench.require(pick(_known(bench), "resnet", without=("int8",)), "ResNet-18 FP32")
+    served = _triton(bench, model, concurrency=8)
+    sizes = (1, 8) if bench.options.quick else (1, 4, 8, 16)
+    local = ort_best_batch(bench.onnx_path(model), lambda n: tile(bench.rows(model, 4), n), batch_sizes=sizes,
+                           cpus=bench.split.server, duration_s=bench.options.duration_s / 2)
+    row.value = served["ok_throughput_rps"] / local["rows_per_s"]
+    row.detail = {"model": model, "triton": _brief(served), "in_process_ort": local}
+
+
+# -- W2 MLP through Triton / seed-style FastAPI + PyTorch, and p99 at concurrency 1 ------------------
+def _baseline_weights(bench: Bench) -> Path:
+    from tritonstack.loadtest.baseline_app import export_mlp_weights
+
+    work = Path(bench.options.build_dir) / "work"
+    joblib_path = work / MLP / "model.joblib"
+    if not joblib_path.exists():  # --repository given: retrain (deterministic, same weights)
+        from tritonstack.convert.reference import build_all
+
+        build_all(Path(bench.options.build_dir) / "baseline_repository", work, [MLP])
+    return export_mlp_weights(joblib_path, Path(bench.options.build_dir) / "mlp_weights.npz")
+
+
+def w2(bench: Bench, row: Row) -> None:
+    """Req/s at concurrency 32: Triton (tritonclient aio, gRPC) / FastAPI+PyTorch (aiohttp, JSON)."""
+    from tritonstack.loadtest.baseline import BaselineServer
+
+    bench.require(MLP, "digits MLP")
+    served = _triton(bench, MLP, concurrency=32)
+    payloads = [{"features": r["features"].tolist()} for r in bench.rows(MLP)]
+    with BaselineServer(weights=_baseline_weights(bench), cpus=bench.split.server, workers=2) as base:
+        seed = bench.closed(lambda: http_json(base.url + "/predict", payloads), concurrency=32)
+    if seed["ok_throughput_rps"] <= 0:
+        raise LoadTestError(f"the FastAPI baseline answered no request ({seed['error_kinds']})")
+    row.value = served["ok_throughput_rps"] / seed["ok_throughput_rps"]
+    row.detail = {"triton": _brief(served), "fastapi_pytorch": _brief(seed),
+                  "generator": "loadtest.generator closed loop (asyncio) on both sides; Triton via "
+                               "tritonclient.grpc.aio, baseline via aiohttp JSON POST; uvicorn 2 workers"}
+
+
+def w2_p99(bench: Bench, row: Row) -> None:
+    """p99 latency (ms) of the MLP through Triton at concurrency 1."""
+    bench.require(MLP, "digits MLP")
+    one = _triton(bench, MLP, concurrency=1)
+    row.value = one["p99_ms"]
+    row.detail = _brief(one)
+
+
+# -- W3 ResNet-18 INT8 / FP32, both served -------------------------------------------------------
+def w3(bench: Bench, row: Row) -> None:
+    """Images/s of ResNet-18 INT8 / FP32 through Triton at the same concurrency."""
+    fp32 = bench.require(pick(_known(bench), "resnet", without=("int8",)), "ResNet-18 FP32")
+    int8 = bench.require(pick(_known(bench), "resnet", "int8"), "ResNet-18 INT8")
+    a, b = _triton(bench, int8, concurrency=8), _triton(bench, fp32, concurrency=8)
+    row.value = a["ok_throughput_rps"] / b["ok_throughput_rps"]
+    row.detail = {"int8": {"model": int8, **_brief(a)}, "fp32": {"model": fp32, **_brief(b)}}
+
+
+# -- W4 MiniLM ensemble (strings in) / in-process tokenize + ORT -----------------------------------
+def _texts(count: int) -> list[str]:
+    words = ("triton", "serves", "models", "quickly", "on", "cpu", "with", "dynamic", "batching", "today")
+    rng = np.random.default_rng(0)
+    return [" ".join(rng.choice(words, size=int(rng.integers(6, 24)))) for _ in range(count)]
+
+
+def w4(bench: Bench, row: Row) -> None:
+    """Texts/s through the served MiniLM ensemble / tokenizer + ORT in process."""
+    from tritonstack.loadtest.bench.minilm import inprocess_texts_per_s, string_rows
+
+    known = _known(bench)
+    model = bench.require(pick(known, "minilm", "ensemble") or pick(known, "minilm", without=("encoder",)),
+                          "MiniLM ensemble")
+    rows = string_rows(bench.config(model), _texts(64))
+    served = bench.closed(lambda: triton_raw(bench.grpc_url, model, rows), concurrency=8, model=model)
+    local = inprocess_texts_per_s(bench, model, _texts(64))
+    row.value = served["ok_throughput_rps"] / local["rows_per_s"]
+    row.detail = {"model": model, "triton": _brief(served), "in_process": local}
+
+
+# -- W5 MLP dynamic batching on / off at concurrency 32 ---------------------------------------------
+def w5(bench: Bench, row: Row) -> None:
+    """Req/s of the MLP with dynamic batching / the same model without, concurrency 32."""
+    bench.require(MLP, "digits MLP")
+    bench.require(NOBATCH, "digits MLP without dynamic batching")
+    on, off = _triton(bench, MLP, concurrency=32), _triton(bench, NOBATCH, concurrency=32)
+    row.value = on["ok_throughput_rps"] / off["ok_throughput_rps"]
+    row.detail = {"batching_on": _brief(on), "batching_off": _brief(off)}
+
+
+# -- W6 our async client / perf_analyzer -----------------------------------------------------------
+def w6(bench: Bench, row: Row) -> None:
+    """Req/s of our AsyncTritonClient / perf_analyzer on the MLP at concurrency 32."""
+    bench.require(MLP, "digits MLP")
+    reason = our_client_available()
+    if reason:
+        raise LoadTestError(reason)
+    rows = bench.rows(MLP)
+    ours = bench.closed(lambda: triton_ours(bench.grpc_url, MLP, rows), concurrency=32, model=MLP)
+    referee = run_perf_analyzer(PerfAnalyzerRun(
+        url=bench.grpc_url, model=MLP, concurrency=32, shapes={"features": [64]},
+        cpus=bench.split.generator, measurement_interval_ms=1000 if bench.options.quick else 2000))
+    row.value = ours["ok_throughput_rps"] / referee["throughput_rps"]
+    row.detail = {"ours": _brief(ours), "perf_analyzer": referee}
+
+
+# -- W7 predict_many rows/s / in-process ORT rows/s -------------------------------------------------
+def w7(bench: Bench, row: Row) -> None:
+    """Rows/s of AsyncTritonClient.predict_many over the digits set / ORT in process, batch 512."""
+    bench.require(MLP, "digits MLP")
+    reason = our_client_available()
+    if reason:
+        raise LoadTestError(reason)
+    data = np.tile(bench.rows(MLP, 1)[0]["features"], (50_000 if not bench.options.quick else 10_000, 1))
+    served = asyncio.run(_predict_many(bench.grpc_url, data))
+    with pinned_thread(bench.split.server):
+        session = ort_session(bench.onnx_path(MLP), len(bench.split.server))
+        batch = {"features": data[:512]}
+        local = rows_per_s(lambda: session.run(None, batch), 512, bench.options.duration_s / 2)
+    row.value = served["rows_per_s"] / local
+    row.detail = {"predict_many": served, "in_process_ort_rows_per_s": local, "ort_batch": 512}
+
+
+async def _predict_many(url: str, data: np.ndarray) -> dict[str, Any]:
+    from tritonstack.client import AsyncTritonClient
+
+    async with AsyncTritonClient(url) as client:
+        await client.predict_many(MLP, data[:1024], batch_size=256, in_flight=4)  # warm-up
+        start = time.perf_counter()
+        out = await client.predict_many(MLP, data, batch_size=256, in_flight=4)
+        elapsed = time.perf_counter() - start
+    assert len(out["probabilities"]) == len(data)
+    return {"rows": len(data), "seconds": elapsed, "rows_per_s": len(data) / elapsed,
+            "batch_size": 256, "in_flight": 4}
+
+
+# -- W8 serve start to ready with all reference models ----------------------------------------------
+def w8(bench: Bench, row: Row) -> None:
+    """Seconds from EmbeddedServer.start() to ready with every model of the bench repository."""
+    states = bench.ready_models()
+    row.value = bench.start_to_ready_s
+    row.detail = {"models": states, "build_s": {k: round(v, 1) for k, v in bench.build_s.items()},
+                  "note": f"includes {NOBATCH} (a copy of digits_mlp used by W5)"}
+    if bench.unavailable:
+        row.detail["unavailable"] = bench.unavailable
+
+
+WORKLOADS = (
+    Workload("W1", "ResNet-18 FP32 Triton / in-process ORT (best batch)", 0.97, "higher", "x", w1),
+    Workload("W2", "MLP Triton / FastAPI+PyTorch, concurrency 32", 15.0, "higher", "x", w2),
+    Workload("W2-p99", "MLP p99 at concurrency 1", 1.5, "lower", "ms", w2_p99),
+    Workload("W3", "ResNet-18 INT8 / FP32, both served", 3.5, "higher", "x", w3),
+    Workload("W4", "MiniLM ensemble served / in-process tokenize+ORT", 0.85, "higher", "x", w4),
+    Workload("W5", "MLP dynamic batching on / off, concurrency 32", 4.0, "higher", "x", w5),
+    Workload("W6", "our async client / perf_analyzer throughput", 0.8, "higher", "x", w6),
+    Workload("W7", "predict_many rows/s / in-process ORT rows/s", 0.4, "higher", "x", w7),
+    Workload("W8", "serve start to ready, all reference models", 15.0, "lower", "s", w8),
+)

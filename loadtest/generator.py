@@ -1,0 +1,110 @@
+"""One asyncio load generator for every target: closed loop (N in flight) or open loop (a schedule).
+
+    recorder = Recorder()
+    run = asyncio.run(closed_loop(send, concurrency=32, duration_s=5, recorder=recorder))
+    run = asyncio.run(open_loop(send, offsets=arrival_offsets(rate_rps=500, duration_s=5),
+                                max_in_flight=256, recorder=recorder))
+
+`send(i)` is any coroutine function doing request number i (raising on failure): Triton over
+gRPC, our async client, or plain HTTP to a baseline server. Because the scheduling, timing and
+statistics are the same code for both sides of a comparison, a ratio measures the servers, not
+two different load generators. Every loop is bounded in time *and* in request count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from tritonstack.loadtest.stats import Recorder
+
+from tritonstack.errors import ConfigError
+
+__all__ = ["Run", "Send", "closed_loop", "error_kind", "open_loop"]
+
+Send = Callable[[int], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Run:
+    """When the measured part of a run began and ended (monotonic seconds)."""
+
+    origin_s: float
+    end_s: float
+    concurrency: int
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the measured part."""
+        return max(self.end_s - self.origin_s, 1e-9)
+
+
+def error_kind(exc: BaseException) -> str:
+    """A short, stable label for a failed request (the exception class name)."""
+    return type(exc).__name__
+
+
+async def _timed(send: Send, i: int, scheduled_s: float, recorder: Recorder | None) -> None:
+    start = time.perf_counter()
+    try:
+        await send(i)
+    except Exception as exc:  # noqa: BLE001 - every failure is a sample, never lost
+        if recorder is not None:
+            recorder.add(scheduled_s=scheduled_s, start_s=start, end_s=time.perf_counter(), ok=False,
+                         error=error_kind(exc))
+        return
+    if recorder is not None:
+        recorder.add(scheduled_s=scheduled_s, start_s=start, end_s=time.perf_counter(), ok=True)
+
+
+async def closed_loop(send: Send, *, concurrency: int, duration_s: float, recorder: Recorder,
+                      warmup_s: float = 0.0, max_requests: int = 2_000_000) -> Run:
+    """Keep `concurrency` requests in flight for `warmup_s + duration_s`; record after warm-up."""
+    if concurrency < 1 or duration_s <= 0:
+        raise ConfigError(f"concurrency={concurrency} must be >= 1 and duration_s={duration_s} > 0")
+    begin = time.perf_counter()
+    origin, stop = begin + warmup_s, begin + warmup_s + duration_s
+    counter = iter(range(max_requests))
+
+    async def worker() -> None:
+        for i in counter:
+            now = time.perf_counter()
+            if now >= stop:
+                return
+            await _timed(send, i, now, recorder if now >= origin else None)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Run(origin_s=origin, end_s=time.perf_counter(), concurrency=concurrency)
+
+
+async def open_loop(send: Send, *, offsets: Sequence[float], recorder: Recorder,
+                    max_in_flight: int = 1024, drain_timeout_s: float = 30.0) -> Run:
+    """Send request i at `start + offsets[i]`; latency counts from that scheduled instant.
+
+    When `max_in_flight` requests are outstanding the next one waits for a slot, and the wait is
+    part of its latency (the schedule does not move).
+    """
+    slots = asyncio.Semaphore(max_in_flight)
+    tasks: set[asyncio.Task[None]] = set()
+    origin = time.perf_counter()
+
+    async def one(i: int, scheduled: float) -> None:
+        try:
+            await _timed(send, i, scheduled, recorder)
+        finally:
+            slots.release()
+
+    for i, offset in enumerate(offsets):
+        scheduled = origin + float(offset)
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await slots.acquire()
+        task = asyncio.create_task(one(i, scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=drain_timeout_s)
+    return Run(origin_s=origin, end_s=time.perf_counter(), concurrency=max_in_flight)

@@ -1,0 +1,125 @@
+"""Run perf_analyzer (from the tritonclient 2.51 wheel) as the referee and read its CSV.
+
+    figures = run_perf_analyzer(PerfAnalyzerRun(url=url, model="digits_mlp", concurrency=32,
+                                                shapes={"features": [64]}))
+    figures["throughput_rps"], figures["p50_ms"], figures["p99_ms"]
+
+perf_analyzer needs `libb64.so.0d` (Debian libb64-0d, `make sysdeps`) and `libcudart.so.12`
+(the nvidia-cuda-runtime-cu12 wheel); both are put on its `LD_LIBRARY_PATH` here.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tritonstack.errors import LoadTestError
+
+__all__ = ["PerfAnalyzerRun", "compare", "find_perf_analyzer", "parse_csv", "run_perf_analyzer"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PerfAnalyzerRun:
+    """One perf_analyzer measurement: gRPC, closed loop at one concurrency."""
+
+    url: str
+    model: str
+    concurrency: int = 32
+    measurement_interval_ms: int = 2000
+    stability_percent: int = 100
+    max_trials: int = 10
+    shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    cpus: frozenset[int] | None = None
+    timeout_s: float = 120.0
+
+
+def find_perf_analyzer() -> Path:
+    """The perf_analyzer next to this Python (tritonclient 2.51 wheel) or on PATH."""
+    local = Path(sys.executable).parent / "perf_analyzer"
+    found = local if local.exists() else shutil.which("perf_analyzer")
+    if not found:
+        raise LoadTestError("perf_analyzer not found; install tritonclient==2.51.0 (its manylinux wheel "
+                            "ships the binary) in this environment")
+    return Path(found)
+
+
+def _environment() -> dict[str, str]:
+    import importlib.util
+
+    env = dict(os.environ)
+    spec = importlib.util.find_spec("nvidia")
+    dirs = [Path(p) / "cuda_runtime" / "lib" for p in (spec.submodule_search_locations or [])] if spec else []
+    libs = [str(d) for d in dirs if d.is_dir()]
+    if not libs:
+        raise LoadTestError("perf_analyzer needs libcudart.so.12; pip install nvidia-cuda-runtime-cu12")
+    env["LD_LIBRARY_PATH"] = os.pathsep.join([*libs, env.get("LD_LIBRARY_PATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def _argv(run: PerfAnalyzerRun, csv_path: Path) -> list[str]:
+    argv = [str(find_perf_analyzer()), "-m", run.model, "-u", run.url, "-i", "grpc",
+            "--concurrency-range", str(run.concurrency),
+            "--measurement-interval", str(run.measurement_interval_ms),
+            "-s", str(run.stability_percent), "-r", str(run.max_trials), "-f", str(csv_path)]
+    for name, dims in run.shapes.items():
+        argv += ["--shape", f"{name}:{','.join(str(d) for d in dims)}"]
+    return argv
+
+
+def parse_csv(text: str) -> dict[str, Any]:
+    """The figures of perf_analyzer's `-f` CSV (first row): throughput, latencies, server split."""
+    rows = list(csv.DictReader(text.splitlines()))
+    if not rows:
+        raise LoadTestError("perf_analyzer wrote an empty CSV; see its output for the reason")
+    row = rows[0]
+
+    def us(key: str) -> float:
+        return float(row.get(key) or 0)
+
+    return {
+        "concurrency": int(row["Concurrency"]),
+        "throughput_rps": float(row["Inferences/Second"]),
+        "p50_ms": us("p50 latency") / 1e3, "p90_ms": us("p90 latency") / 1e3,
+        "p99_ms": us("p99 latency") / 1e3,
+        "server_queue_us": us("Server Queue"),
+        "server_compute_us": us("Server Compute Input") + us("Server Compute Infer") + us("Server Compute Output"),
+    }
+
+
+def run_perf_analyzer(run: PerfAnalyzerRun) -> dict[str, Any]:
+    """Run perf_analyzer once; return its figures or raise LoadTestError with its last lines."""
+    with tempfile.TemporaryDirectory(prefix="tritonstack-pa-") as tmp:
+        csv_path = Path(tmp) / "pa.csv"
+        cpus = run.cpus
+        try:
+            done = subprocess.run(  # noqa: S603 - our binary, our arguments
+                _argv(run, csv_path), env=_environment(), capture_output=True, text=True,
+                timeout=run.timeout_s,
+                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise LoadTestError(f"perf_analyzer did not finish in {run.timeout_s:.0f} s") from exc
+        if done.returncode != 0 or not csv_path.exists():
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+            raise LoadTestError(f"perf_analyzer failed (exit {done.returncode}): {tail}")
+        return parse_csv(csv_path.read_text())
+
+
+def compare(ours: Mapping[str, Any], referee: Mapping[str, Any], *, tolerance: float = 0.15) -> dict[str, Any]:
+    """Side by side: throughput and p50 of ours vs perf_analyzer, and whether each is within tolerance."""
+    out: dict[str, Any] = {}
+    for key in ("throughput_rps", "p50_ms", "p99_ms"):
+        a, b = ours.get(key), referee.get(key)
+        ratio = a / b if a and b else None
+        out[key] = {"ours": a, "perf_analyzer": b, "ratio": ratio}
+        if key != "p99_ms":
+            out[key]["within"] = ratio is not None and abs(ratio - 1) <= tolerance
+    return out

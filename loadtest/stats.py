@@ -1,0 +1,132 @@
+"""Per-request samples and what is computed from them: percentiles that count failures, windows.
+
+    recorder = Recorder()
+    recorder.add(scheduled_s=t0, start_s=t0, end_s=t1, ok=True)
+    summary = summarize(recorder.frame())       # {"count", "errors", "p50_ms", "p99_ms", ...}
+
+Latency is always `end - scheduled`: in a closed loop the scheduled time is the send time; in an
+open loop it is the time the schedule wanted the request sent, so time spent waiting for a free
+slot (coordinated omission) is part of the latency. Failed requests keep their latency (time
+until the error) and count in every percentile: a load test never looks better by failing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PERCENTILES", "Recorder", "Samples", "summarize", "windows"]
+
+PERCENTILES = (50, 90, 99)
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Column arrays of one run; times in seconds on one monotonic clock."""
+
+    scheduled_s: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    ok: np.ndarray  # bool
+    errors: tuple[str, ...]  # error kind per failed request, in order ("" for successes)
+
+    @property
+    def latency_s(self) -> np.ndarray:
+        """End minus scheduled time, for every request (failures included)."""
+        return self.end_s - self.scheduled_s
+
+    @property
+    def schedule_delay_s(self) -> np.ndarray:
+        """How late each request was sent compared with its schedule (0 in a closed loop)."""
+        return self.start_s - self.scheduled_s
+
+    def __len__(self) -> int:
+        return len(self.end_s)
+
+
+class Recorder:
+    """Thread-safe, append-only collector of request samples."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[float, float, float, bool, str]] = []
+        self._lock = threading.Lock()
+
+    def add(self, *, scheduled_s: float, start_s: float, end_s: float, ok: bool, error: str = "") -> None:
+        """Record one finished request (successful or not)."""
+        with self._lock:
+            self._rows.append((scheduled_s, start_s, end_s, ok, "" if ok else (error or "error")))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def frame(self) -> Samples:
+        """The samples so far, sorted by end time, as column arrays."""
+        with self._lock:
+            rows = sorted(self._rows, key=lambda r: r[2])
+        if not rows:
+            empty = np.zeros(0)
+            return Samples(empty, empty, empty, np.zeros(0, dtype=bool), ())
+        sched, start, end, ok, err = zip(*rows, strict=True)
+        return Samples(np.array(sched), np.array(start), np.array(end), np.array(ok, dtype=bool), err)
+
+
+def _percentiles_ms(latency_s: np.ndarray) -> dict[str, float | None]:
+    if len(latency_s) == 0:
+        return {f"p{p}_ms": None for p in PERCENTILES}
+    values = np.percentile(latency_s, PERCENTILES) * 1e3
+    return {f"p{p}_ms": float(v) for p, v in zip(PERCENTILES, values, strict=True)}
+
+
+def summarize(samples: Samples, *, duration_s: float | None = None) -> dict[str, Any]:
+    """Counts, throughput, error rate and latency percentiles (failures included) of a run."""
+    count = len(samples)
+    if duration_s is None:
+        duration_s = float(samples.end_s.max() - samples.start_s.min()) if count else 0.0
+    errors = int(count - samples.ok.sum())
+    kinds: dict[str, int] = {}
+    for kind in samples.errors:
+        if kind:
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return {
+        "count": count,
+        "errors": errors,
+        "error_rate": errors / count if count else 0.0,
+        "error_kinds": kinds,
+        "duration_s": duration_s,
+        "throughput_rps": count / duration_s if duration_s > 0 else 0.0,
+        "ok_throughput_rps": (count - errors) / duration_s if duration_s > 0 else 0.0,
+        "mean_ms": float(samples.latency_s.mean() * 1e3) if count else None,
+        **_percentiles_ms(samples.latency_s),
+        "ok_p99_ms": _percentiles_ms(samples.latency_s[samples.ok])["p99_ms"],
+        "max_schedule_delay_ms": float(samples.schedule_delay_s.max() * 1e3) if count else None,
+    }
+
+
+def windows(samples: Samples, *, origin_s: float, width_s: float,
+            duration_s: float | None = None) -> list[dict[str, Any]]:
+    """Per time window (by end time): throughput, error rate, p50/p90/p99 (failures included).
+
+    Requests that end after `duration_s` (the drain) count in the last window.
+    """
+    if len(samples) == 0:
+        return []
+    index = np.floor((samples.end_s - origin_s) / width_s).astype(int)
+    if duration_s is not None:
+        index = np.clip(index, 0, max(int(duration_s / width_s + 1e-6), 1) - 1)
+    rows = []
+    for i in range(int(index.max()) + 1):
+        mask = index == i
+        count = int(mask.sum())
+        errors = int(count - samples.ok[mask].sum())
+        rows.append({
+            "t_s": round((i + 1) * width_s, 3),
+            "count": count,
+            "throughput_rps": count / width_s,
+            "errors": errors,
+            "error_rate": errors / count if count else 0.0,
+            **_percentiles_ms(samples.latency_s[mask]),
+        })
+    return rows
