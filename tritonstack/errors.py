@@ -29,7 +29,9 @@
     │   ├── AccessDeniedError            a restricted endpoint was called without the admin header
     │   ├── SharedMemoryError            a local shared-memory region cannot be created or read
     │   └── InternalServerError          INTERNAL or anything else the server reports
-    └── LoadTestError                loadtest/: a scenario or benchmark cannot run
+    ├── LoadTestError                loadtest/: a scenario or benchmark cannot run
+    └── OperationsError              ops/: day-two operations (versions, drift, monitoring)
+        └── VersionRefusedError          a new version failed to load; the served ones keep serving
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "ModelNotReadyError",
+    "OperationsError",
     "OverloadedError",
     "RepositoryWriteError",
     "ServerBinaryNotFoundError",
@@ -60,6 +63,7 @@ __all__ = [
     "ServerUnavailableError",
     "SharedMemoryError",
     "TritonStackError",
+    "VersionRefusedError",
 ]
 
 
@@ -164,3 +168,11 @@ class InternalServerError(ClientError):
 
 class LoadTestError(TritonStackError):
     """A load test or benchmark cannot run as configured."""
+
+
+class OperationsError(TritonStackError):
+    """A day-two operation (model versions, drift, monitoring) cannot be carried out."""
+
+
+class VersionRefusedError(OperationsError):
+    """Triton refused to load a new model version; the versions served before keep serving."""
