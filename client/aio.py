@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tritonstack.client import bulk
@@ -33,6 +33,7 @@ from tritonstack.errors import ClientError
 __all__ = ["AsyncTritonClient"]
 
 _LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class AsyncTritonClient:
@@ -97,26 +98,30 @@ class AsyncTritonClient:
                 raise self._core.not_ready_error(model, timeout_s)
             await asyncio.sleep(0.1)
 
-    async def model_info(self, model: str, version: int | str | None = None) -> ModelInfo:
+    async def model_info(self, model: str, version: int | str | None = None, *,
+                         timeout_s: float | None = None) -> ModelInfo:
         """The model's config, fetched once per (model, version) and cached (concurrent first
-        calls share one fetch)."""
-        key = version_string(version)
+        calls share one fetch); the fetch is retried like inference (it only reads)."""
+        return await self._model_info(model, version_string(version), self._core.deadline(timeout_s))
+
+    async def _model_info(self, model: str, key: str, deadline: float) -> ModelInfo:
         info = self._core.cached(model, key)
         if info is not None:
             return info
         loading = self._loading.get((model, key))
         if loading is None:
-            loading = asyncio.ensure_future(self._fetch_info(model, key))
+            loading = asyncio.ensure_future(
+                self._with_retries(model, deadline, lambda: self._fetch_info(model, key, deadline)))
             self._loading[(model, key)] = loading
             loading.add_done_callback(lambda _: self._loading.pop((model, key), None))
         return await asyncio.shield(loading)
 
-    async def _fetch_info(self, model: str, key: str) -> ModelInfo:
+    async def _fetch_info(self, model: str, key: str, deadline: float) -> ModelInfo:
+        self._core.check_open()
         with translate_errors(model=model):
             config = await self._raw.get_model_config(
-                model, key, as_json=True, client_timeout=self._core.options.timeout_s,
-                headers=self._core.headers(),
-            )
+                model, key, as_json=True, headers=self._core.headers(),
+                client_timeout=max(deadline - time.monotonic(), 0.001))
         return self._core.remember(model, key, config)
 
     # -- inference --------------------------------------------------------------------------------
@@ -129,14 +134,14 @@ class AsyncTritonClient:
         Same arguments and result as `TritonClient.infer`.
         """
         call = await self._call(model, inputs, outputs, version, timeout_s, request_id, headers)
-        return await self._with_retries(call, self._send)
+        return await self._with_retries(model, call.deadline, lambda: self._send(call))
 
     async def infer_shm(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
                         version: int | str | None = None, timeout_s: float | None = None,
                         headers: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
         """Like `infer`, through system shared memory; regions are always released (see shm)."""
         call = await self._call(model, inputs, outputs, version, timeout_s, "", headers)
-        return await self._with_retries(call, self._send_shm)
+        return await self._with_retries(model, call.deadline, lambda: self._send_shm(call))
 
     async def predict_many(self, model: str, data: bulk.Data, **kwargs: Any) -> dict[str, np.ndarray]:
         """Run inference over all rows of `data`; outputs concatenated in input order."""
@@ -149,7 +154,7 @@ class AsyncTritonClient:
                            ) -> AsyncIterator[dict[str, np.ndarray]]:
         """Yield one result dict per chunk, in input order, at most `in_flight` chunks sent (see
         `TritonClient.predict_iter`): `async for out in client.predict_iter(model, data): ...`."""
-        info = await self.model_info(model, version)
+        info = await self.model_info(model, version, timeout_s=timeout_s)
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
 
         def send(chunk: dict[str, np.ndarray]) -> Awaitable[dict[str, np.ndarray]]:
@@ -162,23 +167,24 @@ class AsyncTritonClient:
     async def _call(self, model: str, inputs: Inputs, outputs: Sequence[str] | None,
                     version: int | str | None, timeout_s: float | None, request_id: str,
                     headers: Mapping[str, str] | None) -> Call:
-        info = await self.model_info(model, version)
-        return self._core.new_call(info, inputs, outputs=outputs, version=version, timeout_s=timeout_s,
+        deadline = self._core.deadline(timeout_s)
+        info = await self._model_info(model, version_string(version), deadline)
+        return self._core.new_call(info, inputs, deadline=deadline, outputs=outputs, version=version,
                                    request_id=request_id, headers=headers)
 
-    async def _with_retries(self, call: Call, send: Callable[[Call], Awaitable[dict[str, np.ndarray]]]
-                            ) -> dict[str, np.ndarray]:
+    async def _with_retries(self, model: str, deadline: float,
+                            attempt_once: Callable[[], Awaitable[_T]]) -> _T:
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await send(call)
+                return await attempt_once()
             except ClientError as error:
-                pause = self._core.options.retry.pause_s(error, attempt, call.deadline)
+                pause = self._core.options.retry.pause_s(error, attempt, deadline)
                 if pause is None:
                     raise
-                _LOGGER.debug("attempt %d of %r failed (%s); retrying in %.3f s",
-                              attempt, call.info.name, error, pause)
+                _LOGGER.debug("attempt %d for %r failed (%s); retrying in %.3f s",
+                              attempt, model, error, pause)
                 await asyncio.sleep(pause)
 
     async def _send(self, call: Call) -> dict[str, np.ndarray]:

@@ -160,20 +160,25 @@ class ClientCore:
                                       "is `tritonstack serve` running?")
 
     # -- requests -------------------------------------------------------------------------------
-    def new_call(self, info: ModelInfo, inputs: Inputs, *, outputs: Sequence[str] | None = None,
-                 version: int | str | None = None, timeout_s: float | None = None,
+    def deadline(self, timeout_s: float | None) -> float:
+        """The `time.monotonic()` by which a call must end (`timeout_s` or the client default)."""
+        self.check_open()
+        timeout = timeout_s if timeout_s is not None else self.options.timeout_s
+        if timeout <= 0:
+            raise ConfigError(f"timeout_s={timeout_s} must be > 0")
+        return time.monotonic() + timeout
+
+    def new_call(self, info: ModelInfo, inputs: Inputs, *, deadline: float,
+                 outputs: Sequence[str] | None = None, version: int | str | None = None,
                  request_id: str = "", headers: Mapping[str, str] | None = None) -> Call:
-        """Validate `inputs` for `info` and fix the call's deadline."""
+        """Validate `inputs` for `info`; the call must end by `deadline` (see `deadline()`)."""
         wanted = list(outputs or info.outputs)
         unknown = sorted(set(wanted) - set(info.outputs))
         if unknown:
             raise InvalidInputError(f"outputs {unknown} requested; model {info.name!r} has outputs "
                                     f"{sorted(info.outputs)}")
-        timeout = timeout_s if timeout_s is not None else self.options.timeout_s
-        if timeout <= 0:
-            raise ConfigError(f"timeout_s={timeout_s} must be > 0")
         return Call(info=info, arrays=self.prepare(info, inputs), outputs=wanted,
-                    version=version_string(version), deadline=time.monotonic() + timeout,
+                    version=version_string(version), deadline=deadline,
                     request_id=request_id, headers=self.headers(headers))
 
     def as_dict(self, info: ModelInfo, inputs: Inputs) -> dict[str, np.ndarray]:

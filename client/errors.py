@@ -47,8 +47,12 @@ _UNAVAILABLE_REFINED = (
     ("server is stopping", ServerStoppingError),
     ("protocol is restricted", AccessDeniedError),
 )
-#: Errors after which an idempotent inference call may be retried.
-RETRYABLE: tuple[type[ClientError], ...] = (ServerUnavailableError,)
+#: NOT_FOUND texts meaning "known, but no version is loaded" (e.g. after an unload).
+_NOT_READY = ("not ready", "has no available versions")
+#: Errors after which an idempotent inference call may be retried. ModelNotReadyError is one: a
+#: known model without a ready version is loading or unloading, and Triton 2.51 answers NOT_FOUND
+#: "has no available versions" for seconds while it shuts down, before its port closes.
+RETRYABLE: tuple[type[ClientError], ...] = (ServerUnavailableError, ModelNotReadyError)
 
 
 def error_for_status(code: str | None, message: str, *, model: str | None = None) -> ClientError:
@@ -58,7 +62,7 @@ def error_for_status(code: str | None, message: str, *, model: str | None = None
     lowered = message.lower()
     if cls is ServerUnavailableError:
         cls = next((sub for text, sub in _UNAVAILABLE_REFINED if text in lowered), cls)
-    if cls is ModelNotFoundError and "not ready" in lowered:
+    if cls is ModelNotFoundError and any(text in lowered for text in _NOT_READY):
         cls = ModelNotReadyError
     where = f"model {model!r}: " if model else ""
     return cls(f"{where}{message} [{name}]")

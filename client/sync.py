@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tritonstack.client import bulk
@@ -28,6 +28,7 @@ from tritonstack.errors import ClientError
 __all__ = ["TritonClient"]
 
 _LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class TritonClient:
@@ -94,18 +95,24 @@ class TritonClient:
                 raise self._core.not_ready_error(model, timeout_s)
             time.sleep(0.1)
 
-    def model_info(self, model: str, version: int | str | None = None) -> ModelInfo:
-        """The model's config, fetched once per (model, version) and cached."""
-        key = version_string(version)
+    def model_info(self, model: str, version: int | str | None = None, *,
+                   timeout_s: float | None = None) -> ModelInfo:
+        """The model's config, fetched once per (model, version) and cached; the fetch is
+        retried like inference (it only reads)."""
+        return self._model_info(model, version_string(version), self._core.deadline(timeout_s))
+
+    def _model_info(self, model: str, key: str, deadline: float) -> ModelInfo:
         info = self._core.cached(model, key)
         if info is None:
-            with translate_errors(model=model):
-                config = self._raw.get_model_config(
-                    model, key, as_json=True, client_timeout=self._core.options.timeout_s,
-                    headers=self._core.headers(),
-                )
+            config = self._with_retries(model, deadline, lambda: self._fetch_config(model, key, deadline))
             info = self._core.remember(model, key, config)
         return info
+
+    def _fetch_config(self, model: str, key: str, deadline: float) -> Any:
+        self._core.check_open()
+        with translate_errors(model=model):
+            return self._raw.get_model_config(model, key, as_json=True, headers=self._core.headers(),
+                                              client_timeout=max(deadline - time.monotonic(), 0.001))
 
     # -- inference --------------------------------------------------------------------------------
     def infer(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
@@ -117,7 +124,7 @@ class TritonClient:
         result is a dict of arrays by output name (all outputs unless `outputs` is given).
         """
         call = self._call(model, inputs, outputs, version, timeout_s, request_id, headers)
-        return self._with_retries(call, self._send)
+        return self._with_retries(model, call.deadline, lambda: self._send(call))
 
     def infer_shm(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
                   version: int | str | None = None, timeout_s: float | None = None,
@@ -129,7 +136,7 @@ class TritonClient:
         shared-memory endpoint is restricted.
         """
         call = self._call(model, inputs, outputs, version, timeout_s, "", headers)
-        return self._with_retries(call, self._send_shm)
+        return self._with_retries(model, call.deadline, lambda: self._send_shm(call))
 
     def predict_many(self, model: str, data: bulk.Data, **kwargs: Any) -> dict[str, np.ndarray]:
         """Run inference over all rows of `data`; outputs concatenated in input order.
@@ -148,7 +155,7 @@ class TritonClient:
         single rows (arrays or dicts without the batch axis); chunks hold up to `batch_size` rows
         (default: the model's max_batch_size). Memory stays bounded by `in_flight` chunks.
         """
-        info = self.model_info(model, version)
+        info = self.model_info(model, version, timeout_s=timeout_s)
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
 
         def send(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -159,23 +166,23 @@ class TritonClient:
     # -- internals --------------------------------------------------------------------------------
     def _call(self, model: str, inputs: Inputs, outputs: Sequence[str] | None, version: int | str | None,
               timeout_s: float | None, request_id: str, headers: Mapping[str, str] | None) -> Call:
-        info = self.model_info(model, version)
-        return self._core.new_call(info, inputs, outputs=outputs, version=version, timeout_s=timeout_s,
+        deadline = self._core.deadline(timeout_s)
+        info = self._model_info(model, version_string(version), deadline)
+        return self._core.new_call(info, inputs, deadline=deadline, outputs=outputs, version=version,
                                    request_id=request_id, headers=headers)
 
-    def _with_retries(self, call: Call, send: Callable[[Call], dict[str, np.ndarray]]
-                      ) -> dict[str, np.ndarray]:
+    def _with_retries(self, model: str, deadline: float, attempt_once: Callable[[], _T]) -> _T:
         attempt = 0
         while True:
             attempt += 1
             try:
-                return send(call)
+                return attempt_once()
             except ClientError as error:
-                pause = self._core.options.retry.pause_s(error, attempt, call.deadline)
+                pause = self._core.options.retry.pause_s(error, attempt, deadline)
                 if pause is None:
                     raise
-                _LOGGER.debug("attempt %d of %r failed (%s); retrying in %.3f s",
-                              attempt, call.info.name, error, pause)
+                _LOGGER.debug("attempt %d for %r failed (%s); retrying in %.3f s",
+                              attempt, model, error, pause)
                 time.sleep(pause)
 
     def _send(self, call: Call) -> dict[str, np.ndarray]:

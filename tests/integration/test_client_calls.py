@@ -60,6 +60,7 @@ def test_async_infer_concurrently_matches_sync(server, client, digits_data) -> N
         async with AsyncTritonClient(server.grpc_url) as aio:
             await aio.wait_until_ready(timeout_s=30, model=MODEL)
             assert await aio.is_ready()
+            assert await aio.model_info(MODEL) is await aio.model_info(MODEL)
             results = await asyncio.gather(*(aio.infer(MODEL, x[i:i + 1]) for i in range(64)))
             return [r["probabilities"][0] for r in results]
 

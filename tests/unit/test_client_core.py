@@ -26,6 +26,7 @@ def test_retry_only_retryable_errors_within_attempts_and_deadline() -> None:
     far = time.monotonic() + 60
     assert policy.pause_s(errors.ServerUnavailableError("down"), 1, far) is not None
     assert policy.pause_s(errors.OverloadedError("queue full"), 2, far) is not None
+    assert policy.pause_s(errors.ModelNotReadyError("loading"), 1, far) is not None
     assert policy.pause_s(errors.ServerUnavailableError("down"), 3, far) is None  # attempts spent
     for error in (errors.InvalidInputError("x"), errors.InferenceTimeoutError("x"),
                   errors.ModelNotFoundError("x"), errors.InternalServerError("x"),
@@ -59,14 +60,17 @@ def test_restricted_endpoint_without_key_is_access_denied_not_retryable() -> Non
 
 def test_new_call_validates_and_sets_deadline() -> None:
     core = ClientCore("h:1", ClientOptions(timeout_s=5, headers={"k": "v"}))
-    call = core.new_call(INFO, np.zeros((2, 4), np.float32), version=2, headers={"x": "y"})
+    call = core.new_call(INFO, np.zeros((2, 4), np.float32), deadline=core.deadline(None), version=2,
+                         headers={"x": "y"})
     assert call.version == "2" and call.outputs == ["probabilities"]
     assert 4 < call.remaining_s() <= 5
     assert call.headers == {"k": "v", "x": "y"}
     with pytest.raises(errors.InvalidInputError, match=r"outputs \['nope'\] requested"):
-        core.new_call(INFO, np.zeros((2, 4), np.float32), outputs=["nope"])
+        core.new_call(INFO, np.zeros((2, 4), np.float32), deadline=core.deadline(1), outputs=["nope"])
     with pytest.raises(errors.InvalidInputError, match="has shape"):
-        core.new_call(INFO, np.zeros((2, 5), np.float32))
+        core.new_call(INFO, np.zeros((2, 5), np.float32), deadline=core.deadline(1))
+    with pytest.raises(errors.ConfigError):
+        core.deadline(0)
 
 
 def test_sync_client_use_after_close_is_an_error() -> None:
@@ -141,3 +145,11 @@ def test_run_threaded_names_the_rows_of_a_failed_chunk() -> None:
 
 def test_concatenate_of_nothing_is_empty() -> None:
     assert bulk.concatenate([]) == {}
+
+
+def test_unloaded_model_is_not_ready_unknown_model_is_not_found() -> None:
+    unloaded = error_for_status("StatusCode.NOT_FOUND",
+                                "Request for unknown model: 'm' has no available versions", model="m")
+    unknown = error_for_status("StatusCode.NOT_FOUND", "Request for unknown model: 'x' is not found")
+    assert type(unloaded) is errors.ModelNotReadyError
+    assert type(unknown) is errors.ModelNotFoundError

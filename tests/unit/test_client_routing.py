@@ -102,8 +102,9 @@ def _leftovers() -> list[str]:
 
 
 def test_shm_regions_are_sized_filled_and_always_unlinked() -> None:
-    call = ClientCore("h:1", None).new_call(INFO, np.arange(12, dtype=np.float32).reshape(3, 4),
-                                            outputs=["y"])
+    core = ClientCore("h:1", None)
+    call = core.new_call(INFO, np.arange(12, dtype=np.float32).reshape(3, 4), deadline=core.deadline(1),
+                         outputs=["y"])
     with pytest.raises(RuntimeError), ShmTensors(call) as shm:
         assert [r.byte_size for r in shm.regions] == [48, 24]
         assert len(_leftovers()) == 2
@@ -114,7 +115,8 @@ def test_shm_regions_are_sized_filled_and_always_unlinked() -> None:
 
 
 def test_shm_refuses_variable_size_outputs_before_creating_anything() -> None:
-    call = ClientCore("h:1", None).new_call(INFO, np.zeros((3, 4), np.float32))
+    core = ClientCore("h:1", None)
+    call = core.new_call(INFO, np.zeros((3, 4), np.float32), deadline=core.deadline(1))
     with pytest.raises(errors.SharedMemoryError, match="output 'v'.*use infer"):
         ShmTensors(call)
     assert _leftovers() == []
