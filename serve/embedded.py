@@ -191,8 +191,10 @@ class EmbeddedServer:
 
     def reload_model(self, name: str) -> None:
         """Force a reload of `name` with its current config (new model instances, new stubs)."""
-        config = self._http_get(f"/v2/models/{name}/config")
-        body = json.dumps({"parameters": {"config": config.decode()}}).encode()
+        config = json.loads(self._http_get(f"/v2/models/{name}/config"))
+        # Triton reloads only when the config differs from the loaded one: stamp it.
+        config.setdefault("parameters", {})["tritonstack_reload"] = {"string_value": str(time.time_ns())}
+        body = json.dumps({"parameters": {"config": json.dumps(config)}}).encode()
         try:
             self._http_post(f"/v2/repository/models/{name}/load", body, timeout_s=120)
         except urllib.error.HTTPError as exc:

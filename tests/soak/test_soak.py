@@ -1,0 +1,81 @@
+"""R10 soak (opt-in: `pytest -m soak tests/soak`; TRITONSTACK_SOAK_S sets the length, default 600 s).
+
+Steady closed-loop load on digits_mlp with a stub killed every 120 s. Asserts, and prints: client
+and server memory flat, stubs and /dev/shm files back to their starting count, and failures only
+inside the windows that follow an injected fault.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
+from tritonstack.serve.supervisor import find_stubs
+
+pytestmark = pytest.mark.soak
+SOAK_S = float(os.environ.get("TRITONSTACK_SOAK_S", "600"))
+FAULT_EVERY_S = min(120.0, SOAK_S / 2)
+FAULT_WINDOW_S = 6.0
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _worker(url: str, stop: float, fault_times: list[float]) -> tuple[int, int, int]:
+    ok = injected = other = 0
+    batch = np.zeros((4, 64), np.float32)
+    options = ClientOptions(timeout_s=3, retry=RetryPolicy(attempts=3))
+    with TritonClient(url, options) as client:
+        while time.monotonic() < stop and ok + injected + other < 5_000_000:
+            try:
+                client.infer("digits_mlp", batch)
+                ok += 1
+            except Exception:  # noqa: BLE001 - classified below
+                now = time.monotonic()
+                if any(0 <= now - t <= FAULT_WINDOW_S for t in fault_times):
+                    injected += 1
+                else:
+                    other += 1
+    return ok, injected, other
+
+
+def test_r10_soak(server) -> None:  # noqa: ANN001
+    shm_start = len([f for f in os.listdir("/dev/shm") if f.startswith(server.shm_prefix)])
+    stubs_start = len(find_stubs(server.pid))
+    rss_start = (_rss_kib(server.pid), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    stop, fault_times = time.monotonic() + SOAK_S, []
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(_worker, server.grpc_url, stop, fault_times) for _ in range(4)]
+        next_fault = time.monotonic() + FAULT_EVERY_S / 2
+        while time.monotonic() < stop - FAULT_WINDOW_S:
+            if time.monotonic() >= next_fault:
+                fault_times.append(time.monotonic())
+                os.kill(find_stubs(server.pid)["digits_mlp_0_0"].pid, signal.SIGKILL)
+                next_fault += FAULT_EVERY_S
+            time.sleep(0.5)
+        totals = [sum(x) for x in zip(*(f.result() for f in futures), strict=True)]
+    time.sleep(FAULT_WINDOW_S)
+    rss_end = (_rss_kib(server.pid), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    shm_end = len([f for f in os.listdir("/dev/shm") if f.startswith(server.shm_prefix)])
+    print(f"\nR10: {SOAK_S:.0f} s, {totals[0]} ok, {totals[1]} failed inside {len(fault_times)} fault "
+          f"windows, {totals[2]} other failures; server RSS {rss_start[0]} -> {rss_end[0]} KiB, client "
+          f"max RSS {rss_start[1]} -> {rss_end[1]} KiB; stubs {stubs_start} -> {len(find_stubs(server.pid))}; "
+          f"shm files {shm_start} -> {shm_end}")
+    heals = [f"{e.healed_s - e.detected_s:.1f}" for e in server.supervisor.events if e.healed_s]
+    print(f"R10: heal times after detection: {', '.join(heals)} s")
+    assert totals[2] == 0
+    assert len(find_stubs(server.pid)) == stubs_start and shm_end <= shm_start
+    assert rss_end[0] < rss_start[0] * 1.5 + 50_000
+    assert rss_end[1] < rss_start[1] * 1.5 + 50_000
