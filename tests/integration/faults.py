@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from tritonstack.convert import Batching, ModelSpec, Platform, TensorSpec, write_version
+
 from tritonstack.model_config import read_config, write_config
 
 ASSETS = Path(__file__).parent.parent / "assets" / "models"

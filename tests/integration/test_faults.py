@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
-
-from tests.integration.faults import add_sleepy_model, one, timed
 from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
 from tritonstack.convert import Batching
 from tritonstack.convert.reference import build_all
+from tritonstack.serve import EmbeddedServer, ServerConfig
+from tritonstack.serve.supervisor import find_stubs
+
+from tests.integration.faults import add_sleepy_model, one, timed
 from tritonstack.errors import (
     InferenceTimeoutError,
     InvalidInputError,
@@ -30,8 +32,6 @@ from tritonstack.errors import (
     ServerError,
     ServerStoppingError,
 )
-from tritonstack.serve import EmbeddedServer, ServerConfig
-from tritonstack.serve.supervisor import find_stubs
 
 NO_RETRY = ClientOptions(retry=RetryPolicy(attempts=1), timeout_s=20)
 

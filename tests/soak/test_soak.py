@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
 from tritonstack.serve.supervisor import find_stubs
 
