@@ -22,7 +22,7 @@ Errors are the classes of `tritonstack.errors` (ClientError and below).
 
 from tritonstack.client.aio import AsyncTritonClient
 from tritonstack.client.balancer import AsyncBalancedClient, BalancedClient, EndpointState
-from tritonstack.client.core import ClientOptions, RetryPolicy
+from tritonstack.client.core import ClientOptions, RetryPolicy, grpc_restricted_headers
 from tritonstack.client.model import ModelInfo, TensorInfo
 from tritonstack.client.split import AsyncSplitRouter, SplitRouter, TrafficSplit, VersionStats
 from tritonstack.client.sync import TritonClient
@@ -44,5 +44,6 @@ __all__ = [
     "TrafficSplit",
     "TritonClient",
     "VersionStats",
+    "grpc_restricted_headers",
     "validate_inputs",
 ]

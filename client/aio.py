@@ -111,18 +111,21 @@ class AsyncTritonClient:
         loading = self._loading.get((model, key))
         if loading is None:
             loading = asyncio.ensure_future(
-                self._with_retries(model, deadline, lambda: self._fetch_info(model, key, deadline)))
+                self._with_retries(model, deadline, lambda: self._fetch_model(model, key, deadline)))
             self._loading[(model, key)] = loading
             loading.add_done_callback(lambda _: self._loading.pop((model, key), None))
         return await asyncio.shield(loading)
 
-    async def _fetch_info(self, model: str, key: str, deadline: float) -> ModelInfo:
+    async def _fetch_model(self, model: str, key: str, deadline: float) -> ModelInfo:
         self._core.check_open()
+        headers, timeout = self._core.headers(), max(deadline - time.monotonic(), 0.001)
         with translate_errors(model=model):
-            config = await self._raw.get_model_config(
-                model, key, as_json=True, headers=self._core.headers(),
-                client_timeout=max(deadline - time.monotonic(), 0.001))
-        return self._core.remember(model, key, config)
+            config, metadata = await asyncio.gather(
+                self._raw.get_model_config(model, key, as_json=True, headers=headers,
+                                           client_timeout=timeout),
+                self._raw.get_model_metadata(model, key, as_json=True, headers=headers,
+                                             client_timeout=timeout))
+        return self._core.remember(model, key, (config, metadata))
 
     # -- inference --------------------------------------------------------------------------------
     async def infer(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
@@ -215,6 +218,6 @@ class AsyncTritonClient:
         try:
             with translate_errors():
                 await self._raw.unregister_system_shared_memory(
-                    name, headers=headers, client_timeout=self._core.options.probe_timeout_s)
+                    name, headers=headers, client_timeout=self._core.options.timeout_s)
         except ClientError as error:  # the local region is unlinked anyway; the server drops it on restart
             _LOGGER.warning("could not unregister shared-memory region %s: %s", name, error)

@@ -29,9 +29,23 @@ from tritonstack.errors import (
     ServerUnavailableError,
 )
 
-__all__ = ["Call", "ClientCore", "ClientOptions", "Inputs", "RetryPolicy", "version_string"]
+__all__ = ["Call", "ClientCore", "ClientOptions", "Inputs", "RetryPolicy", "grpc_restricted_headers",
+           "version_string"]
 
 Inputs = Mapping[str, np.ndarray] | np.ndarray
+#: Triton's gRPC endpoint reads the key of `--grpc-restricted-protocol=<apis>:<key>=<value>` from
+#: the header `triton-grpc-protocol-<key>` (HTTP reads `<key>` itself).
+GRPC_RESTRICTED_PREFIX = "triton-grpc-protocol-"
+
+
+def grpc_restricted_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """gRPC headers that unlock restricted endpoints (shared memory, model control), from the
+    `key: value` pairs the server was given, e.g. `EmbeddedServer.admin_headers`.
+
+        ClientOptions(headers=grpc_restricted_headers(server.admin_headers))
+    """
+    return {(k if k.startswith(GRPC_RESTRICTED_PREFIX) else GRPC_RESTRICTED_PREFIX + k): v
+            for k, v in headers.items()}
 
 
 def version_string(version: int | str | None) -> str:
@@ -77,8 +91,8 @@ class RetryPolicy:
 class ClientOptions:
     """Per-client defaults: deadline per call, retry policy, validation, TLS, headers.
 
-    `headers` go with every call, including shared-memory registration; put the server's admin
-    header here when you use `infer_shm` against a server with restricted endpoints.
+    `headers` go with every call, including shared-memory registration; for `infer_shm` against a
+    server with restricted endpoints, add `grpc_restricted_headers(<its admin header>)`.
     """
 
     timeout_s: float = 10.0
@@ -145,9 +159,12 @@ class ClientCore:
         self.check_open()
         return self._models.get((model, version))
 
-    def remember(self, model: str, version: str, config: Mapping[str, Any]) -> ModelInfo:
-        """Cache the model config (JSON form of `get_model_config`) and return its ModelInfo."""
-        info = ModelInfo.from_config(dict(config["config"]))
+    def remember(self, model: str, version: str, found: tuple[Mapping[str, Any], Mapping[str, Any]]
+                 ) -> ModelInfo:
+        """Cache (config, metadata), the JSON forms of `get_model_config` and `get_model_metadata`,
+        as the ModelInfo of (model, version) and return it."""
+        config, metadata = found
+        info = ModelInfo.from_config(dict(config["config"]), dict(metadata))
         self._models[(model, version)] = info
         return info
 

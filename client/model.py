@@ -1,7 +1,9 @@
-"""What the client knows of a served model, read once from its config and cached.
+"""What the client knows of a served model, read once from its config and metadata and cached.
 
-    info = ModelInfo.from_config(raw_client.get_model_config("digits_mlp", as_json=True)["config"])
+    info = ModelInfo.from_config(raw_client.get_model_config("digits_mlp", as_json=True)["config"],
+                                 metadata=raw_client.get_model_metadata("digits_mlp", as_json=True))
     info.inputs["features"].dims   # (64,)
+    info.versions                  # ("1",): the versions the server serves
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ class TensorInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class ModelInfo:
-    """A model's name, batch limit and tensors."""
+    """A model's name, batch limit and tensors; versions and platform when metadata was given."""
 
     name: str
     max_batch_size: int
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
+    versions: tuple[str, ...] = ()
+    platform: str = ""
 
     @property
     def batched(self) -> bool:
@@ -55,8 +59,9 @@ class ModelInfo:
         return self.max_batch_size > 0
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ModelInfo:
-        """Build from the JSON form of a ModelConfig (`get_model_config(..., as_json=True)`)."""
+    def from_config(cls, config: dict[str, Any], metadata: dict[str, Any] | None = None) -> ModelInfo:
+        """Build from the JSON form of a ModelConfig (`get_model_config(..., as_json=True)`) and,
+        optionally, of the model metadata (`get_model_metadata(..., as_json=True)`)."""
         def tensors(items: list[dict[str, Any]]) -> dict[str, TensorInfo]:
             return {
                 t["name"]: TensorInfo(
@@ -72,6 +77,8 @@ class ModelInfo:
             max_batch_size=int(config.get("max_batch_size", 0)),
             inputs=tensors(config.get("input", [])),
             outputs=tensors(config.get("output", [])),
+            versions=tuple(str(v) for v in (metadata or {}).get("versions", [])),
+            platform=str((metadata or {}).get("platform", "")),
         )
 
 

@@ -104,15 +104,19 @@ class TritonClient:
     def _model_info(self, model: str, key: str, deadline: float) -> ModelInfo:
         info = self._core.cached(model, key)
         if info is None:
-            config = self._with_retries(model, deadline, lambda: self._fetch_config(model, key, deadline))
-            info = self._core.remember(model, key, config)
+            found = self._with_retries(model, deadline, lambda: self._fetch_model(model, key, deadline))
+            info = self._core.remember(model, key, found)
         return info
 
-    def _fetch_config(self, model: str, key: str, deadline: float) -> Any:
+    def _fetch_model(self, model: str, key: str, deadline: float) -> tuple[Any, Any]:
         self._core.check_open()
+        headers = self._core.headers()
         with translate_errors(model=model):
-            return self._raw.get_model_config(model, key, as_json=True, headers=self._core.headers(),
-                                              client_timeout=max(deadline - time.monotonic(), 0.001))
+            config = self._raw.get_model_config(model, key, as_json=True, headers=headers,
+                                                client_timeout=max(deadline - time.monotonic(), 0.001))
+            metadata = self._raw.get_model_metadata(model, key, as_json=True, headers=headers,
+                                                    client_timeout=max(deadline - time.monotonic(), 0.001))
+        return config, metadata
 
     # -- inference --------------------------------------------------------------------------------
     def infer(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
@@ -213,6 +217,6 @@ class TritonClient:
         try:
             with translate_errors():
                 self._raw.unregister_system_shared_memory(
-                    name, headers=headers, client_timeout=self._core.options.probe_timeout_s)
+                    name, headers=headers, client_timeout=self._core.options.timeout_s)
         except ClientError as error:  # the local region is unlinked anyway; the server drops it on restart
             _LOGGER.warning("could not unregister shared-memory region %s: %s", name, error)

@@ -8,7 +8,13 @@ import socket
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tritonstack.client import AsyncTritonClient, ClientOptions, RetryPolicy, TritonClient
+from tritonstack.client import (
+    AsyncTritonClient,
+    ClientOptions,
+    RetryPolicy,
+    TritonClient,
+    grpc_restricted_headers,
+)
 from tritonstack.client.shm import SHM_DIR, region_prefix
 from tritonstack.convert.verify import run_onnx
 
@@ -18,8 +24,7 @@ MODEL = "digits_mlp"
 
 
 def grpc_admin_headers(server) -> dict[str, str]:  # noqa: ANN001
-    """Triton's gRPC restricted protocols read the key from `triton-grpc-protocol-<header>`."""
-    return {f"triton-grpc-protocol-{key}": value for key, value in server.admin_headers.items()}
+    return grpc_restricted_headers(server.admin_headers)
 
 
 def unused_port() -> int:
@@ -49,6 +54,7 @@ def test_sync_infer_matches_onnxruntime_and_caches_the_config(client, repository
     assert np.abs(out["probabilities"] - local).max() <= 1e-5
     assert client.model_info(MODEL) is client.model_info(MODEL)
     assert client.model_info(MODEL).max_batch_size == 512
+    assert client.model_info(MODEL).versions == ("1",)
     assert client.is_ready() and client.is_ready(MODEL)
 
 

@@ -28,9 +28,9 @@ from tritonstack.client import (
     TrafficSplit,
     TritonClient,
 )
-from tritonstack.model_config import read_config, write_config
 
 from tritonstack import errors
+from tritonstack.model_config import read_config, write_config
 
 QUEUE_DELAY_US = 2_000_000
 
@@ -169,6 +169,35 @@ PATIENT = ClientOptions(timeout_s=90, retry=RetryPolicy(attempts=200, initial_ba
                                                         max_backoff_s=1.0))
 
 
+def _sync_loop(url: str, rows: np.ndarray, results: dict, failures: list, stop_at: float) -> None:
+    """Send every row once, one at a time; record results by row and any failure."""
+    with TritonClient(url, PATIENT) as client:
+        for i in range(len(rows)):
+            if time.monotonic() > stop_at:
+                return
+            try:
+                results[i] = client.infer("digits_mlp", rows[i:i + 1])["probabilities"][0]
+            except BaseException as error:  # noqa: BLE001 - recorded, asserted by the test
+                failures.append(error)
+            time.sleep(0.02)
+
+
+async def _aio_loop(url: str, rows: np.ndarray, results: dict, failures: list, stop_at: float) -> None:
+    """The same with 4 concurrent asyncio workers sharing one client."""
+    async with AsyncTritonClient(url, PATIENT) as client:
+        async def worker(start: int) -> None:
+            for i in range(start, len(rows), 4):
+                if time.monotonic() > stop_at:
+                    return
+                try:
+                    results[i] = (await client.infer("digits_mlp", rows[i:i + 1]))["probabilities"][0]
+                except BaseException as error:  # noqa: BLE001
+                    failures.append(error)
+                await asyncio.sleep(0.08)
+
+        await asyncio.gather(*(worker(s) for s in range(4)))
+
+
 def test_restart_mid_run_loses_no_request(own) -> None:
     rows = _rows(300)
     with TritonClient(own.grpc_url) as reference:
@@ -177,34 +206,11 @@ def test_restart_mid_run_loses_no_request(own) -> None:
     aio_results: dict[int, np.ndarray] = {}
     failures: list[BaseException] = []
     stop_at = time.monotonic() + 240  # every loop is bounded in count and time
-
-    def sync_loop() -> None:
-        with TritonClient(own.grpc_url, PATIENT) as client:
-            for i in range(len(rows)):
-                if time.monotonic() > stop_at:
-                    return
-                try:
-                    sync_results[i] = client.infer("digits_mlp", rows[i:i + 1])["probabilities"][0]
-                except BaseException as error:  # noqa: BLE001 - recorded, asserted below
-                    failures.append(error)
-                time.sleep(0.02)
-
-    async def aio_loop() -> None:
-        async with AsyncTritonClient(own.grpc_url, PATIENT) as client:
-            async def worker(start: int) -> None:
-                for i in range(start, len(rows), 4):
-                    if time.monotonic() > stop_at:
-                        return
-                    try:
-                        out = await client.infer("digits_mlp", rows[i:i + 1])
-                        aio_results[i] = out["probabilities"][0]
-                    except BaseException as error:  # noqa: BLE001
-                        failures.append(error)
-                    await asyncio.sleep(0.08)
-
-            await asyncio.gather(*(worker(s) for s in range(4)))
-
-    threads = [threading.Thread(target=sync_loop), threading.Thread(target=lambda: asyncio.run(aio_loop()))]
+    threads = [
+        threading.Thread(target=_sync_loop, args=(own.grpc_url, rows, sync_results, failures, stop_at)),
+        threading.Thread(target=lambda: asyncio.run(
+            _aio_loop(own.grpc_url, rows, aio_results, failures, stop_at))),
+    ]
     for thread in threads:
         thread.start()
     _wait_for(lambda: len(sync_results) >= 20 and len(aio_results) >= 20, timeout_s=60)
@@ -281,7 +287,7 @@ def test_traffic_split_counts_match_the_server(own) -> None:
         client.wait_until_ready(timeout_s=60, model="digits_mlp")
         before = {v: _version_successes(own, v) for v in ("1", "2")}
         router = SplitRouter(client, "digits_mlp", TrafficSplit({"1": 0.75, "2": 0.25}, seed=3))
-        for i in range(200):
+        for _ in range(200):
             router.infer(_rows(1), timeout_s=30)
         stats = router.stats()
     after = {v: _version_successes(own, v) for v in ("1", "2")}

@@ -7,8 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from tritonstack.client import ClientOptions, ModelInfo, RetryPolicy, TritonClient
-from tritonstack.client import bulk
+from tritonstack.client import ClientOptions, ModelInfo, RetryPolicy, TritonClient, bulk
 from tritonstack.client.core import ClientCore
 from tritonstack.client.errors import error_for_status
 
@@ -153,3 +152,22 @@ def test_unloaded_model_is_not_ready_unknown_model_is_not_found() -> None:
     unknown = error_for_status("StatusCode.NOT_FOUND", "Request for unknown model: 'x' is not found")
     assert type(unloaded) is errors.ModelNotReadyError
     assert type(unknown) is errors.ModelNotFoundError
+
+
+def test_grpc_restricted_headers_use_tritons_prefix() -> None:
+    from tritonstack.client import grpc_restricted_headers
+
+    assert grpc_restricted_headers({"tritonstack-admin-key": "k"}) == {
+        "triton-grpc-protocol-tritonstack-admin-key": "k"}
+    assert grpc_restricted_headers({"triton-grpc-protocol-a": "b"}) == {"triton-grpc-protocol-a": "b"}
+
+
+def test_every_client_module_exports_what_it_lists() -> None:
+    import importlib
+
+    for name in ("aio", "balancer", "bulk", "core", "errors", "model", "pool", "shm", "split", "sync",
+                 "validation"):
+        module = importlib.import_module(f"tritonstack.client.{name}")
+        assert module.__doc__ and module.__doc__.strip(), name
+        for exported in module.__all__:
+            assert hasattr(module, exported), f"{name}.{exported}"
