@@ -194,7 +194,7 @@ def _calibration(options: ConvertOptions, source: Source) -> SampleSet | Iterabl
     if data is None or isinstance(data, (Path, str, SampleSet, dict, np.ndarray)):
         if data is None:
             return None
-        return data if isinstance(data, SampleSet) else load_samples(data, source.inputs, what="calibration data")
+        return load_samples(data, source.inputs, what="calibration data")
     return data  # an iterable of feeds, consumed once by the calibrator
 
 
@@ -202,8 +202,7 @@ def _holdout(options: ConvertOptions, source: Source, calibration: Any) -> Sampl
     if options.holdout is None:
         raise CalibrationError("INT8 needs a held-out set for the accuracy gate; pass --holdout FILE.npz "
                                "(never the calibration data)")
-    holdout = options.holdout if isinstance(options.holdout, SampleSet) else load_samples(
-        options.holdout, source.inputs, what="held-out data")
+    holdout = load_samples(options.holdout, source.inputs, what="held-out data")
     if isinstance(calibration, SampleSet):
         shared = len(row_digests(holdout) & row_digests(calibration))
         if shared:

@@ -68,9 +68,11 @@ class SampleSet:
         return len(next(iter(self.feeds.values())))
 
 
-def load_samples(source: Path | Mapping[str, np.ndarray] | np.ndarray, specs: list[TensorSpec], *,
+def load_samples(source: Path | SampleSet | Mapping[str, np.ndarray] | np.ndarray, specs: list[TensorSpec], *,
                  what: str, error: type[ConversionError] = CalibrationError) -> SampleSet:
     """Read and check a sample file (or arrays); raise `error` saying what does not fit."""
+    if isinstance(source, SampleSet):
+        source = {**source.feeds, **({"labels": source.labels} if source.labels is not None else {})}
     arrays = _read(source, what, error) if isinstance(source, (str, Path)) else source
     if isinstance(arrays, np.ndarray):
         if len(specs) != 1:

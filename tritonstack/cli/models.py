@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,17 +23,41 @@ def build(
     from rich.table import Table
 
     from tritonstack.cli import console
-    from tritonstack.convert.reference import BUILDERS, build_all
+    from tritonstack.convert.reference import BUILDERS
     from tritonstack.errors import ConfigError
 
     unknown = sorted(set(only or ()) - set(BUILDERS))
     if unknown:
         raise ConfigError(f"unknown reference model(s) {unknown}; choose from {sorted(BUILDERS)}")
-    summaries = build_all(repository, workdir, only)
-    table = Table("model", "version", "accuracy", "max abs error vs source")
-    for s in summaries.values():
-        table.add_row(s["model"], str(s["version"]), f"{s['accuracy']:.4f}", f"{s['max_abs_error']:.2e}")
+    table = Table("model", "precision", "version", "max abs error vs source", "metric before -> after",
+                  "gate", "build s")
+    started = time.monotonic()
+    for name in only or BUILDERS:
+        begin = time.monotonic()
+        with console.status(f"building {name}..."):
+            summary = BUILDERS[name](repository, workdir)
+        for row in _rows(summary):
+            table.add_row(*row, f"{time.monotonic() - begin:.0f}")
     console.print(table)
+    console.print(f"built in {time.monotonic() - started:.0f} s")
+
+
+def _rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Table rows of one builder's summary: one per variant, rejected and skipped ones included."""
+    if "variants" not in summary:  # digits_mlp: one FP32 model
+        return [(summary["model"], "fp32", str(summary["version"]), f"{summary['max_abs_error']:.2e}",
+                 f"top1 {summary['accuracy']:.4f}", "-")]
+    rows = []
+    for name, v in summary["variants"].items():
+        gate = v.get("gate")
+        metric = "-" if gate is None else f"{gate['metric']} {gate['before']:.4f} -> {gate['after']:.4f}"
+        verdict = "-" if gate is None else ("passed" if gate["passed"] else "REJECTED")
+        version = str(v.get("version") or "not written")
+        rows.append((name, v["precision"], version, f"{v['max_abs_error']:.2e}", metric, verdict))
+    for name, reason in {**summary.get("rejected", {}), **summary.get("skipped", {})}.items():
+        if name not in summary["variants"]:
+            rows.append((name, "-", "not written", "-", reason, "skipped"))
+    return rows
 
 
 def register(app: typer.Typer) -> None:

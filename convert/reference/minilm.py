@@ -1,0 +1,153 @@
+"""minilm: all-MiniLM-L6-v2 served as an ensemble that takes raw strings.
+
+    summary = build_minilm(Path("model_repository"), Path("build"))
+
+Writes three models (and their INT8 twins when the gate passes):
+
+- `minilm_tokenizer` (Python backend): TEXT strings -> input_ids, attention_mask;
+- `minilm_encoder` (onnxruntime_onnx): token ids -> `embedding` [384], with mean pooling and L2
+  normalisation inside the ONNX graph;
+- `minilm` (ensemble): TEXT -> embedding, the two steps above.
+
+INT8 (`minilm_encoder_int8`, `minilm_int8`): static QDQ, per-channel, MinMax on 64 sentences, on
+the weight MatMuls only, leaving in FP32 the attention's activation x activation MatMuls and the
+feed-forward output projections (their inputs, after GELU, have the outliers that break a naive
+recipe). The gate compares INT8 to FP32 embeddings of 128 other sentences: mean cosine >= 0.99.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritonstack.convert.gate import run_gate
+from tritonstack.convert.manifest import file_sha256, tool_versions
+from tritonstack.convert.precision import DEFAULT_TOLERANCES, Precision
+from tritonstack.convert.quantize import CalibrationMethod, Int8Recipe, onnx2int8
+from tritonstack.convert.reference.corpus import sentences
+from tritonstack.convert.reference.minilm_encoder import MAX_SEQ_LENGTH, SentenceEncoder, model_dir, tokenizer
+from tritonstack.convert.repository import write_version
+from tritonstack.convert.spec import EnsembleStep, ModelSpec, Platform, TensorSpec
+from tritonstack.convert.torch_export import run_torch, torch2onnx
+from tritonstack.convert.verify import run_onnx, verify_outputs
+
+__all__ = ["TOKENIZER_FILES", "build_minilm", "encoder_spec", "ensemble_spec", "tokenizer_spec"]
+
+MAX_BATCH = 64
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+_IDS = [TensorSpec(name="input_ids", dtype="INT64", dims=(-1,)),
+        TensorSpec(name="attention_mask", dtype="INT64", dims=(-1,))]
+_TEXT = [TensorSpec(name="TEXT", dtype="STRING", dims=(1,))]
+_EMBEDDING = [TensorSpec(name="embedding", dtype="FP32", dims=(384,))]
+
+
+def tokenizer_spec(name: str = "minilm_tokenizer") -> ModelSpec:
+    """The Python-backend tokenizer step."""
+    return ModelSpec(name=name, platform=Platform.PYTHON, max_batch_size=MAX_BATCH, inputs=_TEXT,
+                     outputs=_IDS, batching=None, parameters={"max_seq_length": str(MAX_SEQ_LENGTH)})
+
+
+def encoder_spec(name: str) -> ModelSpec:
+    """The ONNX encoder; no dynamic batching, since requests' token lengths differ."""
+    return ModelSpec(name=name, platform=Platform.ONNX, max_batch_size=MAX_BATCH, inputs=_IDS,
+                     outputs=_EMBEDDING, batching=None)
+
+
+def ensemble_spec(name: str, encoder: str, tokenizer_name: str = "minilm_tokenizer") -> ModelSpec:
+    """TEXT -> tokenizer -> encoder -> embedding."""
+    steps = (
+        EnsembleStep(model_name=tokenizer_name, input_map={"TEXT": "TEXT"},
+                     output_map={"input_ids": "ids", "attention_mask": "mask"}),
+        EnsembleStep(model_name=encoder, input_map={"input_ids": "ids", "attention_mask": "mask"},
+                     output_map={"embedding": "embedding"}),
+    )
+    return ModelSpec(name=name, platform=Platform.ENSEMBLE, max_batch_size=MAX_BATCH, inputs=_TEXT,
+                     outputs=_EMBEDDING, batching=None, steps=steps)
+
+
+def _feeds(tok: Any, texts: list[str], pad_to: int | None = None) -> dict[str, np.ndarray]:
+    batch = tok(texts, padding="max_length" if pad_to else True, truncation=True,
+                max_length=pad_to or MAX_SEQ_LENGTH, return_tensors="np")
+    return {"input_ids": batch["input_ids"].astype(np.int64),
+            "attention_mask": batch["attention_mask"].astype(np.int64)}
+
+
+def _embed(path: Path, tok: Any, texts: list[str]) -> np.ndarray:
+    return np.concatenate([run_onnx(path, _feeds(tok, texts[i:i + 16]))["embedding"]
+                           for i in range(0, len(texts), 16)])
+
+
+def int8_recipe(fp32: Path) -> Int8Recipe:
+    """Weight MatMuls only, minus the feed-forward output projections ([1536, 384] weights)."""
+    import onnx
+
+    model = onnx.load(str(fp32))
+    shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    exclude = [n.name for n in model.graph.node if n.op_type == "MatMul" and (
+        not any(i in shapes for i in n.input) or any(shapes.get(i) == (1536, 384) for i in n.input))]
+    return Int8Recipe(method=CalibrationMethod.MINMAX, op_types=("MatMul",), exclude_nodes=tuple(exclude))
+
+
+def build_minilm(repository: Path, workdir: Path) -> dict[str, Any]:
+    """Export, verify, write the FP32 ensemble; quantize, gate and write the INT8 one if it passes."""
+    folder = Path(workdir) / "minilm"
+    folder.mkdir(parents=True, exist_ok=True)
+    tok, encoder = tokenizer(), SentenceEncoder()
+    fp32 = torch2onnx(encoder, folder / "model.onnx", inputs=_IDS, output_names=["embedding"])
+    holdout = sentences(128, part=1)
+    check = _feeds(tok, holdout[:32])
+    expected = {"embedding": run_torch(encoder, check, ["input_ids", "attention_mask"])[0]}
+    tolerance = DEFAULT_TOLERANCES[Precision.FP32]
+    errors = verify_outputs(expected=expected, actual=run_onnx(fp32, check), atol=tolerance.atol,
+                            rtol=tolerance.rtol, what="minilm_encoder fp32")
+    base = {"source": str(model_dir()), "source_sha256": file_sha256(model_dir() / "model.safetensors"),
+            "tools": tool_versions()}
+    summary: dict[str, Any] = {"model": "minilm", "variants": {}, "rejected": {}, "skipped": {}, "warnings": []}
+    _write_fp32(Path(repository), fp32, base, errors, summary)
+    _int8(Path(repository), folder, fp32, tok, holdout, base, summary)
+    return summary
+
+
+def _write_fp32(repository: Path, fp32: Path, base: dict, errors: dict, summary: dict) -> None:
+    files = {name: model_dir() / name for name in TOKENIZER_FILES}
+    files["model.py"] = Path(__file__).with_name("minilm_tokenizer_model.py")
+    write_version(repository, tokenizer_spec(), files=files, manifest={**base, "precision": "n/a",
+                                                                       "step": "tokenizer"})
+    error_dict = {k: v.as_dict() for k, v in errors.items()}
+    version = write_version(repository, encoder_spec("minilm_encoder"), files={"model.onnx": fp32},
+                            manifest={**base, "precision": "fp32", "errors": error_dict,
+                                      "tolerance": {"atol": 1e-4, "rtol": 1e-3}})
+    write_version(repository, ensemble_spec("minilm", "minilm_encoder"), files={},
+                  manifest={**base, "precision": "fp32", "steps": ["minilm_tokenizer", "minilm_encoder"]})
+    summary["version"] = version
+    summary["variants"]["minilm"] = {"precision": "fp32", "version": version, "gate": None, "calibration": None,
+                                     "max_abs_error": errors["embedding"].max_abs}
+
+
+def _int8(repository: Path, folder: Path, fp32: Path, tok: Any, holdout: list[str], base: dict,
+          summary: dict) -> None:
+    calibration = sentences(64, part=0)
+    batches = [_feeds(tok, calibration[i:i + 8], pad_to=128) for i in range(0, len(calibration), 8)]
+    cache = folder / f"calibration-minmax-{file_sha256(fp32)[:16]}.json"
+    result = onnx2int8(fp32, folder / "model_int8.onnx", calibration=iter(batches), recipe=int8_recipe(fp32),
+                       cache_path=cache, progress=False)
+    reference, candidate = _embed(fp32, tok, holdout), _embed(result.path, tok, holdout)
+    gate = run_gate(metric="cosine", reference=reference, candidate=candidate, labels=None)
+    calib = {"method": result.method.value, "samples": result.samples, "cache_reused": result.cache_hit,
+             "per_channel": True, "format": "QDQ", "op_types": ["MatMul"],
+             "fp32_nodes": len(int8_recipe(fp32).exclude_nodes)}
+    entry = {"precision": "int8", "gate": gate.as_dict(), "calibration": calib,
+             "max_abs_error": float(np.abs(candidate - reference).max())}
+    summary["variants"]["minilm_int8"] = entry
+    if not gate.passed:
+        summary["rejected"]["minilm_int8"] = (f"mean cosine to FP32 {gate.after:.4f} < {gate.budget} on "
+                                              f"{gate.samples} held-out sentences")
+        return
+    manifest = {**base, "precision": "int8", "accuracy": gate.as_dict(), "calibration": calib,
+                "errors": {"embedding": {"max_abs": entry["max_abs_error"]}}}
+    write_version(repository, encoder_spec("minilm_encoder_int8"),
+                  files={"model.onnx": result.path, "calibration.json": cache}, manifest=manifest)
+    entry["version"] = write_version(repository, ensemble_spec("minilm_int8", "minilm_encoder_int8"), files={},
+                                     manifest={**manifest, "steps": ["minilm_tokenizer", "minilm_encoder_int8"]})
