@@ -1,0 +1,138 @@
+"""Locust users that talk to Triton through tritonstack's gRPC client.
+
+    from tritonstack.loadtest.locust_user import TritonGrpcUser
+
+    class MyUser(TritonGrpcUser):
+        model = "digits_mlp"
+        @task
+        def predict(self):
+            self.infer()
+
+Importing this module makes gRPC gevent-compatible (`grpc.experimental.gevent.init_gevent()`)
+before any channel exists, and imports Locust (which monkey-patches with gevent): import it only in
+load-test processes, never from library code. Every call is reported through Locust's
+`events.request`, failures included, with `context` carrying the scheduled and actual send time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from grpc.experimental import gevent as grpc_gevent
+
+grpc_gevent.init_gevent()
+
+import gevent  # noqa: E402 - after init_gevent on purpose
+import numpy as np  # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+from locust import User, constant, task  # noqa: E402
+from tritonstack.loadtest.generator import error_kind  # noqa: E402
+from tritonstack.loadtest.inputs import random_rows  # noqa: E402
+from tritonstack.loadtest.scenario import Scenario  # noqa: E402
+from tritonstack.loadtest.schedule import Arrival  # noqa: E402
+
+__all__ = ["OpenLoopUser", "SteadyUser", "TritonGrpcUser"]
+
+
+class TritonGrpcUser(User):
+    """Abstract: one TritonClient per user (no retries: a failure is a data point, not hidden)."""
+
+    abstract = True
+    model: str = "digits_mlp"
+    timeout_s: float = 10.0
+    wait_time = constant(0)
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
+
+        self.client = TritonClient(self.host, ClientOptions(timeout_s=self.timeout_s,
+                                                            retry=RetryPolicy(attempts=1)))
+        self.rows: list[dict[str, np.ndarray]] = []
+        self._next = 0
+
+    def on_start(self) -> None:
+        """Fetch the model config once and prepare random requests that fit it."""
+        self.rows = random_rows(self.client.model_info(self.model), count=16, seed=id(self) % 1000)
+
+    def on_stop(self) -> None:
+        """Close the channel."""
+        self.client.close()
+
+    def infer(self, inputs: dict[str, np.ndarray] | None = None, *, scheduled_s: float | None = None) -> Any:
+        """One inference, reported to Locust; latency counts from `scheduled_s` when given."""
+        if inputs is None:
+            inputs, self._next = self.rows[self._next % len(self.rows)], self._next + 1
+        start = time.perf_counter()
+        scheduled = start if scheduled_s is None else scheduled_s
+        result, exception = None, None
+        try:
+            result = self.client.infer(self.model, inputs)
+        except Exception as exc:  # noqa: BLE001 - reported as a failed request
+            exception = exc
+        end = time.perf_counter()
+        self.environment.events.request.fire(
+            request_type="grpc", name=self.model, response_time=(end - scheduled) * 1e3,
+            response_length=0, exception=exception,
+            context={"scheduled_s": scheduled, "start_s": start, "end_s": end,
+                     "error": error_kind(exception) if exception else ""},
+        )
+        return result
+
+
+class SteadyUser(TritonGrpcUser):
+    """Closed loop: each user sends its next request when the previous one returns."""
+
+    abstract = True
+
+    @task
+    def predict(self) -> None:
+        """One request."""
+        self.infer()
+
+
+class OpenLoopUser(TritonGrpcUser):
+    """Open loop: requests leave on a constant or Poisson schedule, whether or not others returned.
+
+    `rate_rps` is this user's share of the total rate. When `max_in_flight` requests are
+    outstanding the next one waits, and the wait counts in its latency (the schedule never moves).
+    """
+
+    abstract = True
+    rate_rps: float = 100.0
+    arrival: Arrival = Arrival.POISSON
+    max_in_flight: int = 64
+
+    @task
+    def run_schedule(self) -> None:
+        """Issue requests on schedule until the user is stopped."""
+        rng = np.random.default_rng(id(self) % 10_000)
+        pool, due = Pool(self.max_in_flight), time.perf_counter()
+        try:
+            while True:
+                due += self._gap(rng)
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    gevent.sleep(delay)
+                pool.spawn(self.infer, scheduled_s=due)  # blocks while the pool is full
+        finally:
+            pool.join(timeout=self.timeout_s)
+
+    def _gap(self, rng: np.random.Generator) -> float:
+        if Arrival(self.arrival) is Arrival.CONSTANT:
+            return 1.0 / self.rate_rps
+        return float(rng.exponential(1.0 / self.rate_rps))
+
+
+def user_class(scenario: Scenario, host: str) -> type[TritonGrpcUser]:
+    """A concrete user class for `scenario` (Locust needs classes, not instances)."""
+    from tritonstack.loadtest.scenario import Kind
+
+    base = OpenLoopUser if scenario.kind is Kind.OPEN else SteadyUser
+    attributes = {"abstract": False, "host": host, "model": scenario.model, "timeout_s": scenario.timeout_s,
+                  "__module__": __name__}
+    if scenario.kind is Kind.OPEN:
+        attributes.update(rate_rps=scenario.rate_rps / scenario.users, arrival=scenario.arrival,
+                          max_in_flight=scenario.max_in_flight)
+    return type(f"Triton{scenario.kind.value.title()}User", (base,), attributes)

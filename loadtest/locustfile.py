@@ -1,0 +1,21 @@
+"""Locustfile for the `locust` command, e.g. distributed mode (one master, N workers):
+
+    TRITONSTACK_SCENARIO='{"kind": "steady", "model": "digits_mlp"}' \\
+        locust -f loadtest/locustfile.py --master --headless -u 8 -r 8 -t 10s --host 127.0.0.1:8001
+    TRITONSTACK_SCENARIO=... locust -f loadtest/locustfile.py --worker --master-host 127.0.0.1
+
+The scenario comes from the environment (`Scenario.to_env()`); `tritonstack loadtest --workers N`
+sets it and starts the processes for you. Exactly one user class and at most one shape are
+defined here, so Locust needs no class picker.
+"""
+
+from tritonstack.loadtest.locust_user import user_class
+from tritonstack.loadtest.scenario import Kind, Scenario
+
+SCENARIO = Scenario.from_env()
+TritonUser = user_class(SCENARIO, host=None)
+
+if SCENARIO.kind is Kind.RAMP:
+    from tritonstack.loadtest.shapes import StepRamp  # noqa: F401 - Locust finds the shape here
+elif SCENARIO.kind is Kind.SPIKE:
+    from tritonstack.loadtest.shapes import Spike  # noqa: F401

@@ -1,0 +1,79 @@
+"""What a Locust load test runs: one frozen Scenario, passed to workers through the environment.
+
+    scenario = Scenario(kind=Kind.OPEN, model="digits_mlp", users=4, rate_rps=400, duration_s=10)
+    os.environ.update(scenario.to_env())          # a distributed worker reads Scenario.from_env()
+
+Kinds: `steady` (closed loop, `users` in flight), `ramp` (step ramp: +`step_users` every `step_s`),
+`spike` (`users`, then `spike_users` from `spike_at_s` for `spike_s`), `open` (constant or Poisson
+arrivals at `rate_rps` in total, latency from the scheduled send time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+from tritonstack.loadtest.schedule import Arrival
+
+from tritonstack.errors import ConfigError
+
+__all__ = ["ENV_KEY", "Kind", "Scenario"]
+
+ENV_KEY = "TRITONSTACK_SCENARIO"
+
+
+class Kind(str, Enum):
+    """Load profile."""
+
+    STEADY = "steady"
+    RAMP = "ramp"
+    SPIKE = "spike"
+    OPEN = "open"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """A Locust load test against one model; every field has a unit in its name or is a count."""
+
+    kind: Kind = Kind.STEADY
+    model: str = "digits_mlp"
+    users: int = 8
+    duration_s: float = 10.0
+    spawn_rate: float = 100.0
+    rate_rps: float = 200.0
+    arrival: Arrival = Arrival.POISSON
+    max_in_flight: int = 64  # per user, open loop
+    step_users: int = 4
+    step_s: float = 2.0
+    spike_users: int = 32
+    spike_at_s: float = 3.0
+    spike_s: float = 2.0
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", Kind(self.kind))
+        object.__setattr__(self, "arrival", Arrival(self.arrival))
+        if self.users < 1 or self.duration_s <= 0 or self.timeout_s <= 0:
+            raise ConfigError(f"users={self.users} must be >= 1, duration_s={self.duration_s} and "
+                              f"timeout_s={self.timeout_s} > 0")
+        if self.kind is Kind.OPEN and (self.rate_rps <= 0 or self.max_in_flight < 1):
+            raise ConfigError(f"open loop needs rate_rps > 0 (got {self.rate_rps}) and max_in_flight >= 1")
+        if self.duration_s > 3600:
+            raise ConfigError(f"duration_s={self.duration_s} is over an hour; split the run")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (enums as strings)."""
+        return {k: (v.value if isinstance(v, Enum) else v) for k, v in asdict(self).items()}
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that carry this scenario to Locust worker processes."""
+        return {ENV_KEY: json.dumps(self.as_dict())}
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Scenario:
+        """The scenario set by `to_env`, or the defaults."""
+        text = (environ if environ is not None else os.environ).get(ENV_KEY)
+        return cls(**json.loads(text)) if text else cls()

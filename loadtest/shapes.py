@@ -1,0 +1,74 @@
+"""Load profiles as Locust `LoadTestShape`s: step ramp and spike, both ending on their own.
+
+    shape = StepRamp(Scenario(kind=Kind.RAMP, step_users=4, step_s=2, duration_s=10))  # 4, 8 .. 20 users
+    shape = Spike(Scenario(kind=Kind.SPIKE, users=8, spike_users=32, spike_at_s=3, spike_s=2))
+
+The user-count logic lives in pure functions (`step_users_at`, `spike_users_at`) so it is tested
+without Locust; the classes only adapt them to `tick()`.
+"""
+
+from __future__ import annotations
+
+from locust import LoadTestShape
+from tritonstack.loadtest.scenario import Kind, Scenario
+
+__all__ = ["Spike", "StepRamp", "shape_for", "spike_users_at", "step_users_at"]
+
+
+def step_users_at(t_s: float, *, step_users: int, step_s: float, steps: int) -> int | None:
+    """Users wanted at `t_s` of a step ramp; None once the last step is over."""
+    step = int(t_s // step_s)
+    return None if step >= steps else step_users * (step + 1)
+
+
+def spike_users_at(t_s: float, *, users: int, spike_users: int, spike_at_s: float, spike_s: float,
+                   duration_s: float) -> int | None:
+    """Users wanted at `t_s` of a spike profile; None after `duration_s`."""
+    if t_s >= duration_s:
+        return None
+    return spike_users if spike_at_s <= t_s < spike_at_s + spike_s else users
+
+
+class StepRamp(LoadTestShape):
+    """+`step_users` users every `step_s` seconds for `duration_s`, then stop.
+
+    Built without arguments (as the `locust` command does) it reads `Scenario.from_env()`.
+    """
+
+    def __init__(self, scenario: Scenario | None = None) -> None:
+        super().__init__()
+        self.scenario = scenario or Scenario.from_env()
+        self.steps = max(int(self.scenario.duration_s // self.scenario.step_s), 1)
+
+    def tick(self) -> tuple[int, float] | None:
+        """(users, spawn rate) now, or None to stop."""
+        s = self.scenario
+        users = step_users_at(self.get_run_time(), step_users=s.step_users, step_s=s.step_s, steps=self.steps)
+        return None if users is None else (users, s.spawn_rate)
+
+
+class Spike(LoadTestShape):
+    """`users`, jumping to `spike_users` from `spike_at_s` for `spike_s`, for `duration_s` in all.
+
+    Built without arguments (as the `locust` command does) it reads `Scenario.from_env()`.
+    """
+
+    def __init__(self, scenario: Scenario | None = None) -> None:
+        super().__init__()
+        self.scenario = scenario or Scenario.from_env()
+
+    def tick(self) -> tuple[int, float] | None:
+        """(users, spawn rate) now, or None to stop."""
+        s = self.scenario
+        users = spike_users_at(self.get_run_time(), users=s.users, spike_users=s.spike_users,
+                               spike_at_s=s.spike_at_s, spike_s=s.spike_s, duration_s=s.duration_s)
+        return None if users is None else (users, max(s.spawn_rate, 1000.0))
+
+
+def shape_for(scenario: Scenario) -> LoadTestShape | None:
+    """The shape a scenario needs (None for steady and open loop, which run a fixed user count)."""
+    if scenario.kind is Kind.RAMP:
+        return StepRamp(scenario)
+    if scenario.kind is Kind.SPIKE:
+        return Spike(scenario)
+    return None
