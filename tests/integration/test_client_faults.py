@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from tritonclient.grpc import model_config_pb2
 from tritonstack.client import (
     AsyncBalancedClient,
     AsyncTritonClient,
@@ -30,7 +31,7 @@ from tritonstack.client import (
 )
 
 from tritonstack import errors
-from tritonstack.model_config import read_config, write_config
+from tritonstack.model_config import new_config, read_config, write_config
 
 QUEUE_DELAY_US = 2_000_000
 
@@ -62,7 +63,32 @@ def _build_repository(root: Path) -> Path:
     config.dynamic_batching.preferred_batch_size.append(512)
     config.dynamic_batching.default_queue_policy.max_queue_size = 2
     write_config(config, queue / "config.pbtxt")
+    _add_failing_model(repo / "always_fails")
     return repo
+
+
+_FAILING_MODEL = """
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [pb_utils.InferenceResponse(error=pb_utils.TritonError("deliberate failure"))
+                for _ in requests]
+"""
+
+
+def _add_failing_model(path: Path) -> None:
+    """A Python-backend model whose every response is an error (Triton reports INTERNAL)."""
+    (path / "1").mkdir(parents=True)
+    (path / "1" / "model.py").write_text(_FAILING_MODEL)
+    config = new_config()
+    config.name, config.backend, config.max_batch_size = path.name, "python", 8
+    for group, name, dims in ((config.input, "features", 64), (config.output, "probabilities", 10)):
+        tensor = group.add()
+        tensor.name, tensor.data_type = name, model_config_pb2.TYPE_FP32
+        tensor.dims.append(dims)
+    write_config(config, path / "config.pbtxt")
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +152,18 @@ def test_deadline_is_inference_timeout_and_not_retried(own) -> None:
         with pytest.raises(errors.InferenceTimeoutError, match="DEADLINE_EXCEEDED"):
             client.infer("digits_queue", _rows(1), timeout_s=0.3)
         assert time.monotonic() - start < QUEUE_DELAY_US / 1e6, "gave up at the deadline, no retry"
+
+
+def test_model_failure_is_internal_and_not_retried(own) -> None:
+    with TritonClient(own.grpc_url, ClientOptions(retry=RetryPolicy(attempts=5))) as client:
+        with pytest.raises(errors.InternalServerError, match="deliberate failure"):
+            client.infer("always_fails", _rows(2))
+    raw = grpcclient.InferenceServerClient(own.grpc_url)
+    try:
+        stats = raw.get_inference_statistics("always_fails", as_json=True)["model_stats"][0]
+    finally:
+        raw.close()
+    assert int(stats["execution_count"]) == 1, "sent once, not retried"
 
 
 def test_unloaded_model_is_not_ready(own) -> None:
