@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tritonstack.convert.spec import TensorSpec
+
 from tritonstack.errors import InputSpecError, ModelLoadError
 
 __all__ = ["check_input_specs", "load_onnx", "onnx_tensor_specs", "rename_outputs"]

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from tritonstack.convert.gate import GateResult, run_gate
 from tritonstack.convert.manifest import tool_versions
 from tritonstack.convert.precision import DEFAULT_TOLERANCES, Precision, Tolerance
@@ -30,6 +29,7 @@ from tritonstack.convert.samples import SampleSet, as_batches, load_samples, ran
 from tritonstack.convert.sources import Source, load_source
 from tritonstack.convert.spec import Batching, ModelSpec, Platform, TensorSpec, TrtAccelerator, VersionPolicy
 from tritonstack.convert.verify import OutputError, run_onnx, verify_outputs
+
 from tritonstack.errors import AccuracyGateError, CalibrationError, ConfigError, InputSpecError
 
 __all__ = ["ConvertOptions", "ConvertReport", "Variant", "build_variants", "convert_model", "write_variants"]

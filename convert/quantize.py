@@ -11,6 +11,8 @@ the calibration set again. Fewer samples than a method needs give a warning, not
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -20,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from tritonstack.convert.onnx_io import load_onnx
 from tritonstack.convert.samples import SampleSet, as_batches
+
 from tritonstack.errors import CalibrationError
 
 __all__ = ["MIN_SAMPLES", "CalibrationMethod", "Int8Recipe", "Int8Result", "onnx2int8"]
@@ -78,7 +80,8 @@ class _Reader:
     def __init__(self, batches: Iterable[dict[str, np.ndarray]], total: int | None, progress: bool) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, desc="calibrating", unit="sample", disable=not progress, leave=False)
+        self.bar = tqdm(total=total, desc="calibrating", unit="sample", disable=None if progress else True,
+                        leave=False)
         self.batches: Iterator[dict[str, np.ndarray]] = iter(batches)
         self.seen = 0
 
@@ -144,7 +147,9 @@ def _reader(calibration: Any, recipe: Int8Recipe, progress: bool) -> Any:
     from onnxruntime.quantization import CalibrationDataReader
 
     if isinstance(calibration, SampleSet):
-        batches, total = as_batches(calibration, recipe.batch_size), len(calibration)
+        # histogram calibrators stack every batch's tensors: all batches must have one shape
+        size = recipe.batch_size if recipe.method is CalibrationMethod.MINMAX else 1
+        batches, total = as_batches(calibration, size), len(calibration)
     else:
         batches, total = calibration, None
     reader = _Reader(batches, total, progress)
@@ -164,17 +169,22 @@ def _preprocess(src: Path, dst: Path) -> Path:
 
 
 def _quantize(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path: Path | None) -> None:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
     try:
-        quantize_static(
-            str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=recipe.per_channel,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=recipe.method.ort(), op_types_to_quantize=list(recipe.op_types or []) or None,
-            nodes_to_exclude=list(recipe.exclude_nodes), calibration_cache_path=cache_path,
-            extra_options={"CalibPercentile": recipe.percentile},
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print()
+            _quantize_static(src, dst, reader, recipe, cache_path)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own kinds on mismatched feeds
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CalibrationError(f"calibration failed ({first}); check that the calibration data "
                                "matches the model's inputs") from exc
+
+
+def _quantize_static(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path: Path | None) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    quantize_static(
+        str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=recipe.per_channel,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        calibrate_method=recipe.method.ort(), op_types_to_quantize=list(recipe.op_types or []) or None,
+        nodes_to_exclude=list(recipe.exclude_nodes), calibration_cache_path=cache_path,
+        extra_options={"CalibPercentile": recipe.percentile},
+    )

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from tritonstack.convert.spec import TensorSpec
+
 from tritonstack.errors import CalibrationError, ConversionError, InputSpecError
 
 __all__ = ["SampleSet", "as_batches", "load_samples", "parse_input_specs", "random_feeds", "row_digests"]

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from tritonstack.convert.manifest import file_sha256
 from tritonstack.convert.onnx_io import check_input_specs, load_onnx, onnx_tensor_specs
 from tritonstack.convert.spec import TensorSpec
 from tritonstack.convert.verify import run_onnx
+
 from tritonstack.errors import InputSpecError, ModelLoadError
 
 __all__ = ["Source", "load_source", "source_kind"]

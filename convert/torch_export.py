@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from tritonstack.convert.onnx_io import load_onnx, rename_outputs
 from tritonstack.convert.samples import random_feeds
 from tritonstack.convert.spec import TensorSpec
+
 from tritonstack.errors import InputSpecError, ModelLoadError
 
 __all__ = ["is_torch_available", "load_torch_module", "run_torch", "torch2onnx"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonstack.convert.precision import Precision
+
 from tritonstack.errors import ConversionError
 
 __all__ = ["is_tensorrt_available", "onnx2trt", "trt_skip_reason"]

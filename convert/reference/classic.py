@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from tritonstack.convert.pipeline import ConvertOptions, convert_model
 from tritonstack.convert.precision import Precision, Tolerance
 from tritonstack.convert.reference.common import summarize

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from tritonstack.convert.gate import run_gate
 from tritonstack.convert.manifest import file_sha256, tool_versions
 from tritonstack.convert.precision import DEFAULT_TOLERANCES, Precision

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from tritonstack.convert.pipeline import ConvertOptions, convert_model
 from tritonstack.convert.precision import Precision
 from tritonstack.convert.quantize import CalibrationMethod, Int8Recipe
