@@ -171,3 +171,10 @@ def test_every_client_module_exports_what_it_lists() -> None:
         assert module.__doc__ and module.__doc__.strip(), name
         for exported in module.__all__:
             assert hasattr(module, exported), f"{name}.{exported}"
+
+
+def test_progress_bar_is_optional_tqdm(capsys) -> None:
+    plan = bulk.Plan.make(INFO, np.zeros((20, 4), np.float32), batch_size=8, in_flight=2, progress=True)
+    out = bulk.concatenate(bulk.run_threaded(plan, lambda chunk: {"y": chunk["features"]}))
+    assert out["y"].shape == (20, 4)
+    assert "20/20" in capsys.readouterr().err
