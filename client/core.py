@@ -9,15 +9,14 @@ deadlines and whether (and how long) to back off before the next attempt.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tritonstack.client.errors import RETRYABLE
 from tritonstack.client.model import ModelInfo
+from tritonstack.client.retry import RetryPolicy
 from tritonstack.client.validation import Bounds, Rule, validate_inputs
 
 from tritonstack.errors import (
@@ -51,40 +50,6 @@ def grpc_restricted_headers(headers: Mapping[str, str]) -> dict[str, str]:
 def version_string(version: int | str | None) -> str:
     """Triton's wire form of a model version: "" means the server's choice (latest ready)."""
     return "" if version is None else str(version)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter, for retryable errors of idempotent inference only."""
-
-    attempts: int = 4
-    initial_backoff_s: float = 0.05
-    max_backoff_s: float = 2.0
-    multiplier: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1 or self.initial_backoff_s < 0 or self.multiplier < 1:
-            raise ConfigError(f"invalid retry policy {self}; attempts >= 1, backoff >= 0, multiplier >= 1")
-
-    def backoff_s(self, attempt: int) -> float:
-        """Seconds to sleep after failed attempt number `attempt` (1-based)."""
-        cap = min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
-        return random.uniform(0, cap)  # noqa: S311 - jitter, not cryptography
-
-    def should_retry(self, error: Exception, attempt: int) -> bool:
-        """True when `error` is retryable and attempts remain."""
-        return isinstance(error, RETRYABLE) and attempt < self.attempts
-
-    def pause_s(self, error: Exception, attempt: int, deadline: float) -> float | None:
-        """Seconds to wait before retrying after `error`, or None to give up and re-raise.
-
-        Gives up when the error is not retryable, the attempts are spent, or the pause would end
-        past `deadline` (a `time.monotonic()` value).
-        """
-        if not self.should_retry(error, attempt):
-            return None
-        pause = self.backoff_s(attempt)
-        return pause if time.monotonic() + pause < deadline else None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -165,7 +165,7 @@ def test_grpc_restricted_headers_use_tritons_prefix() -> None:
 def test_every_client_module_exports_what_it_lists() -> None:
     import importlib
 
-    for name in ("aio", "balancer", "bulk", "core", "errors", "model", "pool", "shm", "split", "sync",
+    for name in ("aio", "balancer", "bulk", "core", "errors", "model", "pool", "retry", "shm", "split", "sync",
                  "validation"):
         module = importlib.import_module(f"tritonstack.client.{name}")
         assert module.__doc__ and module.__doc__.strip(), name

@@ -1,0 +1,54 @@
+"""When to retry: exponential backoff with full jitter, for retryable errors, within a deadline.
+
+    policy = RetryPolicy(attempts=4, initial_backoff_s=0.05)
+    pause = policy.pause_s(error, attempt, deadline)   # None: give up and re-raise
+
+Both clients and the balancers run their own small loop (sleep vs. await) around this one
+decision, so the rules live here once. Only idempotent reads and inference are retried.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from tritonstack.client.errors import RETRYABLE
+
+from tritonstack.errors import ConfigError
+
+__all__ = ["RetryPolicy"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, for retryable errors of idempotent inference only."""
+
+    attempts: int = 4
+    initial_backoff_s: float = 0.05
+    max_backoff_s: float = 2.0
+    multiplier: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.initial_backoff_s < 0 or self.multiplier < 1:
+            raise ConfigError(f"invalid retry policy {self}; attempts >= 1, backoff >= 0, multiplier >= 1")
+
+    def backoff_s(self, attempt: int) -> float:
+        """Seconds to sleep after failed attempt number `attempt` (1-based)."""
+        cap = min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
+        return random.uniform(0, cap)  # noqa: S311 - jitter, not cryptography
+
+    def should_retry(self, error: Exception, attempt: int) -> bool:
+        """True when `error` is retryable and attempts remain."""
+        return isinstance(error, RETRYABLE) and attempt < self.attempts
+
+    def pause_s(self, error: Exception, attempt: int, deadline: float) -> float | None:
+        """Seconds to wait before retrying after `error`, or None to give up and re-raise.
+
+        Gives up when the error is not retryable, the attempts are spent, or the pause would end
+        past `deadline` (a `time.monotonic()` value).
+        """
+        if not self.should_retry(error, attempt):
+            return None
+        pause = self.backoff_s(attempt)
+        return pause if time.monotonic() + pause < deadline else None
