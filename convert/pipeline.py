@@ -87,6 +87,7 @@ class Variant:
     path: Path
     platform: Platform = Platform.ONNX
     errors: dict[str, OutputError] = field(default_factory=dict)
+    errors_by_set: dict[str, dict[str, OutputError]] = field(default_factory=dict)
     gate: GateResult | None = None
     int8: Int8Result | None = None
     extra_files: dict[str, Path] = field(default_factory=dict)
@@ -131,30 +132,27 @@ def build_variants(options: ConvertOptions) -> ConvertReport:
     return report
 
 
-def _verification_set(options: ConvertOptions, source: Source) -> list[dict[str, np.ndarray]]:
-    sets = [random_feeds(source.inputs, batch_size=options.random_samples, seed=0)]
+def _verification_set(options: ConvertOptions, source: Source) -> list[tuple[str, dict[str, np.ndarray]]]:
+    sets = [("random", random_feeds(source.inputs, batch_size=options.random_samples, seed=0))]
     if options.samples is not None:
         given = load_samples(options.samples, source.inputs, what="verification samples", error=InputSpecError)
-        sets += list(as_batches(given, 64))
+        sets += [("samples", feeds) for feeds in as_batches(given, 64)]
     return sets
 
 
-def _checked(options: ConvertOptions, source: Source, checks: list[dict[str, np.ndarray]],
+def _checked(options: ConvertOptions, source: Source, checks: list[tuple[str, dict[str, np.ndarray]]],
              variant: Variant) -> Variant:
     """Measure the variant against the source on every check set; fail beyond its tolerance."""
     tolerance = options.tolerances.get(variant.precision)
-    errors: dict[str, OutputError] = {}
-    for feeds in checks:
-        expected = source.run(feeds)
-        got = run_onnx(variant.path, feeds)
-        measured = verify_outputs(expected=expected, actual=got, atol=tolerance.atol if tolerance else np.inf,
-                                  rtol=tolerance.rtol if tolerance else 0.0, what=f"{variant.name} "
-                                  f"{variant.precision.value}")
-        for name, error in measured.items():
-            old = errors.get(name)
-            errors[name] = error if old is None else OutputError(
-                name=name, max_abs=max(old.max_abs, error.max_abs), max_rel=max(old.max_rel, error.max_rel))
-    variant.errors = errors
+    atol, rtol = (tolerance.atol, tolerance.rtol) if tolerance else (np.inf, 0.0)
+    for kind, feeds in checks:
+        measured = verify_outputs(expected=source.run(feeds), actual=run_onnx(variant.path, feeds), atol=atol,
+                                  rtol=rtol, what=f"{variant.name} {variant.precision.value}")
+        for target in (variant.errors, variant.errors_by_set.setdefault(kind, {})):
+            for name, error in measured.items():
+                old = target.get(name, error)
+                target[name] = OutputError(name=name, max_abs=max(old.max_abs, error.max_abs),
+                                           max_rel=max(old.max_rel, error.max_rel))
     return variant
 
 
@@ -293,6 +291,8 @@ def _manifest(options: ConvertOptions, source: Source, variant: Variant) -> dict
         "precision": variant.precision.value, "platform": variant.platform.value,
         "tolerance": None if tolerance is None else {"atol": tolerance.atol, "rtol": tolerance.rtol},
         "errors": {k: v.as_dict() for k, v in variant.errors.items()},
+        "errors_by_set": {kind: {k: v.as_dict() for k, v in errs.items()}
+                          for kind, errs in variant.errors_by_set.items()},
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tools": tool_versions(),
     }

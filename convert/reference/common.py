@@ -46,9 +46,14 @@ def summarize(report: Any) -> dict[str, Any]:
     for v in report.variants:
         variants[v.name] = {
             "precision": v.precision.value, "version": v.version,
-            "max_abs_error": max((e.max_abs for e in v.errors.values()), default=0.0),
+            "max_abs_error": max((e.max_abs for e in _errors(v).values()), default=0.0),
             "gate": None if v.gate is None else v.gate.as_dict(),
             "calibration": None if v.int8 is None else {"method": v.int8.method.value, "samples": v.int8.samples},
         }
     return {"model": fp32.name, "version": fp32.version, "variants": variants, "rejected": dict(report.rejected),
             "skipped": dict(report.skipped), "warnings": list(report.warnings)}
+
+
+def _errors(variant: Any) -> dict:
+    """Errors on the real samples when there were any, else on the random inputs."""
+    return variant.errors_by_set.get("samples") or variant.errors

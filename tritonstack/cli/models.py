@@ -29,34 +29,34 @@ def build(
     unknown = sorted(set(only or ()) - set(BUILDERS))
     if unknown:
         raise ConfigError(f"unknown reference model(s) {unknown}; choose from {sorted(BUILDERS)}")
-    table = Table("model", "precision", "version", "max abs error vs source", "metric before -> after",
-                  "gate", "build s")
-    started = time.monotonic()
+    table = Table("model", "precision", "version", "max abs err", "metric before -> after", "gate", "s")
+    started, notes = time.monotonic(), []
     for name in only or BUILDERS:
         begin = time.monotonic()
         with console.status(f"building {name}..."):
             summary = BUILDERS[name](repository, workdir)
         for row in _rows(summary):
             table.add_row(*row, f"{time.monotonic() - begin:.0f}")
+        notes += [f"{kind} {n}: {reason}" for kind in ("rejected", "skipped")
+                  for n, reason in summary.get(kind, {}).items()]
     console.print(table)
+    for note in notes:
+        console.print(f"[yellow]{note}[/]")
     console.print(f"built in {time.monotonic() - started:.0f} s")
 
 
 def _rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
-    """Table rows of one builder's summary: one per variant, rejected and skipped ones included."""
+    """Table rows of one builder's summary, one per written variant (rejections are printed below)."""
     if "variants" not in summary:  # digits_mlp: one FP32 model
         return [(summary["model"], "fp32", str(summary["version"]), f"{summary['max_abs_error']:.2e}",
-                 f"top1 {summary['accuracy']:.4f}", "-")]
+                 f"top1 {summary['accuracy']:.3f}", "-")]
     rows = []
     for name, v in summary["variants"].items():
         gate = v.get("gate")
-        metric = "-" if gate is None else f"{gate['metric']} {gate['before']:.4f} -> {gate['after']:.4f}"
+        metric = "-" if gate is None else f"{gate['metric']} {gate['before']:.3f}->{gate['after']:.3f}"
         verdict = "-" if gate is None else ("passed" if gate["passed"] else "REJECTED")
         version = str(v.get("version") or "not written")
         rows.append((name, v["precision"], version, f"{v['max_abs_error']:.2e}", metric, verdict))
-    for name, reason in {**summary.get("rejected", {}), **summary.get("skipped", {})}.items():
-        if name not in summary["variants"]:
-            rows.append((name, "-", "not written", "-", reason, "skipped"))
     return rows
 
 
