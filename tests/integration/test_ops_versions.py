@@ -1,0 +1,172 @@
+"""Versions on the real embedded Triton: add, promote under load, refuse a broken one, roll back, canary.
+
+The server gets its own repository (a copy of the session's digits_mlp) because these tests change
+it. Load loops use tritonclient directly, without retries, so a lost request would show as a failure.
+
+The stub supervisor is off here: it keys stubs by instance name, which every version of a model
+shares, so it takes the exit of an old version's stub (after a promote) or of a refused version's
+stub (failed initialize) for a crash and force-reloads the model in the middle of the version change;
+under load that made requests hang (8 DEADLINE_EXCEEDED of ~8500) and later loads time out.
+Reported to the owner of serve/supervisor.py.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonstack.ops.versions import HISTORY_FILE
+
+from tritonstack.cli import main
+
+MODEL = "digits_mlp"
+THREADS = 8
+MAX_REQUESTS_PER_THREAD = 3000
+
+
+@pytest.fixture(scope="module")
+def vserver(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    repo = tmp_path_factory.mktemp("ops_versions") / "model_repository"
+    shutil.copytree(repository / MODEL, repo / MODEL)
+    with EmbeddedServer(ServerConfig(repository=repo, ort_threads=1, supervise=False)) as running:
+        yield running
+
+
+def _cli(server, *args: str) -> None:  # noqa: ANN001
+    main(["versions", *args, "--url", server.http_url, "--admin-key", server.admin_key,
+          "--repository", str(server.config.repository)])
+
+
+class Load:
+    """THREADS clients sending small batches until stopped (or MAX_REQUESTS_PER_THREAD each)."""
+
+    def __init__(self, server, rows: np.ndarray) -> None:  # noqa: ANN001
+        self.server, self.rows = server, rows
+        self.stop = threading.Event()
+        self.versions: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(THREADS)]
+
+    def _run(self) -> None:
+        with grpcclient.InferenceServerClient(self.server.grpc_url) as raw:
+            for i in range(MAX_REQUESTS_PER_THREAD):
+                if self.stop.is_set():
+                    return
+                tensor = grpcclient.InferInput("features", [4, 64], "FP32")
+                tensor.set_data_from_numpy(self.rows[(i * 4) % 400:(i * 4) % 400 + 4])
+                try:
+                    version = raw.infer(MODEL, [tensor], client_timeout=30).get_response().model_version
+                except grpcclient.InferenceServerException as exc:
+                    with self.lock:
+                        self.failures.append(str(exc))
+                    continue
+                with self.lock:
+                    self.versions[version] += 1
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        time.sleep(1.0)  # load is running before the change
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(1.0)  # and keeps running after it
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+    @property
+    def total(self) -> int:
+        return sum(self.versions.values()) + len(self.failures)
+
+
+def _served_by(server) -> str:  # noqa: ANN001
+    with grpcclient.InferenceServerClient(server.grpc_url) as raw:
+        tensor = grpcclient.InferInput("features", [1, 64], "FP32")
+        tensor.set_data_from_numpy(np.zeros((1, 64), np.float32))
+        return raw.infer(MODEL, [tensor]).get_response().model_version
+
+
+def test_promote_under_load_loses_no_request(vserver, digits_data) -> None:  # noqa: ANN001
+    repo = vserver.config.repository
+    _cli(vserver, "add", MODEL, str(repo / MODEL / "1"))
+    assert (repo / MODEL / "2" / "model.onnx").is_file()
+    assert _served_by(vserver) == "1", "an added version is not served before promote"
+    with Load(vserver, digits_data[0]) as load:
+        started = time.monotonic()
+        _cli(vserver, "promote", MODEL, "2")
+        promote_s = time.monotonic() - started
+    print(f"promote 1 -> 2 took {promote_s:.1f} s; {load.total} requests during the run "
+          f"({dict(load.versions)}), {len(load.failures)} failures")
+    assert load.failures == []
+    assert load.versions["1"] > 0 and load.versions["2"] > 0
+    assert _served_by(vserver) == "2"
+
+
+def test_broken_version_is_refused_and_the_old_one_keeps_serving(vserver, digits_data, tmp_path,
+                                                                 capsys) -> None:  # noqa: ANN001
+    broken = tmp_path / "3"
+    broken.mkdir()
+    (broken / "model.onnx").write_bytes(b"not an onnx file")
+    _cli(vserver, "add", MODEL, str(broken))
+    config_before = (vserver.config.repository / MODEL / "config.pbtxt").read_text()
+    with Load(vserver, digits_data[0]) as load, pytest.raises(SystemExit) as exit_info:
+        _cli(vserver, "promote", MODEL, "3")
+    err = capsys.readouterr().err
+    print(f"refused promote: {load.total} requests during the run, {len(load.failures)} failures; {err[:160]}")
+    assert exit_info.value.code == 2
+    assert "refused" in err and "keep serving" in err
+    assert load.failures == [] and set(load.versions) == {"2"}
+    assert (vserver.config.repository / MODEL / "config.pbtxt").read_text() == config_before
+    assert _served_by(vserver) == "2"
+
+
+def test_rollback_serves_the_previous_version(vserver, capsys) -> None:  # noqa: ANN001
+    _cli(vserver, "rollback", MODEL)
+    assert "serves versions [1]" in capsys.readouterr().out
+    assert _served_by(vserver) == "1"
+    _cli(vserver, "list", MODEL)
+    listing = capsys.readouterr().out
+    assert re.search(r"│ 1\s+│ yes\s+│ yes\s+│ READY", listing), listing
+    assert re.search(r"│ 3\s+│ yes\s+│\s+│ UNAVAILABLE", listing), listing
+
+
+def _success_by_version(server) -> Counter[str]:  # noqa: ANN001
+    with urllib.request.urlopen(server.metrics_url) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    pattern = rf'^nv_inference_request_success{{model="{MODEL}",version="(\d+)"}} (\d+)'
+    return Counter({v: int(n) for v, n in re.findall(pattern, text, re.MULTILINE)})
+
+
+def test_canary_split_with_per_version_metrics(vserver, digits_data) -> None:  # noqa: ANN001
+    from tritonstack.client import SplitRouter, TrafficSplit, TritonClient
+
+    _cli(vserver, "canary", MODEL, "2")
+    assert (vserver.config.repository / MODEL / HISTORY_FILE).is_file()
+    x_test, y_test = digits_data
+    before = _success_by_version(vserver)
+    with TritonClient(vserver.grpc_url) as client:
+        router = SplitRouter(client, MODEL, TrafficSplit({"1": 0.8, "2": 0.2}, seed=0))
+        correct = sum(int(router.infer(x_test[i:i + 1])["probabilities"].argmax() == y_test[i])
+                      for i in range(300))
+    stats = router.stats()
+    served = _success_by_version(vserver) - before
+    print(f"canary: client counts {({v: s.count for v, s in stats.items()})}, "
+          f"Triton per-version successes {dict(served)}, accuracy {correct / 300:.3f}")
+    assert stats["1"].count + stats["2"].count == 300 and stats["1"].errors == stats["2"].errors == 0
+    assert 20 <= stats["2"].count <= 100
+    assert served == Counter({"1": stats["1"].count, "2": stats["2"].count})
+    _cli(vserver, "promote", MODEL, "2")
+    assert _served_by(vserver) == "2"

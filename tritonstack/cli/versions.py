@@ -1,0 +1,105 @@
+"""`tritonstack versions`: list, add, promote, canary and roll back model versions on a running Triton.
+
+    tritonstack versions list digits_mlp
+    tritonstack versions add digits_mlp build/digits_mlp/2      # copied in, not served yet
+    tritonstack versions canary digits_mlp 2                    # serve 2 next to the current ones
+    tritonstack versions promote digits_mlp 2                   # serve 2 only
+    tritonstack versions rollback digits_mlp                    # back to what was served before
+
+Every command takes --url (Triton's HTTP endpoint), --admin-key (or TRITONSTACK_ADMIN_KEY) and
+--repository (the folder the server serves). Works against `tritonstack serve` and the NGC image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register"]
+
+versions_app = typer.Typer(no_args_is_help=True, help="Add, promote, canary and roll back model versions.")
+
+Url = Annotated[str, typer.Option(help="Triton's HTTP endpoint.")]
+AdminKey = Annotated[str | None, typer.Option(  # noqa: UP007
+    envvar="TRITONSTACK_ADMIN_KEY", help="Key of the restricted model-repository endpoint.")]
+Repository = Annotated[Path, typer.Option(help="The model repository the server serves.")]
+Model = Annotated[str, typer.Argument(help="Model name.")]
+
+_URL = "http://127.0.0.1:8000"
+_REPOSITORY = Path("model_repository")
+
+
+def _manager(url: str, admin_key: str | None, repository: Path):  # noqa: ANN202
+    from tritonstack.ops.versions import TritonControl, VersionManager
+
+    return VersionManager(repository, TritonControl(url, admin_key=admin_key))
+
+
+@versions_app.command("list")
+def list_versions(model: Model, url: Url = _URL, admin_key: AdminKey = None,
+                  repository: Repository = _REPOSITORY) -> None:
+    """Show every version: on disk, served by the policy, Triton's state."""
+    from rich.table import Table
+
+    from tritonstack.cli import console
+
+    table = Table("version", "on disk", "served", "state", "reason")
+    for info in _manager(url, admin_key, repository).list(model):
+        colour = "green" if info.state == "READY" else "yellow"
+        reason = info.reason.splitlines()[0] if info.reason else ""
+        table.add_row(str(info.version), "yes" if info.in_repository else "no",
+                      "yes" if info.in_policy else "", f"[{colour}]{info.state}[/]", reason)
+    console.print(table)
+
+
+@versions_app.command()
+def add(model: Model, source: Annotated[Path, typer.Argument(help="Version folder or model file.")],
+        version: Annotated[int | None, typer.Option(help="Version number (default: next).")] = None,  # noqa: UP007
+        url: Url = _URL, admin_key: AdminKey = None, repository: Repository = _REPOSITORY) -> None:
+    """Copy a new version into the repository; it is not served until promoted."""
+    from tritonstack.cli import console
+
+    number = _manager(url, admin_key, repository).add(model, source, version=version)
+    console.print(f"added {model} version {number} "
+                  f"(not served; `tritonstack versions promote {model} {number}`)")
+
+
+@versions_app.command()
+def promote(model: Model, version: Annotated[int, typer.Argument(help="Version to serve.")],
+            keep: Annotated[list[int] | None, typer.Option(  # noqa: UP007
+                help="Also keep serving this version (repeatable).")] = None,
+            url: Url = _URL, admin_key: AdminKey = None, repository: Repository = _REPOSITORY) -> None:
+    """Serve VERSION (and --keep versions); a version that fails to load is refused."""
+    from tritonstack.cli import console
+
+    served = _manager(url, admin_key, repository).promote(model, version, keep=keep or ())
+    console.print(f"{model} serves versions {served}")
+
+
+@versions_app.command()
+def canary(model: Model, version: Annotated[int, typer.Argument(help="Canary version.")],
+           url: Url = _URL, admin_key: AdminKey = None, repository: Repository = _REPOSITORY) -> None:
+    """Serve VERSION next to the versions served now; split traffic with the client's TrafficSplit."""
+    from tritonstack.cli import console
+
+    manager = _manager(url, admin_key, repository)
+    served = manager.promote(model, version, keep=manager.policy(model))
+    console.print(f"{model} serves versions {served}; requests without a version go to {max(served)}, "
+                  "so route with the client's TrafficSplit (explicit versions)")
+
+
+@versions_app.command()
+def rollback(model: Model, url: Url = _URL, admin_key: AdminKey = None,
+             repository: Repository = _REPOSITORY) -> None:
+    """Serve again what was served before the last promote or canary."""
+    from tritonstack.cli import console
+
+    served = _manager(url, admin_key, repository).rollback(model)
+    console.print(f"{model} rolled back; serves versions {served}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `tritonstack versions ...` to the app."""
+    app.add_typer(versions_app, name="versions")
