@@ -9,27 +9,33 @@
 A call that fails because its server is down (UNAVAILABLE, not overload) ejects that server and
 is retried on another one within the call's deadline and the `RetryPolicy` (inference is
 idempotent). Ejected servers are probed after `eject_s` and re-admitted when ready. The
-per-server clients do not retry themselves: the balancer owns the retry loop.
+per-server clients do not retry themselves: the balancer owns the retry loop. `predict_many`
+spreads its chunks over the servers the same way. Create `AsyncBalancedClient` inside the event
+loop that uses it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+from tritonstack.client import bulk
 from tritonstack.client.aio import AsyncTritonClient
 from tritonstack.client.core import ClientCore, ClientOptions, Inputs, RetryPolicy
+from tritonstack.client.model import ModelInfo
 from tritonstack.client.pool import EndpointPool, EndpointState
 from tritonstack.client.sync import TritonClient
 
 from tritonstack.errors import ClientError, ServerUnavailableError
 
 __all__ = ["AsyncBalancedClient", "BalancedClient", "EndpointState"]
+
+_T = TypeVar("_T")
 
 
 class _Balancer:
@@ -54,6 +60,10 @@ class _Balancer:
 
     def pause_s(self, error: ClientError, attempt: int, deadline: float) -> float | None:
         return self.core.options.retry.pause_s(error, attempt, deadline)
+
+    @staticmethod
+    def remaining_s(deadline: float) -> float:
+        return max(deadline - time.monotonic(), 0.001)
 
 
 class BalancedClient:
@@ -82,20 +92,30 @@ class BalancedClient:
                  tb: TracebackType | None) -> None:
         self.close()
 
+    def model_info(self, model: str, version: int | str | None = None, *,
+                   timeout_s: float | None = None) -> ModelInfo:
+        """The model's config, from a healthy server (cached per server)."""
+        return self._failover(lambda client, deadline: client.model_info(
+            model, version, timeout_s=self._b.remaining_s(deadline)), timeout_s)
+
     def infer(self, model: str, inputs: Inputs, *, timeout_s: float | None = None,
               **kwargs: Any) -> dict[str, np.ndarray]:
         """`TritonClient.infer` on a healthy server; fails over to another one when it is down."""
-        deadline = self._b.deadline(timeout_s)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._attempt(model, inputs, deadline, kwargs)
-            except ClientError as error:
-                pause = self._b.pause_s(error, attempt, deadline)
-                if pause is None:
-                    raise
-                time.sleep(pause)
+        return self._failover(lambda client, deadline: client.infer(
+            model, inputs, timeout_s=self._b.remaining_s(deadline), **kwargs), timeout_s)
+
+    def predict_many(self, model: str, data: bulk.Data, **kwargs: Any) -> dict[str, np.ndarray]:
+        """`TritonClient.predict_many` with every chunk balanced (and failed over) on its own."""
+        return bulk.concatenate(self.predict_iter(model, data, **kwargs))
+
+    def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
+                     in_flight: int = 4, timeout_s: float | None = None,
+                     progress: bool | Callable[[int], None] = False,
+                     **kwargs: Any) -> Iterator[dict[str, np.ndarray]]:
+        """`TritonClient.predict_iter` with every chunk balanced on its own."""
+        info = self.model_info(model, kwargs.get("version"), timeout_s=timeout_s)
+        plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
+        return bulk.run_threaded(plan, lambda chunk: self.infer(model, chunk, timeout_s=timeout_s, **kwargs))
 
     def probe(self) -> None:
         """Probe the ejected servers that are due now (also done before every call)."""
@@ -106,14 +126,25 @@ class BalancedClient:
             finally:
                 self._b.pool.probed(url, ready=ready)
 
-    def _attempt(self, model: str, inputs: Inputs, deadline: float,
-                 kwargs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def _failover(self, call: Callable[[TritonClient, float], _T], timeout_s: float | None) -> _T:
+        deadline = self._b.deadline(timeout_s)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(call, deadline)
+            except ClientError as error:
+                pause = self._b.pause_s(error, attempt, deadline)
+                if pause is None:
+                    raise
+                time.sleep(pause)
+
+    def _attempt(self, call: Callable[[TritonClient, float], _T], deadline: float) -> _T:
         self.probe()
         url = self._b.pick()
         self._b.pool.started(url)
         try:
-            result = self._clients[url].infer(
-                model, inputs, timeout_s=max(deadline - time.monotonic(), 0.001), **kwargs)
+            result = call(self._clients[url], deadline)
         except BaseException as error:
             self._b.pool.finished(url, error)
             raise
@@ -146,20 +177,32 @@ class AsyncBalancedClient:
                         tb: TracebackType | None) -> None:
         await self.close()
 
+    async def model_info(self, model: str, version: int | str | None = None, *,
+                         timeout_s: float | None = None) -> ModelInfo:
+        """The model's config, from a healthy server (cached per server)."""
+        return await self._failover(lambda client, deadline: client.model_info(
+            model, version, timeout_s=self._b.remaining_s(deadline)), timeout_s)
+
     async def infer(self, model: str, inputs: Inputs, *, timeout_s: float | None = None,
                     **kwargs: Any) -> dict[str, np.ndarray]:
         """`AsyncTritonClient.infer` on a healthy server; fails over when it is down."""
-        deadline = self._b.deadline(timeout_s)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._attempt(model, inputs, deadline, kwargs)
-            except ClientError as error:
-                pause = self._b.pause_s(error, attempt, deadline)
-                if pause is None:
-                    raise
-                await asyncio.sleep(pause)
+        return await self._failover(lambda client, deadline: client.infer(
+            model, inputs, timeout_s=self._b.remaining_s(deadline), **kwargs), timeout_s)
+
+    async def predict_many(self, model: str, data: bulk.Data, **kwargs: Any) -> dict[str, np.ndarray]:
+        """`AsyncTritonClient.predict_many` with every chunk balanced on its own."""
+        return await bulk.aconcatenate(self.predict_iter(model, data, **kwargs))
+
+    async def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
+                           in_flight: int = 4, timeout_s: float | None = None,
+                           progress: bool | Callable[[int], None] = False,
+                           **kwargs: Any) -> AsyncIterator[dict[str, np.ndarray]]:
+        """`AsyncTritonClient.predict_iter` with every chunk balanced on its own."""
+        info = await self.model_info(model, kwargs.get("version"), timeout_s=timeout_s)
+        plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
+        async for result in bulk.run_async(
+                plan, lambda chunk: self.infer(model, chunk, timeout_s=timeout_s, **kwargs)):
+            yield result
 
     async def probe(self) -> None:
         """Probe the ejected servers that are due now (also done before every call)."""
@@ -170,14 +213,27 @@ class AsyncBalancedClient:
             finally:
                 self._b.pool.probed(url, ready=ready)
 
-    async def _attempt(self, model: str, inputs: Inputs, deadline: float,
-                       kwargs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    async def _failover(self, call: Callable[[AsyncTritonClient, float], Awaitable[_T]],
+                        timeout_s: float | None) -> _T:
+        deadline = self._b.deadline(timeout_s)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(call, deadline)
+            except ClientError as error:
+                pause = self._b.pause_s(error, attempt, deadline)
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
+
+    async def _attempt(self, call: Callable[[AsyncTritonClient, float], Awaitable[_T]],
+                       deadline: float) -> _T:
         await self.probe()
         url = self._b.pick()
         self._b.pool.started(url)
         try:
-            result = await self._clients[url].infer(
-                model, inputs, timeout_s=max(deadline - time.monotonic(), 0.001), **kwargs)
+            result = await call(self._clients[url], deadline)
         except BaseException as error:
             self._b.pool.finished(url, error)
             raise

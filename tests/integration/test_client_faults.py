@@ -277,6 +277,8 @@ def test_balancing_ejects_a_stopped_server_and_readmits_it(server, own) -> None:
         for i in range(40):
             client.infer("digits_mlp", rows[i:i + 1])
         assert all(s.successes > 0 for s in client.endpoints()), client.endpoints()
+        spread = client.predict_many("digits_mlp", _rows(1000), batch_size=100, in_flight=4)["probabilities"]
+        assert spread.shape == (1000, 10) and np.allclose(spread.sum(axis=1), 1, atol=1e-4)
         own.stop()
         try:
             results = [client.infer("digits_mlp", rows[i % 64:i % 64 + 1]) for i in range(100)]
@@ -303,11 +305,13 @@ def test_async_balancing_with_one_server_down(server) -> None:
         async with AsyncBalancedClient([down, server.grpc_url], eject_s=60, max_eject_s=60) as client:
             results = await asyncio.gather(*(client.infer("digits_mlp", _rows(1)) for _ in range(50)))
             assert len(results) == 50
+            everything = await client.predict_many("digits_mlp", _rows(300), batch_size=64)
+            assert everything["probabilities"].shape == (300, 10)
             return client.endpoints()
 
     states = {s.url: s for s in asyncio.run(run())}
     assert not states[down].healthy and states[down].successes == 0
-    assert states[server.grpc_url].successes == 50
+    assert states[server.grpc_url].successes == 50 + 5 + 1  # infer, predict chunks, model_info
 
 
 # -- traffic split -------------------------------------------------------------------------------
