@@ -58,6 +58,7 @@ class ClientOptions:
 
     `headers` go with every call, including shared-memory registration; for `infer_shm` against a
     server with restricted endpoints, add `grpc_restricted_headers(<its admin header>)`.
+    `probe_timeout_s` bounds each readiness probe (`is_ready`, balancer health checks).
     """
 
     timeout_s: float = 10.0

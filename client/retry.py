@@ -22,7 +22,12 @@ __all__ = ["RetryPolicy"]
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, for retryable errors of idempotent inference only."""
+    """Exponential backoff with full jitter, for idempotent calls (inference, model discovery).
+
+    Retryable: `ServerUnavailableError` (down, unreachable, stopping, overloaded) and
+    `ModelNotReadyError` (loading/unloading); see `tritonstack.client.errors.RETRYABLE`. Never
+    retried: invalid input, unknown model, deadline exceeded, access denied, internal errors.
+    """
 
     attempts: int = 4
     initial_backoff_s: float = 0.05
