@@ -1,0 +1,79 @@
+"""Structured JSON log lines with request ids."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tritonstack.logs import configure_logging, current_request_id, request_context
+
+
+@pytest.fixture()
+def stream() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    handler = configure_logging(json_lines=True, stream=out)
+    yield out
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def _lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_carry_request_id_extras_and_exceptions(stream: io.StringIO) -> None:
+    log = logging.getLogger("tritonstack.ops.test")
+    with request_context("req-42"):
+        log.info("promoted %s to %s", "digits_mlp", 2, extra={"model": "digits_mlp", "version": 2})
+    log.warning("no request here")
+    log.info("explicit", extra={"request_id": "req-7"})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed")
+    first, second, third, fourth = _lines(stream)
+    assert first["message"] == "promoted digits_mlp to 2" and first["request_id"] == "req-42"
+    assert first["model"] == "digits_mlp" and first["version"] == 2 and first["level"] == "INFO"
+    assert first["logger"] == "tritonstack.ops.test" and first["ts"].endswith("Z") and first["pid"] > 0
+    assert "request_id" not in second
+    assert third["request_id"] == "req-7"
+    assert "ValueError: boom" in fourth["exc_info"] and fourth["level"] == "ERROR"
+
+
+def test_request_ids_do_not_leak_between_threads(stream: io.StringIO) -> None:
+    log = logging.getLogger("tritonstack.ops.test")
+
+    def work(rid: str) -> None:
+        with request_context(rid):
+            for _ in range(50):
+                log.info("step", extra={"expected": rid})
+
+    threads = [threading.Thread(target=work, args=(f"r{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = _lines(stream)
+    assert len(lines) == 200 and all(line["request_id"] == line["expected"] for line in lines)
+    assert current_request_id() is None
+
+
+def test_configure_twice_keeps_one_handler_and_plain_text_mode() -> None:
+    root = logging.getLogger()
+    before = list(root.handlers)
+    out = io.StringIO()
+    configure_logging(json_lines=True, stream=io.StringIO())
+    handler = configure_logging(json_lines=False, stream=out)
+    try:
+        assert [h for h in root.handlers if h not in before] == [handler]
+        logging.getLogger("x").warning("plain %d", 1)
+        assert out.getvalue().rstrip().endswith("WARNING x: plain 1")
+    finally:
+        root.removeHandler(handler)

@@ -1,0 +1,78 @@
+"""VersionManager against a fake control plane: policy pinning, refusal restores config, history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tritonstack.ops.versions import VersionManager
+
+from tritonstack.errors import ConfigError, OperationsError, VersionRefusedError
+from tritonstack.model_config import read_config
+
+CONFIG = 'name: "m"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n'
+
+
+class FakeControl:
+    """Loads succeed unless the policy names a version listed in `broken`."""
+
+    def __init__(self, repository: Path, broken: set[int] = frozenset()) -> None:  # noqa: B006
+        self.repository, self.broken, self.loads = repository, set(broken), []
+
+    def _policy(self) -> list[int]:
+        return list(read_config(self.repository / "m" / "config.pbtxt").version_policy.specific.versions)
+
+    def load(self, model: str) -> str | None:
+        self.loads.append(self._policy())
+        bad = self.broken & set(self._policy())
+        return f"version {min(bad)} is at UNAVAILABLE state" if bad else None
+
+    def is_ready(self, model: str, version: int) -> bool:
+        return version not in self.broken
+
+    def index(self) -> list[dict]:
+        return [{"name": "m", "version": str(v), "state": "READY"} for v in self._policy()]
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / "model.onnx").write_bytes(b"v1")
+    (tmp_path / "m" / "config.pbtxt").write_text(CONFIG)
+    return tmp_path
+
+
+def test_add_pins_the_served_version_and_copies_a_file(repo: Path, tmp_path: Path) -> None:
+    manager = VersionManager(repo, FakeControl(repo))
+    assert manager.policy("m") == [1]  # no policy: latest 1
+    (tmp_path / "new.onnx").write_bytes(b"v2")
+    assert manager.add("m", tmp_path / "new.onnx") == 2
+    assert (repo / "m" / "2" / "model.onnx").read_bytes() == b"v2"
+    assert manager.policy("m") == [1], "the new folder must not be served before promote"
+    assert [p.name for p in (repo / "m").iterdir() if p.name.startswith(".")] == []
+    with pytest.raises(ConfigError, match="exists"):
+        manager.add("m", tmp_path / "new.onnx", version=2)
+
+
+def test_promote_canary_and_rollback_walk_the_history(repo: Path) -> None:
+    control = FakeControl(repo)
+    manager = VersionManager(repo, control)
+    manager.add("m", repo / "m" / "1")
+    assert manager.promote("m", 2, keep=[1]) == [1, 2]
+    assert manager.promote("m", 2) == [2]
+    assert manager.rollback("m") == [1, 2]
+    assert manager.rollback("m") == [1]
+    assert control.loads == [[1, 2], [2], [1, 2], [1]]
+    with pytest.raises(OperationsError, match="nothing to roll back"):
+        manager.rollback("m")
+
+
+def test_refused_version_restores_the_config(repo: Path) -> None:
+    manager = VersionManager(repo, FakeControl(repo, broken={2}))
+    manager.add("m", repo / "m" / "1")
+    before = (repo / "m" / "config.pbtxt").read_text()
+    with pytest.raises(VersionRefusedError, match=r"versions \[1\] keep serving"):
+        manager.promote("m", 2)
+    assert (repo / "m" / "config.pbtxt").read_text() == before
+    with pytest.raises(ConfigError, match="not in"):
+        manager.promote("m", 9)
