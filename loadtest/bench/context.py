@@ -133,7 +133,7 @@ class Bench:
 
         self.assemble()
         config = ServerConfig(repository=self.repository, ort_threads=len(self.split.server),
-                              ready_timeout_s=180)
+                              ready_timeout_s=180, supervise=False)  # no watcher thread in the generator
         start = time.perf_counter()
         self.server = EmbeddedServer(config).start()
         self.start_to_ready_s = time.perf_counter() - start
@@ -190,8 +190,9 @@ class Bench:
         return out
 
     def closed(self, factory: SendFactory, *, concurrency: int, model: str | None = None,
-               duration_s: float | None = None) -> dict[str, Any]:
-        """Closed-loop run through `factory()`; summary (+ server stats of `model` if given)."""
+               duration_s: float | None = None, also: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Closed-loop run through `factory()`; summary plus server statistics of `model` (and of
+        the models in `also`, e.g. an ensemble's steps, under "server_<name>")."""
         recorder = Recorder()
         duration = duration_s or self.options.duration_s
 
@@ -201,13 +202,17 @@ class Bench:
                                          warmup_s=self.options.warmup_s, recorder=recorder,
                                          max_requests=int(duration * 50_000))
 
-        poller = ServerStatsPoller(self.grpc_url, model, interval_s=duration * 4) if model else None
-        with poller or contextlib.nullcontext():
+        watched = ([model] if model else []) + list(also)
+        pollers = {m: ServerStatsPoller(self.grpc_url, m, interval_s=duration * 4) for m in watched}
+        with contextlib.ExitStack() as stack:
+            for poller in pollers.values():
+                stack.enter_context(poller)
             run = asyncio.run(go())
         summary = summarize(recorder.frame(), duration_s=run.duration_s)
         summary["concurrency"] = concurrency
-        if poller is not None and poller.total():
-            summary["server"] = poller.total()
+        for name, poller in pollers.items():
+            if poller.total():
+                summary["server" if name == model else f"server_{name}"] = poller.total()
         return summary
 
 

@@ -87,8 +87,8 @@ def _triton(bench: Bench, model: str, concurrency: int, **kwargs: Any) -> dict[s
 
 
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = ("concurrency", "count", "errors", "throughput_rps", "p50_ms", "p99_ms", "server")
-    return {k: summary[k] for k in keys if k in summary}
+    keys = ("concurrency", "count", "errors", "throughput_rps", "p50_ms", "p99_ms")
+    return {k: v for k, v in summary.items() if k in keys or k.startswith("server")}
 
 
 # -- W1 ResNet-18 FP32 through Triton / in-process ORT at its best batch ----------------------------
@@ -160,13 +160,13 @@ def _texts(count: int) -> list[str]:
 
 def w4(bench: Bench, row: Row) -> None:
     """Texts/s through the served MiniLM ensemble / tokenizer + ORT in process."""
-    from tritonstack.loadtest.bench.minilm import inprocess_texts_per_s, string_rows
+    from tritonstack.loadtest.bench.minilm import ensemble_steps, inprocess_texts_per_s, string_rows
 
-    known = _known(bench)
-    model = bench.require(pick(known, "minilm", "ensemble") or pick(known, "minilm", without=("encoder",)),
+    model = bench.require(pick(_known(bench), "minilm", without=("encoder", "tokenizer", "int8")),
                           "MiniLM ensemble")
     rows = string_rows(bench.config(model), _texts(64))
-    served = bench.closed(lambda: triton_raw(bench.grpc_url, model, rows), concurrency=8, model=model)
+    served = bench.closed(lambda: triton_raw(bench.grpc_url, model, rows), concurrency=8, model=model,
+                          also=ensemble_steps(bench.config(model)))
     local = inprocess_texts_per_s(bench, model, _texts(64))
     row.value = served["ok_throughput_rps"] / local["rows_per_s"]
     row.detail = {"model": model, "triton": _brief(served), "in_process": local}
