@@ -36,7 +36,10 @@ __all__ = ["OpenLoopUser", "SteadyUser", "TritonGrpcUser"]
 
 
 class TritonGrpcUser(User):
-    """Abstract: one TritonClient per user (no retries: a failure is a data point, not hidden)."""
+    """Abstract: one TritonClient per user (no retries: a failure is a data point, not hidden).
+
+    `timeout_s` is the deadline of each inference (the model config is fetched with the default).
+    """
 
     abstract = True
     model: str = "digits_mlp"
@@ -47,8 +50,7 @@ class TritonGrpcUser(User):
         super().__init__(environment)
         from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
 
-        self.client = TritonClient(self.host, ClientOptions(timeout_s=self.timeout_s,
-                                                            retry=RetryPolicy(attempts=1)))
+        self.client = TritonClient(self.host, ClientOptions(retry=RetryPolicy(attempts=1)))
         self.rows: list[dict[str, np.ndarray]] = []
         self._next = 0
 
@@ -68,7 +70,7 @@ class TritonGrpcUser(User):
         scheduled = start if scheduled_s is None else scheduled_s
         result, exception = None, None
         try:
-            result = self.client.infer(self.model, inputs)
+            result = self.client.infer(self.model, inputs, timeout_s=self.timeout_s)
         except Exception as exc:  # noqa: BLE001 - reported as a failed request
             exception = exc
         end = time.perf_counter()

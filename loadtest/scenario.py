@@ -20,7 +20,7 @@ from tritonstack.loadtest.schedule import Arrival
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["ENV_KEY", "Kind", "Scenario"]
+__all__ = ["ENV_KEY", "Kind", "Scenario", "spike_users_at", "step_users_at"]
 
 ENV_KEY = "TRITONSTACK_SCENARIO"
 
@@ -77,3 +77,17 @@ class Scenario:
         """The scenario set by `to_env`, or the defaults."""
         text = (environ if environ is not None else os.environ).get(ENV_KEY)
         return cls(**json.loads(text)) if text else cls()
+
+
+def step_users_at(t_s: float, *, step_users: int, step_s: float, steps: int) -> int | None:
+    """Users wanted at `t_s` of a step ramp; None once the last step is over."""
+    step = int(t_s // step_s)
+    return None if step >= steps else step_users * (step + 1)
+
+
+def spike_users_at(t_s: float, *, users: int, spike_users: int, spike_at_s: float, spike_s: float,
+                   duration_s: float) -> int | None:
+    """Users wanted at `t_s` of a spike profile; None after `duration_s`."""
+    if t_s >= duration_s:
+        return None
+    return spike_users if spike_at_s <= t_s < spike_at_s + spike_s else users

@@ -3,30 +3,16 @@
     shape = StepRamp(Scenario(kind=Kind.RAMP, step_users=4, step_s=2, duration_s=10))  # 4, 8 .. 20 users
     shape = Spike(Scenario(kind=Kind.SPIKE, users=8, spike_users=32, spike_at_s=3, spike_s=2))
 
-The user-count logic lives in pure functions (`step_users_at`, `spike_users_at`) so it is tested
-without Locust; the classes only adapt them to `tick()`.
+The user-count logic lives in pure functions (`scenario.step_users_at`, `scenario.spike_users_at`) so
+it is tested without Locust; the classes only adapt them to `tick()`.
 """
 
 from __future__ import annotations
 
 from locust import LoadTestShape
-from tritonstack.loadtest.scenario import Kind, Scenario
+from tritonstack.loadtest.scenario import Kind, Scenario, spike_users_at, step_users_at
 
-__all__ = ["Spike", "StepRamp", "shape_for", "spike_users_at", "step_users_at"]
-
-
-def step_users_at(t_s: float, *, step_users: int, step_s: float, steps: int) -> int | None:
-    """Users wanted at `t_s` of a step ramp; None once the last step is over."""
-    step = int(t_s // step_s)
-    return None if step >= steps else step_users * (step + 1)
-
-
-def spike_users_at(t_s: float, *, users: int, spike_users: int, spike_at_s: float, spike_s: float,
-                   duration_s: float) -> int | None:
-    """Users wanted at `t_s` of a spike profile; None after `duration_s`."""
-    if t_s >= duration_s:
-        return None
-    return spike_users if spike_at_s <= t_s < spike_at_s + spike_s else users
+__all__ = ["Spike", "StepRamp", "shape_for"]
 
 
 class StepRamp(LoadTestShape):

@@ -36,6 +36,8 @@ def loadtest(
     workers: Annotated[int, typer.Option(help="Locust distributed mode: worker processes (0: local).",
                                          min=0, max=16)] = 0,
     engine: Annotated[str, typer.Option(help="locust | asyncio (steady and open only).")] = "locust",
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Deadline of each request (s).",
+                                             min=1e-6)] = 10.0,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/loadtest"),
     referee: Annotated[bool, typer.Option(help="Steady only: run perf_analyzer at the same concurrency "
                                                 "and print both side by side.")] = False,
@@ -49,7 +51,7 @@ def loadtest(
         raise ConfigError("pass exactly one of --url (a running server) or --repository (start one)")
     spec = Scenario(kind=scenario, model=model, users=users, duration_s=duration, rate_rps=rate,
                     arrival=arrival, step_users=step_users, step_s=step, spike_users=spike_users,
-                    spike_at_s=spike_at, spike_s=spike_duration)
+                    spike_at_s=spike_at, spike_s=spike_duration, timeout_s=timeout_s)
     with _server(repository) as started:
         target = url or started
         result = _run(spec, target, workers=workers, engine=engine, out=out)

@@ -1,0 +1,58 @@
+"""The asyncio generator: every request is a sample, open-loop latency is measured from the schedule."""
+
+import asyncio
+
+import pytest
+from tritonstack.loadtest.generator import closed_loop, open_loop
+from tritonstack.loadtest.schedule import Arrival, arrival_offsets
+from tritonstack.loadtest.stats import Recorder
+
+from tritonstack.errors import ConfigError
+
+
+def test_constant_and_poisson_schedules_are_bounded():
+    constant = arrival_offsets(rate_rps=100, duration_s=2, process=Arrival.CONSTANT)
+    assert len(constant) == 200 and constant[1] == pytest.approx(0.01)
+    poisson = arrival_offsets(rate_rps=100, duration_s=2, process="poisson", seed=1)
+    assert 100 < len(poisson) <= 200 and poisson.max() < 2 and (poisson[1:] >= poisson[:-1]).all()
+    assert len(arrival_offsets(rate_rps=1e6, duration_s=10, max_requests=500)) == 500
+    with pytest.raises(ConfigError):
+        arrival_offsets(rate_rps=0, duration_s=1)
+
+
+def test_open_loop_latency_includes_the_wait_for_a_slot():
+    # One slot; the first request holds it for 0.2 s; the others are due at 0.00-0.04 s and are
+    # served at once when they get the slot. Measured from the schedule, each waited >= ~0.15 s.
+    async def send(i: int) -> None:
+        await asyncio.sleep(0.2 if i == 0 else 0.0)
+
+    recorder = Recorder()
+    asyncio.run(open_loop(send, offsets=[0.0, 0.01, 0.02, 0.03, 0.04], recorder=recorder, max_in_flight=1))
+    samples = recorder.frame()
+    assert len(samples) == 5 and samples.ok.all()
+    late = samples.latency_s[samples.schedule_delay_s > 0.1]
+    assert len(late) == 4  # every queued request is charged its wait ...
+    assert (late >= 0.15).all()  # ... although its own service time was ~0
+    assert ((samples.end_s - samples.start_s)[samples.schedule_delay_s > 0.1] < 0.15).all()
+
+
+def test_failures_are_recorded_not_lost():
+    async def send(i: int) -> None:
+        if i % 2:
+            raise TimeoutError("slow")
+
+    recorder = Recorder()
+    asyncio.run(closed_loop(send, concurrency=2, duration_s=0.05, recorder=recorder, max_requests=40))
+    samples = recorder.frame()
+    assert 0 < len(samples) <= 40
+    assert set(e for e in samples.errors if e) == {"TimeoutError"}
+    assert (~samples.ok).sum() >= len(samples) // 2 - 1
+
+
+def test_closed_loop_is_bounded_by_count():
+    async def send(i: int) -> None:
+        await asyncio.sleep(0)
+
+    recorder = Recorder()
+    asyncio.run(closed_loop(send, concurrency=4, duration_s=30, recorder=recorder, max_requests=100))
+    assert len(recorder) == 100

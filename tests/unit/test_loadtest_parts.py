@@ -1,0 +1,111 @@
+"""Scenario, load shapes, perf_analyzer CSV, tuning choices, bench rows, core split: no server."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from tritonstack.loadtest.bench.workloads import WORKLOADS, Row, pick
+from tritonstack.loadtest.perf_analyzer import compare, parse_csv
+from tritonstack.loadtest.pinning import CoreSplit
+from tritonstack.loadtest.scenario import Kind, Scenario, spike_users_at, step_users_at
+from tritonstack.loadtest.tune import Candidate, TuneOptions, candidates, choose, with_candidate
+
+from tritonstack.errors import ConfigError
+
+PA_CSV = """Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency
+32,7653.02,2,702,1532,157,643,1136,0,3964,5682,6323,8629
+"""
+
+
+def test_scenario_round_trips_through_the_environment():
+    scenario = Scenario(kind="open", rate_rps=300, arrival="constant", users=3)
+    back = Scenario.from_env(scenario.to_env())
+    assert back == scenario and back.kind is Kind.OPEN
+    assert json.loads(scenario.to_env()["TRITONSTACK_SCENARIO"])["arrival"] == "constant"
+    with pytest.raises(ConfigError):
+        Scenario(users=0)
+    with pytest.raises(ValueError):
+        Scenario(kind="sawtooth")
+
+
+def test_step_ramp_and_spike_profiles():
+    assert [step_users_at(t, step_users=4, step_s=2, steps=3) for t in (0, 1.9, 2, 5.9, 6)] == [4, 4, 8, 12, None]
+    args = {"users": 2, "spike_users": 20, "spike_at_s": 3, "spike_s": 1, "duration_s": 6}
+    assert [spike_users_at(t, **args) for t in (0, 2.99, 3, 3.99, 4, 6)] == [2, 2, 20, 20, 2, None]
+
+
+def test_perf_analyzer_csv_and_side_by_side():
+    figures = parse_csv(PA_CSV)
+    assert figures["throughput_rps"] == pytest.approx(7653.02)
+    assert figures["p50_ms"] == pytest.approx(3.964) and figures["p99_ms"] == pytest.approx(8.629)
+    assert figures["server_compute_us"] == pytest.approx(157 + 643 + 1136)
+    side = compare({"throughput_rps": 7000.0, "p50_ms": 4.2, "p99_ms": 9.0}, figures)
+    assert side["throughput_rps"]["within"] and side["p50_ms"]["within"]
+    assert not compare({"throughput_rps": 3000.0, "p50_ms": 4.0}, figures)["throughput_rps"]["within"]
+
+
+def test_tune_grid_config_and_choice():
+    from tritonstack.model_config import parse_config
+
+    base = parse_config('name: "m" max_batch_size: 64 instance_group { count: 1 } dynamic_batching { }')
+    options = TuneOptions(repository=".", model="m", p99_ms=5, max_batch_sizes=(8, 128),
+                          max_queue_delays_us=(0, 100), instance_counts=(1, 2))
+    grid = candidates(options, base.max_batch_size)
+    assert {c.max_batch_size for c in grid} == {8} and len(grid) == 4  # 128 > the model's 64
+    new = with_candidate(base, Candidate(max_batch_size=8, max_queue_delay_us=100, instances=2))
+    assert (new.max_batch_size, new.dynamic_batching.max_queue_delay_microseconds, new.instance_group[0].count) \
+        == (8, 100, 2)
+    assert base.max_batch_size == 64  # the original is untouched
+    points = [{"throughput_rps": 900, "p99_ms": 9.0, "errors": 0}, {"throughput_rps": 500, "p99_ms": 4.0, "errors": 0},
+              {"throughput_rps": 700, "p99_ms": 3.0, "errors": 2}, {"throughput_rps": 400, "p99_ms": 2.0, "errors": 0}]
+    assert choose(points, 5.0) is points[1]
+    assert choose(points, 1.0) is None
+    with pytest.raises(ConfigError):
+        TuneOptions(repository=".", model="m", p99_ms=0)
+
+
+def test_bench_rows_and_model_picking():
+    assert [w.key for w in WORKLOADS] == ["W1", "W2", "W2-p99", "W3", "W4", "W5", "W6", "W7", "W8"]
+    models = ["digits_mlp", "minilm", "minilm_encoder", "minilm_int8", "resnet18", "resnet18_int8"]
+    assert pick(models, "resnet", without=("int8",)) == "resnet18"
+    assert pick(models, "resnet", "int8") == "resnet18_int8"
+    assert pick(models, "minilm", without=("encoder", "tokenizer", "int8")) == "minilm"
+    assert pick(models, "bert") is None
+    assert Row("W8", "t", 15.0, "lower", "s", value=3.0).met is True
+    assert Row("W1", "t", 0.97, "higher", value=0.5).met is False
+    assert Row("W1", "t", 0.97, "higher", na="missing").met is None
+
+
+def test_core_split():
+    split = CoreSplit.parse("0:1")
+    assert split.server == {0} and split.generator == {1}
+    assert CoreSplit.parse("0-1:2,3").generator == {2, 3}
+    assert "CPU 0" in split.describe()
+
+
+def test_loadtest_library_does_not_import_locust_or_gevent():
+    code = ("import sys, tritonstack.client, tritonstack.loadtest.report, tritonstack.loadtest.generator, "
+            "tritonstack.loadtest.bench.harness, tritonstack.loadtest.tune, tritonstack.cli;"
+            "print(sorted(m for m in ('locust', 'gevent', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_workload_that_cannot_run_becomes_an_na_row():
+    from tritonstack.loadtest.bench.harness import _as_json, _measure, format_value, verdict
+    from tritonstack.loadtest.bench.workloads import Workload
+
+    from tritonstack.errors import LoadTestError
+
+    def missing(bench, row):
+        raise LoadTestError("resnet18: no such reference model yet")
+
+    def broken(bench, row):
+        raise RuntimeError("boom")
+
+    row = _measure(None, Workload("W1", "t", 0.97, "higher", "x", missing))
+    assert row.value is None and verdict(row) == "n/a (resnet18: no such reference model yet)"
+    assert _as_json(row)["detail"]["na"].startswith("resnet18")
+    assert "RuntimeError" in _measure(None, Workload("W3", "t", 3.5, "higher", "x", broken)).na
+    assert format_value(None, "x") == "n/a" and format_value(2.345, "x") == "2.35x"
