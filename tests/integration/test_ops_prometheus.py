@@ -238,6 +238,24 @@ def test_unshifted_inputs_stay_below_and_shifted_inputs_fire_the_drift_alert(
           f"{embedding[0]['value']}; drift alerts fired after {time.monotonic() - started:.1f} s")
 
 
+def test_every_dashboard_query_runs_and_the_core_panels_have_data(prometheus: str) -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "tritonstack.json").read_text())
+    exprs = {t["expr"].replace("$__rate_interval", "10s"): panel["title"]
+             for panel in dashboard["panels"] for t in panel.get("targets", [])}
+    empty = []
+    for expr, title in exprs.items():
+        with urllib.request.urlopen(  # noqa: S310 - loopback
+                f"{prometheus}/api/v1/query?query={urllib.parse.quote(expr)}", timeout=5) as response:
+            body = json.loads(response.read())
+        assert body["status"] == "success", (title, expr, body)
+        if not body["data"]["result"]:
+            empty.append(title)
+    print(f"{len(exprs)} dashboard queries ran; panels without data yet: {sorted(set(empty))}")
+    for core in ("Request rate (req/s)", "Latency p50 / p99 (ms)", "Mean batch size (inferences per execution)",
+                 "Data drift: mean PSI (alert > 0.1) and mean JS"):
+        assert core not in empty, f"panel {core!r} shows nothing against the real server"
+
+
 def test_unloaded_model_fires_model_not_ready(prometheus: str, ops_server) -> None:  # noqa: ANN001
     assert _probe(ops_server, 0)
     _until(lambda: _query(prometheus, 'nv_inference_count{model="ops_probe"}'), "ops_probe series")
