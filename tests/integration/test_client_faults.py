@@ -338,6 +338,7 @@ def test_traffic_split_counts_match_the_server(own) -> None:
         for _ in range(200):
             router.infer(_rows(1), timeout_s=30)
         stats = router.stats()
+    _wait_for(lambda: sum(_version_successes(own, v) - before[v] for v in before) >= 200, timeout_s=10)
     after = {v: _version_successes(own, v) for v in ("1", "2")}
     assert stats["1"].count + stats["2"].count == 200
     assert stats["1"].count > stats["2"].count > 0
