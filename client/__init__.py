@@ -10,8 +10,13 @@
     async with AsyncTritonClient("127.0.0.1:8001") as client:
         out = await client.infer("digits_mlp", features)
 
+    options = ClientOptions(headers=grpc_restricted_headers(server.admin_headers))
+    with TritonClient("127.0.0.1:8001", options) as client:               # large tensors
+        out = client.infer_shm("digits_mlp", features)                     # via /dev/shm, cleaned up
+
     with BalancedClient(["10.0.0.1:8001", "10.0.0.2:8001"]) as client:   # ejects dead endpoints
         out = client.infer("digits_mlp", features)
+        print(client.endpoints())                                          # health and counts
 
     router = SplitRouter(client, "digits_mlp", TrafficSplit({"1": 0.9, "2": 0.1}))  # canary
     out = router.infer(features); print(router.stats())
