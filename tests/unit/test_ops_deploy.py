@@ -1,0 +1,211 @@
+"""Deployment files, validated offline: what cannot run here (GPU compose, a cluster) is checked here.
+
+- Prometheus config and rules: `promtool check config|rules` and `promtool test rules` (Debian's 2.42).
+- docker-compose.yml: `docker-compose config` (Debian's 1.29 parses it without an engine), both profiles.
+- Kubernetes manifests: kubernetes-validate, strict, against its newest bundled schema.
+- Dockerfile, Grafana provisioning, Prometheus adapter values and PrometheusRule: static checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+PROMTOOL = shutil.which("promtool")
+COMPOSE = shutil.which("docker-compose")
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="needs Debian's prometheus (make sysdeps)")
+needs_compose = pytest.mark.skipif(COMPOSE is None, reason="needs Debian's docker-compose (make sysdeps)")
+
+
+def _run(*argv: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120,  # noqa: S603
+                          env={**os.environ, **(env or {})})
+
+
+# -- Prometheus ------------------------------------------------------------------------------------
+@needs_promtool
+def test_promtool_accepts_rules_and_config(tmp_path: Path) -> None:
+    rules = _run(PROMTOOL, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml"))
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    config = _run(PROMTOOL, "check", "config", "--syntax-only", str(DEPLOY / "prometheus" / "prometheus.yml"))
+    assert config.returncode == 0, config.stdout + config.stderr
+
+
+@needs_promtool
+def test_promtool_unit_tests_of_the_alerts_pass() -> None:
+    result = _run(PROMTOOL, "test", "rules", "alerts_test.yml", cwd=DEPLOY / "prometheus")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _alert_names() -> set[str]:
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+    return {rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule}
+
+
+def test_alerts_cover_the_issue_and_each_has_a_promtool_test() -> None:
+    names = _alert_names()
+    assert {"TritonP99LatencyOverBudget", "TritonFailureRatioHigh", "TritonQueueTimeRising",
+            "TritonModelNotReady", "DataDriftHigh"} <= names
+    tested = set(re.findall(r"alertname: (\w+)", (DEPLOY / "prometheus" / "alerts_test.yml").read_text()))
+    assert names - tested == set(), "add a promtool test case for these alerts"
+
+
+# -- docker-compose ----------------------------------------------------------------------------------
+def _compose_config(profile: str) -> dict:
+    result = _run(COMPOSE, "--profile", profile, "config", env={"TRITONSTACK_ADMIN_KEY": "k3y"})
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)["services"]
+
+
+@needs_compose
+def test_compose_gpu_profile_runs_ngc_triton_on_a_gpu_with_health_check() -> None:
+    triton = _compose_config("gpu")["triton-gpu"]
+    assert triton["profiles"] == ["gpu"]
+    image = re.fullmatch(r"nvcr\.io/nvidia/tritonserver:(\d\d)\.(\d\d)-py3", triton["image"])
+    assert image and int(image.group(1)) >= 25, "use a current NGC release (2.51 has unfixed CVEs)"
+    device = triton["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert [p.split(":", 1)[1] for p in triton["ports"]] == ["8000:8000/tcp", "8001:8001/tcp", "8002:8002/tcp"]
+    assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+    assert "--model-control-mode=explicit" in triton["command"]
+    assert "--metrics-config=summary_latencies=true" in triton["command"]
+    assert any(a.endswith("tritonstack-admin-key=k3y") for a in triton["command"])
+    assert triton["volumes"][0] == f"{ROOT / 'model_repository'}:/models:rw"
+    assert "triton" in triton["networks"]["default"]["aliases"]
+
+
+@needs_compose
+def test_compose_cpu_profile_builds_our_embedded_server() -> None:
+    services = _compose_config("cpu")
+    triton = services["triton-cpu"]
+    assert triton["build"]["target"] == "serve" and Path(triton["build"]["context"]) == ROOT
+    assert "triton" in triton["networks"]["default"]["aliases"]
+    assert triton["environment"]["TRITONSTACK_ADMIN_KEY"] == "k3y"
+    assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+
+
+@needs_compose
+def test_compose_monitoring_and_locust_point_at_files_that_exist() -> None:
+    services = _compose_config("gpu")
+    for service in ("prometheus", "grafana"):
+        for volume in services[service]["volumes"]:
+            source = volume.split(":")[0] if isinstance(volume, str) else volume["source"]
+            if source.startswith("/"):
+                assert Path(source).exists(), f"{service} mounts {source}, which does not exist"
+    assert services["locust-master"]["command"][:3] == ["--master", "--host", "triton:8001"]
+    assert services["locust-worker"]["command"] == ["--worker", "--master-host", "locust-master"]
+    scenario = json.loads(services["locust-master"]["environment"]["TRITONSTACK_SCENARIO"])
+    assert scenario["model"] == "digits_mlp"
+
+
+@needs_compose
+def test_compose_refuses_to_start_without_an_admin_key() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRITONSTACK_ADMIN_KEY"}
+    result = subprocess.run([COMPOSE, "--profile", "gpu", "config"], cwd=ROOT, capture_output=True,  # noqa: S603
+                            text=True, timeout=120, env=env)
+    assert result.returncode != 0 and "TRITONSTACK_ADMIN_KEY" in result.stderr
+
+
+def test_dockerfile_copies_every_package_and_the_locustfile_exists() -> None:
+    import tomllib
+
+    text = (ROOT / "Dockerfile").read_text()
+    folders = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+                  .values())
+    copied = set(re.findall(r"^COPY (\S+) \1$", text, re.MULTILINE))
+    assert folders <= copied, f"Dockerfile does not COPY {folders - copied}"
+    assert {"base", "serve", "loadtest"} <= set(re.findall(r"^FROM \S+ AS (\w+)$", text, re.MULTILINE))
+    assert "/v2/health/ready" in text and "--host\", \"0.0.0.0" in text
+    entry = re.search(r'ENTRYPOINT \["locust", "-f", "/app/(\S+)"\]', text)
+    assert entry and (ROOT / entry.group(1)).is_file()
+
+
+# -- Grafana ---------------------------------------------------------------------------------------------
+def test_grafana_dashboard_has_the_panels_the_issue_asks_for() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "tritonstack.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
+    for metric in ("nv_inference_request_success", 'quantile="0.5"', 'quantile="0.99"',
+                   "nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us",
+                   "nv_inference_exec_count", "nv_inference_request_failure", "tritonstack_drift_psi_mean",
+                   "tritonstack_drift_embedding_mmd"):
+        assert metric in exprs, f"no panel uses {metric}"
+    sources = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", [])}
+    provisioned = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
+                                 .read_text())["datasources"]
+    assert sources == {d["uid"] for d in provisioned}
+
+
+# -- Kubernetes --------------------------------------------------------------------------------------------
+def _k8s_documents() -> list[tuple[str, dict]]:
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    return [(name, doc) for name in kustomization["resources"]
+            for doc in yaml.safe_load_all((DEPLOY / "k8s" / name).read_text()) if doc]
+
+
+def test_kubernetes_manifests_validate_strictly() -> None:
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+    documents = _k8s_documents()
+    for _, doc in documents:
+        kubernetes_validate.validate(doc, version, strict=True)
+    kinds = sorted(doc["kind"] for _, doc in documents)
+    print(f"{len(documents)} manifests valid against Kubernetes {version}: {kinds}")
+    broken = {**documents[0][1], "spec": {"unknownField": 1}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, version, strict=True)
+
+
+def _by_kind(kind: str, name: str) -> dict:
+    return next(doc for _, doc in _k8s_documents() if doc["kind"] == kind and doc["metadata"]["name"] == name)
+
+
+def test_triton_deployment_probes_gpu_and_repository_volume() -> None:
+    pod = _by_kind("Deployment", "triton")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/models")
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["persistentVolumeClaim"]["claimName"] == _by_kind(
+        "PersistentVolumeClaim", "triton-model-repository")["metadata"]["name"]
+
+
+def test_hpa_scales_on_the_queue_time_metric_the_adapter_serves() -> None:
+    hpa = _by_kind("HorizontalPodAutoscaler", "triton")["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "triton"}
+    metric = hpa["metrics"][0]["pods"]["metric"]["name"]
+    adapter = yaml.safe_load((DEPLOY / "k8s" / "prometheus-adapter-values.yaml").read_text())
+    rule = adapter["rules"]["custom"][0]
+    assert rule["name"]["as"] == metric == "avg_time_queue_us"
+    assert "nv_inference_queue_duration_us" in rule["metricsQuery"]
+    assert 'namespace="tritonstack"' in rule["seriesQuery"]
+
+
+def test_locust_workers_find_the_master_and_the_master_targets_triton() -> None:
+    master = _by_kind("Deployment", "locust-master")["spec"]["template"]["spec"]["containers"][0]
+    worker = _by_kind("Deployment", "locust-worker")["spec"]["template"]["spec"]["containers"][0]
+    service = _by_kind("Service", "locust-master")
+    assert master["args"][:3] == ["--master", "--host", "triton.tritonstack.svc:8001"]
+    assert worker["args"] == ["--worker", "--master-host", f"{service['metadata']['name']}.tritonstack.svc"]
+    assert 5557 in [p["port"] for p in service["spec"]["ports"]]
+
+
+def test_prometheus_rule_crd_carries_the_same_rules_as_alerts_yml() -> None:
+    crd = yaml.safe_load((DEPLOY / "k8s" / "monitoring" / "prometheusrule.yaml").read_text())
+    alerts = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    assert crd["kind"] == "PrometheusRule" and crd["spec"]["groups"] == alerts["groups"]
+    monitor = yaml.safe_load((DEPLOY / "k8s" / "monitoring" / "servicemonitor.yaml").read_text())
+    labels = _by_kind("Service", "triton")["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
