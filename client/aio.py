@@ -49,7 +49,8 @@ class AsyncTritonClient:
         self._grpc = aioclient
         self._core = ClientCore(url, options)
         self._raw = aioclient.InferenceServerClient(
-            url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates
+            url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates,
+            channel_args=self._core.channel_args(),
         )
         self._loading: dict[tuple[str, str], asyncio.Future[ModelInfo]] = {}
 

@@ -59,6 +59,8 @@ class ClientOptions:
     `headers` go with every call, including shared-memory registration; for `infer_shm` against a
     server with restricted endpoints, add `grpc_restricted_headers(<its admin header>)`.
     `probe_timeout_s` bounds each readiness probe (`is_ready`, balancer health checks).
+    `max_reconnect_backoff_s` caps gRPC's reconnect backoff (default 120 s in gRPC), so a
+    restarted server is reached again within seconds.
     """
 
     timeout_s: float = 10.0
@@ -70,11 +72,12 @@ class ClientOptions:
     root_certificates: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     probe_timeout_s: float = 1.0
+    max_reconnect_backoff_s: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.timeout_s <= 0 or self.probe_timeout_s <= 0:
-            raise ConfigError(f"timeout_s={self.timeout_s} and probe_timeout_s={self.probe_timeout_s} "
-                              "must be > 0")
+        if min(self.timeout_s, self.probe_timeout_s, self.max_reconnect_backoff_s) <= 0:
+            raise ConfigError(f"timeout_s={self.timeout_s}, probe_timeout_s={self.probe_timeout_s} and "
+                              f"max_reconnect_backoff_s={self.max_reconnect_backoff_s} must be > 0")
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,24 @@ class ClientCore:
         """Raise ClientClosedError after close()."""
         if self._closed:
             raise ClientClosedError(f"client for {self.url} is closed; create a new one")
+
+    def channel_args(self) -> list[tuple[str, int]]:
+        """gRPC channel options: tritonclient's defaults plus the capped reconnect backoff."""
+        from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, KeepAliveOptions
+
+        keepalive = KeepAliveOptions()
+        backoff_ms = int(self.options.max_reconnect_backoff_s * 1000)
+        return [
+            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", int(keepalive.keepalive_permit_without_calls)),
+            ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+            ("grpc.initial_reconnect_backoff_ms", min(100, backoff_ms)),
+            ("grpc.min_reconnect_backoff_ms", min(100, backoff_ms)),
+            ("grpc.max_reconnect_backoff_ms", backoff_ms),
+        ]
 
     # -- model cache ----------------------------------------------------------------------------
     def cached(self, model: str, version: str) -> ModelInfo | None:

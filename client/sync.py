@@ -45,7 +45,8 @@ class TritonClient:
         self._grpc = grpcclient
         self._core = ClientCore(url, options)
         self._raw = grpcclient.InferenceServerClient(
-            url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates
+            url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates,
+            channel_args=self._core.channel_args(),
         )
 
     @property

@@ -178,3 +178,11 @@ def test_progress_bar_is_optional_tqdm(capsys) -> None:
     out = bulk.concatenate(bulk.run_threaded(plan, lambda chunk: {"y": chunk["features"]}))
     assert out["y"].shape == (20, 4)
     assert "20/20" in capsys.readouterr().err
+
+
+def test_channel_args_keep_tritonclient_defaults_and_cap_reconnect_backoff() -> None:
+    args = dict(ClientCore("h:1", ClientOptions(max_reconnect_backoff_s=1.5)).channel_args())
+    assert args["grpc.max_reconnect_backoff_ms"] == 1500
+    assert args["grpc.max_receive_message_length"] == 2**31 - 1
+    with pytest.raises(errors.ConfigError, match="max_reconnect_backoff_s"):
+        ClientOptions(max_reconnect_backoff_s=0)
