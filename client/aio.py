@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from tritonstack.client import bulk
@@ -147,9 +147,15 @@ class AsyncTritonClient:
         call = await self._call(model, inputs, outputs, version, timeout_s, "", headers)
         return await self._with_retries(model, call.deadline, lambda: self._send_shm(call))
 
-    async def predict_many(self, model: str, data: bulk.Data, **kwargs: Any) -> dict[str, np.ndarray]:
-        """Run inference over all rows of `data`; outputs concatenated in input order."""
-        return await bulk.aconcatenate(self.predict_iter(model, data, **kwargs))
+    async def predict_many(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
+                           in_flight: int = 4, outputs: Sequence[str] | None = None,
+                           version: int | str | None = None, timeout_s: float | None = None,
+                           progress: bool | Callable[[int], None] = False) -> dict[str, np.ndarray]:
+        """Run inference over all rows of `data`; outputs concatenated in input order (an empty
+        dict when `data` has no rows). Arguments as in `TritonClient.predict_iter`."""
+        return await bulk.aconcatenate(self.predict_iter(
+            model, data, batch_size=batch_size, in_flight=in_flight, outputs=outputs, version=version,
+            timeout_s=timeout_s, progress=progress))
 
     async def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                            in_flight: int = 4, outputs: Sequence[str] | None = None,

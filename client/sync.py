@@ -143,12 +143,15 @@ class TritonClient:
         call = self._call(model, inputs, outputs, version, timeout_s, "", headers)
         return self._with_retries(model, call.deadline, lambda: self._send_shm(call))
 
-    def predict_many(self, model: str, data: bulk.Data, **kwargs: Any) -> dict[str, np.ndarray]:
-        """Run inference over all rows of `data`; outputs concatenated in input order.
-
-        Same keyword arguments as `predict_iter`.
-        """
-        return bulk.concatenate(self.predict_iter(model, data, **kwargs))
+    def predict_many(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
+                     in_flight: int = 4, outputs: Sequence[str] | None = None,
+                     version: int | str | None = None, timeout_s: float | None = None,
+                     progress: bool | Callable[[int], None] = False) -> dict[str, np.ndarray]:
+        """Run inference over all rows of `data`; outputs concatenated in input order (an empty
+        dict when `data` has no rows). Arguments as in `predict_iter`."""
+        return bulk.concatenate(self.predict_iter(
+            model, data, batch_size=batch_size, in_flight=in_flight, outputs=outputs, version=version,
+            timeout_s=timeout_s, progress=progress))
 
     def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                      in_flight: int = 4, outputs: Sequence[str] | None = None,
