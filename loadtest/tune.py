@@ -13,6 +13,7 @@ is kept as `configs/before_tune_<time>.pbtxt`. What Model Analyzer does, for the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -171,10 +172,13 @@ def tune(options: TuneOptions, *, on_point: Any = None) -> TuneOutcome:
     # reload the model from config.pbtxt, silently undoing the candidate being measured.
     config = ServerConfig(repository=options.repository, ort_threads=len(options.split.server), ready_timeout_s=120,
                           supervise=False)
-    with EmbeddedServer(config) as server:
+    affinity = frozenset(os.sched_getaffinity(0))
+    with EmbeddedServer(config) as server, contextlib.ExitStack() as restore:
+        restore.callback(pin_pid, os.getpid(), affinity)
         pin_process_group(server.pid, options.split.server)
         pin_pid(os.getpid(), options.split.generator)  # new stubs inherit the server's CPUs
         with TritonClient(server.grpc_url) as client:
+            client.wait_until_ready(timeout_s=60, model=options.model)
             rows = random_rows(client.model_info(options.model), count=16)
         baseline = {"config": "config.pbtxt as is", **_measure(server.grpc_url, options.model, rows, options)}
         points = []

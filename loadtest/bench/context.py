@@ -70,6 +70,7 @@ class Bench:
         self.build_s: dict[str, float] = {}
         self.server: Any = None
         self.start_to_ready_s: float | None = None
+        self._affinity = frozenset(os.sched_getaffinity(0))
 
     # -- repository ---------------------------------------------------------------------------
     def source_repository(self) -> Path:
@@ -142,10 +143,11 @@ class Bench:
         return self
 
     def stop(self) -> None:
-        """Stop the server."""
+        """Stop the server and give this process back the CPUs it had."""
         if self.server is not None:
             self.server.stop()
             self.server = None
+        pin_pid(os.getpid(), self._affinity)
 
     def __enter__(self) -> Bench:
         return self.start()
