@@ -178,7 +178,7 @@ def _int8(options: ConvertOptions, source: Source, checks: list, fp32: Variant, 
                                                         extra_files={"calibration.json": cache}))
     variant.gate = _gate(options, source, fp32.path, result.path, holdout)
     try:
-        variant.gate.check(f"{variant.name} ({result.method.value} calibration, {result.samples} samples)")
+        variant.gate.check(f"{variant.name} ({result.method_label} calibration, {result.samples} samples)")
     except AccuracyGateError as exc:
         if options.on_gate_failure == "raise":
             raise
@@ -299,7 +299,7 @@ def _manifest(options: ConvertOptions, source: Source, variant: Variant) -> dict
     if variant.gate is not None:
         manifest["accuracy"] = variant.gate.as_dict()
     if variant.int8 is not None:
-        manifest["calibration"] = {"method": variant.int8.method.value, "samples": variant.int8.samples,
+        manifest["calibration"] = {"method": variant.int8.method_label, "samples": variant.int8.samples,
                                    "cache_reused": variant.int8.cache_hit, "per_channel": options.recipe.per_channel,
-                                   "format": "QDQ"}
+                                   "format": "dynamic" if variant.int8.dynamic else "QDQ"}
     return manifest

@@ -1,4 +1,4 @@
-"""INT8 static quantization with ONNX Runtime: QDQ format, per-channel weights, cached calibration.
+"""INT8 quantization with ONNX Runtime: static QDQ, per-channel weights, cached calibration.
 
     result = onnx2int8(Path("model.onnx"), Path("model_int8.onnx"),
                        calibration=load_samples(Path("calib.npz"), specs, what="calibration data"),
@@ -7,12 +7,12 @@
 The computed tensor ranges are saved at `cache_path` (ONNX Runtime's JSON calibration cache); when
 that file exists, calibration is skipped, so a rebuild gives the same INT8 model without running
 the calibration set again. Fewer samples than a method needs give a warning, not an error.
+`Int8Recipe(dynamic=True)` is the alternative for transformer encoders: per-channel INT8 weights,
+activation ranges computed per call (no calibration data).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from tritonstack.convert.onnx_io import load_onnx
+from tritonstack.convert.quiet import quiet
 from tritonstack.convert.samples import SampleSet, as_batches
 
 from tritonstack.errors import CalibrationError
@@ -60,6 +61,7 @@ class Int8Recipe:
     exclude_nodes: tuple[str, ...] = ()
     percentile: float = 99.999
     batch_size: int = 8
+    dynamic: bool = False  # weights INT8 ahead of time, activation ranges per call: no calibration
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +74,12 @@ class Int8Result:
     cache_path: Path | None
     cache_hit: bool
     warnings: list[str] = field(default_factory=list)
+    dynamic: bool = False
+
+    @property
+    def method_label(self) -> str:
+        """The calibration method, or `dynamic` when activations are quantized at run time."""
+        return "dynamic" if self.dynamic else self.method.value
 
 
 class _Reader:
@@ -104,6 +112,8 @@ def onnx2int8(src: Path, dst: Path, *, calibration: SampleSet | Iterable[dict[st
               progress: bool = True) -> Int8Result:
     """Write a QDQ INT8 model of `src` to `dst`, calibrated on `calibration` (or the cache)."""
     recipe = recipe or Int8Recipe()
+    if recipe.dynamic:
+        return _dynamic(Path(src), Path(dst), recipe)
     cache_hit = cache_path is not None and Path(cache_path).is_file()
     if calibration is None and not cache_hit:
         raise CalibrationError("INT8 needs calibration data; pass --calibration FILE.npz (or .npy)")
@@ -116,6 +126,20 @@ def onnx2int8(src: Path, dst: Path, *, calibration: SampleSet | Iterable[dict[st
     samples = _cached_count(cache_path) if reader is None else _save_count(cache_path, reader.seen, recipe)
     return Int8Result(path=Path(dst), method=recipe.method, samples=samples, cache_path=cache_path,
                       cache_hit=cache_hit, warnings=warnings)
+
+
+def _dynamic(src: Path, dst: Path, recipe: Int8Recipe) -> Int8Result:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    try:
+        with quiet():
+            quantize_dynamic(str(src), str(dst), per_channel=recipe.per_channel, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=list(recipe.op_types or []) or None,
+                             nodes_to_exclude=list(recipe.exclude_nodes))
+    except Exception as exc:  # noqa: BLE001
+        raise CalibrationError(f"dynamic quantization of {src} failed ({exc})") from exc
+    load_onnx(dst)
+    return Int8Result(path=dst, method=recipe.method, samples=0, cache_path=None, cache_hit=False, dynamic=True)
 
 
 def _save_count(cache_path: Path | None, samples: int, recipe: Int8Recipe) -> int:
@@ -170,7 +194,7 @@ def _preprocess(src: Path, dst: Path) -> Path:
 
 def _quantize(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path: Path | None) -> None:
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print()
+        with quiet():  # the histogram calibrators print(), ORT logs hints on the root logger
             _quantize_static(src, dst, reader, recipe, cache_path)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own kinds on mismatched feeds
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

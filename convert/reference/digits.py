@@ -70,7 +70,7 @@ def build_digits_mlp(repository: Path, workdir: Path) -> dict[str, Any]:
         errors={k: v.as_dict() for k, v in errors.items()},
         accuracy={"metric": "top1", "value": accuracy, "samples": len(y_test)},
     )
-    drift = reference_from_training(x_train, input_name="features", window_rows=512)
+    drift = reference_from_training(x_train, tensor="features", window_rows=512)
     drift_path = drift.save(workdir / REFERENCE_FILE)
     version = write_version(Path(repository), DIGITS_SPEC,
                             files={"model.onnx": onnx_path, REFERENCE_FILE: drift_path}, manifest=manifest)

@@ -9,10 +9,13 @@ Writes three models (and their INT8 twins when the gate passes):
   normalisation inside the ONNX graph;
 - `minilm` (ensemble): TEXT -> embedding, the two steps above.
 
-INT8 (`minilm_encoder_int8`, `minilm_int8`): static QDQ, per-channel, MinMax on 64 sentences, on
-the weight MatMuls only, leaving in FP32 the attention's activation x activation MatMuls and the
-feed-forward output projections (their inputs, after GELU, have the outliers that break a naive
-recipe). The gate compares INT8 to FP32 embeddings of 128 other sentences: mean cosine >= 0.99.
+INT8 (`minilm_encoder_int8`, `minilm_int8`): the FP32 graph fused by ONNX Runtime's transformer
+optimizer, then its MatMul weights quantized to INT8 per output channel, activations quantized per
+call (dynamic). The gate compares INT8 to FP32 embeddings of 128 held-out sentences: mean cosine
+>= 0.99. Measured on this CPU (one run): mean cosine 0.993, about 2x FP32 texts/s. The recipes
+tried before it, same gate: naive dynamic per-tensor 0.954-0.961; static QDQ per-channel MinMax on
+all MatMuls 0.935; static QDQ on weight MatMuls without the feed-forward output projections 0.991
+but no faster than FP32.
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ import numpy as np
 from tritonstack.convert.gate import run_gate
 from tritonstack.convert.manifest import file_sha256, tool_versions
 from tritonstack.convert.precision import DEFAULT_TOLERANCES, Precision
-from tritonstack.convert.quantize import CalibrationMethod, Int8Recipe, onnx2int8
+from tritonstack.convert.quantize import Int8Recipe, onnx2int8
 from tritonstack.convert.reference.corpus import sentences
 from tritonstack.convert.reference.minilm_encoder import MAX_SEQ_LENGTH, SentenceEncoder, model_dir, tokenizer
 from tritonstack.convert.repository import write_version
 from tritonstack.convert.spec import EnsembleStep, ModelSpec, Platform, TensorSpec
 from tritonstack.convert.torch_export import run_torch, torch2onnx
+from tritonstack.convert.transformer import optimize_encoder
 from tritonstack.convert.verify import run_onnx, verify_outputs
 
-__all__ = ["TOKENIZER_FILES", "build_minilm", "encoder_spec", "ensemble_spec", "tokenizer_spec"]
+__all__ = ["INT8_RECIPE", "TOKENIZER_FILES", "build_minilm", "encoder_spec", "ensemble_spec", "tokenizer_spec"]
 
 MAX_BATCH = 64
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
@@ -78,15 +82,7 @@ def _embed(path: Path, tok: Any, texts: list[str]) -> np.ndarray:
                            for i in range(0, len(texts), 16)])
 
 
-def int8_recipe(fp32: Path) -> Int8Recipe:
-    """Weight MatMuls only, minus the feed-forward output projections ([1536, 384] weights)."""
-    import onnx
-
-    model = onnx.load(str(fp32))
-    shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
-    exclude = [n.name for n in model.graph.node if n.op_type == "MatMul" and (
-        not any(i in shapes for i in n.input) or any(shapes.get(i) == (1536, 384) for i in n.input))]
-    return Int8Recipe(method=CalibrationMethod.MINMAX, op_types=("MatMul",), exclude_nodes=tuple(exclude))
+INT8_RECIPE = Int8Recipe(dynamic=True, per_channel=True, op_types=("MatMul",))
 
 
 def build_minilm(repository: Path, workdir: Path) -> dict[str, Any]:
@@ -127,16 +123,12 @@ def _write_fp32(repository: Path, fp32: Path, base: dict, errors: dict, summary:
 
 def _int8(repository: Path, folder: Path, fp32: Path, tok: Any, holdout: list[str], base: dict,
           summary: dict) -> None:
-    calibration = sentences(64, part=0)
-    batches = [_feeds(tok, calibration[i:i + 8], pad_to=128) for i in range(0, len(calibration), 8)]
-    cache = folder / f"calibration-minmax-{file_sha256(fp32)[:16]}.json"
-    result = onnx2int8(fp32, folder / "model_int8.onnx", calibration=iter(batches), recipe=int8_recipe(fp32),
-                       cache_path=cache, progress=False)
+    fused = optimize_encoder(fp32, folder / "model_fused.onnx", num_heads=12, hidden_size=384)
+    result = onnx2int8(fused, folder / "model_int8.onnx", calibration=None, recipe=INT8_RECIPE, progress=False)
     reference, candidate = _embed(fp32, tok, holdout), _embed(result.path, tok, holdout)
     gate = run_gate(metric="cosine", reference=reference, candidate=candidate, labels=None)
-    calib = {"method": result.method.value, "samples": result.samples, "cache_reused": result.cache_hit,
-             "per_channel": True, "format": "QDQ", "op_types": ["MatMul"],
-             "fp32_nodes": len(int8_recipe(fp32).exclude_nodes)}
+    calib = {"method": result.method_label, "samples": result.samples, "per_channel": True,
+             "format": "dynamic", "op_types": ["MatMul"], "graph": "ORT transformer optimizer (bert)"}
     entry = {"precision": "int8", "gate": gate.as_dict(), "calibration": calib,
              "max_abs_error": float(np.abs(candidate - reference).max())}
     summary["variants"]["minilm_int8"] = entry
@@ -146,7 +138,7 @@ def _int8(repository: Path, folder: Path, fp32: Path, tok: Any, holdout: list[st
         return
     manifest = {**base, "precision": "int8", "accuracy": gate.as_dict(), "calibration": calib,
                 "errors": {"embedding": {"max_abs": entry["max_abs_error"]}}}
-    write_version(repository, encoder_spec("minilm_encoder_int8"),
-                  files={"model.onnx": result.path, "calibration.json": cache}, manifest=manifest)
+    write_version(repository, encoder_spec("minilm_encoder_int8"), files={"model.onnx": result.path},
+                  manifest=manifest)
     entry["version"] = write_version(repository, ensemble_spec("minilm_int8", "minilm_encoder_int8"), files={},
                                      manifest={**manifest, "steps": ["minilm_tokenizer", "minilm_encoder_int8"]})
