@@ -1,7 +1,9 @@
 """Data drift: reference statistics saved at convert time, scores over a sliding window at serving time.
 
-    reference = reference_from_training(x_train, input_name="features")
+    reference = reference_from_training(x_train, tensor="features")
     reference.save(version_dir / REFERENCE_FILE)          # convert time, next to model.onnx
+    # for an encoder, watch its output instead: reference_from_training(train_embeddings,
+    #     tensor="embedding", source="output")
 
     window = DriftWindow(DriftReference.load(path))       # serving time (the ONNX runner's hook)
     window.add(batch)
@@ -12,7 +14,9 @@ values outside the training range land in their own bins) and the training propo
 PSI, KL(window || reference) and Jensen-Shannon divergence (natural log, at most ln 2) compare the
 window's bin proportions with the reference. For inputs read as one vector (an embedding, or all
 pixels of an image) the shift score is the squared maximum mean discrepancy (RBF kernel, median
-heuristic bandwidth) between a reference sample and the newest window rows.
+heuristic bandwidth) between a reference sample and the newest window rows. The monitored tensor is
+a model input (tabular features, pixels) or a model output (`source="output"`: the embedding an
+encoder returns, whose inputs - token ids - have no useful per-feature distribution).
 
 Pure numpy: this module is imported by the Triton Python stub that runs the ONNX Runtime runner.
 """
@@ -99,7 +103,7 @@ def _median_distance(sample: np.ndarray) -> float:
 class DriftReference:
     """What the training inputs looked like: per-feature bins and proportions, and a sample."""
 
-    input_name: str
+    tensor: str
     cuts: list[np.ndarray]
     expected: list[np.ndarray]
     sample: np.ndarray
@@ -107,11 +111,14 @@ class DriftReference:
     window_rows: int = 1000
     min_rows: int = 200
     null_scores: dict[str, float] = field(default_factory=dict)
+    source: str = "input"  # or "output"
 
     def __post_init__(self) -> None:
+        if self.source not in ("input", "output"):
+            raise ValueError(f"source={self.source!r}: the monitored tensor is an 'input' or an 'output'")
         if len(self.cuts) != len(self.expected) or self.sample.shape[1:] != (len(self.cuts),):
             raise ValueError(
-                f"drift reference for {self.input_name!r} is inconsistent: {len(self.cuts)} cut lists, "
+                f"drift reference for {self.tensor!r} is inconsistent: {len(self.cuts)} cut lists, "
                 f"{len(self.expected)} proportion lists, sample shape {self.sample.shape}"
             )
         if not 0 < self.min_rows <= self.window_rows:
@@ -125,7 +132,7 @@ class DriftReference:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (format 1)."""
         return {
-            "format": _FORMAT, "input": self.input_name, "window_rows": self.window_rows,
+            "format": _FORMAT, "tensor": self.tensor, "source": self.source, "window_rows": self.window_rows,
             "min_rows": self.min_rows, "bandwidth": self.bandwidth, "null_scores": self.null_scores,
             "features": [{"cuts": c.tolist(), "expected": e.tolist()}
                          for c, e in zip(self.cuts, self.expected, strict=True)],
@@ -138,7 +145,8 @@ class DriftReference:
         if data.get("format") != _FORMAT:
             raise ValueError(f"drift reference format {data.get('format')!r} is not {_FORMAT}; rebuild it")
         return cls(
-            input_name=data["input"], window_rows=int(data["window_rows"]), min_rows=int(data["min_rows"]),
+            tensor=data["tensor"], source=data["source"], window_rows=int(data["window_rows"]),
+            min_rows=int(data["min_rows"]),
             bandwidth=float(data["bandwidth"]), null_scores=dict(data.get("null_scores", {})),
             cuts=[np.asarray(f["cuts"], np.float64) for f in data["features"]],
             expected=[np.asarray(f["expected"], np.float64) for f in data["features"]],
@@ -156,10 +164,12 @@ class DriftReference:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-def reference_from_training(x: np.ndarray, *, input_name: str, bins: int = 10, sample_rows: int = 256,
-                            window_rows: int = 1000, min_rows: int = 200, seed: int = 0) -> DriftReference:
-    """Summarise training inputs `x` [rows, features]; also score bootstrap windows of `x` itself
-    (`null_scores`: what an unshifted window scores, to set alert thresholds against)."""
+def reference_from_training(x: np.ndarray, *, tensor: str, source: str = "input", bins: int = 10,
+                            sample_rows: int = 256, window_rows: int = 1000, min_rows: int = 200,
+                            seed: int = 0) -> DriftReference:
+    """Summarise the training values `x` [rows, features] of tensor `tensor` (a model input, or an
+    output such as an embedding); also score bootstrap windows of `x` itself (`null_scores`: what an
+    unshifted window scores, to set alert thresholds against)."""
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or len(x) < 2 * bins:
         raise ValueError(f"training inputs must be [rows >= {2 * bins}, features]; got shape {x.shape}")
@@ -167,7 +177,7 @@ def reference_from_training(x: np.ndarray, *, input_name: str, bins: int = 10, s
     cuts = [_cuts(x[:, j], bins) for j in range(x.shape[1])]
     expected = [_proportions(_counts(c, x[:, j])) for j, c in enumerate(cuts)]
     sample = x[rng.choice(len(x), size=min(sample_rows, len(x)), replace=False)]
-    reference = DriftReference(input_name=input_name, cuts=cuts, expected=expected, sample=sample,
+    reference = DriftReference(tensor=tensor, source=source, cuts=cuts, expected=expected, sample=sample,
                                bandwidth=_median_distance(sample), window_rows=window_rows,
                                min_rows=min(min_rows, window_rows))
     null = [DriftWindow(reference).add(x[rng.choice(len(x), size=window_rows)]).scores() for _ in range(5)]
@@ -262,9 +272,14 @@ class DriftMonitor:
                                        {**labels, "feature": str(j)}) for j in range(reference.features)]
 
     @property
-    def input_name(self) -> str:
-        """The monitored input tensor."""
-        return self.window.reference.input_name
+    def tensor(self) -> str:
+        """The monitored tensor."""
+        return self.window.reference.tensor
+
+    @property
+    def source(self) -> str:
+        """Whether the monitored tensor is an "input" or an "output" of the model."""
+        return self.window.reference.source
 
     def observe(self, batch: np.ndarray) -> DriftScores | None:
         """Add a batch; publish and return new scores when due, else None."""

@@ -12,7 +12,8 @@ environment (`tritonstack serve --ort-threads`) overrides the first. The ONNX fi
 `<version>/<default_model_filename or model.onnx>`.
 
 Drift hook: when the version folder holds `drift_reference.json` (written at convert time by
-`tritonstack.ops.drift`), the rows of the monitored input are kept in a sliding window and PSI / KL /
+`tritonstack.ops.drift`), the rows of the monitored input (or output, e.g. an embedding) are kept in
+a sliding window and PSI / KL /
 JS / embedding-MMD scores are published as Python-backend custom metrics (`tritonstack_drift_*`,
 labelled model, version, instance) on Triton's metrics endpoint. Drift never fails a request.
 """
@@ -73,14 +74,16 @@ class TritonPythonModel:
             error = pb_utils.TritonError(f"ONNX Runtime failed: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         sizes = [len(array) for array in parts[self.inputs[0]]]
-        self._observe(feeds)
+        self._observe(feeds, results)
         return self._split(results, sizes)
 
-    def _observe(self, feeds):
-        if self.drift is None or self.drift.input_name not in feeds:
+    def _observe(self, feeds, results):
+        if self.drift is None:
             return
+        outputs = {name: value for (name, _), value in zip(self.outputs, results, strict=False)}
+        tensors = feeds if self.drift.source == "input" else outputs
         try:
-            self.drift.observe(feeds[self.drift.input_name])
+            self.drift.observe(tensors[self.drift.tensor])
         except Exception as exc:  # noqa: BLE001 - drift must never fail a request
             pb_utils.Logger.log_warn(f"drift monitoring disabled: {exc}")
             self.drift = None

@@ -2,8 +2,9 @@
 
 The rules are the production file deploy/prometheus/alerts.yml with its time windows shortened
 (`[5m]` -> `[10s]`, `for: 10m` -> `for: 2s`); thresholds are unchanged. The server gets its own
-repository: digits_mlp (with its drift reference) and `ops_probe`, a Python model that fails or
-sleeps on request, so failures and latency can be driven on purpose.
+repository: digits_mlp (with its drift reference on the input pixels), `ops_encoder` (a small ONNX
+encoder whose drift reference is on its output embedding) and `ops_probe`, a Python model that fails
+or sleeps on request, so failures and latency can be driven on purpose.
 """
 
 from __future__ import annotations
@@ -63,6 +64,36 @@ output { name: "OUT" data_type: TYPE_FP32 dims: [1] }
 '''
 
 
+ENCODER_CONFIG = '''name: "ops_encoder"
+platform: "onnxruntime_onnx"
+max_batch_size: 256
+input { name: "tokens" data_type: TYPE_FP32 dims: [32] }
+output { name: "embedding" data_type: TYPE_FP32 dims: [16] }
+dynamic_batching { max_queue_delay_microseconds: 200 }
+'''
+RNG = np.random.default_rng(0)
+ENCODER_W = (RNG.normal(size=(32, 16)) / np.sqrt(32)).astype(np.float32)
+
+
+def _write_encoder(version_dir: Path) -> None:
+    """tanh(x @ W) as ONNX, with a drift reference on its output embedding."""
+    from onnx import TensorProto, helper, numpy_helper
+    from tritonstack.ops.drift import REFERENCE_FILE, reference_from_training
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["tokens", "W"], ["z"]), helper.make_node("Tanh", ["z"], ["embedding"])],
+        "encoder", [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, [None, 32])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [None, 16])],
+        [numpy_helper.from_array(ENCODER_W, "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    version_dir.mkdir(parents=True)
+    (version_dir / "model.onnx").write_bytes(model.SerializeToString())
+    train = np.tanh(RNG.normal(size=(2000, 32)).astype(np.float32) @ ENCODER_W)
+    reference_from_training(train, tensor="embedding", source="output", window_rows=512).save(
+        version_dir / REFERENCE_FILE)
+
+
 def short_windows(rules: str) -> str:
     """The production rules with minutes/hours shrunk to seconds, thresholds untouched."""
     rules = rules.replace("[1h]", "[60s]")
@@ -83,6 +114,8 @@ def ops_server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     (repo / "ops_probe" / "1").mkdir(parents=True)
     (repo / "ops_probe" / "1" / "model.py").write_text(PROBE_MODEL)
     (repo / "ops_probe" / "config.pbtxt").write_text(PROBE_CONFIG)
+    _write_encoder(repo / "ops_encoder" / "1")
+    (repo / "ops_encoder" / "config.pbtxt").write_text(ENCODER_CONFIG)
     with MetricsServer(ServerConfig(repository=repo, ort_threads=1)) as running:
         yield running
 
@@ -236,6 +269,35 @@ def test_unshifted_inputs_stay_below_and_shifted_inputs_fire_the_drift_alert(
                        "EmbeddingShiftHigh firing", action=shifted)
     print(f"PSI mean unshifted {calm:.4f}, shifted {_psi_mean(prometheus):.4f}; MMD shifted "
           f"{embedding[0]['value']}; drift alerts fired after {time.monotonic() - started:.1f} s")
+
+
+def _metric(url: str, name: str, model: str) -> float:
+    result = _query(url, f'{name}{{model="{model}"}}')
+    return float(result[0]["value"][1]) if result else float("nan")
+
+
+def test_encoder_output_embedding_shift_fires_for_shifted_inputs_only(prometheus: str, ops_server) -> None:  # noqa: ANN001
+    from tritonstack.client import TritonClient
+
+    def send(offset: float) -> Callable[[], None]:
+        def action() -> None:
+            with TritonClient(ops_server.grpc_url) as client:
+                client.infer("ops_encoder", (RNG.normal(size=(200, 32)) + offset).astype(np.float32))
+        return action
+
+    unshifted = send(0.0)
+    for _ in range(4):
+        unshifted()
+        time.sleep(1.1)
+    time.sleep(2.5)
+    calm = _metric(prometheus, "tritonstack_drift_embedding_mmd", "ops_encoder")
+    assert calm < 0.05, f"unshifted encoder inputs scored MMD {calm}"
+    assert not _firing(prometheus, "EmbeddingShiftHigh", model="ops_encoder")
+    started = time.monotonic()
+    alert = _until(lambda: _firing(prometheus, "EmbeddingShiftHigh", model="ops_encoder"),
+                   "EmbeddingShiftHigh firing for ops_encoder", action=send(1.0))
+    print(f"encoder embedding MMD unshifted {calm:.4f}, shifted {float(alert[0]['value']):.4f}; "
+          f"alert fired after {time.monotonic() - started:.1f} s")
 
 
 def test_every_dashboard_query_runs_and_the_core_panels_have_data(prometheus: str) -> None:

@@ -25,7 +25,7 @@ def digits():  # noqa: ANN201
     from tritonstack.convert.reference import digits_split
 
     x_train, x_test, _, _ = digits_split()
-    return reference_from_training(x_train, input_name="features", window_rows=512), x_test
+    return reference_from_training(x_train, tensor="features", window_rows=512), x_test
 
 
 def test_divergences_of_known_distributions() -> None:
@@ -44,13 +44,13 @@ def test_mmd_is_small_for_same_distribution_and_large_for_shift() -> None:
 def test_reference_round_trip(tmp_path: Path, digits) -> None:  # noqa: ANN001
     reference, _ = digits
     loaded = DriftReference.load(reference.save(tmp_path / "ref.json"))
-    assert loaded.features == 64 and loaded.window_rows == 512 and loaded.input_name == "features"
+    assert loaded.features == 64 and loaded.window_rows == 512 and loaded.tensor == "features" and loaded.source == "input"
     assert all(np.array_equal(a, b) for a, b in zip(loaded.cuts, reference.cuts, strict=True))
     assert loaded.null_scores == pytest.approx(reference.null_scores)
 
 
 def test_out_of_range_values_get_their_own_bin() -> None:
-    reference = reference_from_training(np.zeros((100, 1)), input_name="x", window_rows=50, min_rows=10)
+    reference = reference_from_training(np.zeros((100, 1)), tensor="x", window_rows=50, min_rows=10)
     assert DriftWindow(reference).add(np.zeros((50, 1))).scores().psi[0] < 0.01
     assert DriftWindow(reference).add(np.full((50, 1), 4.0)).scores().psi[0] > 1
 
@@ -68,7 +68,7 @@ def test_held_out_digits_stay_below_and_faint_digits_cross_the_thresholds(digits
 
 
 def test_window_keeps_only_the_newest_rows() -> None:
-    reference = reference_from_training(RNG.normal(size=(300, 2)), input_name="x", window_rows=100)
+    reference = reference_from_training(RNG.normal(size=(300, 2)), tensor="x", window_rows=100)
     window = DriftWindow(reference)
     for start in range(0, 250, 30):
         window.add(np.arange(start, start + 30, dtype=float)[:, None].repeat(2, 1))
@@ -105,3 +105,12 @@ def test_monitor_publishes_when_due_and_enough_rows(digits) -> None:  # noqa: AN
     psi_mean = gauges[("tritonstack_drift_psi_mean", (("model", "m"), ("version", "1")))].value
     assert psi_mean == pytest.approx(scores.summary()["psi_mean"])
     assert len([k for k in gauges if k[0] == "tritonstack_drift_feature_psi"]) == 64
+
+
+def test_output_reference_round_trip_and_bad_source(tmp_path: Path) -> None:
+    embeddings = np.tanh(RNG.normal(size=(300, 8)))
+    reference = reference_from_training(embeddings, tensor="embedding", source="output", window_rows=100)
+    loaded = DriftReference.load(reference.save(tmp_path / "ref.json"))
+    assert (loaded.tensor, loaded.source) == ("embedding", "output")
+    with pytest.raises(ValueError, match="'input' or an 'output'"):
+        reference_from_training(embeddings, tensor="embedding", source="state")
