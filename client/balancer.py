@@ -21,12 +21,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from tritonstack.client import bulk
 from tritonstack.client.aio import AsyncTritonClient
-from tritonstack.client.core import ClientCore, ClientOptions, Inputs, RetryPolicy
+from tritonstack.client.bulk import BulkOptions
+from tritonstack.client.core import ClientCore, ClientOptions, InferOptions, Inputs, RetryPolicy
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.pool import EndpointPool, EndpointState
 from tritonstack.client.sync import TritonClient
@@ -34,6 +35,9 @@ from tritonstack.client.sync import TritonClient
 from tritonstack.errors import ClientError, ServerUnavailableError
 
 __all__ = ["AsyncBalancedClient", "BalancedClient", "EndpointState"]
+
+if TYPE_CHECKING:
+    from tritonstack.client.core import Unpack
 
 _T = TypeVar("_T")
 
@@ -99,19 +103,20 @@ class BalancedClient:
             model, version, timeout_s=self._b.remaining_s(deadline)), timeout_s)
 
     def infer(self, model: str, inputs: Inputs, *, timeout_s: float | None = None,
-              **kwargs: Any) -> dict[str, np.ndarray]:
+              **kwargs: Unpack[InferOptions]) -> dict[str, np.ndarray]:
         """`TritonClient.infer` on a healthy server; fails over to another one when it is down."""
         return self._failover(lambda client, deadline: client.infer(
             model, inputs, timeout_s=self._b.remaining_s(deadline), **kwargs), timeout_s)
 
-    def predict_many(self, model: str, data: bulk.Data, **kwargs: Any) -> dict[str, np.ndarray]:
+    def predict_many(self, model: str, data: bulk.Data,
+                     **kwargs: Unpack[BulkOptions]) -> dict[str, np.ndarray]:
         """`TritonClient.predict_many` with every chunk balanced (and failed over) on its own."""
         return bulk.concatenate(self.predict_iter(model, data, **kwargs))
 
     def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                      in_flight: int = 4, timeout_s: float | None = None,
                      progress: bool | Callable[[int], None] = False,
-                     **kwargs: Any) -> Iterator[dict[str, np.ndarray]]:
+                     **kwargs: Unpack[InferOptions]) -> Iterator[dict[str, np.ndarray]]:
         """`TritonClient.predict_iter` with every chunk balanced on its own."""
         info = self.model_info(model, kwargs.get("version"), timeout_s=timeout_s)
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
@@ -184,19 +189,20 @@ class AsyncBalancedClient:
             model, version, timeout_s=self._b.remaining_s(deadline)), timeout_s)
 
     async def infer(self, model: str, inputs: Inputs, *, timeout_s: float | None = None,
-                    **kwargs: Any) -> dict[str, np.ndarray]:
+                    **kwargs: Unpack[InferOptions]) -> dict[str, np.ndarray]:
         """`AsyncTritonClient.infer` on a healthy server; fails over when it is down."""
         return await self._failover(lambda client, deadline: client.infer(
             model, inputs, timeout_s=self._b.remaining_s(deadline), **kwargs), timeout_s)
 
-    async def predict_many(self, model: str, data: bulk.Data, **kwargs: Any) -> dict[str, np.ndarray]:
+    async def predict_many(self, model: str, data: bulk.Data,
+                           **kwargs: Unpack[BulkOptions]) -> dict[str, np.ndarray]:
         """`AsyncTritonClient.predict_many` with every chunk balanced on its own."""
         return await bulk.aconcatenate(self.predict_iter(model, data, **kwargs))
 
     async def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                            in_flight: int = 4, timeout_s: float | None = None,
                            progress: bool | Callable[[int], None] = False,
-                           **kwargs: Any) -> AsyncIterator[dict[str, np.ndarray]]:
+                           **kwargs: Unpack[InferOptions]) -> AsyncIterator[dict[str, np.ndarray]]:
         """`AsyncTritonClient.predict_iter` with every chunk balanced on its own."""
         info = await self.model_info(model, kwargs.get("version"), timeout_s=timeout_s)
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)

@@ -13,22 +13,35 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from tritonstack.client.model import ModelInfo
 
 from tritonstack.errors import ClientError, ConfigError, InvalidInputError
 
-__all__ = ["Data", "Plan", "aconcatenate", "concatenate", "run_async", "run_threaded"]
+__all__ = ["BulkOptions", "Data", "Plan", "aconcatenate", "concatenate", "run_async", "run_threaded"]
 
 Row = np.ndarray | Mapping[str, np.ndarray]
 #: Batch-first array(s), or an iterable of single rows (arrays or dicts without the batch axis).
 Data = np.ndarray | Mapping[str, np.ndarray] | Iterable[Row]
 Chunk = dict[str, np.ndarray]
+
+
+class BulkOptions(TypedDict, total=False):
+    """Keyword arguments of `predict_many` / `predict_iter` (see `TritonClient.predict_iter`)."""
+
+    batch_size: int | None
+    in_flight: int
+    outputs: Sequence[str] | None
+    version: int | str | None
+    request_id: str
+    headers: Mapping[str, str] | None
+    timeout_s: float | None
+    progress: bool | Callable[[int], None]
 
 
 class _Progress:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from tritonstack.client.model import ModelInfo
@@ -28,8 +28,11 @@ from tritonstack.errors import (
     ServerUnavailableError,
 )
 
-__all__ = ["Call", "ClientCore", "ClientOptions", "Inputs", "RetryPolicy", "grpc_restricted_headers",
-           "version_string"]
+__all__ = ["Call", "ClientCore", "ClientOptions", "InferOptions", "Inputs", "RetryPolicy",
+           "grpc_restricted_headers", "version_string"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack as Unpack  # noqa: PLC0414 - re-exported for the balancers
 
 Inputs = Mapping[str, np.ndarray] | np.ndarray
 #: Triton's gRPC endpoint reads the key of `--grpc-restricted-protocol=<apis>:<key>=<value>` from
@@ -45,6 +48,15 @@ def grpc_restricted_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """
     return {(k if k.startswith(GRPC_RESTRICTED_PREFIX) else GRPC_RESTRICTED_PREFIX + k): v
             for k, v in headers.items()}
+
+
+class InferOptions(TypedDict, total=False):
+    """The per-call options of `infer` that wrappers (balancers) pass through unchanged."""
+
+    outputs: Sequence[str] | None
+    version: int | str | None
+    request_id: str
+    headers: Mapping[str, str] | None
 
 
 def version_string(version: int | str | None) -> str:
