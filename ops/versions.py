@@ -209,9 +209,13 @@ class VersionManager:
         error = self.control.load(model)
         not_ready = [v for v in target if not self.control.is_ready(model, v)] if error is None else target
         if error is None and not not_ready:
-            _LOGGER.info("model %s now serves versions %s (was %s)", model, target, previous)
+            _LOGGER.info("model %s now serves versions %s (was %s)", model, target, previous,
+                         extra={"model": model, "served": str(target), "previous": str(previous)})
             return
         self._write_policy(model, previous)
+        _LOGGER.warning("Triton refused versions %s of %s; %s keep serving", target, model, previous,
+                        extra={"model": model, "refused": str(target),
+                               "reason": (error or "not ready")[:500]})
         raise VersionRefusedError(
             f"Triton refused versions {target} of {model!r} ({error or f'{not_ready} not ready'}); "
             f"versions {previous} keep serving and config.pbtxt is restored; fix the version and retry"

@@ -12,6 +12,9 @@ Reported to the owner of serve/supervisor.py.
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
 import shutil
 import threading
@@ -41,6 +44,23 @@ def vserver(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     shutil.copytree(repository / MODEL, repo / MODEL)
     with EmbeddedServer(ServerConfig(repository=repo, ort_threads=1, supervise=False)) as running:
         yield running
+
+
+@pytest.fixture()
+def json_logs() -> Iterator[io.StringIO]:
+    """The process's log records as JSON lines (tritonstack.logs), captured."""
+    from tritonstack.logs import configure_logging
+
+    out, root = io.StringIO(), logging.getLogger()
+    level = root.level
+    handler = configure_logging(json_lines=True, stream=out)
+    yield out
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def _records(stream: io.StringIO, logger: str) -> list[dict]:
+    return [r for r in map(json.loads, stream.getvalue().splitlines()) if r["logger"] == logger]
 
 
 def _cli(server, *args: str) -> None:  # noqa: ANN001
@@ -99,7 +119,7 @@ def _served_by(server) -> str:  # noqa: ANN001
         return raw.infer(MODEL, [tensor]).get_response().model_version
 
 
-def test_promote_under_load_loses_no_request(vserver, digits_data) -> None:  # noqa: ANN001
+def test_promote_under_load_loses_no_request(vserver, digits_data, json_logs) -> None:  # noqa: ANN001
     repo = vserver.config.repository
     _cli(vserver, "add", MODEL, str(repo / MODEL / "1"))
     assert (repo / MODEL / "2" / "model.onnx").is_file()
@@ -113,10 +133,13 @@ def test_promote_under_load_loses_no_request(vserver, digits_data) -> None:  # n
     assert load.failures == []
     assert load.versions["1"] > 0 and load.versions["2"] > 0
     assert _served_by(vserver) == "2"
+    promoted = [r for r in _records(json_logs, "tritonstack.ops.versions") if "now serves" in r["message"]]
+    assert promoted and promoted[0]["request_id"].startswith("versions-promote-")
+    assert promoted[0]["served"] == "[2]" and promoted[0]["model"] == MODEL
 
 
 def test_broken_version_is_refused_and_the_old_one_keeps_serving(vserver, digits_data, tmp_path,
-                                                                 capsys) -> None:  # noqa: ANN001
+                                                                 capsys, json_logs) -> None:  # noqa: ANN001
     broken = tmp_path / "3"
     broken.mkdir()
     (broken / "model.onnx").write_bytes(b"not an onnx file")
@@ -131,6 +154,8 @@ def test_broken_version_is_refused_and_the_old_one_keeps_serving(vserver, digits
     assert load.failures == [] and set(load.versions) == {"2"}
     assert (vserver.config.repository / MODEL / "config.pbtxt").read_text() == config_before
     assert _served_by(vserver) == "2"
+    refused = [r for r in _records(json_logs, "tritonstack.ops.versions") if r["level"] == "WARNING"]
+    assert refused and refused[0]["refused"] == "[3]" and "INVALID_PROTOBUF" in refused[0]["reason"]
 
 
 def test_rollback_serves_the_previous_version(vserver, capsys) -> None:  # noqa: ANN001

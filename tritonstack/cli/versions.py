@@ -37,6 +37,15 @@ def _manager(url: str, admin_key: str | None, repository: Path):  # noqa: ANN202
     return VersionManager(repository, TritonControl(url, admin_key=admin_key))
 
 
+def _operation(name: str):  # noqa: ANN202
+    """Tag the command's log lines with an operation id (the `request_id` of JSON log lines)."""
+    import secrets
+
+    from tritonstack.logs import request_context
+
+    return request_context(f"versions-{name}-{secrets.token_hex(4)}")
+
+
 @versions_app.command("list")
 def list_versions(model: Model, url: Url = _URL, admin_key: AdminKey = None,
                   repository: Repository = _REPOSITORY) -> None:
@@ -61,7 +70,8 @@ def add(model: Model, source: Annotated[Path, typer.Argument(help="Version folde
     """Copy a new version into the repository; it is not served until promoted."""
     from tritonstack.cli import console
 
-    number = _manager(url, admin_key, repository).add(model, source, version=version)
+    with _operation("add"):
+        number = _manager(url, admin_key, repository).add(model, source, version=version)
     console.print(f"added {model} version {number} "
                   f"(not served; `tritonstack versions promote {model} {number}`)")
 
@@ -74,7 +84,8 @@ def promote(model: Model, version: Annotated[int, typer.Argument(help="Version t
     """Serve VERSION (and --keep versions); a version that fails to load is refused."""
     from tritonstack.cli import console
 
-    served = _manager(url, admin_key, repository).promote(model, version, keep=keep or ())
+    with _operation("promote"):
+        served = _manager(url, admin_key, repository).promote(model, version, keep=keep or ())
     console.print(f"{model} serves versions {served}")
 
 
@@ -85,7 +96,8 @@ def canary(model: Model, version: Annotated[int, typer.Argument(help="Canary ver
     from tritonstack.cli import console
 
     manager = _manager(url, admin_key, repository)
-    served = manager.promote(model, version, keep=manager.policy(model))
+    with _operation("canary"):
+        served = manager.promote(model, version, keep=manager.policy(model))
     console.print(f"{model} serves versions {served}; requests without a version go to {max(served)}, "
                   "so route with the client's TrafficSplit (explicit versions)")
 
@@ -96,7 +108,8 @@ def rollback(model: Model, url: Url = _URL, admin_key: AdminKey = None,
     """Serve again what was served before the last promote or canary."""
     from tritonstack.cli import console
 
-    served = _manager(url, admin_key, repository).rollback(model)
+    with _operation("rollback"):
+        served = _manager(url, admin_key, repository).rollback(model)
     console.print(f"{model} rolled back; serves versions {served}")
 
 
