@@ -154,7 +154,7 @@ class InferenceTimeoutError(ClientError):
 class AccessDeniedError(ClientError):
     """A restricted endpoint (shared memory, model control) refused the call: admin header missing.
 
-    Not retryable; pass the admin header in `ClientOptions.headers`.
+    Not retryable; pass `grpc_restricted_headers(<admin header>)` in `ClientOptions.headers`.
     """
 
 
