@@ -8,7 +8,9 @@
 
 Every variant is built and checked (tolerances, accuracy gate) before anything is written, so a
 failure leaves the repository unchanged. Variants are separate models (`name`, `name_fp16`,
-`name_int8`, `name_trt_fp16`...), each version with a manifest of what was measured.
+`name_int8`, `name_trt_fp16`...), each version with a manifest of what was measured. TensorRT
+plans cannot be run where no GPU is (they are skipped with the reason); on a GPU host they are
+built, and their manifest carries the figures of the ONNX model they were built from.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ class Variant:
     int8: Int8Result | None = None
     extra_files: dict[str, Path] = field(default_factory=dict)
     version: int | None = None
+    io_path: Path | None = None  # the ONNX file whose inputs/outputs the variant has (TensorRT plans)
+    accuracy: dict[str, Any] | None = None  # the task metric on the held-out set, when there is one
 
 
 @dataclass
@@ -135,7 +139,8 @@ def build_variants(options: ConvertOptions) -> ConvertReport:
 def _verification_set(options: ConvertOptions, source: Source) -> list[tuple[str, dict[str, np.ndarray]]]:
     sets = [("random", random_feeds(source.inputs, batch_size=options.random_samples, seed=0))]
     if options.samples is not None:
-        given = load_samples(options.samples, source.inputs, what="verification samples", error=InputSpecError)
+        given = load_samples(options.samples, source.inputs, what="verification samples",
+                             error=InputSpecError)
         sets += [("samples", feeds) for feeds in as_batches(given, 64)]
     return sets
 
@@ -177,6 +182,7 @@ def _int8(options: ConvertOptions, source: Source, checks: list, fp32: Variant, 
                                                         path=result.path, int8=result,
                                                         extra_files={"calibration.json": cache}))
     variant.gate = _gate(options, source, fp32.path, result.path, holdout)
+    fp32.accuracy = {"metric": variant.gate.metric, "value": variant.gate.before, "samples": len(holdout)}
     try:
         variant.gate.check(f"{variant.name} ({result.method_label} calibration, {result.samples} samples)")
     except AccuracyGateError as exc:
@@ -232,21 +238,23 @@ def _gate(options: ConvertOptions, source: Source, fp32: Path, int8: Path, holdo
 
 
 def _trt(options: ConvertOptions, report: ConvertReport, workdir: Path) -> None:
+    """TensorRT FP16 from the FP32 ONNX model, INT8 from the QDQ model; skipped with a reason here."""
     from tritonstack.convert.trt import onnx2trt, trt_skip_reason
 
     reason = trt_skip_reason()
-    for variant in list(report.variants):
-        if variant.precision is Precision.FP32:
-            continue
-        name = f"{options.name}_trt_{variant.precision.value}"
+    sources = {Precision.FP16: report.variants[0]}
+    sources.update({v.precision: v for v in report.variants if v.precision is Precision.INT8})
+    for precision, variant in sources.items():
+        name = f"{options.name}_trt_{precision.value}"
         if reason:
             report.skipped[name] = reason
             continue
-        sizes = (*(options.batching.preferred_batch_sizes if options.batching else ()), options.max_batch_size)
-        plan = onnx2trt(variant.path, workdir / f"{name}.plan", precision=variant.precision, batch_sizes=sizes,
+        preferred = options.batching.preferred_batch_sizes if options.batching else ()
+        plan = onnx2trt(variant.path, workdir / f"{name}.plan", precision=precision,
+                        batch_sizes=(*preferred, options.max_batch_size),
                         timing_cache=workdir / "timing.cache", progress=options.progress)
-        report.variants.append(Variant(name=name, precision=variant.precision, path=plan,
-                                       platform=Platform.TENSORRT, errors=variant.errors, gate=variant.gate))
+        report.variants.append(Variant(name=name, precision=precision, path=plan, platform=Platform.TENSORRT,
+                                       gate=variant.gate, io_path=variant.path))
 
 
 def write_variants(options: ConvertOptions, report: ConvertReport) -> None:
@@ -254,7 +262,8 @@ def write_variants(options: ConvertOptions, report: ConvertReport) -> None:
     for variant in report.variants:
         spec = _spec(options, report.source, variant)
         filename = "model.plan" if variant.platform is Platform.TENSORRT else "model.onnx"
-        files = {filename: variant.path, **{k: v for k, v in variant.extra_files.items() if Path(v).is_file()}}
+        extra = {k: v for k, v in variant.extra_files.items() if Path(v).is_file()}
+        files = {filename: variant.path, **extra}
         variant.version = write_version(Path(options.repository), spec, files=files,
                                         manifest=_manifest(options, report.source, variant))
 
@@ -262,7 +271,7 @@ def write_variants(options: ConvertOptions, report: ConvertReport) -> None:
 def _spec(options: ConvertOptions, source: Source, variant: Variant) -> ModelSpec:
     from tritonstack.convert.onnx_io import onnx_tensor_specs
 
-    inputs, outputs = onnx_tensor_specs(report_path(variant))
+    inputs, outputs = onnx_tensor_specs(variant.io_path or variant.path)
     accelerate = options.trt_accelerator and variant.platform is Platform.ONNX
     return ModelSpec(
         name=variant.name, platform=variant.platform, max_batch_size=options.max_batch_size,
@@ -272,14 +281,6 @@ def _spec(options: ConvertOptions, source: Source, variant: Variant) -> ModelSpe
         trt_accelerator=TrtAccelerator(precision="INT8" if variant.precision is Precision.INT8 else "FP16")
         if accelerate else None,
     )
-
-
-def report_path(variant: Variant) -> Path:
-    """The ONNX file describing the variant's inputs and outputs."""
-    if variant.platform is Platform.TENSORRT:
-        return variant.path.parent / ("model_int8.onnx" if variant.precision is Precision.INT8
-                                      else "model_fp16.onnx")
-    return variant.path
 
 
 def _manifest(options: ConvertOptions, source: Source, variant: Variant) -> dict[str, Any]:
@@ -296,10 +297,15 @@ def _manifest(options: ConvertOptions, source: Source, variant: Variant) -> dict
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tools": tool_versions(),
     }
+    if variant.accuracy is not None:
+        manifest["accuracy"] = variant.accuracy
     if variant.gate is not None:
         manifest["accuracy"] = variant.gate.as_dict()
+    if variant.platform is Platform.TENSORRT:
+        manifest["built_from"] = str(variant.io_path)
     if variant.int8 is not None:
         manifest["calibration"] = {"method": variant.int8.method_label, "samples": variant.int8.samples,
-                                   "cache_reused": variant.int8.cache_hit, "per_channel": options.recipe.per_channel,
+                                   "cache_reused": variant.int8.cache_hit,
+                                   "per_channel": options.recipe.per_channel,
                                    "format": "dynamic" if variant.int8.dynamic else "QDQ"}
     return manifest

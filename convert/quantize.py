@@ -139,7 +139,8 @@ def _dynamic(src: Path, dst: Path, recipe: Int8Recipe) -> Int8Result:
     except Exception as exc:  # noqa: BLE001
         raise CalibrationError(f"dynamic quantization of {src} failed ({exc})") from exc
     load_onnx(dst)
-    return Int8Result(path=dst, method=recipe.method, samples=0, cache_path=None, cache_hit=False, dynamic=True)
+    return Int8Result(path=dst, method=recipe.method, samples=0, cache_path=None, cache_hit=False,
+                      dynamic=True)
 
 
 def _save_count(cache_path: Path | None, samples: int, recipe: Int8Recipe) -> int:

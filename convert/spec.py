@@ -120,7 +120,8 @@ class TrtAccelerator:
 
     def apply(self, config) -> None:  # noqa: ANN001 - ModelConfig
         """Add the gpu_execution_accelerator entry to a ModelConfig."""
-        accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+        accelerators = config.optimization.execution_accelerators
+        accelerator = accelerators.gpu_execution_accelerator.add(name="tensorrt")
         accelerator.parameters["precision_mode"] = self.precision
         accelerator.parameters["max_workspace_size_bytes"] = str(self.max_workspace_bytes)
         if self.engine_cache_path:
@@ -164,7 +165,8 @@ class ModelSpec:
         if self.instance_count < 1:
             raise InputSpecError(f"instance_count={self.instance_count} must be >= 1")
         if (self.platform is Platform.ENSEMBLE) != bool(self.steps):
-            raise InputSpecError(f"model {self.name!r}: an ensemble needs steps, and only an ensemble has them")
+            raise InputSpecError(f"model {self.name!r}: an ensemble needs steps, and only an ensemble "
+                                 "has them")
 
     def to_config(self):  # noqa: ANN201 - ModelConfig
         """Return this spec as Triton's ModelConfig protobuf message."""

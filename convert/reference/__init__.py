@@ -7,7 +7,7 @@
 |---|---|---|
 | digits_mlp | scikit-learn MLP on 8x8 digits (scaler in the graph) | FP32 |
 | digits_cnn | PyTorch CNN on 8x8 digits, trained at build time | FP32, INT8 if the gate passes |
-| tabular_mlp | PyTorch MLP on breast-cancer, scaler + temperature in the graph | FP32, INT8 if the gate passes |
+| tabular_mlp | PyTorch MLP on breast cancer, scaler + temperature in graph | FP32, INT8 if the gate passes |
 | wine_forest | scikit-learn RandomForest on wine, via skl2onnx | FP32 |
 | resnet18 | ResNet-18, random weights (speed only) | FP32, INT8 if the gate passes |
 | minilm | all-MiniLM-L6-v2 ensemble: strings -> tokenizer -> encoder | FP32, INT8 if the gate passes |

@@ -51,7 +51,8 @@ def build_wine_forest(repository: Path, workdir: Path) -> dict[str, Any]:
     # take the other branch in one tree, which moves a probability by 1/n_estimators.
     tolerance = Tolerance(atol=1.0 / 50 + 1e-5, rtol=0.0)
     report = convert_model(ConvertOptions(
-        model=folder / "model.joblib", tolerances={Precision.FP32: tolerance}, name=NAME, repository=Path(repository), workdir=Path(workdir),
+        model=folder / "model.joblib", tolerances={Precision.FP32: tolerance}, name=NAME,
+        repository=Path(repository), workdir=Path(workdir),
         samples=SampleSet(feeds={"features": x_test}), max_batch_size=512,
         batching=Batching(max_queue_delay_us=200), progress=False,
     ))

@@ -48,9 +48,11 @@ def summarize(report: Any) -> dict[str, Any]:
             "precision": v.precision.value, "version": v.version,
             "max_abs_error": max((e.max_abs for e in _errors(v).values()), default=0.0),
             "gate": None if v.gate is None else v.gate.as_dict(),
-            "calibration": None if v.int8 is None else {"method": v.int8.method_label, "samples": v.int8.samples},
+            "calibration": None if v.int8 is None else {"method": v.int8.method_label,
+                                                        "samples": v.int8.samples},
         }
-    return {"model": fp32.name, "version": fp32.version, "variants": variants, "rejected": dict(report.rejected),
+    return {"model": fp32.name, "version": fp32.version, "variants": variants,
+            "rejected": dict(report.rejected),
             "skipped": dict(report.skipped), "warnings": list(report.warnings)}
 
 

@@ -36,7 +36,9 @@ from tritonstack.convert.torch_export import run_torch, torch2onnx
 from tritonstack.convert.transformer import optimize_encoder
 from tritonstack.convert.verify import run_onnx, verify_outputs
 
-__all__ = ["INT8_RECIPE", "TOKENIZER_FILES", "build_minilm", "encoder_spec", "ensemble_spec", "tokenizer_spec"]
+__all__ = [
+    "INT8_RECIPE", "TOKENIZER_FILES", "build_minilm", "encoder_spec", "ensemble_spec", "tokenizer_spec",
+]
 
 MAX_BATCH = 64
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
@@ -99,7 +101,8 @@ def build_minilm(repository: Path, workdir: Path) -> dict[str, Any]:
                             rtol=tolerance.rtol, what="minilm_encoder fp32")
     base = {"source": str(model_dir()), "source_sha256": file_sha256(model_dir() / "model.safetensors"),
             "tools": tool_versions()}
-    summary: dict[str, Any] = {"model": "minilm", "variants": {}, "rejected": {}, "skipped": {}, "warnings": []}
+    summary: dict[str, Any] = {"model": "minilm", "variants": {}, "rejected": {}, "skipped": {},
+                               "warnings": []}
     _write_fp32(Path(repository), fp32, base, errors, summary)
     _int8(Path(repository), folder, fp32, tok, holdout, base, summary)
     return summary
@@ -117,14 +120,15 @@ def _write_fp32(repository: Path, fp32: Path, base: dict, errors: dict, summary:
     write_version(repository, ensemble_spec("minilm", "minilm_encoder"), files={},
                   manifest={**base, "precision": "fp32", "steps": ["minilm_tokenizer", "minilm_encoder"]})
     summary["version"] = version
-    summary["variants"]["minilm"] = {"precision": "fp32", "version": version, "gate": None, "calibration": None,
-                                     "max_abs_error": errors["embedding"].max_abs}
+    summary["variants"]["minilm"] = {"precision": "fp32", "version": version, "gate": None,
+                                     "calibration": None, "max_abs_error": errors["embedding"].max_abs}
 
 
 def _int8(repository: Path, folder: Path, fp32: Path, tok: Any, holdout: list[str], base: dict,
           summary: dict) -> None:
     fused = optimize_encoder(fp32, folder / "model_fused.onnx", num_heads=12, hidden_size=384)
-    result = onnx2int8(fused, folder / "model_int8.onnx", calibration=None, recipe=INT8_RECIPE, progress=False)
+    result = onnx2int8(fused, folder / "model_int8.onnx", calibration=None, recipe=INT8_RECIPE,
+                       progress=False)
     reference, candidate = _embed(fp32, tok, holdout), _embed(result.path, tok, holdout)
     gate = run_gate(metric="cosine", reference=reference, candidate=candidate, labels=None)
     calib = {"method": result.method_label, "samples": result.samples, "per_channel": True,
@@ -140,5 +144,6 @@ def _int8(repository: Path, folder: Path, fp32: Path, tok: Any, holdout: list[st
                 "errors": {"embedding": {"max_abs": entry["max_abs_error"]}}}
     write_version(repository, encoder_spec("minilm_encoder_int8"), files={"model.onnx": result.path},
                   manifest=manifest)
-    entry["version"] = write_version(repository, ensemble_spec("minilm_int8", "minilm_encoder_int8"), files={},
-                                     manifest={**manifest, "steps": ["minilm_tokenizer", "minilm_encoder_int8"]})
+    steps = {"steps": ["minilm_tokenizer", "minilm_encoder_int8"]}
+    entry["version"] = write_version(repository, ensemble_spec("minilm_int8", "minilm_encoder_int8"),
+                                     files={}, manifest={**manifest, **steps})

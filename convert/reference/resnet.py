@@ -39,7 +39,8 @@ def _block(torch_nn: Any, cin: int, cout: int, stride: int) -> Any:
             self.relu = nn.ReLU(inplace=True)
             self.downsample = None
             if stride != 1 or cin != cout:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                                nn.BatchNorm2d(cout))
 
         def forward(self, x: Any) -> Any:
             identity = x if self.downsample is None else self.downsample(x)

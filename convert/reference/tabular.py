@@ -97,7 +97,8 @@ def build_tabular_mlp(repository: Path, workdir: Path) -> dict[str, Any]:
     report = convert_model(ConvertOptions(
         model=f"{__name__}:TabularMLP", weights=folder / "weights.pt", name=NAME,
         repository=Path(repository), workdir=Path(workdir),
-        inputs=[TensorSpec(name="features", dtype="FP32", dims=(N_FEATURES,))], output_names=["probabilities"],
+        inputs=[TensorSpec(name="features", dtype="FP32", dims=(N_FEATURES,))],
+        output_names=["probabilities"],
         precisions=(Precision.FP32, Precision.INT8), samples={"features": x_test},
         calibration=SampleSet(feeds={"features": x_train[:64]}), recipe=Int8Recipe(),
         holdout=SampleSet(feeds={"features": x_test}, labels=y_test), metric="top1",

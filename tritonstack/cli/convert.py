@@ -22,7 +22,7 @@ _Opt = typer.Option
 
 
 def convert(  # noqa: PLR0913 - one option per documented knob
-    model: Annotated[str, typer.Argument(help="Model file (.onnx, .joblib/.pkl, .pt) or package.module:factory.")],
+    model: Annotated[str, typer.Argument(help="Model file (.onnx, .joblib, .pt) or package.module:factory.")],
     name: Annotated[str, _Opt(help="Model name in the repository (variants get _fp16, _int8).")],
     repository: Annotated[Path, _Opt(help="Repository to write into.")] = Path("model_repository"),
     workdir: Annotated[Path, _Opt(help="Scratch folder for intermediate files.")] = Path("build"),
@@ -54,7 +54,7 @@ def convert(  # noqa: PLR0913 - one option per documented knob
     response_cache: Annotated[bool, _Opt(help="Enable Triton's response cache.")] = False,
     version_policy: Annotated[str | None, _Opt(help="latest:N, all or specific:1,3.")] = None,  # noqa: UP007
     trt: Annotated[bool, _Opt(help="Also build TensorRT engines (skipped without GPU).")] = False,
-    trt_accelerator: Annotated[bool, _Opt(help="Add ORT's TensorRT accelerator block to config.pbtxt.")] = False,
+    trt_accelerator: Annotated[bool, _Opt(help="Add the ORT TensorRT accelerator to config.pbtxt.")] = False,
     progress: Annotated[bool, _Opt(help="Show progress bars.")] = True,
 ) -> None:
     """Convert a model into verified FP32/FP16/INT8 models of a Triton repository."""
