@@ -12,10 +12,12 @@ from tritonstack.convert.verify import run_onnx
 
 from .convert_models import mlp_onnx
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tritonstack", "convert", *map(str, args)],
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=240, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,22 @@ def test_errors_are_one_line_and_leave_the_repository_unchanged(files: dict[str,
     _one_line_error(done, *needles)
     assert _snapshot(repo) == before
     assert not [p for p in repo.parent.iterdir() if p.name.startswith(".mlp")]
+
+
+def test_torch_factory_with_weights_and_fp16(tmp_path: Path) -> None:
+    import torch
+
+    from .convert_models import tiny_cnn
+
+    torch.save(tiny_cnn().state_dict(), tmp_path / "w.pt")
+    torch.save({"unexpected": torch.zeros(1)}, tmp_path / "wrong.pt")
+    common = ["--name", "cnn", "--repository", tmp_path / "repo", "--workdir", tmp_path / "b", "--no-progress"]
+    done = _run("tests.unit.convert_models:tiny_cnn", "--weights", tmp_path / "w.pt", "--input", "image:FP32:1,8,8",
+                "--output", "logits", "--precision", "fp16", *common)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["cnn", "cnn_fp16"]
+    wrong = _run("tests.unit.convert_models:tiny_cnn", "--weights", tmp_path / "wrong.pt",
+                 "--input", "image:FP32:1,8,8", *common)
+    _one_line_error(wrong, "wrong.pt is not a state dict for this module")
+    no_spec = _run("tests.unit.convert_models:tiny_cnn", *common)
+    _one_line_error(no_spec, "needs an input spec", "--input NAME:DTYPE:DIMS")
