@@ -300,6 +300,16 @@ def test_encoder_output_embedding_shift_fires_for_shifted_inputs_only(prometheus
           f"alert fired after {time.monotonic() - started:.1f} s")
 
 
+def test_drift_status_command_reads_the_live_gauges(ops_server, capsys) -> None:  # noqa: ANN001
+    from tritonstack.cli import main
+
+    main(["ops", "drift-status", "--json", "--metrics-url", ops_server.metrics_url])
+    rows = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    print({model: (row["scores"]["psi_mean"], row["alerting"]) for model, row in rows.items()})
+    assert rows["ops_encoder"]["alerting"] == ["psi_mean", "embedding_mmd"]  # the last window was shifted
+    assert rows["digits_mlp"]["scores"]["window_rows"] == 512 and rows["digits_mlp"]["version"] == "1"
+
+
 def test_every_dashboard_query_runs_and_the_core_panels_have_data(prometheus: str) -> None:
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "tritonstack.json").read_text())
     exprs = {t["expr"].replace("$__rate_interval", "10s"): panel["title"]

@@ -1,0 +1,48 @@
+"""Read the drift gauges off a Triton metrics endpoint (what `tritonstack ops drift-status` shows).
+
+    rows = drift_status(urlopen("http://127.0.0.1:8002/metrics").read().decode())
+    for row in rows:
+        print(row.model, row.version, row.scores["psi_mean"], row.alerting)
+
+Thresholds are the ones of deploy/prometheus/alerts.yml (a unit test keeps them equal).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["ALERT_THRESHOLDS", "DriftRow", "drift_status"]
+
+#: gauge -> value above which the Prometheus alert fires (DataDriftHigh, EmbeddingShiftHigh)
+ALERT_THRESHOLDS = {"psi_mean": 0.1, "embedding_mmd": 0.05}
+
+_LINE = re.compile(r"^tritonstack_drift_(?P<name>\w+)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$", re.MULTILINE)
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass
+class DriftRow:
+    """The drift gauges of one model instance."""
+
+    model: str
+    version: str
+    instance: str
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def alerting(self) -> list[str]:
+        """Scores over their alert threshold."""
+        return [k for k, limit in ALERT_THRESHOLDS.items() if self.scores.get(k, 0.0) > limit]
+
+
+def drift_status(metrics_text: str) -> list[DriftRow]:
+    """One row per (model, version, instance) with its aggregate drift scores (per-feature PSI left out)."""
+    rows: dict[tuple[str, str, str], DriftRow] = {}
+    for match in _LINE.finditer(metrics_text):
+        if match["name"] == "feature_psi":
+            continue
+        labels = dict(_LABEL.findall(match["labels"]))
+        key = (labels.get("model", ""), labels.get("version", ""), labels.get("instance", ""))
+        rows.setdefault(key, DriftRow(*key)).scores[match["name"]] = float(match["value"])
+    return [rows[k] for k in sorted(rows)]

@@ -1,0 +1,55 @@
+"""Drift status from a metrics page; thresholds equal to the alert rules; the drift-reference command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from tritonstack.ops.drift import DriftReference
+from tritonstack.ops.status import ALERT_THRESHOLDS, drift_status
+
+from tritonstack.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = """# HELP tritonstack_drift_psi_mean Mean per-feature PSI
+# TYPE tritonstack_drift_psi_mean gauge
+tritonstack_drift_psi_mean{instance="m_0_0",model="m",version="1"} 1.6
+tritonstack_drift_embedding_mmd{instance="m_0_0",model="m",version="1"} 0.004
+tritonstack_drift_window_rows{instance="m_0_0",model="m",version="1"} 512
+tritonstack_drift_feature_psi{feature="3",instance="m_0_0",model="m",version="1"} 9
+tritonstack_drift_psi_mean{instance="e_0_0",model="e",version="2"} 0.01
+tritonstack_drift_embedding_mmd{instance="e_0_0",model="e",version="2"} 0.3
+nv_inference_count{model="m",version="1"} 5
+"""
+
+
+def test_drift_status_groups_gauges_and_flags_alerts() -> None:
+    rows = drift_status(PAGE)
+    assert [(r.model, r.version) for r in rows] == [("e", "2"), ("m", "1")]
+    e, m = rows
+    assert m.scores == {"psi_mean": 1.6, "embedding_mmd": 0.004, "window_rows": 512}
+    assert m.alerting == ["psi_mean"] and e.alerting == ["embedding_mmd"]
+
+
+def test_thresholds_are_those_of_the_alert_rules() -> None:
+    groups = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())["groups"]
+    exprs = [r["expr"] for g in groups for r in g["rules"] if "tritonstack_drift_" in r.get("expr", "")]
+    found = {m[0]: float(m[1]) for e in exprs for m in re.findall(r"tritonstack_drift_(\w+)\) > ([\d.]+)", e)}
+    assert found == ALERT_THRESHOLDS
+
+
+def test_drift_reference_command_writes_a_loadable_reference(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    np.save(tmp_path / "train.npy", np.random.default_rng(0).normal(size=(500, 6)))
+    (tmp_path / "2").mkdir()
+    main(["ops", "drift-reference", str(tmp_path / "2"), "--values", str(tmp_path / "train.npy"),
+          "--tensor", "embedding", "--source", "output", "--window-rows", "200"])
+    reference = DriftReference.load(tmp_path / "2" / "drift_reference.json")
+    assert (reference.tensor, reference.source, reference.features, reference.window_rows) == (
+        "embedding", "output", 6, 200)
+    assert "unshifted windows score" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["ops", "drift-reference", str(tmp_path / "missing"), "--values", str(tmp_path / "train.npy"),
+              "--tensor", "x"])

@@ -1,0 +1,83 @@
+"""`tritonstack ops`: day-two helpers for drift monitoring.
+
+    tritonstack ops drift-reference build/digits_mlp/2 --values x_train.npy --tensor features
+    tritonstack ops drift-status --metrics-url http://127.0.0.1:8002/metrics
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register"]
+
+ops_app = typer.Typer(no_args_is_help=True, help="Day-two helpers: drift references and drift status.")
+
+
+@ops_app.command("drift-reference")
+def drift_reference(
+    version_dir: Annotated[Path, typer.Argument(help="Version folder to write drift_reference.json into.")],
+    values: Annotated[Path, typer.Option(help="Training values of the tensor, .npy [rows, features].")],
+    tensor: Annotated[str, typer.Option(help="Monitored tensor name (model input or output).")],
+    source: Annotated[str, typer.Option(help="'input' or 'output' (e.g. an encoder's embedding).")] = "input",
+    window_rows: Annotated[int, typer.Option(help="Rows in the serving-time sliding window.")] = 1000,
+) -> None:
+    """Write the drift reference of a version folder (before `tritonstack versions add`)."""
+    import numpy as np
+
+    from tritonstack.cli import console
+    from tritonstack.errors import ConfigError
+    from tritonstack.ops.drift import REFERENCE_FILE, reference_from_training
+
+    if not version_dir.is_dir():
+        raise ConfigError(f"{version_dir} is not a folder; pass the version folder that holds the model file")
+    try:
+        reference = reference_from_training(np.load(values), tensor=tensor, source=source,
+                                            window_rows=window_rows)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot build a drift reference from {values}: {exc}") from exc
+    path = reference.save(version_dir / REFERENCE_FILE)
+    null = ", ".join(f"{k} {v:.4f}" for k, v in reference.null_scores.items())
+    console.print(f"wrote {path} ({reference.features} features); unshifted windows score: {null}")
+
+
+@ops_app.command("drift-status")
+def drift_status_command(
+    metrics_url: Annotated[str, typer.Option(help="Triton's metrics endpoint.")] = "http://127.0.0.1:8002/metrics",
+    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per model instance.")] = False,
+) -> None:
+    """Show the drift scores each model instance publishes, flagging those over the alert thresholds."""
+    import urllib.error
+    import urllib.request
+
+    from rich.table import Table
+
+    from tritonstack.cli import console
+    from tritonstack.errors import ServerUnavailableError
+    from tritonstack.ops.status import drift_status
+
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=10) as response:  # noqa: S310 - user's URL
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        raise ServerUnavailableError(f"cannot read {metrics_url} ({exc}); is Triton running?") from exc
+    rows = drift_status(text)
+    if json_lines:
+        for row in rows:
+            console.print_json(data={"model": row.model, "version": row.version, "instance": row.instance,
+                                     "scores": row.scores, "alerting": row.alerting}, indent=None)
+        return
+    table = Table("model", "version", "instance", "rows", "psi_mean", "js_mean", "embedding_mmd", "alert")
+    for row in rows:
+        s = row.scores
+        table.add_row(row.model, row.version, row.instance, f"{s.get('window_rows', 0):.0f}",
+                      *(f"{s.get(k, float('nan')):.4f}" for k in ("psi_mean", "js_mean", "embedding_mmd")),
+                      f"[red]{', '.join(row.alerting)}[/]" if row.alerting else "[green]ok[/]")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `tritonstack ops ...` to the app."""
+    app.add_typer(ops_app, name="ops")
