@@ -28,12 +28,15 @@ __all__ = ["run_asyncio"]
 async def _run(scenario: Scenario, url: str, rows: list[Any], recorder: Recorder) -> Any:
     async with triton_raw(url, scenario.model, rows, timeout_s=scenario.timeout_s) as send:
         if scenario.kind is Kind.STEADY:
-            return await closed_loop(send, concurrency=scenario.users, duration_s=scenario.duration_s,
-                                     recorder=recorder)
-        offsets = arrival_offsets(rate_rps=scenario.rate_rps, duration_s=scenario.duration_s,
-                                  process=scenario.arrival)
-        return await open_loop(send, offsets=offsets, recorder=recorder,
-                               max_in_flight=scenario.max_in_flight * scenario.users)
+            return await closed_loop(
+                send, concurrency=scenario.users, duration_s=scenario.duration_s, recorder=recorder
+            )
+        offsets = arrival_offsets(
+            rate_rps=scenario.rate_rps, duration_s=scenario.duration_s, process=scenario.arrival
+        )
+        return await open_loop(
+            send, offsets=offsets, recorder=recorder, max_in_flight=scenario.max_in_flight * scenario.users
+        )
 
 
 def run_asyncio(scenario: Scenario, url: str, *, name: str | None = None) -> RunResult:
@@ -47,7 +50,11 @@ def run_asyncio(scenario: Scenario, url: str, *, name: str | None = None) -> Run
     recorder = Recorder()
     with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
         run = asyncio.run(_run(scenario, url, rows, recorder))
-    return RunResult.build(name=name or scenario.kind.value,
-                           scenario={**scenario.as_dict(), "url": url, "runner": "asyncio generator"},
-                           samples=recorder.frame(), origin_s=run.origin_s, duration_s=run.duration_s,
-                           server=poller)
+    return RunResult.build(
+        name=name or scenario.kind.value,
+        scenario={**scenario.as_dict(), "url": url, "runner": "asyncio generator"},
+        samples=recorder.frame(),
+        origin_s=run.origin_s,
+        duration_s=run.duration_s,
+        server=poller,
+    )

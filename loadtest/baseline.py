@@ -1,7 +1,7 @@
 """Start and stop the seed-style FastAPI + PyTorch baseline (uvicorn, N workers) on loopback.
 
-    with BaselineServer(weights=Path("mlp.npz"), cpus=frozenset({0})) as baseline:
-        url = baseline.url + "/predict"
+with BaselineServer(weights=Path("mlp.npz"), cpus=frozenset({0})) as baseline:
+    url = baseline.url + "/predict"
 """
 
 from __future__ import annotations
@@ -48,12 +48,28 @@ class BaselineServer:
         """Launch uvicorn and wait until /health answers."""
         self.port = _free_port()
         env = {**os.environ, "TRITONSTACK_BASELINE_WEIGHTS": str(Path(self.weights).resolve())}
-        argv = [sys.executable, "-m", "uvicorn", "tritonstack.loadtest.baseline_app:app", "--host",
-                "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers), "--log-level",
-                "warning", "--no-access-log"]
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tritonstack.loadtest.baseline_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
         cpus = self.cpus
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter and module
-            argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            argv,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         self._wait_ready()
@@ -64,7 +80,9 @@ class BaselineServer:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace")[-800:] if self.process.stderr else ""
+                err = (
+                    self.process.stderr.read().decode(errors="replace")[-800:] if self.process.stderr else ""
+                )
                 raise LoadTestError(f"baseline uvicorn exited with {self.process.returncode}: {err}")
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=1) as response:  # noqa: S310
@@ -93,6 +111,7 @@ class BaselineServer:
     def __enter__(self) -> BaselineServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -52,15 +52,27 @@ async def _timed(send: Send, i: int, scheduled_s: float, recorder: Recorder | No
         await send(i)
     except Exception as exc:  # noqa: BLE001 - every failure is a sample, never lost
         if recorder is not None:
-            recorder.add(scheduled_s=scheduled_s, start_s=start, end_s=time.perf_counter(), ok=False,
-                         error=error_kind(exc))
+            recorder.add(
+                scheduled_s=scheduled_s,
+                start_s=start,
+                end_s=time.perf_counter(),
+                ok=False,
+                error=error_kind(exc),
+            )
         return
     if recorder is not None:
         recorder.add(scheduled_s=scheduled_s, start_s=start, end_s=time.perf_counter(), ok=True)
 
 
-async def closed_loop(send: Send, *, concurrency: int, duration_s: float, recorder: Recorder,
-                      warmup_s: float = 0.0, max_requests: int = 2_000_000) -> Run:
+async def closed_loop(
+    send: Send,
+    *,
+    concurrency: int,
+    duration_s: float,
+    recorder: Recorder,
+    warmup_s: float = 0.0,
+    max_requests: int = 2_000_000,
+) -> Run:
     """Keep `concurrency` requests in flight for `warmup_s + duration_s`; record after warm-up."""
     if concurrency < 1 or duration_s <= 0:
         raise ConfigError(f"concurrency={concurrency} must be >= 1 and duration_s={duration_s} > 0")
@@ -79,8 +91,14 @@ async def closed_loop(send: Send, *, concurrency: int, duration_s: float, record
     return Run(origin_s=origin, end_s=time.perf_counter(), concurrency=concurrency)
 
 
-async def open_loop(send: Send, *, offsets: Sequence[float], recorder: Recorder,
-                    max_in_flight: int = 1024, drain_timeout_s: float = 30.0) -> Run:
+async def open_loop(
+    send: Send,
+    *,
+    offsets: Sequence[float],
+    recorder: Recorder,
+    max_in_flight: int = 1024,
+    drain_timeout_s: float = 30.0,
+) -> Run:
     """Send request i at `start + offsets[i]`; latency counts from that scheduled instant.
 
     When `max_in_flight` requests are outstanding the next one waits for a slot, and the wait is

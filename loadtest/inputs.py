@@ -1,6 +1,6 @@
 """Random requests shaped and typed as a model declares (for load, not for accuracy).
 
-    rows = random_rows(client.model_info("digits_mlp"), count=16)
+rows = random_rows(client.model_info("digits_mlp"), count=16)
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ def _tensor(datatype: str, shape: list[int], rng: np.random.Generator) -> np.nda
         return rng.integers(0, 8, size=shape).astype(datatype.lower())
     if datatype == "BOOL":
         return rng.random(shape) > 0.5
-    return (rng.random(shape) * 8).astype({"FP32": np.float32, "FP16": np.float16, "FP64": np.float64}[datatype])
+    return (rng.random(shape) * 8).astype(
+        {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64}[datatype]
+    )
 
 
 def random_rows(info: Any, *, count: int = 16, seed: int = 0) -> list[dict[str, np.ndarray]]:

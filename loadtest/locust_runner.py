@@ -33,13 +33,19 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
 def _recording_listener(recorder: Recorder):  # noqa: ANN202
-    def on_request(response_time: float, exception: BaseException | None = None,
-                   context: dict | None = None, **_: Any) -> None:
+    def on_request(
+        response_time: float, exception: BaseException | None = None, context: dict | None = None, **_: Any
+    ) -> None:
         ctx = context or {}
         end = ctx.get("end_s", time.perf_counter())
         scheduled = ctx.get("scheduled_s", end - response_time / 1e3)
-        recorder.add(scheduled_s=scheduled, start_s=ctx.get("start_s", scheduled), end_s=end,
-                     ok=exception is None, error=ctx.get("error") or type(exception).__name__)
+        recorder.add(
+            scheduled_s=scheduled,
+            start_s=ctx.get("start_s", scheduled),
+            end_s=end,
+            ok=exception is None,
+            error=ctx.get("error") or type(exception).__name__,
+        )
 
     return on_request
 
@@ -58,9 +64,12 @@ def _wait(runner: Any, scenario: Scenario, shaped: bool) -> None:
 
 def _locust_totals(env: Any) -> dict[str, Any]:
     total = env.stats.total
-    return {"requests": total.num_requests, "failures": total.num_failures,
-            "p50_ms": total.get_response_time_percentile(0.5),
-            "p99_ms": total.get_response_time_percentile(0.99)}
+    return {
+        "requests": total.num_requests,
+        "failures": total.num_failures,
+        "p50_ms": total.get_response_time_percentile(0.5),
+        "p99_ms": total.get_response_time_percentile(0.99),
+    }
 
 
 def run_local(scenario: Scenario, url: str, *, name: str | None = None) -> RunResult:
@@ -82,9 +91,14 @@ def run_local(scenario: Scenario, url: str, *, name: str | None = None) -> RunRe
             runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
         _wait(runner, scenario, shape is not None)
         duration = time.perf_counter() - origin
-    result = RunResult.build(name=name or scenario.kind.value, scenario={**scenario.as_dict(), "url": url,
-                             "runner": "locust local"}, samples=recorder.frame(), origin_s=origin,
-                             duration_s=duration, server=poller)
+    result = RunResult.build(
+        name=name or scenario.kind.value,
+        scenario={**scenario.as_dict(), "url": url, "runner": "locust local"},
+        samples=recorder.frame(),
+        origin_s=origin,
+        duration_s=duration,
+        server=poller,
+    )
     result.summary["locust"] = _locust_totals(env)
     return result
 
@@ -96,13 +110,42 @@ def _free_port() -> int:
 
 
 def _locust_argv(scenario: Scenario, url: str, workers: int, port: int, prefix: Path) -> list[str]:
-    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master", "--headless",
-            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-            "--expect-workers", str(workers), "--expect-workers-max-wait", "30", "--host", url,
-            "--csv", str(prefix), "--csv-full-history", "--only-summary", "--stop-timeout", "2"]
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--master",
+        "--headless",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        str(port),
+        "--expect-workers",
+        str(workers),
+        "--expect-workers-max-wait",
+        "30",
+        "--host",
+        url,
+        "--csv",
+        str(prefix),
+        "--csv-full-history",
+        "--only-summary",
+        "--stop-timeout",
+        "2",
+    ]
     if scenario.kind in (Kind.RAMP, Kind.SPIKE):  # the shape sets users; -t only bounds the run
         return [*argv, "-t", f"{scenario.duration_s + 3:g}s"]
-    return [*argv, "-u", str(scenario.users), "-r", str(scenario.spawn_rate), "-t", f"{scenario.duration_s:g}s"]
+    return [
+        *argv,
+        "-u",
+        str(scenario.users),
+        "-r",
+        str(scenario.spawn_rate),
+        "-t",
+        f"{scenario.duration_s:g}s",
+    ]
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -115,20 +158,44 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def run_distributed(scenario: Scenario, url: str, *, workers: int, out_dir: Path,
-                    name: str | None = None) -> RunResult:
+def run_distributed(
+    scenario: Scenario, url: str, *, workers: int, out_dir: Path, name: str | None = None
+) -> RunResult:
     """Run `scenario` with `locust --master` and `workers` x `locust --worker` on loopback."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or f"{scenario.kind.value}_distributed"
     prefix, port = out_dir / f"{name}_locust", _free_port()
     env = {**os.environ, **scenario.to_env()}
     log = (out_dir / f"{name}_locust.log").open("wb")
-    master = subprocess.Popen(_locust_argv(scenario, url, workers, port, prefix), env=env,  # noqa: S603
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    worker_argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",
-                   "127.0.0.1", "--master-port", str(port)]
-    started = [subprocess.Popen(worker_argv, env=env, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
-                                start_new_session=True) for _ in range(workers)]
+    master = subprocess.Popen(
+        _locust_argv(scenario, url, workers, port, prefix),
+        env=env,  # noqa: S603
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    worker_argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        str(port),
+    ]
+    started = [
+        subprocess.Popen(
+            worker_argv,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,  # noqa: S603
+            start_new_session=True,
+        )
+        for _ in range(workers)
+    ]
     try:
         with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
             master.wait(timeout=scenario.duration_s + 60)
@@ -141,29 +208,42 @@ def run_distributed(scenario: Scenario, url: str, *, workers: int, out_dir: Path
     return _distributed_result(scenario, url, workers, prefix, name, poller)
 
 
-def _distributed_result(scenario: Scenario, url: str, workers: int, prefix: Path, name: str,
-                        poller: ServerStatsPoller) -> RunResult:
+def _distributed_result(
+    scenario: Scenario, url: str, workers: int, prefix: Path, name: str, poller: ServerStatsPoller
+) -> RunResult:
     stats_path = Path(f"{prefix}_stats.csv")
     if not stats_path.exists():
         raise LoadTestError(f"locust wrote no {stats_path}; see {prefix.parent / (name + '_locust.log')}")
     total = next(r for r in csv.DictReader(stats_path.open()) if r["Name"] == "Aggregated")
     history = list(csv.DictReader(Path(f"{prefix}_stats_history.csv").open()))
-    result = RunResult(name=name, scenario={**scenario.as_dict(), "url": url, "runner": "locust distributed",
-                                            "workers": workers},
-                       summary=_summary_from_locust(total), windows=_windows_from_history(history))
+    result = RunResult(
+        name=name,
+        scenario={**scenario.as_dict(), "url": url, "runner": "locust distributed", "workers": workers},
+        summary=_summary_from_locust(total),
+        windows=_windows_from_history(history),
+    )
     result.server, result.server_total = poller.timeline(), poller.total()
-    result.notes.append("distributed mode: percentiles are Locust's (they include failed requests); "
-                        "Locust's own CSV files are next to this report")
+    result.notes.append(
+        "distributed mode: percentiles are Locust's (they include failed requests); "
+        "Locust's own CSV files are next to this report"
+    )
     return result
 
 
 def _summary_from_locust(total: dict[str, str]) -> dict[str, Any]:
     count, failures = int(total["Request Count"]), int(total["Failure Count"])
-    return {"count": count, "errors": failures, "error_rate": failures / count if count else 0.0,
-            "throughput_rps": float(total["Requests/s"]), "p50_ms": float(total["50%"]),
-            "p90_ms": float(total["90%"]), "p99_ms": float(total["99%"]),
-            "mean_ms": float(total["Average Response Time"]), "max_schedule_delay_ms": None,
-            "error_kinds": {}}
+    return {
+        "count": count,
+        "errors": failures,
+        "error_rate": failures / count if count else 0.0,
+        "throughput_rps": float(total["Requests/s"]),
+        "p50_ms": float(total["50%"]),
+        "p90_ms": float(total["90%"]),
+        "p99_ms": float(total["99%"]),
+        "mean_ms": float(total["Average Response Time"]),
+        "max_schedule_delay_ms": None,
+        "error_kinds": {},
+    }
 
 
 def _windows_from_history(history: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -174,8 +254,16 @@ def _windows_from_history(history: list[dict[str, str]]) -> list[dict[str, Any]]
     out = []
     for r in rows:
         rps, fps = float(r["Requests/s"]), float(r["Failures/s"])
-        out.append({"t_s": int(r["Timestamp"]) - t0, "count": int(r["Total Request Count"]),
-                    "throughput_rps": rps, "errors": int(r["Total Failure Count"]),
-                    "error_rate": fps / rps if rps else 0.0, "p50_ms": float(r["50%"]),
-                    "p90_ms": float(r["90%"]), "p99_ms": float(r["99%"])})
+        out.append(
+            {
+                "t_s": int(r["Timestamp"]) - t0,
+                "count": int(r["Total Request Count"]),
+                "throughput_rps": rps,
+                "errors": int(r["Total Failure Count"]),
+                "error_rate": fps / rps if rps else 0.0,
+                "p50_ms": float(r["50%"]),
+                "p90_ms": float(r["90%"]),
+                "p99_ms": float(r["99%"]),
+            }
+        )
     return out

@@ -75,10 +75,17 @@ class TritonGrpcUser(User):
             exception = exc
         end = time.perf_counter()
         self.environment.events.request.fire(
-            request_type="grpc", name=self.model, response_time=(end - scheduled) * 1e3,
-            response_length=0, exception=exception,
-            context={"scheduled_s": scheduled, "start_s": start, "end_s": end,
-                     "error": error_kind(exception) if exception else ""},
+            request_type="grpc",
+            name=self.model,
+            response_time=(end - scheduled) * 1e3,
+            response_length=0,
+            exception=exception,
+            context={
+                "scheduled_s": scheduled,
+                "start_s": start,
+                "end_s": end,
+                "error": error_kind(exception) if exception else "",
+            },
         )
         return result
 
@@ -132,9 +139,17 @@ def user_class(scenario: Scenario, host: str) -> type[TritonGrpcUser]:
     from tritonstack.loadtest.scenario import Kind
 
     base = OpenLoopUser if scenario.kind is Kind.OPEN else SteadyUser
-    attributes = {"abstract": False, "host": host, "model": scenario.model, "timeout_s": scenario.timeout_s,
-                  "__module__": __name__}
+    attributes = {
+        "abstract": False,
+        "host": host,
+        "model": scenario.model,
+        "timeout_s": scenario.timeout_s,
+        "__module__": __name__,
+    }
     if scenario.kind is Kind.OPEN:
-        attributes.update(rate_rps=scenario.rate_rps / scenario.users, arrival=scenario.arrival,
-                          max_in_flight=scenario.max_in_flight)
+        attributes.update(
+            rate_rps=scenario.rate_rps / scenario.users,
+            arrival=scenario.arrival,
+            max_in_flight=scenario.max_in_flight,
+        )
     return type(f"Triton{scenario.kind.value.title()}User", (base,), attributes)

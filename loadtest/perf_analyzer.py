@@ -46,8 +46,10 @@ def find_perf_analyzer() -> Path:
     local = Path(sys.executable).parent / "perf_analyzer"
     found = local if local.exists() else shutil.which("perf_analyzer")
     if not found:
-        raise LoadTestError("perf_analyzer not found; install tritonclient==2.51.0 (its manylinux wheel "
-                            "ships the binary) in this environment")
+        raise LoadTestError(
+            "perf_analyzer not found; install tritonclient==2.51.0 (its manylinux wheel "
+            "ships the binary) in this environment"
+        )
     return Path(found)
 
 
@@ -65,10 +67,25 @@ def _environment() -> dict[str, str]:
 
 
 def _argv(run: PerfAnalyzerRun, csv_path: Path) -> list[str]:
-    argv = [str(find_perf_analyzer()), "-m", run.model, "-u", run.url, "-i", "grpc",
-            "--concurrency-range", str(run.concurrency),
-            "--measurement-interval", str(run.measurement_interval_ms),
-            "-s", str(run.stability_percent), "-r", str(run.max_trials), "-f", str(csv_path)]
+    argv = [
+        str(find_perf_analyzer()),
+        "-m",
+        run.model,
+        "-u",
+        run.url,
+        "-i",
+        "grpc",
+        "--concurrency-range",
+        str(run.concurrency),
+        "--measurement-interval",
+        str(run.measurement_interval_ms),
+        "-s",
+        str(run.stability_percent),
+        "-r",
+        str(run.max_trials),
+        "-f",
+        str(csv_path),
+    ]
     for name, dims in run.shapes.items():
         argv += ["--shape", f"{name}:{','.join(str(d) for d in dims)}"]
     return argv
@@ -87,10 +104,13 @@ def parse_csv(text: str) -> dict[str, Any]:
     return {
         "concurrency": int(row["Concurrency"]),
         "throughput_rps": float(row["Inferences/Second"]),
-        "p50_ms": us("p50 latency") / 1e3, "p90_ms": us("p90 latency") / 1e3,
+        "p50_ms": us("p50 latency") / 1e3,
+        "p90_ms": us("p90 latency") / 1e3,
         "p99_ms": us("p99 latency") / 1e3,
         "server_queue_us": us("Server Queue"),
-        "server_compute_us": us("Server Compute Input") + us("Server Compute Infer") + us("Server Compute Output"),
+        "server_compute_us": us("Server Compute Input")
+        + us("Server Compute Infer")
+        + us("Server Compute Output"),
     }
 
 
@@ -101,7 +121,10 @@ def run_perf_analyzer(run: PerfAnalyzerRun) -> dict[str, Any]:
         cpus = run.cpus
         try:
             done = subprocess.run(  # noqa: S603 - our binary, our arguments
-                _argv(run, csv_path), env=_environment(), capture_output=True, text=True,
+                _argv(run, csv_path),
+                env=_environment(),
+                capture_output=True,
+                text=True,
                 timeout=run.timeout_s,
                 preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
             )
@@ -113,7 +136,9 @@ def run_perf_analyzer(run: PerfAnalyzerRun) -> dict[str, Any]:
         return parse_csv(csv_path.read_text())
 
 
-def compare(ours: Mapping[str, Any], referee: Mapping[str, Any], *, tolerance: float = 0.15) -> dict[str, Any]:
+def compare(
+    ours: Mapping[str, Any], referee: Mapping[str, Any], *, tolerance: float = 0.15
+) -> dict[str, Any]:
     """Side by side: throughput and p50 of ours vs perf_analyzer, and whether each is within tolerance."""
     out: dict[str, Any] = {}
     for key in ("throughput_rps", "p50_ms", "p99_ms"):

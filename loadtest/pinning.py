@@ -44,8 +44,10 @@ class CoreSplit:
 
     def describe(self) -> str:
         """Human-readable split for reports."""
-        return (f"server side on CPU {_fmt(self.server)} (tritonserver + stubs, uvicorn workers, "
-                f"in-process ONNX Runtime), load generator on CPU {_fmt(self.generator)}")
+        return (
+            f"server side on CPU {_fmt(self.server)} (tritonserver + stubs, uvicorn workers, "
+            f"in-process ONNX Runtime), load generator on CPU {_fmt(self.generator)}"
+        )
 
 
 def _cpus(text: str) -> frozenset[int]:

@@ -23,8 +23,15 @@ from tritonstack.loadtest.svg import Series, line_chart, titled
 
 __all__ = ["RunResult", "render_html", "write_report"]
 
-COLORS = {"p50": "#1f77b4", "p90": "#ff7f0e", "p99": "#d62728", "queue": "#9467bd",
-          "compute": "#2ca02c", "batch": "#8c564b", "errors": "#d62728"}
+COLORS = {
+    "p50": "#1f77b4",
+    "p90": "#ff7f0e",
+    "p99": "#d62728",
+    "queue": "#9467bd",
+    "compute": "#2ca02c",
+    "batch": "#8c564b",
+    "errors": "#d62728",
+}
 
 
 def _window_width(duration_s: float) -> float:
@@ -46,13 +53,24 @@ class RunResult:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
     @classmethod
-    def build(cls, *, name: str, scenario: dict[str, Any], samples: Samples, origin_s: float,
-              duration_s: float, server: ServerStatsPoller | None = None) -> RunResult:
+    def build(
+        cls,
+        *,
+        name: str,
+        scenario: dict[str, Any],
+        samples: Samples,
+        origin_s: float,
+        duration_s: float,
+        server: ServerStatsPoller | None = None,
+    ) -> RunResult:
         """Summarise samples (failures included) and attach the server's timeline."""
         width = _window_width(duration_s)
-        result = cls(name=name, scenario=dict(scenario), summary=summarize(samples, duration_s=duration_s),
-                     windows=windows(samples, origin_s=origin_s, width_s=width,
-                                             duration_s=duration_s))
+        result = cls(
+            name=name,
+            scenario=dict(scenario),
+            summary=summarize(samples, duration_s=duration_s),
+            windows=windows(samples, origin_s=origin_s, width_s=width, duration_s=duration_s),
+        )
         result.summary["window_s"] = width
         if server is not None:
             result.server = server.timeline(origin_s)
@@ -78,8 +96,12 @@ def write_report(result: RunResult, out_dir: Path) -> dict[str, Path]:
     """Write `<name>.json`, `<name>_windows.csv`, `<name>_server.csv` and `<name>.html`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / f"{result.name}.json", "csv": out_dir / f"{result.name}_windows.csv",
-             "server_csv": out_dir / f"{result.name}_server.csv", "html": out_dir / f"{result.name}.html"}
+    paths = {
+        "json": out_dir / f"{result.name}.json",
+        "csv": out_dir / f"{result.name}_windows.csv",
+        "server_csv": out_dir / f"{result.name}_server.csv",
+        "html": out_dir / f"{result.name}.html",
+    }
     paths["json"].write_text(json.dumps(result.as_dict(), indent=2, default=str), encoding="utf-8")
     _write_csv(result.windows, paths["csv"])
     _write_csv(result.server, paths["server_csv"])
@@ -95,17 +117,28 @@ def _charts(result: RunResult) -> list[str]:
     vs = [Series(p, tput, [r[f"{p}_ms"] for r in w], COLORS[p], dots=True) for p in ("p50", "p99")]
     errors = [Series("error rate %", ts, [100 * r["error_rate"] for r in w], COLORS["errors"])]
     st = [r["t_s"] for r in s]
-    queue = [Series("queue", st, [r["avg_queue_us"] for r in s], COLORS["queue"]),
-             Series("compute", st, [r["avg_compute_us"] for r in s], COLORS["compute"])]
+    queue = [
+        Series("queue", st, [r["avg_queue_us"] for r in s], COLORS["queue"]),
+        Series("compute", st, [r["avg_compute_us"] for r in s], COLORS["compute"]),
+    ]
     batch = [Series("avg batch", st, [r["avg_batch"] for r in s], COLORS["batch"])]
     return [
-        line_chart("Latency percentiles over time (failures included)", lat, x_label="time (s)",
-                   y_label="latency (ms)"),
-        line_chart("Latency against throughput (one dot per window)", vs, x_label="throughput (req/s)",
-                   y_label="latency (ms)"),
+        line_chart(
+            "Latency percentiles over time (failures included)",
+            lat,
+            x_label="time (s)",
+            y_label="latency (ms)",
+        ),
+        line_chart(
+            "Latency against throughput (one dot per window)",
+            vs,
+            x_label="throughput (req/s)",
+            y_label="latency (ms)",
+        ),
         line_chart("Error rate over time", errors, x_label="time (s)", y_label="errors (%)"),
-        line_chart("Server: queue vs compute time per request", queue, x_label="time (s)",
-                   y_label="time (µs)"),
+        line_chart(
+            "Server: queue vs compute time per request", queue, x_label="time (s)", y_label="time (µs)"
+        ),
         line_chart("Server: average batch size formed", batch, x_label="time (s)", y_label="requests/batch"),
     ]
 
@@ -124,9 +157,13 @@ def _table(rows: dict[str, Any]) -> str:
 def _headline(result: RunResult) -> dict[str, Any]:
     s, total = result.summary, result.server_total or {}
     return {
-        "requests": s["count"], "errors": f"{s['errors']} ({100 * s['error_rate']:.2f} %)",
-        "throughput (req/s)": s["throughput_rps"], "p50 (ms)": s["p50_ms"], "p90 (ms)": s["p90_ms"],
-        "p99 (ms)": s["p99_ms"], "max schedule delay (ms)": s["max_schedule_delay_ms"],
+        "requests": s["count"],
+        "errors": f"{s['errors']} ({100 * s['error_rate']:.2f} %)",
+        "throughput (req/s)": s["throughput_rps"],
+        "p50 (ms)": s["p50_ms"],
+        "p90 (ms)": s["p90_ms"],
+        "p99 (ms)": s["p99_ms"],
+        "max schedule delay (ms)": s["max_schedule_delay_ms"],
         "server avg queue (µs)": total.get("avg_queue_us", "n/a"),
         "server avg compute (µs)": total.get("avg_compute_us", "n/a"),
         "server avg batch": total.get("avg_batch", "n/a"),
@@ -145,13 +182,17 @@ text-align:left}th{color:#555;font-weight:600}.notes{color:#a33;font-size:13px}"
 def render_html(result: RunResult) -> str:
     """One self-contained HTML page: headline numbers, scenario, referee and the five plots."""
     charts = "".join(f'<div class="card">{titled(svg)}</div>' for svg in _charts(result))
-    referee = (f'<div class="card"><h2>Referee: perf_analyzer</h2>{_table(result.referee)}</div>'
-               if result.referee else "")
+    referee = (
+        f'<div class="card"><h2>Referee: perf_analyzer</h2>{_table(result.referee)}</div>'
+        if result.referee
+        else ""
+    )
     notes = "".join(f"<p class='notes'>{escape(n)}</p>" for n in result.notes)
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <title>tritonstack load test: {escape(result.name)}</title><style>{_CSS}</style></head><body>
 <h1>Load test: {escape(result.name)}</h1>
-<div class="sub">{escape(result.created)} · latency counts failures and, in open loop, the schedule delay</div>
+<div class="sub">{escape(result.created)} · latency counts failures and, in open loop, the schedule
+delay</div>
 <div class="grid top"><div class="card"><h2>Summary</h2>{_table(_headline(result))}</div>
 <div class="card"><h2>Scenario</h2>{_table(result.scenario)}</div>{referee}</div>{notes}
 <h2 style="font-size:16px">Plots</h2><div class="grid">{charts}</div></body></html>"""

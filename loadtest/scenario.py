@@ -57,8 +57,10 @@ class Scenario:
         object.__setattr__(self, "kind", Kind(self.kind))
         object.__setattr__(self, "arrival", Arrival(self.arrival))
         if self.users < 1 or self.duration_s <= 0 or self.timeout_s <= 0:
-            raise ConfigError(f"users={self.users} must be >= 1, duration_s={self.duration_s} and "
-                              f"timeout_s={self.timeout_s} > 0")
+            raise ConfigError(
+                f"users={self.users} must be >= 1, duration_s={self.duration_s} and "
+                f"timeout_s={self.timeout_s} > 0"
+            )
         if self.kind is Kind.OPEN and (self.rate_rps <= 0 or self.max_in_flight < 1):
             raise ConfigError(f"open loop needs rate_rps > 0 (got {self.rate_rps}) and max_in_flight >= 1")
         if self.duration_s > 3600:
@@ -85,8 +87,9 @@ def step_users_at(t_s: float, *, step_users: int, step_s: float, steps: int) -> 
     return None if step >= steps else step_users * (step + 1)
 
 
-def spike_users_at(t_s: float, *, users: int, spike_users: int, spike_at_s: float, spike_s: float,
-                   duration_s: float) -> int | None:
+def spike_users_at(
+    t_s: float, *, users: int, spike_users: int, spike_at_s: float, spike_s: float, duration_s: float
+) -> int | None:
     """Users wanted at `t_s` of a spike profile; None after `duration_s`."""
     if t_s >= duration_s:
         return None

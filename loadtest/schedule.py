@@ -26,8 +26,14 @@ class Arrival(str, Enum):
     POISSON = "poisson"
 
 
-def arrival_offsets(*, rate_rps: float, duration_s: float, process: Arrival | str = Arrival.CONSTANT,
-                    seed: int = 0, max_requests: int = 1_000_000) -> np.ndarray:
+def arrival_offsets(
+    *,
+    rate_rps: float,
+    duration_s: float,
+    process: Arrival | str = Arrival.CONSTANT,
+    seed: int = 0,
+    max_requests: int = 1_000_000,
+) -> np.ndarray:
     """Seconds from the start at which each request is due, within `duration_s` (bounded count)."""
     if rate_rps <= 0 or duration_s <= 0:
         raise ConfigError(f"rate_rps={rate_rps} and duration_s={duration_s} must be > 0")

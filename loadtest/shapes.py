@@ -46,8 +46,14 @@ class Spike(LoadTestShape):
     def tick(self) -> tuple[int, float] | None:
         """(users, spawn rate) now, or None to stop."""
         s = self.scenario
-        users = spike_users_at(self.get_run_time(), users=s.users, spike_users=s.spike_users,
-                               spike_at_s=s.spike_at_s, spike_s=s.spike_s, duration_s=s.duration_s)
+        users = spike_users_at(
+            self.get_run_time(),
+            users=s.users,
+            spike_users=s.spike_users,
+            spike_at_s=s.spike_at_s,
+            spike_s=s.spike_s,
+            duration_s=s.duration_s,
+        )
         return None if users is None else (users, max(s.spawn_rate, 1000.0))
 
 

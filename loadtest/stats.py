@@ -105,8 +105,9 @@ def summarize(samples: Samples, *, duration_s: float | None = None) -> dict[str,
     }
 
 
-def windows(samples: Samples, *, origin_s: float, width_s: float,
-            duration_s: float | None = None) -> list[dict[str, Any]]:
+def windows(
+    samples: Samples, *, origin_s: float, width_s: float, duration_s: float | None = None
+) -> list[dict[str, Any]]:
     """Per time window (by end time): throughput, error rate, p50/p90/p99 (failures included).
 
     Requests that end after `duration_s` (the drain) count in the last window.
@@ -121,12 +122,14 @@ def windows(samples: Samples, *, origin_s: float, width_s: float,
         mask = index == i
         count = int(mask.sum())
         errors = int(count - samples.ok[mask].sum())
-        rows.append({
-            "t_s": round((i + 1) * width_s, 3),
-            "count": count,
-            "throughput_rps": count / width_s,
-            "errors": errors,
-            "error_rate": errors / count if count else 0.0,
-            **_percentiles_ms(samples.latency_s[mask]),
-        })
+        rows.append(
+            {
+                "t_s": round((i + 1) * width_s, 3),
+                "count": count,
+                "throughput_rps": count / width_s,
+                "errors": errors,
+                "error_rate": errors / count if count else 0.0,
+                **_percentiles_ms(samples.latency_s[mask]),
+            }
+        )
     return rows

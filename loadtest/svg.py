@@ -1,6 +1,6 @@
 """Tiny inline-SVG charts for the self-contained HTML report (no JavaScript, no network).
 
-    svg = line_chart("Latency", [Series("p99", xs, ys, "#d62728")], x_label="s", y_label="ms")
+svg = line_chart("Latency", [Series("p99", xs, ys, "#d62728")], x_label="s", y_label="ms")
 """
 
 from __future__ import annotations
@@ -58,26 +58,39 @@ def _bounds(series: Sequence[Series]) -> tuple[list[float], list[float]]:
 def _axes(x_ticks: list[float], y_ticks: list[float], sx, sy, x_label: str, y_label: str) -> list[str]:  # noqa: ANN001
     parts = []
     for y in y_ticks:
-        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" '
-                     'stroke="#e5e5e5"/>')
+        parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#e5e5e5"/>'
+        )
         parts.append(f'<text x="{LEFT - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{_fmt(y)}</text>')
     for x in x_ticks:
-        parts.append(f'<text x="{sx(x):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{_fmt(x)}</text>')
-    parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{HEIGHT - BOTTOM}" y2="{HEIGHT - BOTTOM}" '
-                 'stroke="#444"/>')
+        parts.append(
+            f'<text x="{sx(x):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{_fmt(x)}</text>'
+        )
+    parts.append(
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{HEIGHT - BOTTOM}" y2="{HEIGHT - BOTTOM}" '
+        'stroke="#444"/>'
+    )
     parts.append(f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" stroke="#444"/>')
-    parts.append(f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 8}" text-anchor="middle">'
-                 f'{escape(x_label)}</text>')
-    parts.append(f'<text transform="translate(14,{(TOP + HEIGHT - BOTTOM) / 2}) rotate(-90)" '
-                 f'text-anchor="middle">{escape(y_label)}</text>')
+    parts.append(
+        f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 8}" text-anchor="middle">'
+        f"{escape(x_label)}</text>"
+    )
+    parts.append(
+        f'<text transform="translate(14,{(TOP + HEIGHT - BOTTOM) / 2}) rotate(-90)" '
+        f'text-anchor="middle">{escape(y_label)}</text>'
+    )
     return parts
 
 
 def _plot(series: Series, sx, sy) -> list[str]:  # noqa: ANN001
-    points = [(sx(float(x)), sy(float(y))) for x, y in zip(series.xs, series.ys, strict=False) if y is not None]
+    points = [
+        (sx(float(x)), sy(float(y))) for x, y in zip(series.xs, series.ys, strict=False) if y is not None
+    ]
     color = escape(series.color)
     if series.dots or len(points) == 1:
-        return [f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}"/>' for x, y in points]
+        return [
+            f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}"/>' for x, y in points
+        ]
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
     return [f'<polyline class="line" fill="none" stroke="{color}" stroke-width="2" points="{path}"/>']
 
@@ -107,9 +120,11 @@ def line_chart(title: str, series: Sequence[Series], *, x_label: str, y_label: s
         body += _plot(s, sx, sy)
     if not any(y is not None for s in series for y in s.ys):
         body.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" fill="#888">no data</text>')
-    return (f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-            f'width="100%" preserveAspectRatio="xMidYMid meet" role="img" aria-label="{escape(title)}">'
-            f"<title>{escape(title)}</title>" + "".join(body) + "</svg>")
+    return (
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'width="100%" preserveAspectRatio="xMidYMid meet" role="img" aria-label="{escape(title)}">'
+        f"<title>{escape(title)}</title>" + "".join(body) + "</svg>"
+    )
 
 
 def titled(svg: str) -> str:

@@ -61,8 +61,9 @@ async def triton_raw(url: str, model: str, rows: Rows, *, timeout_s: float = 10.
         outputs = [aio.InferRequestedOutput(o["name"]) for o in config["output"]]
 
         async def send(i: int) -> object:
-            return await client.infer(model, prepared[i % len(prepared)], outputs=outputs,
-                                      client_timeout=timeout_s)
+            return await client.infer(
+                model, prepared[i % len(prepared)], outputs=outputs, client_timeout=timeout_s
+            )
 
         yield send
     finally:
@@ -87,8 +88,9 @@ async def triton_ours(url: str, model: str, rows: Rows, *, timeout_s: float = 10
 
 
 @contextlib.asynccontextmanager
-async def http_json(url: str, payloads: Sequence[Any], *, timeout_s: float = 10.0,
-                    connections: int = 64) -> AsyncIterator[Send]:
+async def http_json(
+    url: str, payloads: Sequence[Any], *, timeout_s: float = 10.0, connections: int = 64
+) -> AsyncIterator[Send]:
     """POST JSON payloads to `url` over keep-alive connections (aiohttp)."""
     import aiohttp
 

@@ -65,8 +65,10 @@ class TuneOptions:
 
     def __post_init__(self) -> None:
         if self.p99_ms <= 0 or self.concurrency < 1 or self.duration_s <= 0:
-            raise ConfigError(f"p99_ms={self.p99_ms}, concurrency={self.concurrency} and "
-                              f"duration_s={self.duration_s} must be positive")
+            raise ConfigError(
+                f"p99_ms={self.p99_ms}, concurrency={self.concurrency} and "
+                f"duration_s={self.duration_s} must be positive"
+            )
         grid = len(self.max_batch_sizes) * len(self.max_queue_delays_us) * len(self.instance_counts)
         if not 1 <= grid <= 64:
             raise ConfigError(f"the grid has {grid} points; use 1-64 (fewer values per axis)")
@@ -85,15 +87,23 @@ class TuneOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"model": self.model, "p99_budget_ms": self.p99_ms, "baseline": self.baseline,
-                "points": self.points, "best": self.best, "written": self.written}
+        return {
+            "model": self.model,
+            "p99_budget_ms": self.p99_ms,
+            "baseline": self.baseline,
+            "points": self.points,
+            "best": self.best,
+            "written": self.written,
+        }
 
 
 def candidates(options: TuneOptions, model_max_batch: int) -> list[Candidate]:
     """The grid, without batch sizes above what the model was built for (0: no batching axis)."""
     sizes = [b for b in options.max_batch_sizes if b <= model_max_batch] or [model_max_batch]
-    return [Candidate(max_batch_size=b, max_queue_delay_us=d, instances=i)
-            for b, d, i in itertools.product(sizes, options.max_queue_delays_us, options.instance_counts)]
+    return [
+        Candidate(max_batch_size=b, max_queue_delay_us=d, instances=i)
+        for b, d, i in itertools.product(sizes, options.max_queue_delays_us, options.instance_counts)
+    ]
 
 
 def with_candidate(config: Any, candidate: Candidate) -> Any:
@@ -111,7 +121,9 @@ def with_candidate(config: Any, candidate: Candidate) -> Any:
 
 def choose(points: list[dict[str, Any]], p99_ms: float) -> dict[str, Any] | None:
     """The error-free point with the highest throughput whose p99 is within budget."""
-    fit = [p for p in points if p.get("errors") == 0 and p.get("p99_ms") is not None and p["p99_ms"] <= p99_ms]
+    fit = [
+        p for p in points if p.get("errors") == 0 and p.get("p99_ms") is not None and p["p99_ms"] <= p99_ms
+    ]
     return max(fit, key=lambda p: p["throughput_rps"]) if fit else None
 
 
@@ -120,8 +132,13 @@ def _measure(url: str, model: str, rows: list[Any], options: TuneOptions) -> dic
 
     async def go() -> Any:
         async with triton_raw(url, model, rows) as send:
-            return await closed_loop(send, concurrency=options.concurrency, duration_s=options.duration_s,
-                                     warmup_s=options.warmup_s, recorder=recorder)
+            return await closed_loop(
+                send,
+                concurrency=options.concurrency,
+                duration_s=options.duration_s,
+                warmup_s=options.warmup_s,
+                recorder=recorder,
+            )
 
     run = asyncio.run(go())
     s = summarize(recorder.frame(), duration_s=run.duration_s)
@@ -161,8 +178,9 @@ def _write(options: TuneOptions, base: Any, best: Candidate) -> dict[str, str]:
 def tune(options: TuneOptions, *, on_point: Any = None) -> TuneOutcome:
     """Start a server on the repository, sweep the grid, write the winner; see the module doc."""
     from tritonstack.client import TritonClient
-    from tritonstack.model_config import read_config
     from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    from tritonstack.model_config import read_config
 
     base = read_config(options.repository / options.model / "config.pbtxt")
     grid = candidates(options, base.max_batch_size)
@@ -170,8 +188,12 @@ def tune(options: TuneOptions, *, on_point: Any = None) -> TuneOutcome:
         raise ConfigError(f"model {options.model!r} has max_batch_size 0 (no batching); nothing to tune")
     # supervise=False: the stub supervisor would take the stubs that a reload retires for dead ones and
     # reload the model from config.pbtxt, silently undoing the candidate being measured.
-    config = ServerConfig(repository=options.repository, ort_threads=len(options.split.server), ready_timeout_s=120,
-                          supervise=False)
+    config = ServerConfig(
+        repository=options.repository,
+        ort_threads=len(options.split.server),
+        ready_timeout_s=120,
+        supervise=False,
+    )
     affinity = frozenset(os.sched_getaffinity(0))
     with EmbeddedServer(config) as server, contextlib.ExitStack() as restore:
         restore.callback(pin_pid, os.getpid(), affinity)
@@ -189,9 +211,14 @@ def tune(options: TuneOptions, *, on_point: Any = None) -> TuneOutcome:
             if on_point is not None:
                 on_point(point)
     best = choose(points, options.p99_ms)
-    outcome = TuneOutcome(model=options.model, p99_ms=options.p99_ms, baseline=baseline, points=points, best=best)
+    outcome = TuneOutcome(
+        model=options.model, p99_ms=options.p99_ms, baseline=baseline, points=points, best=best
+    )
     if best is not None:
-        chosen = Candidate(max_batch_size=best["max_batch_size"], max_queue_delay_us=best["max_queue_delay_us"],
-                           instances=best["instances"])
+        chosen = Candidate(
+            max_batch_size=best["max_batch_size"],
+            max_queue_delay_us=best["max_queue_delay_us"],
+            instances=best["instances"],
+        )
         outcome.written = _write(options, base, chosen)
     return outcome

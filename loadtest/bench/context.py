@@ -35,8 +35,15 @@ __all__ = ["NOBATCH", "Bench", "BenchOptions"]
 _LOGGER = logging.getLogger(__name__)
 NOBATCH = "digits_mlp_nobatch"
 SendFactory = Callable[[], contextlib.AbstractAsyncContextManager[Send]]
-_NP = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32, "INT8": np.int8,
-       "UINT8": np.uint8, "BOOL": np.bool_}
+_NP = {
+    "FP32": np.float32,
+    "FP16": np.float16,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "BOOL": np.bool_,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +53,7 @@ class BenchOptions:
     build_dir: Path = Path("build/bench")
     repository: Path | None = None  # None: build the reference models into build_dir
     quick: bool = False
+    rebuild: bool = False
     split: CoreSplit = field(default_factory=CoreSplit.default)
 
     @property
@@ -74,23 +82,32 @@ class Bench:
 
     # -- repository ---------------------------------------------------------------------------
     def source_repository(self) -> Path:
-        """The given repository, or the reference models built (once) into build_dir."""
+        """The given repository, or the reference models built into build_dir (reused while the
+        code that builds and serves them is unchanged: a stamp of convert/, ops/ and serve/)."""
         if self.options.repository is not None:
             return Path(self.options.repository)
-        from tritonstack.convert.reference import BUILDERS, build_all
+        from tritonstack.convert.reference import BUILDERS
 
         source = Path(self.options.build_dir) / "source_repository"
+        stamp, wanted = source / ".built_with", _code_stamp()
+        if self.options.rebuild or (source.exists() and (not stamp.exists() or stamp.read_text() != wanted)):
+            shutil.rmtree(source, ignore_errors=True)
         for name in BUILDERS:
-            if (source / name / "config.pbtxt").exists():
-                continue
-            start = time.perf_counter()
-            try:
-                build_all(source, Path(self.options.build_dir) / "work", [name])
-            except Exception as exc:  # noqa: BLE001 - a model that cannot build is a row "n/a"
-                self.unavailable[name] = f"build failed: {type(exc).__name__}: {exc}"[:300]
-                _LOGGER.warning("building %s failed: %s", name, exc)
-            self.build_s[name] = time.perf_counter() - start
+            if not (source / name / "config.pbtxt").exists():
+                self._build(source, name)
+        stamp.write_text(wanted)
         return source
+
+    def _build(self, source: Path, name: str) -> None:
+        from tritonstack.convert.reference import build_all
+
+        start = time.perf_counter()
+        try:
+            build_all(source, Path(self.options.build_dir) / "work", [name])
+        except Exception as exc:  # noqa: BLE001 - a model that cannot build is a row "n/a"
+            self.unavailable[name] = f"build failed: {type(exc).__name__}: {exc}"[:300]
+            _LOGGER.warning("building %s failed: %s", name, exc)
+        self.build_s[name] = time.perf_counter() - start
 
     def assemble(self) -> Path:
         """Copy the source repository into build_dir/repository and add the no-batching MLP."""
@@ -120,8 +137,9 @@ class Bench:
 
     def onnx_path(self, model: str) -> Path:
         """The ONNX file of the latest version of `model`."""
-        versions = sorted((p for p in (self.repository / model).iterdir() if p.name.isdigit()),
-                          key=lambda p: int(p.name))
+        versions = sorted(
+            (p for p in (self.repository / model).iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
+        )
         if not versions:
             raise LoadTestError(f"model {model!r} has no version folder in {self.repository}")
         name = self.config(model).default_model_filename or "model.onnx"
@@ -133,8 +151,12 @@ class Bench:
         from tritonstack.serve import EmbeddedServer, ServerConfig
 
         self.assemble()
-        config = ServerConfig(repository=self.repository, ort_threads=len(self.split.server),
-                              ready_timeout_s=180, supervise=False)  # no watcher thread in the generator
+        config = ServerConfig(
+            repository=self.repository,
+            ort_threads=len(self.split.server),
+            ready_timeout_s=180,
+            supervise=False,
+        )  # no watcher thread in the generator
         start = time.perf_counter()
         self.server = EmbeddedServer(config).start()
         self.start_to_ready_s = time.perf_counter() - start
@@ -152,8 +174,9 @@ class Bench:
     def __enter__(self) -> Bench:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -191,8 +214,15 @@ class Bench:
             out.append(row)
         return out
 
-    def closed(self, factory: SendFactory, *, concurrency: int, model: str | None = None,
-               duration_s: float | None = None, also: tuple[str, ...] = ()) -> dict[str, Any]:
+    def closed(
+        self,
+        factory: SendFactory,
+        *,
+        concurrency: int,
+        model: str | None = None,
+        duration_s: float | None = None,
+        also: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
         """Closed-loop run through `factory()`; summary plus server statistics of `model` (and of
         the models in `also`, e.g. an ensemble's steps, under "server_<name>")."""
         recorder = Recorder()
@@ -200,9 +230,14 @@ class Bench:
 
         async def go() -> Any:
             async with factory() as send:
-                return await closed_loop(send, concurrency=concurrency, duration_s=duration,
-                                         warmup_s=self.options.warmup_s, recorder=recorder,
-                                         max_requests=int(duration * 50_000))
+                return await closed_loop(
+                    send,
+                    concurrency=concurrency,
+                    duration_s=duration,
+                    warmup_s=self.options.warmup_s,
+                    recorder=recorder,
+                    max_requests=int(duration * 50_000),
+                )
 
         watched = ([model] if model else []) + list(also)
         pollers = {m: ServerStatsPoller(self.grpc_url, m, interval_s=duration * 4) for m in watched}
@@ -218,8 +253,27 @@ class Bench:
         return summary
 
 
+def _code_stamp() -> str:
+    """Hash of the sources that decide what a built model looks like and how it is served."""
+    import hashlib
+
+    import tritonstack.convert
+    import tritonstack.serve
+
+    roots = [Path(tritonstack.convert.__file__).parent, Path(tritonstack.serve.__file__).parent]
+    try:
+        import tritonstack.ops
+
+        roots.append(Path(tritonstack.ops.__file__).parent)
+    except ImportError:
+        pass
+    digest = hashlib.sha256()
+    for path in sorted(p for root in roots for p in root.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _dtype_name(data_type: int) -> str:
     from tritonclient.grpc import model_config_pb2
 
     return model_config_pb2.DataType.Name(data_type).removeprefix("TYPE_")
-

@@ -48,13 +48,19 @@ def machine(options: BenchOptions) -> dict[str, Any]:
     """What the numbers were measured on, and how the cores were split."""
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
-        "cpu": _cpu_model(), "cpus": os.cpu_count(), "memory_gib": round(memory_gib, 1),
-        "kernel": platform.release(), "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(memory_gib, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
         "tritonserver": "2.51.0 (nvidia-pytriton " + str(_version("nvidia-pytriton")) + ")",
-        "onnxruntime": _version("onnxruntime"), "torch": _version("torch"),
+        "onnxruntime": _version("onnxruntime"),
+        "torch": _version("torch"),
         "tritonclient": _version("tritonclient"),
-        "core_split": options.split.describe(), "quick": options.quick,
-        "duration_s_per_point": options.duration_s, "load_average_start": os.getloadavg(),
+        "core_split": options.split.describe(),
+        "quick": options.quick,
+        "duration_s_per_point": options.duration_s,
+        "load_average_start": os.getloadavg(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
@@ -75,12 +81,20 @@ def _measure(bench: Bench, workload: Workload) -> Row:
 
 def _as_json(row: Row) -> dict[str, Any]:
     detail = {"na": row.na, **row.detail} if row.na else row.detail
-    return {"title": row.title, "value": row.value, "goal": row.goal, "better": row.better,
-            "unit": row.unit, "met": row.met, "detail": detail}
+    return {
+        "title": row.title,
+        "value": row.value,
+        "goal": row.goal,
+        "better": row.better,
+        "unit": row.unit,
+        "met": row.met,
+        "detail": detail,
+    }
 
 
-def run_bench(options: BenchOptions, *, only: Sequence[str] | None = None,
-              on_row: Callable[[Row], None] | None = None) -> dict[str, Any]:
+def run_bench(
+    options: BenchOptions, *, only: Sequence[str] | None = None, on_row: Callable[[Row], None] | None = None
+) -> dict[str, Any]:
     """Start the bench server, measure the selected workloads in order, return the JSON document."""
     chosen = [w for w in WORKLOADS if not only or w.key in only or w.key.split("-")[0] in only]
     document: dict[str, Any] = {"machine": machine(options), "workloads": {}}

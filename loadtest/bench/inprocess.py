@@ -1,6 +1,6 @@
 """In-process ONNX Runtime baselines, run on the server side's CPUs with as many threads as it has.
 
-    best = ort_best_batch(path, feeds, batch_sizes=(1, 8, 32), cpus=frozenset({0}), duration_s=2)
+best = ort_best_batch(path, feeds, batch_sizes=(1, 8, 32), cpus=frozenset({0}), duration_s=2)
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def ort_session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def rows_per_s(run: Callable[[], Any], rows_per_call: int, duration_s: float, max_calls: int = 100_000) -> float:
+def rows_per_s(
+    run: Callable[[], Any], rows_per_call: int, duration_s: float, max_calls: int = 100_000
+) -> float:
     """Rows per second of `run()` called repeatedly for about `duration_s` (after one warm-up call)."""
     run()
     calls, start = 0, time.perf_counter()
@@ -38,8 +40,9 @@ def rows_per_s(run: Callable[[], Any], rows_per_call: int, duration_s: float, ma
     return calls * rows_per_call / (time.perf_counter() - start)
 
 
-def ort_best_batch(path: Path, feeds: Feeds, *, batch_sizes: Sequence[int], cpus: frozenset[int],
-                   duration_s: float) -> dict[str, Any]:
+def ort_best_batch(
+    path: Path, feeds: Feeds, *, batch_sizes: Sequence[int], cpus: frozenset[int], duration_s: float
+) -> dict[str, Any]:
     """Rows/s at each batch size and the best one, pinned to `cpus` with len(cpus) threads."""
     with pinned_thread(cpus):
         session = ort_session(path, len(cpus))
@@ -48,8 +51,12 @@ def ort_best_batch(path: Path, feeds: Feeds, *, batch_sizes: Sequence[int], cpus
             batch = feeds(size)
             by_batch[size] = rows_per_s(lambda b=batch: session.run(None, b), size, duration_s)
     best = max(by_batch, key=by_batch.__getitem__)
-    return {"best_batch": best, "rows_per_s": by_batch[best],
-            "by_batch": {str(k): round(v, 1) for k, v in by_batch.items()}, "threads": len(cpus)}
+    return {
+        "best_batch": best,
+        "rows_per_s": by_batch[best],
+        "by_batch": {str(k): round(v, 1) for k, v in by_batch.items()},
+        "threads": len(cpus),
+    }
 
 
 def tile(rows: Sequence[dict[str, np.ndarray]], size: int) -> dict[str, np.ndarray]:

@@ -24,7 +24,9 @@ __all__ = ["ensemble_steps", "inprocess_texts_per_s", "string_rows"]
 def string_rows(config: Any, texts: list[str]) -> list[dict[str, np.ndarray]]:
     """One request per text for a model whose single input is a STRING tensor of dims [1]."""
     if len(config.input) != 1:
-        raise LoadTestError(f"model {config.name!r} has {len(config.input)} inputs; W4 expects one TEXT input")
+        raise LoadTestError(
+            f"model {config.name!r} has {len(config.input)} inputs; W4 expects one TEXT input"
+        )
     name = config.input[0].name
     return [{name: np.array([[t.encode()]], dtype=np.object_)} for t in texts]
 
@@ -38,7 +40,9 @@ def ensemble_steps(config: Any) -> tuple[str, str]:
 
 
 def _latest_version(bench: Any, model: str) -> Any:
-    folders = sorted((p for p in (bench.repository / model).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    folders = sorted(
+        (p for p in (bench.repository / model).iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
+    )
     if not folders:
         raise LoadTestError(f"model {model!r} has no version folder")
     return folders[-1]
@@ -61,11 +65,18 @@ def inprocess_texts_per_s(bench: Any, ensemble: str, texts: list[str]) -> dict[s
 
             def run(batch: list[str] = batch) -> Any:
                 enc = tok(batch, padding=True, truncation=True, max_length=256, return_tensors="np")
-                feeds = {"input_ids": enc["input_ids"].astype(np.int64),
-                         "attention_mask": enc["attention_mask"].astype(np.int64)}
+                feeds = {
+                    "input_ids": enc["input_ids"].astype(np.int64),
+                    "attention_mask": enc["attention_mask"].astype(np.int64),
+                }
                 return session.run(None, feeds)
 
             by_batch[size] = rows_per_s(run, size, bench.options.duration_s / 2)
     best = max(by_batch, key=by_batch.__getitem__)
-    return {"best_batch": best, "rows_per_s": by_batch[best], "encoder": encoder, "tokenizer": tokenizer_model,
-            "by_batch": {str(k): round(v, 1) for k, v in by_batch.items()}}
+    return {
+        "best_batch": best,
+        "rows_per_s": by_batch[best],
+        "encoder": encoder,
+        "tokenizer": tokenizer_model,
+        "by_batch": {str(k): round(v, 1) for k, v in by_batch.items()},
+    }

@@ -1,8 +1,8 @@
 """`tritonstack bench`: measure W1-W8 in one run on this machine and print each ratio with its goal.
 
-    tritonstack bench                         # build reference models into build/bench, measure all
-    tritonstack bench --quick --only W2,W5    # short points, two workloads
-    tritonstack bench --repository model_repository --json reports/bench.json
+tritonstack bench                         # build reference models into build/bench, measure all
+tritonstack bench --quick --only W2,W5    # short points, two workloads
+tritonstack bench --repository model_repository --json reports/bench.json
 """
 
 from __future__ import annotations
@@ -17,15 +17,23 @@ __all__ = ["register"]
 
 
 def bench(
-    repository: Annotated[Path | None, typer.Option(
-        help="Serve this model repository instead of building the reference models.")] = None,
+    repository: Annotated[
+        Path | None,
+        typer.Option(help="Serve this model repository instead of building the reference models."),
+    ] = None,
     build_dir: Annotated[Path, typer.Option(help="Where reference models are built and cached.")] = Path(
-        "build/bench"),
-    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
+        "build/bench"
+    ),
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
+    ] = None,
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the reference models even if cached.")] = False,
     quick: Annotated[bool, typer.Option(help="Short measuring points (noisier, ~1/3 of the time).")] = False,
     only: Annotated[str | None, typer.Option(help="Comma-separated workloads, e.g. W2,W5.")] = None,
-    cores: Annotated[str | None, typer.Option(
-        help="Core split SERVER:GENERATOR, e.g. 0:1 (default: lower half for the server side).")] = None,
+    cores: Annotated[
+        str | None,
+        typer.Option(help="Core split SERVER:GENERATOR, e.g. 0:1 (default: lower half for the server side)."),
+    ] = None,
 ) -> None:
     """Run the benchmark workloads W1-W8 against one embedded Triton server and print the table."""
     from tritonstack.cli import console
@@ -34,11 +42,16 @@ def bench(
     from tritonstack.loadtest.pinning import CoreSplit
 
     split = CoreSplit.parse(cores) if cores else CoreSplit.default()
-    options = BenchOptions(build_dir=build_dir, repository=repository, quick=quick, split=split)
+    options = BenchOptions(
+        build_dir=build_dir, repository=repository, quick=quick, rebuild=rebuild, split=split
+    )
     console.print(f"core split: {split.describe()}")
     selected = [w.strip() for w in only.split(",")] if only else None
-    document = run_bench(options, only=selected,
-                         on_row=lambda row: console.print(f"  {row.key} done ({row.detail.get('seconds')} s)"))
+    document = run_bench(
+        options,
+        only=selected,
+        on_row=lambda row: console.print(f"  {row.key} done ({row.detail.get('seconds')} s)"),
+    )
     _print_table(document)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,16 +66,22 @@ def _print_table(document: dict) -> None:
     from tritonstack.loadtest.bench.harness import format_value
 
     m = document["machine"]
-    table = Table(title=f"tritonstack bench — {m['cpu']}, {m['cpus']} CPUs, {m['date']}", title_justify="left")
+    table = Table(
+        title=f"tritonstack bench — {m['cpu']}, {m['cpus']} CPUs, {m['date']}", title_justify="left"
+    )
     for column in ("workload", "measured", "goal", "verdict"):
         table.add_column(column, overflow="fold")
     for key, w in document["workloads"].items():
         goal = ("≥ " if w["better"] == "higher" else "≤ ") + format_value(w["goal"], w["unit"])
-        verdict = ("met" if w["met"] else "MISSED") if w["met"] is not None else f"n/a ({w['detail'].get('na')})"
+        verdict = (
+            ("met" if w["met"] else "MISSED") if w["met"] is not None else f"n/a ({w['detail'].get('na')})"
+        )
         table.add_row(f"{key} {w['title']}", format_value(w["value"], w["unit"]), goal, verdict)
     console.print(table)
-    console.print(f"core split: {m['core_split']}; load average {m['load_average_start']} -> "
-                  f"{m.get('load_average_end')}")
+    console.print(
+        f"core split: {m['core_split']}; load average {m['load_average_start']} -> "
+        f"{m.get('load_average_end')}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,10 +1,10 @@
 """`tritonstack loadtest`: Locust (or asyncio) load tests with a JSON + CSV + HTML report.
 
-    tritonstack loadtest steady --url 127.0.0.1:8001 --users 8 --duration 30
-    tritonstack loadtest open --url 127.0.0.1:8001 --rate 500 --arrival poisson
-    tritonstack loadtest ramp --repository model_repository --step-users 4 --step 5 --duration 30
-    tritonstack loadtest spike --url 127.0.0.1:8001 --workers 2          # Locust master + 2 workers
-    tritonstack loadtest steady --url 127.0.0.1:8001 --users 32 --engine asyncio --referee
+tritonstack loadtest steady --url 127.0.0.1:8001 --users 8 --duration 30
+tritonstack loadtest open --url 127.0.0.1:8001 --rate 500 --arrival poisson
+tritonstack loadtest ramp --repository model_repository --step-users 4 --step 5 --duration 30
+tritonstack loadtest spike --url 127.0.0.1:8001 --workers 2          # Locust master + 2 workers
+tritonstack loadtest steady --url 127.0.0.1:8001 --users 32 --engine asyncio --referee
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ __all__ = ["register"]
 def loadtest(
     scenario: Annotated[str, typer.Argument(help="steady | ramp | spike | open")],
     url: Annotated[str | None, typer.Option(help="gRPC host:port of a running server.")] = None,
-    repository: Annotated[Path | None, typer.Option(
-        help="Start an embedded server on this repository instead of --url.")] = None,
+    repository: Annotated[
+        Path | None, typer.Option(help="Start an embedded server on this repository instead of --url.")
+    ] = None,
     model: Annotated[str, typer.Option(help="Model to load.")] = "digits_mlp",
     users: Annotated[int, typer.Option(help="Users (closed loop: requests in flight).", min=1, max=1000)] = 8,
     duration: Annotated[float, typer.Option(help="Seconds.", min=0.5, max=3600)] = 10.0,
@@ -33,25 +34,41 @@ def loadtest(
     spike_users: Annotated[int, typer.Option(help="Spike: users during the spike.", min=1)] = 32,
     spike_at: Annotated[float, typer.Option(help="Spike: starts at this second.", min=0)] = 3.0,
     spike_duration: Annotated[float, typer.Option("--spike-s", help="Spike: seconds.", min=0.1)] = 2.0,
-    workers: Annotated[int, typer.Option(help="Locust distributed mode: worker processes (0: local).",
-                                         min=0, max=16)] = 0,
+    workers: Annotated[
+        int, typer.Option(help="Locust distributed mode: worker processes (0: local).", min=0, max=16)
+    ] = 0,
     engine: Annotated[str, typer.Option(help="locust | asyncio (steady and open only).")] = "locust",
-    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Deadline of each request (s).",
-                                             min=1e-6)] = 10.0,
+    timeout_s: Annotated[
+        float, typer.Option("--timeout-s", help="Deadline of each request (s).", min=1e-6)
+    ] = 10.0,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/loadtest"),
-    referee: Annotated[bool, typer.Option(help="Steady only: run perf_analyzer at the same concurrency "
-                                                "and print both side by side.")] = False,
+    referee: Annotated[
+        bool,
+        typer.Option(
+            help="Steady only: run perf_analyzer at the same concurrency and print both side by side."
+        ),
+    ] = False,
 ) -> None:
     """Run one load scenario and write <out>/<scenario>.json, _windows.csv, _server.csv and .html."""
-    from tritonstack.loadtest.scenario import Scenario
-
     from tritonstack.errors import ConfigError
+    from tritonstack.loadtest.scenario import Scenario
 
     if (url is None) == (repository is None):
         raise ConfigError("pass exactly one of --url (a running server) or --repository (start one)")
-    spec = Scenario(kind=scenario, model=model, users=users, duration_s=duration, rate_rps=rate,
-                    arrival=arrival, step_users=step_users, step_s=step, spike_users=spike_users,
-                    spike_at_s=spike_at, spike_s=spike_duration, timeout_s=timeout_s)
+    spec = Scenario(
+        kind=scenario,
+        model=model,
+        users=users,
+        duration_s=duration,
+        rate_rps=rate,
+        arrival=arrival,
+        step_users=step_users,
+        step_s=step,
+        spike_users=spike_users,
+        spike_at_s=spike_at,
+        spike_s=spike_duration,
+        timeout_s=timeout_s,
+    )
     with _server(repository) as started:
         target = url or started
         result = _run(spec, target, workers=workers, engine=engine, out=out)
@@ -91,19 +108,26 @@ def _run(spec, url: str, *, workers: int, engine: str, out: Path):  # noqa: ANN0
 
 def _referee(result, spec, url: str) -> None:  # noqa: ANN001
     from tritonstack.client import TritonClient
+    from tritonstack.errors import ConfigError
     from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, compare, run_perf_analyzer
     from tritonstack.loadtest.scenario import Kind
-
-    from tritonstack.errors import ConfigError
 
     if spec.kind is not Kind.STEADY:
         raise ConfigError("--referee compares closed loops: use it with the steady scenario")
     with TritonClient(url) as client:
         info = client.model_info(spec.model)
     shapes = {n: [1 if d < 0 else d for d in t.dims] for n, t in info.inputs.items()}
-    figures = run_perf_analyzer(PerfAnalyzerRun(url=url, model=spec.model, concurrency=spec.users, shapes=shapes))
-    result.referee = {"concurrency": spec.users, **{f"{k} ({side})": v for k, row in
-                      compare(result.summary, figures).items() for side, v in row.items()}}
+    figures = run_perf_analyzer(
+        PerfAnalyzerRun(url=url, model=spec.model, concurrency=spec.users, shapes=shapes)
+    )
+    result.referee = {
+        "concurrency": spec.users,
+        **{
+            f"{k} ({side})": v
+            for k, row in compare(result.summary, figures).items()
+            for side, v in row.items()
+        },
+    }
 
 
 def _finish(result, out: Path) -> None:  # noqa: ANN001
@@ -112,16 +136,20 @@ def _finish(result, out: Path) -> None:  # noqa: ANN001
 
     paths = write_report(result, out)
     s = result.summary
-    console.print(f"{result.name}: {s['count']} requests, {s['errors']} failed, "
-                  f"{s['throughput_rps']:.0f} req/s, p50 {s['p50_ms'] or 0:.2f} ms, "
-                  f"p90 {s['p90_ms'] or 0:.2f} ms, p99 {s['p99_ms'] or 0:.2f} ms (failures included)")
+    console.print(
+        f"{result.name}: {s['count']} requests, {s['errors']} failed, "
+        f"{s['throughput_rps']:.0f} req/s, p50 {s['p50_ms'] or 0:.2f} ms, "
+        f"p90 {s['p90_ms'] or 0:.2f} ms, p99 {s['p99_ms'] or 0:.2f} ms (failures included)"
+    )
     if result.referee:
         r = result.referee
-        console.print(f"referee at concurrency {r['concurrency']}: throughput ours {r['throughput_rps (ours)']:.0f} "
-                      f"vs perf_analyzer {r['throughput_rps (perf_analyzer)']:.0f} req/s "
-                      f"(x{r['throughput_rps (ratio)'] or 0:.2f}, within 15%: {r['throughput_rps (within)']}); "
-                      f"p50 ours {r['p50_ms (ours)']:.2f} vs {r['p50_ms (perf_analyzer)']:.2f} ms "
-                      f"(x{r['p50_ms (ratio)'] or 0:.2f}, within 15%: {r['p50_ms (within)']})")
+        console.print(
+            f"referee at concurrency {r['concurrency']}: throughput ours {r['throughput_rps (ours)']:.0f} "
+            f"vs perf_analyzer {r['throughput_rps (perf_analyzer)']:.0f} req/s "
+            f"(x{r['throughput_rps (ratio)'] or 0:.2f}, within 15%: {r['throughput_rps (within)']}); "
+            f"p50 ours {r['p50_ms (ours)']:.2f} vs {r['p50_ms (perf_analyzer)']:.2f} ms "
+            f"(x{r['p50_ms (ratio)'] or 0:.2f}, within 15%: {r['p50_ms (within)']})"
+        )
     console.print("report: " + ", ".join(str(p) for p in paths.values()))
 
 

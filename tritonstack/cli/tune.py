@@ -1,7 +1,7 @@
 """`tritonstack tune MODEL --p99-ms X`: find the fastest batching/instance config under a p99 budget.
 
-    tritonstack tune digits_mlp --p99-ms 5 --repository model_repository
-    tritonstack tune digits_mlp --p99-ms 5 --max-batch 16,64 --delay-us 0,500 --instances 1,2 --apply
+tritonstack tune digits_mlp --p99-ms 5 --repository model_repository
+tritonstack tune digits_mlp --p99-ms 5 --max-batch 16,64 --delay-us 0,500 --instances 1,2 --apply
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def tune(
     concurrency: Annotated[int, typer.Option(help="Requests in flight while measuring.", min=1)] = 32,
     duration: Annotated[float, typer.Option(help="Seconds measured per point.", min=0.5, max=60)] = 2.0,
     apply: Annotated[bool, typer.Option(help="Also make the winner config.pbtxt (old one kept).")] = False,
-    out: Annotated[Path, typer.Option(help="Where the JSON report of every point goes.")] = Path("reports/tune"),
+    out: Annotated[Path, typer.Option(help="Where the JSON report of every point goes.")] = Path(
+        "reports/tune"
+    ),
 ) -> None:
     """Sweep max_batch_size x max_queue_delay x instance count on an embedded server; keep the best."""
     from rich.table import Table
@@ -43,26 +45,49 @@ def tune(
     from tritonstack.loadtest.tune import TuneOptions
     from tritonstack.loadtest.tune import tune as run_tune
 
-    options = TuneOptions(repository=repository, model=model, p99_ms=p99_ms, max_batch_sizes=_ints(max_batch),
-                          max_queue_delays_us=_ints(delay_us), instance_counts=_ints(instances),
-                          concurrency=concurrency, duration_s=duration, apply=apply)
-    outcome = run_tune(options, on_point=lambda p: console.print(
-        f"  batch {p['max_batch_size']:>4} delay {p['max_queue_delay_us']:>5} us x{p['instances']}: "
-        f"{p['throughput_rps']:.0f} req/s, p99 {p['p99_ms'] or 0:.2f} ms, {p['errors']} errors"))
-    table = Table(title=f"tune {model}: concurrency {concurrency}, p99 budget {p99_ms} ms", title_justify="left")
+    options = TuneOptions(
+        repository=repository,
+        model=model,
+        p99_ms=p99_ms,
+        max_batch_sizes=_ints(max_batch),
+        max_queue_delays_us=_ints(delay_us),
+        instance_counts=_ints(instances),
+        concurrency=concurrency,
+        duration_s=duration,
+        apply=apply,
+    )
+    outcome = run_tune(
+        options,
+        on_point=lambda p: console.print(
+            f"  batch {p['max_batch_size']:>4} delay {p['max_queue_delay_us']:>5} us x{p['instances']}: "
+            f"{p['throughput_rps']:.0f} req/s, p99 {p['p99_ms'] or 0:.2f} ms, {p['errors']} errors"
+        ),
+    )
+    table = Table(
+        title=f"tune {model}: concurrency {concurrency}, p99 budget {p99_ms} ms", title_justify="left"
+    )
     for column in ("max_batch", "delay_us", "instances", "req/s", "p50 ms", "p99 ms", "errors", ""):
         table.add_column(column)
     for p in outcome.points:
         mark = "best" if p is outcome.best else ("over budget" if (p["p99_ms"] or 1e9) > p99_ms else "")
-        table.add_row(str(p["max_batch_size"]), str(p["max_queue_delay_us"]), str(p["instances"]),
-                      f"{p['throughput_rps']:.0f}", f"{p['p50_ms'] or 0:.2f}", f"{p['p99_ms'] or 0:.2f}",
-                      str(p["errors"]), mark)
+        table.add_row(
+            str(p["max_batch_size"]),
+            str(p["max_queue_delay_us"]),
+            str(p["instances"]),
+            f"{p['throughput_rps']:.0f}",
+            f"{p['p50_ms'] or 0:.2f}",
+            f"{p['p99_ms'] or 0:.2f}",
+            str(p["errors"]),
+            mark,
+        )
     console.print(table)
     b = outcome.baseline
     console.print(f"current config.pbtxt: {b['throughput_rps']:.0f} req/s, p99 {b['p99_ms'] or 0:.2f} ms")
     if outcome.best is None:
-        console.print(f"[bold red]no config met p99 <= {p99_ms} ms[/]; nothing written (raise the budget or "
-                      "lower --concurrency)")
+        console.print(
+            f"[bold red]no config met p99 <= {p99_ms} ms[/]; nothing written (raise the budget or "
+            "lower --concurrency)"
+        )
     else:
         console.print("written: " + ", ".join(f"{k} {v}" for k, v in outcome.written.items()))
     out.mkdir(parents=True, exist_ok=True)
