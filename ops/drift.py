@@ -142,8 +142,9 @@ class DriftReference:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DriftReference:
         """Inverse of `as_dict`; raise ValueError on an unknown format."""
-        if data.get("format") != _FORMAT:
-            raise ValueError(f"drift reference format {data.get('format')!r} is not {_FORMAT}; rebuild it")
+        if data.get("format") != _FORMAT or not {"tensor", "source", "features", "sample"} <= set(data):
+            raise ValueError(f"drift reference (format {data.get('format')!r}) is not format {_FORMAT} "
+                             "or misses keys; rebuild it with reference_from_training")
         return cls(
             tensor=data["tensor"], source=data["source"], window_rows=int(data["window_rows"]),
             min_rows=int(data["min_rows"]),

@@ -110,7 +110,11 @@ def _drift_monitor(args, version_dir):
     """A DriftMonitor when the version folder holds a drift reference, else None."""
     if DriftMonitor is None or not os.path.isfile(os.path.join(version_dir, REFERENCE_FILE)):
         return None
-    reference = DriftReference.load(os.path.join(version_dir, REFERENCE_FILE))
+    try:
+        reference = DriftReference.load(os.path.join(version_dir, REFERENCE_FILE))
+    except Exception as exc:  # noqa: BLE001 - a bad reference must not stop the model from serving
+        pb_utils.Logger.log_warn(f"drift monitoring off: cannot read {REFERENCE_FILE}: {exc!r}")
+        return None
     families = {}
 
     def make_gauge(name, description, labels):

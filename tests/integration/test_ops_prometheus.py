@@ -115,6 +115,10 @@ def ops_server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     (repo / "ops_probe" / "1" / "model.py").write_text(PROBE_MODEL)
     (repo / "ops_probe" / "config.pbtxt").write_text(PROBE_CONFIG)
     _write_encoder(repo / "ops_encoder" / "1")
+    shutil.copytree(repository / "digits_mlp", repo / "digits_badref")  # a corrupt drift reference
+    config = (repo / "digits_badref" / "config.pbtxt").read_text()
+    (repo / "digits_badref" / "config.pbtxt").write_text(config.replace('"digits_mlp"', '"digits_badref"'))
+    (repo / "digits_badref" / "1" / "drift_reference.json").write_text('{"format": 1, "input": "old"}')
     (repo / "ops_encoder" / "config.pbtxt").write_text(ENCODER_CONFIG)
     with MetricsServer(ServerConfig(repository=repo, ort_threads=1)) as running:
         yield running
@@ -308,6 +312,20 @@ def test_drift_status_command_reads_the_live_gauges(ops_server, capsys) -> None:
     print({model: (row["scores"]["psi_mean"], row["alerting"]) for model, row in rows.items()})
     assert rows["ops_encoder"]["alerting"] == ["psi_mean", "embedding_mmd"]  # the last window was shifted
     assert rows["digits_mlp"]["scores"]["window_rows"] == 512 and rows["digits_mlp"]["version"] == "1"
+
+
+def test_a_corrupt_drift_reference_never_stops_a_model_from_serving(ops_server, digits_data) -> None:  # noqa: ANN001
+    from tritonstack.client import TritonClient
+
+    x_test, y_test = digits_data
+    with TritonClient(ops_server.grpc_url) as client:
+        for start in range(0, 450, 150):
+            out = client.infer("digits_badref", x_test[start:start + 150])["probabilities"]
+            assert (out.argmax(1) == y_test[start:start + 150]).mean() > 0.9
+    with urllib.request.urlopen(ops_server.metrics_url) as response:  # noqa: S310 - loopback
+        assert 'model="digits_badref"' not in "".join(
+            line for line in response.read().decode().splitlines() if line.startswith("tritonstack_drift"))
+    assert "drift monitoring off: cannot read drift_reference.json" in ops_server.log_tail(400)
 
 
 def test_every_dashboard_query_runs_and_the_core_panels_have_data(prometheus: str) -> None:

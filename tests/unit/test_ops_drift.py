@@ -114,3 +114,9 @@ def test_output_reference_round_trip_and_bad_source(tmp_path: Path) -> None:
     assert (loaded.tensor, loaded.source) == ("embedding", "output")
     with pytest.raises(ValueError, match="'input' or an 'output'"):
         reference_from_training(embeddings, tensor="embedding", source="state")
+
+
+def test_an_old_or_foreign_reference_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "ref.json").write_text('{"format": 1, "input": "features"}')
+    with pytest.raises(ValueError, match="rebuild it"):
+        DriftReference.load(tmp_path / "ref.json")
