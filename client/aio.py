@@ -28,7 +28,7 @@ from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.shm import ShmTensors
 
-from tritonstack.errors import ClientError
+from tritonstack.errors import ClientError, ModelNotReadyError
 
 __all__ = ["AsyncTritonClient"]
 
@@ -199,8 +199,11 @@ class AsyncTritonClient:
 
     async def _send(self, call: Call) -> dict[str, np.ndarray]:
         kwargs = self._core.infer_kwargs(self._grpc, call)
-        with translate_errors(model=call.info.name):
-            result = await self._raw.infer(**kwargs)
+        try:
+            with translate_errors(model=call.info.name):
+                result = await self._raw.infer(**kwargs)
+        except ModelNotReadyError as error:
+            raise self._core.refine_not_ready(error, await self.is_ready()) from error
         return self._core.decode(result, call.outputs)
 
     async def _send_shm(self, call: Call) -> dict[str, np.ndarray]:

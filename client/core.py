@@ -25,6 +25,7 @@ from tritonstack.errors import (
     ConfigError,
     InvalidInputError,
     ModelNotReadyError,
+    ServerStoppingError,
     ServerUnavailableError,
 )
 
@@ -174,6 +175,17 @@ class ClientCore:
                                       "check the server log or `tritonstack serve` output")
         return ServerUnavailableError(f"server {self.url} not ready after {timeout_s:g} s; "
                                       "is `tritonstack serve` running?")
+
+    @staticmethod
+    def refine_not_ready(error: ModelNotReadyError, server_ready: bool) -> ClientError:
+        """A model with no ready version on a server that is not ready: the server is stopping.
+
+        Triton 2.51, once it got SIGTERM, unloads idle models first and answers NOT_FOUND "has no
+        available versions" for them; only models with requests in flight say "Server is stopping".
+        """
+        if server_ready:
+            return error
+        return ServerStoppingError(f"{error}; the server reports not ready: it is stopping or restarting")
 
     # -- requests -------------------------------------------------------------------------------
     def deadline(self, timeout_s: float | None) -> float:

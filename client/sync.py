@@ -23,7 +23,7 @@ from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.shm import ShmTensors
 
-from tritonstack.errors import ClientError
+from tritonstack.errors import ClientError, ModelNotReadyError
 
 __all__ = ["TritonClient"]
 
@@ -195,8 +195,11 @@ class TritonClient:
 
     def _send(self, call: Call) -> dict[str, np.ndarray]:
         kwargs = self._core.infer_kwargs(self._grpc, call)
-        with translate_errors(model=call.info.name):
-            result = self._raw.infer(**kwargs)
+        try:
+            with translate_errors(model=call.info.name):
+                result = self._raw.infer(**kwargs)
+        except ModelNotReadyError as error:
+            raise self._core.refine_not_ready(error, self.is_ready()) from error
         return self._core.decode(result, call.outputs)
 
     def _send_shm(self, call: Call) -> dict[str, np.ndarray]:

@@ -217,6 +217,7 @@ def test_r7_sigterm_under_load_finishes_inflight_and_refuses_new(fault_repo: Pat
     try:
         pgid = server.pid
         with _client(server) as client, ThreadPoolExecutor(3) as pool:
+            client.model_info("digits_mlp")  # a running client has discovered its models already
             inflight = [pool.submit(timed, lambda: client.infer("sleepy", one())) for _ in range(2)]
             time.sleep(0.3)
             server.process.send_signal(signal.SIGTERM)
