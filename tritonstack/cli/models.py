@@ -29,7 +29,7 @@ def build(
     unknown = sorted(set(only or ()) - set(BUILDERS))
     if unknown:
         raise ConfigError(f"unknown reference model(s) {unknown}; choose from {sorted(BUILDERS)}")
-    table = Table("model", "precision", "version", "max abs err", "metric before -> after", "gate", "s")
+    table = Table("model", "prec", "ver", "max abs err", "gate: metric before -> after", "s")
     started, notes = time.monotonic(), []
     for name in only or BUILDERS:
         begin = time.monotonic()
@@ -49,14 +49,15 @@ def _rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
     """Table rows of one builder's summary, one per written variant (rejections are printed below)."""
     if "variants" not in summary:  # digits_mlp: one FP32 model
         return [(summary["model"], "fp32", str(summary["version"]), f"{summary['max_abs_error']:.2e}",
-                 f"top1 {summary['accuracy']:.3f}", "-")]
+                 f"(top1 {summary['accuracy']:.3f})")]
     rows = []
     for name, v in summary["variants"].items():
         gate = v.get("gate")
-        metric = "-" if gate is None else f"{gate['metric']} {gate['before']:.3f}->{gate['after']:.3f}"
-        verdict = "-" if gate is None else ("passed" if gate["passed"] else "REJECTED")
-        version = str(v.get("version") or "not written")
-        rows.append((name, v["precision"], version, f"{v['max_abs_error']:.2e}", metric, verdict))
+        verdict = "" if gate is None else ("ok" if gate["passed"] else "REJECTED")
+        metric = "-" if gate is None else (
+            f"{gate['metric']} {gate['before']:.3f}->{gate['after']:.3f} {verdict}")
+        version = str(v.get("version") or "-")
+        rows.append((name, v["precision"], version, f"{v['max_abs_error']:.2e}", metric))
     return rows
 
 
