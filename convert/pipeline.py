@@ -32,7 +32,13 @@ from tritonstack.convert.sources import Source, load_source
 from tritonstack.convert.spec import Batching, ModelSpec, Platform, TensorSpec, TrtAccelerator, VersionPolicy
 from tritonstack.convert.verify import OutputError, run_onnx, verify_outputs
 
-from tritonstack.errors import AccuracyGateError, CalibrationError, ConfigError, InputSpecError
+from tritonstack.errors import (
+    AccuracyGateError,
+    CalibrationError,
+    ConfigError,
+    ExportMismatchError,
+    InputSpecError,
+)
 
 __all__ = ["ConvertOptions", "ConvertReport", "Variant", "build_variants", "convert_model", "write_variants"]
 
@@ -74,6 +80,7 @@ class ConvertOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tolerances", {**DEFAULT_TOLERANCES, **self.tolerances})
         if self.on_gate_failure not in ("raise", "skip"):
             raise ConfigError(f"on_gate_failure={self.on_gate_failure!r}; use 'raise' or 'skip'")
         if self.max_batch_size < 1:
@@ -151,7 +158,7 @@ def _checked(options: ConvertOptions, source: Source, checks: list[tuple[str, di
     tolerance = options.tolerances.get(variant.precision)
     atol, rtol = (tolerance.atol, tolerance.rtol) if tolerance else (np.inf, 0.0)
     for kind, feeds in checks:
-        measured = verify_outputs(expected=source.run(feeds), actual=run_onnx(variant.path, feeds), atol=atol,
+        measured = verify_outputs(expected=source.run(feeds), actual=_run_variant(variant, feeds), atol=atol,
                                   rtol=rtol, what=f"{variant.name} {variant.precision.value}")
         for target in (variant.errors, variant.errors_by_set.setdefault(kind, {})):
             for name, error in measured.items():
@@ -159,6 +166,16 @@ def _checked(options: ConvertOptions, source: Source, checks: list[tuple[str, di
                 target[name] = OutputError(name=name, max_abs=max(old.max_abs, error.max_abs),
                                            max_rel=max(old.max_rel, error.max_rel))
     return variant
+
+
+def _run_variant(variant: Variant, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    try:
+        return run_onnx(variant.path, feeds)
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own kinds
+        first = str(exc).strip().splitlines()[0][:200]
+        shapes = {name: array.shape for name, array in feeds.items()}
+        raise ExportMismatchError(f"{variant.name} {variant.precision.value} fails to run on inputs {shapes} "
+                                  f"({first})") from exc
 
 
 def _fp16(options: ConvertOptions, source: Source, checks: list, fp32: Variant, workdir: Path) -> Variant:

@@ -94,12 +94,22 @@ def load_source(model: str | Path, *, inputs: list[TensorSpec] | None = None,
 
 
 def _onnx_source(path: Path, inputs: list[TensorSpec] | None) -> Source:
-    load_onnx(path)
+    _check_dynamic_batch(load_onnx(path), path)
     actual_inputs, outputs = onnx_tensor_specs(path)
     if inputs:
         check_input_specs(path, inputs)
     return Source(kind="onnx", location=str(path), inputs=inputs or actual_inputs,
                   output_names=[o.name for o in outputs], sha256=file_sha256(path))
+
+
+def _check_dynamic_batch(model: Any, path: Path) -> None:
+    initializers = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if value.name not in initializers and dims and dims[0].HasField("dim_value"):
+            raise InputSpecError(f"{path}: input {value.name!r} has a fixed batch size {dims[0].dim_value}; "
+                                 "Triton batching needs a dynamic first axis: re-export with one "
+                                 "(e.g. dynamic_shapes / dynamic_axes on axis 0)")
 
 
 def _sklearn_source(path: Path, inputs: list[TensorSpec] | None) -> Source:

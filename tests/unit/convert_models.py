@@ -17,7 +17,7 @@ def tiny_cnn() -> Any:
     return nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10)).eval()
 
 
-def mlp_onnx(path: Path) -> Path:
+def mlp_onnx(path: Path, batch: str | int = "N") -> Path:
     """An ONNX model x FP32[N, 4] -> y FP32[N, 3] (MatMul + Add + Softmax), built with onnx.helper."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -27,7 +27,7 @@ def mlp_onnx(path: Path) -> Path:
     bias = numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "b")
     nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["z"]),
              helper.make_node("Softmax", ["z"], ["y"], axis=1)]
-    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [weight, bias])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

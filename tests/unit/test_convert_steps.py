@@ -213,6 +213,9 @@ def test_bad_sources_and_specs_fail_with_one_line(tmp_path: Path, cnn_file: Path
     onnx_path = mlp_onnx(tmp_path / "mlp.onnx")
     with pytest.raises(InputSpecError, match=r"declared FP32\[5\]; the model takes FP32\[4\]"):
         build_variants(_options(tmp_path, onnx_path, inputs=parse_input_specs(["x:FP32:5"])))
+    fixed = mlp_onnx(tmp_path / "fixed.onnx", batch=1)
+    with pytest.raises(InputSpecError, match="input 'x' has a fixed batch size 1"):
+        build_variants(_options(tmp_path, fixed, inputs=None))
     with pytest.raises(InputSpecError, match="not NAME:DTYPE:DIMS"):
         parse_input_specs(["image"])
 
