@@ -16,20 +16,19 @@ built, and their manifest carries the figures of the ONNX model they were built 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tritonstack.convert.gate import GateResult, run_gate
-from tritonstack.convert.manifest import tool_versions
-from tritonstack.convert.precision import DEFAULT_TOLERANCES, Precision, Tolerance
-from tritonstack.convert.quantize import Int8Recipe, Int8Result, onnx2int8
-from tritonstack.convert.repository import write_version
+from tritonstack.convert.options import ConvertOptions, ConvertReport, Variant
+from tritonstack.convert.precision import Precision
+from tritonstack.convert.publish import write_variants
+from tritonstack.convert.quantize import onnx2int8
 from tritonstack.convert.samples import SampleSet, as_batches, load_samples, random_feeds, row_digests
 from tritonstack.convert.sources import Source, load_source
-from tritonstack.convert.spec import Batching, ModelSpec, Platform, TensorSpec, TrtAccelerator, VersionPolicy
+from tritonstack.convert.spec import Platform
 from tritonstack.convert.verify import OutputError, run_onnx, verify_outputs
 
 from tritonstack.errors import (
@@ -43,77 +42,6 @@ from tritonstack.errors import (
 __all__ = ["ConvertOptions", "ConvertReport", "Variant", "build_variants", "convert_model", "write_variants"]
 
 _LOGGER = logging.getLogger(__name__)
-SampleSource = Path | SampleSet | dict | np.ndarray
-
-
-@dataclass(frozen=True, kw_only=True)
-class ConvertOptions:
-    """What to convert, into which precisions, checked how, and served how."""
-
-    model: str | Path
-    name: str
-    repository: Path
-    workdir: Path
-    inputs: list[TensorSpec] | None = None
-    output_names: list[str] | None = None
-    weights: Path | None = None
-    precisions: tuple[Precision, ...] = (Precision.FP32,)
-    tolerances: dict[Precision, Tolerance | None] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
-    samples: SampleSource | None = None
-    random_samples: int = 16
-    calibration: SampleSource | Iterable[dict[str, np.ndarray]] | None = None
-    calibration_cache: Path | None = None
-    recipe: Int8Recipe = field(default_factory=Int8Recipe)
-    holdout: SampleSource | None = None
-    metric: str | Callable = "top1"
-    budget: float | None = None
-    gate_output: str | None = None
-    on_gate_failure: str = "raise"  # or "skip": write the other variants, report the rejection
-    max_batch_size: int = 64
-    batching: Batching | None = field(default_factory=Batching)
-    instance_count: int = 1
-    warmup_batch_size: int | None = 1
-    response_cache: bool = False
-    version_policy: VersionPolicy | None = None
-    trt_engine: bool = False
-    trt_accelerator: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "tolerances", {**DEFAULT_TOLERANCES, **self.tolerances})
-        if self.on_gate_failure not in ("raise", "skip"):
-            raise ConfigError(f"on_gate_failure={self.on_gate_failure!r}; use 'raise' or 'skip'")
-        if self.max_batch_size < 1:
-            raise ConfigError(f"max_batch_size={self.max_batch_size} must be >= 1")
-
-
-@dataclass
-class Variant:
-    """One built and checked model variant, ready to be written."""
-
-    name: str
-    precision: Precision
-    path: Path
-    platform: Platform = Platform.ONNX
-    errors: dict[str, OutputError] = field(default_factory=dict)
-    errors_by_set: dict[str, dict[str, OutputError]] = field(default_factory=dict)
-    gate: GateResult | None = None
-    int8: Int8Result | None = None
-    extra_files: dict[str, Path] = field(default_factory=dict)
-    version: int | None = None
-    io_path: Path | None = None  # the ONNX file whose inputs/outputs the variant has (TensorRT plans)
-    accuracy: dict[str, Any] | None = None  # the task metric on the held-out set, when there is one
-
-
-@dataclass
-class ConvertReport:
-    """What a conversion built, wrote, rejected and skipped, and why."""
-
-    source: Source
-    variants: list[Variant] = field(default_factory=list)
-    rejected: dict[str, str] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
 
 
 def convert_model(options: ConvertOptions) -> ConvertReport:
@@ -274,55 +202,3 @@ def _trt(options: ConvertOptions, report: ConvertReport, workdir: Path) -> None:
                                        gate=variant.gate, io_path=variant.path))
 
 
-def write_variants(options: ConvertOptions, report: ConvertReport) -> None:
-    """Write each variant as a new version of its own model, with config.pbtxt and manifest.json."""
-    for variant in report.variants:
-        spec = _spec(options, report.source, variant)
-        filename = "model.plan" if variant.platform is Platform.TENSORRT else "model.onnx"
-        extra = {k: v for k, v in variant.extra_files.items() if Path(v).is_file()}
-        files = {filename: variant.path, **extra}
-        variant.version = write_version(Path(options.repository), spec, files=files,
-                                        manifest=_manifest(options, report.source, variant))
-
-
-def _spec(options: ConvertOptions, source: Source, variant: Variant) -> ModelSpec:
-    from tritonstack.convert.onnx_io import onnx_tensor_specs
-
-    inputs, outputs = onnx_tensor_specs(variant.io_path or variant.path)
-    accelerate = options.trt_accelerator and variant.platform is Platform.ONNX
-    return ModelSpec(
-        name=variant.name, platform=variant.platform, max_batch_size=options.max_batch_size,
-        inputs=inputs, outputs=outputs, batching=options.batching, instance_count=options.instance_count,
-        warmup_batch_size=options.warmup_batch_size, response_cache=options.response_cache,
-        version_policy=options.version_policy,
-        trt_accelerator=TrtAccelerator(precision="INT8" if variant.precision is Precision.INT8 else "FP16")
-        if accelerate else None,
-    )
-
-
-def _manifest(options: ConvertOptions, source: Source, variant: Variant) -> dict[str, Any]:
-    import datetime as dt
-
-    tolerance = options.tolerances.get(variant.precision)
-    manifest: dict[str, Any] = {
-        "source": source.location, "source_kind": source.kind, "source_sha256": source.sha256,
-        "precision": variant.precision.value, "platform": variant.platform.value,
-        "tolerance": None if tolerance is None else {"atol": tolerance.atol, "rtol": tolerance.rtol},
-        "errors": {k: v.as_dict() for k, v in variant.errors.items()},
-        "errors_by_set": {kind: {k: v.as_dict() for k, v in errs.items()}
-                          for kind, errs in variant.errors_by_set.items()},
-        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "tools": tool_versions(),
-    }
-    if variant.accuracy is not None:
-        manifest["accuracy"] = variant.accuracy
-    if variant.gate is not None:
-        manifest["accuracy"] = variant.gate.as_dict()
-    if variant.platform is Platform.TENSORRT:
-        manifest["built_from"] = str(variant.io_path)
-    if variant.int8 is not None:
-        manifest["calibration"] = {"method": variant.int8.method_label, "samples": variant.int8.samples,
-                                   "cache_reused": variant.int8.cache_hit,
-                                   "per_channel": options.recipe.per_channel,
-                                   "format": "dynamic" if variant.int8.dynamic else "QDQ"}
-    return manifest

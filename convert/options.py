@@ -1,0 +1,97 @@
+"""What a conversion is asked to do (ConvertOptions) and what it built (Variant, ConvertReport).
+
+    options = ConvertOptions(model="model.onnx", name="net", repository=Path("model_repository"),
+                             workdir=Path("build"), precisions=(Precision.FP32, Precision.FP16))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tritonstack.convert.gate import GateResult
+from tritonstack.convert.precision import DEFAULT_TOLERANCES, Precision, Tolerance
+from tritonstack.convert.quantize import Int8Recipe, Int8Result
+from tritonstack.convert.samples import SampleSet
+from tritonstack.convert.sources import Source
+from tritonstack.convert.spec import Batching, Platform, TensorSpec, VersionPolicy
+from tritonstack.convert.verify import OutputError
+
+from tritonstack.errors import ConfigError
+
+__all__ = ["ConvertOptions", "ConvertReport", "SampleSource", "Variant"]
+
+SampleSource = Path | SampleSet | dict | np.ndarray
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvertOptions:
+    """What to convert, into which precisions, checked how, and served how."""
+
+    model: str | Path
+    name: str
+    repository: Path
+    workdir: Path
+    inputs: list[TensorSpec] | None = None
+    output_names: list[str] | None = None
+    weights: Path | None = None
+    precisions: tuple[Precision, ...] = (Precision.FP32,)
+    tolerances: dict[Precision, Tolerance | None] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    samples: SampleSource | None = None
+    random_samples: int = 16
+    calibration: SampleSource | Iterable[dict[str, np.ndarray]] | None = None
+    calibration_cache: Path | None = None
+    recipe: Int8Recipe = field(default_factory=Int8Recipe)
+    holdout: SampleSource | None = None
+    metric: str | Callable = "top1"
+    budget: float | None = None
+    gate_output: str | None = None
+    on_gate_failure: str = "raise"  # or "skip": write the other variants, report the rejection
+    max_batch_size: int = 64
+    batching: Batching | None = field(default_factory=Batching)
+    instance_count: int = 1
+    warmup_batch_size: int | None = 1
+    response_cache: bool = False
+    version_policy: VersionPolicy | None = None
+    trt_engine: bool = False
+    trt_accelerator: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tolerances", {**DEFAULT_TOLERANCES, **self.tolerances})
+        if self.on_gate_failure not in ("raise", "skip"):
+            raise ConfigError(f"on_gate_failure={self.on_gate_failure!r}; use 'raise' or 'skip'")
+        if self.max_batch_size < 1:
+            raise ConfigError(f"max_batch_size={self.max_batch_size} must be >= 1")
+
+
+@dataclass
+class Variant:
+    """One built and checked model variant, ready to be written."""
+
+    name: str
+    precision: Precision
+    path: Path
+    platform: Platform = Platform.ONNX
+    errors: dict[str, OutputError] = field(default_factory=dict)
+    errors_by_set: dict[str, dict[str, OutputError]] = field(default_factory=dict)
+    gate: GateResult | None = None
+    int8: Int8Result | None = None
+    extra_files: dict[str, Path] = field(default_factory=dict)
+    version: int | None = None
+    io_path: Path | None = None  # the ONNX file whose inputs/outputs the variant has (TensorRT plans)
+    accuracy: dict[str, Any] | None = None  # the task metric on the held-out set, when there is one
+
+
+@dataclass
+class ConvertReport:
+    """What a conversion built, wrote, rejected and skipped, and why."""
+
+    source: Source
+    variants: list[Variant] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)

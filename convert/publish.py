@@ -1,0 +1,75 @@
+"""The write step: checked variants into the model repository, one model per variant.
+
+    write_variants(options, report)   # after build_variants(options) returned `report`
+
+Each variant becomes a new version of its own model (`name`, `name_fp16`, `name_int8`, ...), with a
+config.pbtxt generated from Triton's ModelConfig protobuf and a manifest of what was measured.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from tritonstack.convert.manifest import tool_versions
+from tritonstack.convert.onnx_io import onnx_tensor_specs
+from tritonstack.convert.options import ConvertOptions, ConvertReport, Variant
+from tritonstack.convert.precision import Precision
+from tritonstack.convert.repository import write_version
+from tritonstack.convert.sources import Source
+from tritonstack.convert.spec import ModelSpec, Platform, TrtAccelerator
+
+__all__ = ["write_variants"]
+
+
+def write_variants(options: ConvertOptions, report: ConvertReport) -> None:
+    """Write each variant as a new version of its own model, with config.pbtxt and manifest.json."""
+    for variant in report.variants:
+        spec = _spec(options, report.source, variant)
+        filename = "model.plan" if variant.platform is Platform.TENSORRT else "model.onnx"
+        extra = {k: v for k, v in variant.extra_files.items() if Path(v).is_file()}
+        files = {filename: variant.path, **extra}
+        variant.version = write_version(Path(options.repository), spec, files=files,
+                                        manifest=_manifest(options, report.source, variant))
+
+
+def _spec(options: ConvertOptions, source: Source, variant: Variant) -> ModelSpec:
+
+    inputs, outputs = onnx_tensor_specs(variant.io_path or variant.path)
+    accelerate = options.trt_accelerator and variant.platform is Platform.ONNX
+    return ModelSpec(
+        name=variant.name, platform=variant.platform, max_batch_size=options.max_batch_size,
+        inputs=inputs, outputs=outputs, batching=options.batching, instance_count=options.instance_count,
+        warmup_batch_size=options.warmup_batch_size, response_cache=options.response_cache,
+        version_policy=options.version_policy,
+        trt_accelerator=TrtAccelerator(precision="INT8" if variant.precision is Precision.INT8 else "FP16")
+        if accelerate else None,
+    )
+
+
+def _manifest(options: ConvertOptions, source: Source, variant: Variant) -> dict[str, Any]:
+
+    tolerance = options.tolerances.get(variant.precision)
+    manifest: dict[str, Any] = {
+        "source": source.location, "source_kind": source.kind, "source_sha256": source.sha256,
+        "precision": variant.precision.value, "platform": variant.platform.value,
+        "tolerance": None if tolerance is None else {"atol": tolerance.atol, "rtol": tolerance.rtol},
+        "errors": {k: v.as_dict() for k, v in variant.errors.items()},
+        "errors_by_set": {kind: {k: v.as_dict() for k, v in errs.items()}
+                          for kind, errs in variant.errors_by_set.items()},
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "tools": tool_versions(),
+    }
+    if variant.accuracy is not None:
+        manifest["accuracy"] = variant.accuracy
+    if variant.gate is not None:
+        manifest["accuracy"] = variant.gate.as_dict()
+    if variant.platform is Platform.TENSORRT:
+        manifest["built_from"] = str(variant.io_path)
+    if variant.int8 is not None:
+        manifest["calibration"] = {"method": variant.int8.method_label, "samples": variant.int8.samples,
+                                   "cache_reused": variant.int8.cache_hit,
+                                   "per_channel": options.recipe.per_channel,
+                                   "format": "dynamic" if variant.int8.dynamic else "QDQ"}
+    return manifest
