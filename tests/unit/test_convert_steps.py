@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +151,7 @@ def test_pipeline_writes_each_precision_as_its_own_model(tmp_path: Path, cnn_fil
     assert [v.name for v in report.variants] == ["tiny", "tiny_fp16", "tiny_int8"]
     repo = tmp_path / "repo"
     assert sorted(p.name for p in repo.iterdir()) == ["tiny", "tiny_fp16", "tiny_int8"]
-    manifest = __import__("json").loads((repo / "tiny_int8" / "1" / "manifest.json").read_text())
+    manifest = json.loads((repo / "tiny_int8" / "1" / "manifest.json").read_text())
     assert manifest["calibration"]["samples"] == 32 and manifest["calibration"]["method"] == "minmax"
     assert manifest["accuracy"]["before"] == 1.0 and manifest["accuracy"]["passed"] is True
     assert manifest["errors"]["logits"]["max_abs"] > 0 and manifest["source_sha256"]
