@@ -75,6 +75,19 @@ def loadtest(
         if referee:
             _referee(result, spec, target)
     _finish(result, out)
+    if engine == "locust" and not workers:
+        _exit_after_gevent()
+
+
+def _exit_after_gevent() -> None:
+    """Leave now: after a gevent-patched run, gRPC's gevent poller can keep the interpreter from
+    exiting (seen intermittently here). Everything is written and flushed by this point."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @contextlib.contextmanager
