@@ -31,7 +31,7 @@ from tritonstack.convert.quantize import Int8Recipe, onnx2int8
 from tritonstack.convert.reference.corpus import sentences
 from tritonstack.convert.reference.minilm_encoder import MAX_SEQ_LENGTH, SentenceEncoder, model_dir, tokenizer
 from tritonstack.convert.repository import write_version
-from tritonstack.convert.spec import EnsembleStep, ModelSpec, Platform, TensorSpec
+from tritonstack.convert.spec import Batching, EnsembleStep, ModelSpec, Platform, TensorSpec
 from tritonstack.convert.torch_export import run_torch, torch2onnx
 from tritonstack.convert.transformer import optimize_encoder
 from tritonstack.convert.verify import run_onnx, verify_outputs
@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 MAX_BATCH = 64
+PAD_MULTIPLE = 16
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 _IDS = [TensorSpec(name="input_ids", dtype="INT64", dims=(-1,)),
         TensorSpec(name="attention_mask", dtype="INT64", dims=(-1,))]
@@ -50,14 +51,16 @@ _EMBEDDING = [TensorSpec(name="embedding", dtype="FP32", dims=(384,))]
 
 def tokenizer_spec(name: str = "minilm_tokenizer") -> ModelSpec:
     """The Python-backend tokenizer step."""
+    parameters = {"max_seq_length": str(MAX_SEQ_LENGTH), "pad_to_multiple_of": str(PAD_MULTIPLE)}
     return ModelSpec(name=name, platform=Platform.PYTHON, max_batch_size=MAX_BATCH, inputs=_TEXT,
-                     outputs=_IDS, batching=None, parameters={"max_seq_length": str(MAX_SEQ_LENGTH)})
+                     outputs=_IDS, batching=None, parameters=parameters)
 
 
 def encoder_spec(name: str) -> ModelSpec:
-    """The ONNX encoder; no dynamic batching, since requests' token lengths differ."""
+    """The ONNX encoder. Triton's dynamic batcher merges only requests of equal shape (same padded
+    length, see the tokenizer's `pad_to_multiple_of`), so the batched inputs always concatenate."""
     return ModelSpec(name=name, platform=Platform.ONNX, max_batch_size=MAX_BATCH, inputs=_IDS,
-                     outputs=_EMBEDDING, batching=None)
+                     outputs=_EMBEDDING, batching=Batching(max_queue_delay_us=1000))
 
 
 def ensemble_spec(name: str, encoder: str, tokenizer_name: str = "minilm_tokenizer") -> ModelSpec:

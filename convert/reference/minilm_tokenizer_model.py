@@ -4,8 +4,10 @@ Copied into `<repository>/minilm_tokenizer/<version>/model.py` by the MiniLM bui
 the tokenizer files (tokenizer.json, vocab.txt, ...), which it loads offline with transformers.
 
 Input `TEXT` (TYPE_STRING, [batch, 1]); outputs `input_ids` and `attention_mask` (TYPE_INT64,
-[batch, tokens]), padded to the longest text of the request and truncated at 256 tokens, as
-sentence-transformers does. Each request is tokenized on its own, so requests never share padding.
+[batch, tokens]), truncated at 256 tokens as sentence-transformers does, and padded to the
+longest text of the request rounded up to a multiple of `pad_to_multiple_of` (16): the padding is
+masked out (attention mask, masked mean pooling), and requests whose lengths round to the same
+bucket have the same shape, which is what Triton's dynamic batcher needs to merge them.
 """
 
 import json
@@ -16,15 +18,21 @@ import numpy as np
 MAX_SEQ_LENGTH = 256
 
 
-def tokenize(tokenizer, texts, max_length=MAX_SEQ_LENGTH):
-    """Token ids and attention mask (int64) of a list of strings, padded to the longest."""
-    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+def tokenize(tokenizer, texts, max_length=MAX_SEQ_LENGTH, multiple=None):
+    """Token ids and attention mask (int64) of a list of strings, padded to the longest (rounded up)."""
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np",
+                      pad_to_multiple_of=multiple)
     return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
 
 
 def decode(array):
     """Strings of a TYPE_STRING tensor (bytes or str elements), flattened."""
     return [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in np.asarray(array).reshape(-1)]
+
+
+def _int(parameters, key, default):
+    value = parameters.get(key, {}).get("string_value", "")
+    return int(value) if value else default
 
 
 class TritonPythonModel:
@@ -38,9 +46,9 @@ class TritonPythonModel:
 
         folder = os.path.join(args["model_repository"], args["model_version"])
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        config = json.loads(args["model_config"])
-        value = config.get("parameters", {}).get("max_seq_length", {}).get("string_value", "")
-        self.max_length = int(value) if value else MAX_SEQ_LENGTH
+        parameters = json.loads(args["model_config"]).get("parameters", {})
+        self.max_length = _int(parameters, "max_seq_length", MAX_SEQ_LENGTH)
+        self.multiple = _int(parameters, "pad_to_multiple_of", 0) or None
 
     def execute(self, requests):
         """Tokenize each request's texts."""
@@ -50,7 +58,7 @@ class TritonPythonModel:
         for request in requests:
             try:
                 texts = decode(pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy())
-                ids, mask = tokenize(self.tokenizer, texts, self.max_length)
+                ids, mask = tokenize(self.tokenizer, texts, self.max_length, self.multiple)
                 tensors = [pb_utils.Tensor("input_ids", ids), pb_utils.Tensor("attention_mask", mask)]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             except Exception as exc:  # noqa: BLE001 - every failure becomes a response error

@@ -134,3 +134,22 @@ def test_rebuild_reuses_the_calibration_and_adds_a_version(built: dict) -> None:
     manifest = json.loads((built["repository"] / "digits_cnn_int8" / "2" / "manifest.json").read_text())
     assert manifest["calibration"]["cache_reused"] is True and manifest["calibration"]["samples"] == 64
     assert (built["repository"] / "digits_cnn_int8" / "1").is_dir()
+
+
+def test_minilm_encoder_batches_concurrent_requests_of_one_bucket(grpc) -> None:  # noqa: ANN001
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"request number {i} asks for an embedding of a short sentence" for i in range(48)]
+    together = _infer(grpc, "minilm", "TEXT", _texts(texts), "embedding")
+
+    def stats() -> tuple[int, int]:
+        model = grpc.get_inference_statistics("minilm_encoder", as_json=True)["model_stats"][0]
+        return int(model.get("inference_count", 0)), int(model.get("execution_count", 0))
+
+    before = stats()
+    with ThreadPoolExecutor(16) as pool:
+        alone = list(pool.map(lambda t: _infer(grpc, "minilm", "TEXT", _texts([t]), "embedding")[0], texts))
+    inferences, executions = (a - b for a, b in zip(stats(), before, strict=True))
+    print(f"minilm_encoder: {inferences} texts in {executions} executions")
+    np.testing.assert_allclose(np.stack(alone), together, atol=1e-5)
+    assert inferences == len(texts) and executions < inferences

@@ -57,7 +57,8 @@ def test_minilm_ensemble_configs() -> None:
     assert tokenizer.backend == "python" and tokenizer.parameters["max_seq_length"].string_value == "256"
     encoder = encoder_spec("minilm_encoder").to_config()
     assert encoder.platform == "onnxruntime_onnx" and list(encoder.input[0].dims) == [-1]
-    assert not encoder.HasField("dynamic_batching")  # requests' token lengths differ
+    assert encoder.HasField("dynamic_batching")  # Triton merges only equal shapes
+    assert tokenizer.parameters["pad_to_multiple_of"].string_value == "16"
     with pytest.raises(InputSpecError, match="ensemble needs steps"):
         ModelSpec(name="e", platform=Platform.ENSEMBLE, max_batch_size=1, inputs=X, outputs=X)
 
@@ -72,3 +73,5 @@ def test_tokenizer_model_helpers_match_transformers() -> None:
     assert texts[0] == "hello world" and ids.dtype == mask.dtype == "int64"
     assert ids.shape == mask.shape == (2, 256)  # truncated at max_seq_length
     assert mask[0].sum() == len(tok("hello world")["input_ids"]) and mask[1].all()
+    ids, mask = model.tokenize(tok, ["hello world", "a bit longer text"], multiple=16)
+    assert ids.shape == (2, 16) and mask.sum(1).tolist() == [4, 6]
