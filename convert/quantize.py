@@ -120,8 +120,11 @@ def onnx2int8(src: Path, dst: Path, *, calibration: SampleSet | Iterable[dict[st
     warnings = [] if cache_hit else _check_count(calibration, recipe.method)
     prepared = _preprocess(Path(src), Path(dst).with_suffix(".prep.onnx"))
     reader = None if cache_hit else _reader(calibration, recipe, progress)
-    _quantize(prepared, Path(dst), reader, recipe, cache_path)
-    prepared.unlink(missing_ok=True)
+    try:
+        _quantize(prepared, Path(dst), reader, recipe, cache_path)
+    finally:
+        if prepared != Path(src):
+            prepared.unlink(missing_ok=True)
     load_onnx(dst)
     samples = _cached_count(cache_path) if reader is None else _save_count(cache_path, reader.seen, recipe)
     return Int8Result(path=Path(dst), method=recipe.method, samples=samples, cache_path=cache_path,
@@ -186,7 +189,8 @@ def _preprocess(src: Path, dst: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
-        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        with quiet():
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
     except Exception as exc:  # noqa: BLE001 - fall back to the plain model
         _LOGGER.warning("pre-processing for quantization skipped (%s)", exc)
         return src

@@ -5,7 +5,7 @@
     expected = source.run(feeds)          # {output name: array}, to verify the export against
 
 The kind is told by the path: `.onnx` is ONNX, `.joblib`/`.pkl` a scikit-learn estimator, `.pt`/
-`.pth`/`.pt2` or `package.module:factory` a PyTorch module.
+`.pth` (torch.save of a module) or `package.module:factory` a PyTorch module.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tritonstack.errors import InputSpecError, ModelLoadError
 __all__ = ["Source", "load_source", "source_kind"]
 
 _SKLEARN = (".joblib", ".pkl", ".pickle")
-_TORCH = (".pt", ".pth", ".pt2")
+_TORCH = (".pt", ".pth")
 
 
 @dataclass
