@@ -203,8 +203,8 @@ def _quantize(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path:
             _quantize_static(src, dst, reader, recipe, cache_path)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own kinds on mismatched feeds
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise CalibrationError(f"calibration failed ({first}); check that the calibration data "
-                               "matches the model's inputs") from exc
+        raise CalibrationError(f"INT8 quantization failed ({first}); check that the calibration data fits "
+                               "the model's inputs, or leave int8 out for this model") from exc
 
 
 def _quantize_static(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path: Path | None) -> None:
