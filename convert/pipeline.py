@@ -15,7 +15,6 @@ built, and their manifest carries the figures of the ONNX model they were built 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -40,8 +39,6 @@ from tritonstack.errors import (
 )
 
 __all__ = ["ConvertOptions", "ConvertReport", "Variant", "build_variants", "convert_model", "write_variants"]
-
-_LOGGER = logging.getLogger(__name__)
 
 
 def convert_model(options: ConvertOptions) -> ConvertReport:
@@ -140,11 +137,9 @@ def _int8(options: ConvertOptions, source: Source, checks: list, fp32: Variant, 
 
 def _calibration(options: ConvertOptions, source: Source) -> SampleSet | Iterable | None:
     data = options.calibration
-    if data is None or isinstance(data, (Path, str, SampleSet, dict, np.ndarray)):
-        if data is None:
-            return None
+    if isinstance(data, (Path, str, SampleSet, dict, np.ndarray)):
         return load_samples(data, source.inputs, what="calibration data")
-    return data  # an iterable of feeds, consumed once by the calibrator
+    return data  # None (a cached calibration may do) or an iterable of feeds, consumed once
 
 
 def _holdout(options: ConvertOptions, source: Source, calibration: Any) -> SampleSet:
