@@ -52,7 +52,7 @@ def run_asyncio(scenario: Scenario, url: str, *, name: str | None = None) -> Run
         run = asyncio.run(_run(scenario, url, rows, recorder))
     return RunResult.build(
         name=name or scenario.kind.value,
-        scenario={**scenario.as_dict(), "url": url, "runner": "asyncio generator"},
+        scenario={**scenario.describe(), "url": url, "runner": "asyncio generator"},
         samples=recorder.frame(),
         origin_s=run.origin_s,
         duration_s=run.duration_s,

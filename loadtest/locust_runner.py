@@ -93,7 +93,7 @@ def run_local(scenario: Scenario, url: str, *, name: str | None = None) -> RunRe
         duration = time.perf_counter() - origin
     result = RunResult.build(
         name=name or scenario.kind.value,
-        scenario={**scenario.as_dict(), "url": url, "runner": "locust local"},
+        scenario={**scenario.describe(), "url": url, "runner": "locust local"},
         samples=recorder.frame(),
         origin_s=origin,
         duration_s=duration,
@@ -218,7 +218,7 @@ def _distributed_result(
     history = list(csv.DictReader(Path(f"{prefix}_stats_history.csv").open()))
     result = RunResult(
         name=name,
-        scenario={**scenario.as_dict(), "url": url, "runner": "locust distributed", "workers": workers},
+        scenario={**scenario.describe(), "url": url, "runner": "locust distributed", "workers": workers},
         summary=_summary_from_locust(total),
         windows=_windows_from_history(history),
     )

@@ -70,6 +70,27 @@ class Scenario:
         """Plain values (enums as strings)."""
         return {k: (v.value if isinstance(v, Enum) else v) for k, v in asdict(self).items()}
 
+    def describe(self) -> dict[str, Any]:
+        """The fields that matter for this kind (what a report shows)."""
+        only = {
+            Kind.STEADY: (),
+            Kind.RAMP: ("step_users", "step_s"),
+            Kind.SPIKE: ("spike_users", "spike_at_s", "spike_s"),
+            Kind.OPEN: ("rate_rps", "arrival", "max_in_flight"),
+        }[self.kind]
+        optional = {
+            "step_users",
+            "step_s",
+            "spike_users",
+            "spike_at_s",
+            "spike_s",
+            "rate_rps",
+            "arrival",
+            "max_in_flight",
+        }
+        hidden = (optional - set(only)) | ({"users"} if self.kind is Kind.RAMP else set())
+        return {k: v for k, v in self.as_dict().items() if k not in hidden}
+
     def to_env(self) -> dict[str, str]:
         """Environment variables that carry this scenario to Locust worker processes."""
         return {ENV_KEY: json.dumps(self.as_dict())}
