@@ -9,8 +9,9 @@ from tritonstack.loadtest.pinning import CoreSplit
 
 
 def test_quick_bench_rows(repository, tmp_path):
-    options = BenchOptions(build_dir=tmp_path / "bench", repository=repository, quick=True,
-                           split=CoreSplit.default())
+    options = BenchOptions(
+        build_dir=tmp_path / "bench", repository=repository, quick=True, split=CoreSplit.default()
+    )
     document = run_bench(options, only=("W1", "W2-p99", "W5", "W8"))
     print(json.dumps(document, indent=1, default=str)[:3000])
     rows = document["workloads"]

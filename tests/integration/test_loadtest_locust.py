@@ -17,11 +17,14 @@ def _loadtest(*args, timeout=90):
     return done.stdout
 
 
-@pytest.mark.parametrize(("scenario", "extra"), [
-    ("steady", ["--users", "2"]),
-    ("open", ["--users", "2", "--rate", "100", "--arrival", "constant"]),
-    ("spike", ["--users", "1", "--spike-users", "4", "--spike-at", "0.5", "--spike-s", "0.5"]),
-])
+@pytest.mark.parametrize(
+    ("scenario", "extra"),
+    [
+        ("steady", ["--users", "2"]),
+        ("open", ["--users", "2", "--rate", "100", "--arrival", "constant"]),
+        ("spike", ["--users", "1", "--spike-users", "4", "--spike-at", "0.5", "--spike-s", "0.5"]),
+    ],
+)
 def test_local_scenarios_write_reports(server, tmp_path, scenario, extra):
     out = _loadtest(scenario, "--url", server.grpc_url, "--duration", "2", "--out", str(tmp_path), *extra)
     print(out)
@@ -35,8 +38,21 @@ def test_local_scenarios_write_reports(server, tmp_path, scenario, extra):
 def test_failed_requests_count_in_the_percentiles(server, tmp_path):
     # A 0.1 ms deadline (the client rounds it up to 1 ms): nearly every request fails with
     # DEADLINE_EXCEEDED, and every failure still has a latency in the percentiles.
-    _loadtest("open", "--url", server.grpc_url, "--duration", "1.5", "--rate", "40", "--users", "1",
-              "--timeout-s", "0.0001", "--out", str(tmp_path))
+    _loadtest(
+        "open",
+        "--url",
+        server.grpc_url,
+        "--duration",
+        "1.5",
+        "--rate",
+        "40",
+        "--users",
+        "1",
+        "--timeout-s",
+        "0.0001",
+        "--out",
+        str(tmp_path),
+    )
     summary = json.loads((tmp_path / "open.json").read_text())["summary"]
     assert summary["count"] > 0 and summary["errors"] > summary["count"] / 2
     assert summary["p50_ms"] is not None and summary["p99_ms"] is not None
@@ -46,8 +62,20 @@ def test_failed_requests_count_in_the_percentiles(server, tmp_path):
 
 
 def test_distributed_master_and_worker(server, tmp_path):
-    out = _loadtest("steady", "--url", server.grpc_url, "--duration", "3", "--users", "2", "--workers", "1",
-                    "--out", str(tmp_path), timeout=120)
+    out = _loadtest(
+        "steady",
+        "--url",
+        server.grpc_url,
+        "--duration",
+        "3",
+        "--users",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+        timeout=120,
+    )
     print(out)
     data = json.loads((tmp_path / "steady_distributed.json").read_text())
     assert data["scenario"]["runner"] == "locust distributed" and data["scenario"]["workers"] == 1

@@ -30,7 +30,13 @@ def test_scenario_round_trips_through_the_environment():
 
 
 def test_step_ramp_and_spike_profiles():
-    assert [step_users_at(t, step_users=4, step_s=2, steps=3) for t in (0, 1.9, 2, 5.9, 6)] == [4, 4, 8, 12, None]
+    assert [step_users_at(t, step_users=4, step_s=2, steps=3) for t in (0, 1.9, 2, 5.9, 6)] == [
+        4,
+        4,
+        8,
+        12,
+        None,
+    ]
     args = {"users": 2, "spike_users": 20, "spike_at_s": 3, "spike_s": 1, "duration_s": 6}
     assert [spike_users_at(t, **args) for t in (0, 2.99, 3, 3.99, 4, 6)] == [2, 2, 20, 20, 2, None]
 
@@ -49,16 +55,29 @@ def test_tune_grid_config_and_choice():
     from tritonstack.model_config import parse_config
 
     base = parse_config('name: "m" max_batch_size: 64 instance_group { count: 1 } dynamic_batching { }')
-    options = TuneOptions(repository=".", model="m", p99_ms=5, max_batch_sizes=(8, 128),
-                          max_queue_delays_us=(0, 100), instance_counts=(1, 2))
+    options = TuneOptions(
+        repository=".",
+        model="m",
+        p99_ms=5,
+        max_batch_sizes=(8, 128),
+        max_queue_delays_us=(0, 100),
+        instance_counts=(1, 2),
+    )
     grid = candidates(options, base.max_batch_size)
     assert {c.max_batch_size for c in grid} == {8} and len(grid) == 4  # 128 > the model's 64
     new = with_candidate(base, Candidate(max_batch_size=8, max_queue_delay_us=100, instances=2))
-    assert (new.max_batch_size, new.dynamic_batching.max_queue_delay_microseconds, new.instance_group[0].count) \
-        == (8, 100, 2)
+    assert (
+        new.max_batch_size,
+        new.dynamic_batching.max_queue_delay_microseconds,
+        new.instance_group[0].count,
+    ) == (8, 100, 2)
     assert base.max_batch_size == 64  # the original is untouched
-    points = [{"throughput_rps": 900, "p99_ms": 9.0, "errors": 0}, {"throughput_rps": 500, "p99_ms": 4.0, "errors": 0},
-              {"throughput_rps": 700, "p99_ms": 3.0, "errors": 2}, {"throughput_rps": 400, "p99_ms": 2.0, "errors": 0}]
+    points = [
+        {"throughput_rps": 900, "p99_ms": 9.0, "errors": 0},
+        {"throughput_rps": 500, "p99_ms": 4.0, "errors": 0},
+        {"throughput_rps": 700, "p99_ms": 3.0, "errors": 2},
+        {"throughput_rps": 400, "p99_ms": 2.0, "errors": 0},
+    ]
     assert choose(points, 5.0) is points[1]
     assert choose(points, 1.0) is None
     with pytest.raises(ConfigError):
@@ -85,9 +104,11 @@ def test_core_split():
 
 
 def test_loadtest_library_does_not_import_locust_or_gevent():
-    code = ("import sys, tritonstack.client, tritonstack.loadtest.report, tritonstack.loadtest.generator, "
-            "tritonstack.loadtest.bench.harness, tritonstack.loadtest.tune, tritonstack.cli;"
-            "print(sorted(m for m in ('locust', 'gevent', 'torch') if m in sys.modules))")
+    code = (
+        "import sys, tritonstack.client, tritonstack.loadtest.report, tritonstack.loadtest.generator, "
+        "tritonstack.loadtest.bench.harness, tritonstack.loadtest.tune, tritonstack.cli;"
+        "print(sorted(m for m in ('locust', 'gevent', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

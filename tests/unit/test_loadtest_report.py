@@ -14,10 +14,24 @@ def _result():
     for i in range(400):
         t = i * 0.01
         recorder.add(scheduled_s=t, start_s=t, end_s=t + 0.002 + (i % 7) * 1e-4, ok=i % 50 != 0, error="X")
-    result = RunResult.build(name="unit", scenario={"kind": "steady", "users": 4}, samples=recorder.frame(),
-                             origin_s=0.0, duration_s=4.0)
-    result.server = [{"t_s": t, "requests": 100, "failures": 0, "avg_queue_us": 50.0 + t,
-                      "avg_compute_us": 300.0, "avg_batch": 2.5} for t in (1, 2, 3, 4)]
+    result = RunResult.build(
+        name="unit",
+        scenario={"kind": "steady", "users": 4},
+        samples=recorder.frame(),
+        origin_s=0.0,
+        duration_s=4.0,
+    )
+    result.server = [
+        {
+            "t_s": t,
+            "requests": 100,
+            "failures": 0,
+            "avg_queue_us": 50.0 + t,
+            "avg_compute_us": 300.0,
+            "avg_batch": 2.5,
+        }
+        for t in (1, 2, 3, 4)
+    ]
     result.server_total = result.server[-1]
     return result
 
@@ -27,7 +41,9 @@ def test_report_files_parse(tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["summary"]["count"] == 400 and data["summary"]["errors"] == 8
     rows = list(csv.DictReader(paths["csv"].open()))
-    assert len(rows) == len(data["windows"]) > 3 and {"p50_ms", "p90_ms", "p99_ms", "error_rate"} <= set(rows[0])
+    assert len(rows) == len(data["windows"]) > 3 and {"p50_ms", "p90_ms", "p99_ms", "error_rate"} <= set(
+        rows[0]
+    )
     assert len(list(csv.DictReader(paths["server_csv"].open()))) == 4
 
 
@@ -36,8 +52,13 @@ def test_html_is_self_contained_with_five_plots():
     assert html.count("<svg") == 5
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "<script" not in html and "https://" not in html
-    for title in ("Latency percentiles over time", "Latency against throughput", "Error rate",
-                  "queue vs compute", "average batch size"):
+    for title in (
+        "Latency percentiles over time",
+        "Latency against throughput",
+        "Error rate",
+        "queue vs compute",
+        "average batch size",
+    ):
         assert title in html
 
 
