@@ -59,6 +59,7 @@ class ConvertOptions:
     trt_engine: bool = False
     trt_accelerator: bool = False
     progress: bool = True
+    manifest_extra: dict[str, Any] = field(default_factory=dict)  # added to every manifest written
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tolerances", {**DEFAULT_TOLERANCES, **self.tolerances})

@@ -60,6 +60,7 @@ def _manifest(options: ConvertOptions, source: Source, variant: Variant) -> dict
                           for kind, errs in variant.errors_by_set.items()},
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tools": tool_versions(),
+        **options.manifest_extra,
     }
     if variant.accuracy is not None:
         manifest["accuracy"] = variant.accuracy

@@ -73,5 +73,7 @@ def build_digits_cnn(repository: Path, workdir: Path) -> dict[str, Any]:
         recipe=Int8Recipe(method=CalibrationMethod.MINMAX),
         holdout=SampleSet(feeds={"image": x_test}, labels=y_test), metric="top1",
         on_gate_failure="skip", max_batch_size=256, batching=Batching(max_queue_delay_us=200), progress=False,
+        manifest_extra={"preprocessing": "pixels / 16 in the graph (clients send raw 0-16 values)",
+                        "training": {"data": "sklearn load_digits, 75/25 split (seed 0)", "epochs": 25}},
     ))
     return summarize(report)
