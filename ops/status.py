@@ -43,6 +43,6 @@ def drift_status(metrics_text: str) -> list[DriftRow]:
         if match["name"] == "feature_psi":
             continue
         labels = dict(_LABEL.findall(match["labels"]))
-        key = (labels.get("model", ""), labels.get("version", ""), labels.get("instance", ""))
+        key = (labels.get("model", ""), labels.get("version", ""), labels.get("model_instance", ""))
         rows.setdefault(key, DriftRow(*key)).scores[match["name"]] = float(match["value"])
     return [rows[k] for k in sorted(rows)]

@@ -15,7 +15,7 @@ Drift hook: when the version folder holds `drift_reference.json` (written at con
 `tritonstack.ops.drift`), the rows of the monitored input (or output, e.g. an embedding) are kept in
 a sliding window and PSI / KL /
 JS / embedding-MMD scores are published as Python-backend custom metrics (`tritonstack_drift_*`,
-labelled model, version, instance) on Triton's metrics endpoint. Drift never fails a request.
+labelled model, version, model_instance) on Triton's metrics endpoint. Drift never fails a request.
 """
 
 import json
@@ -124,7 +124,7 @@ def _drift_monitor(args, version_dir):
         return families[name].Metric(labels=labels)
 
     labels = {"model": args["model_name"], "version": args["model_version"],
-              "instance": args["model_instance_name"]}
+              "model_instance": args["model_instance_name"]}
     monitor = DriftMonitor(reference, make_gauge, labels)
     monitor.families = families  # the metric families must outlive their metrics
     return monitor

@@ -70,6 +70,7 @@ max_batch_size: 256
 input { name: "tokens" data_type: TYPE_FP32 dims: [32] }
 output { name: "embedding" data_type: TYPE_FP32 dims: [16] }
 dynamic_batching { max_queue_delay_microseconds: 200 }
+instance_group { count: 1 kind: KIND_CPU }
 '''
 RNG = np.random.default_rng(0)
 ENCODER_W = (RNG.normal(size=(32, 16)) / np.sqrt(32)).astype(np.float32)
@@ -103,6 +104,7 @@ def short_windows(rules: str) -> str:
 
 @pytest.fixture(scope="module")
 def ops_server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    from tritonstack.ops.drift_tap import write_drift_tap
     from tritonstack.serve import EmbeddedServer, ServerConfig
 
     class MetricsServer(EmbeddedServer):
@@ -119,6 +121,7 @@ def ops_server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     config = (repo / "digits_badref" / "config.pbtxt").read_text()
     (repo / "digits_badref" / "config.pbtxt").write_text(config.replace('"digits_mlp"', '"digits_badref"'))
     (repo / "digits_badref" / "1" / "drift_reference.json").write_text('{"format": 1, "input": "old"}')
+    write_drift_tap(repo, "digits_mlp")  # digits_mlp_drift + ensemble digits_mlp_monitored
     (repo / "ops_encoder" / "config.pbtxt").write_text(ENCODER_CONFIG)
     with MetricsServer(ServerConfig(repository=repo, ort_threads=1)) as running:
         yield running
@@ -273,6 +276,40 @@ def test_unshifted_inputs_stay_below_and_shifted_inputs_fire_the_drift_alert(
                        "EmbeddingShiftHigh firing", action=shifted)
     print(f"PSI mean unshifted {calm:.4f}, shifted {_psi_mean(prometheus):.4f}; MMD shifted "
           f"{embedding[0]['value']}; drift alerts fired after {time.monotonic() - started:.1f} s")
+
+
+def test_drift_tap_ensemble_scores_like_the_runner_and_fires(prometheus: str, ops_server, digits_data) -> None:  # noqa: ANN001
+    """The tap (for models on native backends, e.g. the NGC image) sees what the model sees."""
+    from tritonstack.client import TritonClient
+
+    x_test, y_test = digits_data
+    tap = '{model="digits_mlp",model_instance="digits_mlp_drift_0_0"}'
+
+    def send(rows: np.ndarray) -> Callable[[], None]:
+        def action() -> None:
+            with TritonClient(ops_server.grpc_url) as client:
+                for start in range(0, len(rows), 150):
+                    out = client.infer("digits_mlp_monitored", rows[start:start + 150])
+                    assert out["probabilities"].shape == (len(rows[start:start + 150]), 10)
+        return action
+
+    for _ in range(3):
+        send(x_test)()
+        time.sleep(1.1)
+    send(x_test[:10])()
+    calm = _until(lambda: _query(prometheus, f"tritonstack_drift_psi_mean{tap}"), "tap gauge")
+    assert float(calm[0]["value"][1]) < 0.1
+    started = time.monotonic()
+    shifted = np.round(x_test * 0.5)
+    _until(lambda: _query(prometheus, f"tritonstack_drift_psi_mean{tap} > 0.1"),
+           "the tap's PSI over the alert threshold", action=send(shifted))
+    send(shifted)()  # the runner's and the tap's windows now hold the same shifted rows
+    time.sleep(2.5)
+    runner = _query(prometheus, 'tritonstack_drift_psi_mean{model_instance="digits_mlp_0_0"}')[0]["value"][1]
+    tapped = _query(prometheus, f"tritonstack_drift_psi_mean{tap}")[0]["value"][1]
+    print(f"drift tap: PSI mean unshifted {float(calm[0]['value'][1]):.4f}, shifted {float(tapped):.4f} "
+          f"(runner hook {float(runner):.4f}); over the threshold after {time.monotonic() - started:.1f} s")
+    assert float(tapped) == pytest.approx(float(runner), rel=0.05)
 
 
 def _metric(url: str, name: str, model: str) -> float:

@@ -16,12 +16,12 @@ from tritonstack.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = """# HELP tritonstack_drift_psi_mean Mean per-feature PSI
 # TYPE tritonstack_drift_psi_mean gauge
-tritonstack_drift_psi_mean{instance="m_0_0",model="m",version="1"} 1.6
-tritonstack_drift_embedding_mmd{instance="m_0_0",model="m",version="1"} 0.004
-tritonstack_drift_window_rows{instance="m_0_0",model="m",version="1"} 512
-tritonstack_drift_feature_psi{feature="3",instance="m_0_0",model="m",version="1"} 9
-tritonstack_drift_psi_mean{instance="e_0_0",model="e",version="2"} 0.01
-tritonstack_drift_embedding_mmd{instance="e_0_0",model="e",version="2"} 0.3
+tritonstack_drift_psi_mean{model_instance="m_0_0",model="m",version="1"} 1.6
+tritonstack_drift_embedding_mmd{model_instance="m_0_0",model="m",version="1"} 0.004
+tritonstack_drift_window_rows{model_instance="m_0_0",model="m",version="1"} 512
+tritonstack_drift_feature_psi{feature="3",model_instance="m_0_0",model="m",version="1"} 9
+tritonstack_drift_psi_mean{model_instance="e_0_0",model="e",version="2"} 0.01
+tritonstack_drift_embedding_mmd{model_instance="e_0_0",model="e",version="2"} 0.3
 nv_inference_count{model="m",version="1"} 5
 """
 

@@ -2,6 +2,7 @@
 
     tritonstack ops drift-reference build/digits_mlp/2 --values x_train.npy --tensor features
     tritonstack ops drift-status --metrics-url http://127.0.0.1:8002/metrics
+    tritonstack ops drift-tap digits_mlp --repository model_repository   # for native backends (NGC)
 """
 
 from __future__ import annotations
@@ -76,6 +77,20 @@ def drift_status_command(
                       *(f"{s.get(k, float('nan')):.4f}" for k in ("psi_mean", "js_mean", "embedding_mmd")),
                       f"[red]{', '.join(row.alerting)}[/]" if row.alerting else "[green]ok[/]")
     console.print(table)
+
+
+@ops_app.command("drift-tap")
+def drift_tap(
+    model: Annotated[str, typer.Argument(help="Model whose inputs to watch (it needs a drift reference).")],
+    repository: Annotated[Path, typer.Option(help="The model repository.")] = Path("model_repository"),
+) -> None:
+    """Add `<model>_drift` and the ensemble `<model>_monitored` (for models on native backends)."""
+    from tritonstack.cli import console
+    from tritonstack.ops.drift_tap import write_drift_tap
+
+    tap, ensemble = write_drift_tap(repository, model)
+    console.print(f"wrote {tap} and {ensemble}; load them (explicit model control) and send requests to "
+                  f"{ensemble}: same answers as {model}, drift gauges labelled model={model}")
 
 
 def register(app: typer.Typer) -> None:
