@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tritonstack.serve.config import ADMIN_HEADER
+
 from tritonstack.errors import (
     AccessDeniedError,
     ConfigError,
@@ -43,7 +45,6 @@ __all__ = ["HISTORY_FILE", "TritonControl", "VersionInfo", "VersionManager"]
 
 _LOGGER = logging.getLogger(__name__)
 HISTORY_FILE = "tritonstack_versions.json"
-ADMIN_HEADER = "tritonstack-admin-key"
 
 
 class _LoadRefused(Exception):

@@ -13,9 +13,9 @@ environment (`tritonstack serve --ort-threads`) overrides the first. The ONNX fi
 
 Drift hook: when the version folder holds `drift_reference.json` (written at convert time by
 `tritonstack.ops.drift`), the rows of the monitored input (or output, e.g. an embedding) are kept in
-a sliding window and PSI / KL /
-JS / embedding-MMD scores are published as Python-backend custom metrics (`tritonstack_drift_*`,
-labelled model, version, model_instance) on Triton's metrics endpoint. Drift never fails a request.
+a sliding window and PSI / KL / JS / embedding-MMD scores are published as Python-backend custom
+metrics (`tritonstack_drift_*`, labelled model, version, model_instance) on Triton's metrics
+endpoint. Drift never fails a request, and a bad reference never stops the model from loading.
 """
 
 import json
