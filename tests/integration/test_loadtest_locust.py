@@ -82,3 +82,9 @@ def test_distributed_master_and_worker(server, tmp_path):
     assert data["summary"]["count"] > 0
     assert (tmp_path / "steady_distributed_locust_stats.csv").exists()
     assert (tmp_path / "steady_distributed.html").exists()
+
+
+def test_loadtest_starts_its_own_server(repository, tmp_path):
+    _loadtest("steady", "--repository", str(repository), "--duration", "1", "--users", "2",
+              "--out", str(tmp_path), timeout=120)
+    assert json.loads((tmp_path / "steady.json").read_text())["summary"]["count"] > 0

@@ -97,7 +97,7 @@ def _server(repository: Path | None):  # noqa: ANN202
         return
     from tritonstack.serve import EmbeddedServer, ServerConfig
 
-    with EmbeddedServer(ServerConfig(repository=repository)) as server:
+    with EmbeddedServer(ServerConfig(repository=repository, supervise=False)) as server:
         yield server.grpc_url
 
 
