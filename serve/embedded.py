@@ -82,8 +82,8 @@ class EmbeddedServer:
             self._launch(argv, install.environment(ort_threads=self.config.ort_threads))
             self._wait_ready()
             if self.config.supervise:
-                self.supervisor = StubSupervisor(self.pid, heal=self.reload_model,
-                                                 is_ready=self.is_model_ready)
+                self.supervisor = StubSupervisor(self.pid, heal=self.reload_model, states=self.model_states,
+                                                 instances=self.instance_count)
                 self.supervisor.start()
         except BaseException:
             self.stop()
@@ -114,6 +114,8 @@ class EmbeddedServer:
             "--exit-on-error=false", "--strict-readiness=false",
             f"--exit-timeout-secs={c.exit_timeout_s}", f"--log-verbose={c.log_verbose}",
             "--allow-cpu-metrics=true",
+            "--metrics-config=summary_latencies=true",
+            "--metrics-config=summary_quantiles=0.5:0.05,0.9:0.01,0.99:0.001",
         ]
         if c.restrict_endpoints:
             rule = f"{','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}={self.admin_key}"
@@ -200,6 +202,13 @@ class EmbeddedServer:
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
             raise ServerError(f"reload of model {name!r} failed: {detail}") from exc
+
+    def instance_count(self, name: str) -> int:
+        """How many Python stubs one loaded version of `name` runs (0 for ensembles)."""
+        config = json.loads(self._http_get(f"/v2/models/{name}/config"))
+        if config.get("platform") == "ensemble" or config.get("backend") not in ("python", "onnxruntime"):
+            return 0
+        return sum(int(group.get("count", 1)) for group in config.get("instance_group", [])) or 1
 
     def is_model_ready(self, name: str) -> bool:
         """True when Triton reports `name` ready."""

@@ -1,6 +1,7 @@
 """Watch the Python-backend stubs of a running tritonserver and heal models whose stub died.
 
-    supervisor = StubSupervisor(server_pid, heal=server.reload_model)
+    supervisor = StubSupervisor(server_pid, heal=server.reload_model, states=server.model_states,
+                                instances=server.instance_count)
     supervisor.start()
     ...
     supervisor.stop()
@@ -9,9 +10,9 @@
 Triton 2.51 never restarts a dead stub: every later request to that model fails with INTERNAL
 "Stub process ... is not healthy" while server-ready and model-ready keep answering true, and after
 enough failures requests hang. So supervision comes from outside: stubs are children of the server
-process (`triton_python_backend_stub <model.py> <shm region> ... <instance name> ...`); an instance
-whose stub is gone with no successor for two polls gets its model reloaded, and the dead stub's
-shared-memory region is removed from /dev/shm.
+process (`triton_python_backend_stub <model.py> <shm region> ... <instance name> ...`). A model whose
+READY versions have fewer live stubs than instances for two polls is reloaded, and its dead stubs'
+shared-memory regions are removed from /dev/shm.
 """
 
 from __future__ import annotations
@@ -82,23 +83,30 @@ def find_stubs(server_pid: int) -> dict[str, Stub]:
 
 
 class StubSupervisor:
-    """Background thread: detect dead stubs, reload their model through `heal(model)`."""
+    """Background thread: compare live stubs with what Triton says is loaded; heal the deficit.
+
+    A model needs `ready versions x instances` stubs. Stubs of versions being loaded, unloaded or
+    refused come and go with their version's state, so only a deficit that outlasts two polls
+    while Triton still reports the versions READY is a crash.
+    """
 
     def __init__(self, server_pid: int, *, heal: Callable[[str], None],
-                 is_ready: Callable[[str], bool], interval_s: float = 0.25) -> None:
+                 states: Callable[[], list[dict]], instances: Callable[[str], int],
+                 interval_s: float = 0.25) -> None:
         self.server_pid = server_pid
         self.heal = heal
-        self.is_ready = is_ready
+        self.states = states
+        self.instances = instances
         self.interval_s = interval_s
         self.events: list[HealEvent] = []
-        self._known: dict[str, Stub] = {}
-        self._missing: dict[str, float] = {}  # instance -> first seen missing
+        self._seen: dict[int, Stub] = {}  # pid -> stub, of every stub seen alive
+        self._deficit_since: dict[str, float] = {}
+        self._instances: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stub-supervisor", daemon=True)
 
     def start(self) -> None:
         """Start watching."""
-        self._known = find_stubs(self.server_pid)
         self._thread.start()
 
     def stop(self) -> None:
@@ -115,27 +123,37 @@ class StubSupervisor:
                 _LOGGER.exception("stub supervisor poll failed")
 
     def _poll(self) -> None:
-        live = find_stubs(self.server_pid)
+        live = list(find_stubs(self.server_pid).values())
+        self._seen.update({stub.pid: stub for stub in live})
+        ready: dict[str, int] = {}
+        for state in self.states():
+            if state.get("state") == "READY":
+                ready[state["name"]] = ready.get(state["name"], 0) + 1
         now = time.monotonic()
-        for instance in set(self._known) - set(live):
-            self._missing.setdefault(instance, now)
-        for instance in list(self._missing):
-            if instance in live:
-                del self._missing[instance]  # a successor came up: a normal reload
-            elif now - self._missing[instance] >= self.interval_s * 1.5:
-                self._heal(self._known[instance], self._missing.pop(instance))
-        self._known = {**{k: v for k, v in self._known.items() if k in self._missing}, **live}
+        for model, versions in ready.items():
+            have = sum(1 for stub in live if stub.model == model)
+            if have >= versions * self._expected(model):
+                self._deficit_since.pop(model, None)
+            elif now - self._deficit_since.setdefault(model, now) >= self.interval_s * 1.5:
+                self._heal(model, self._deficit_since.pop(model), {stub.pid for stub in live})
 
-    def _heal(self, dead: Stub, detected_s: float) -> None:
-        if not self.is_ready(dead.model):
-            return  # unloaded on purpose, or being reloaded: not ours to heal
-        _LOGGER.warning("stub of %s (pid %s) died; reloading model %s", dead.instance, dead.pid, dead.model)
+    def _expected(self, model: str) -> int:
+        if model not in self._instances:
+            self._instances[model] = self.instances(model)
+        return self._instances[model]
+
+    def _heal(self, model: str, detected_s: float, live_pids: set[int]) -> None:
+        dead = [stub for pid, stub in self._seen.items() if stub.model == model and pid not in live_pids]
+        _LOGGER.warning("model %s lost its stub process(es) %s; reloading it", model, [s.pid for s in dead])
+        instance = dead[0].instance if dead else model
         try:
-            self.heal(dead.model)
-        except Exception as exc:  # noqa: BLE001 - recorded, retried on the next death
-            self.events.append(HealEvent(model=dead.model, instance=dead.instance,
-                                         detected_s=detected_s, healed_s=None, error=str(exc)))
+            self.heal(model)
+        except Exception as exc:  # noqa: BLE001 - recorded, tried again if the deficit remains
+            self.events.append(HealEvent(model=model, instance=instance, detected_s=detected_s,
+                                         healed_s=None, error=str(exc)))
             return
-        Path("/dev/shm", dead.shm_region.lstrip("/")).unlink(missing_ok=True)
-        self.events.append(HealEvent(model=dead.model, instance=dead.instance,
-                                     detected_s=detected_s, healed_s=time.monotonic()))
+        for stub in dead:
+            Path("/dev/shm", stub.shm_region.lstrip("/")).unlink(missing_ok=True)
+            self._seen.pop(stub.pid, None)
+        self.events.append(HealEvent(model=model, instance=instance, detected_s=detected_s,
+                                     healed_s=time.monotonic()))

@@ -70,9 +70,10 @@ class TritonPythonModel:
             }
             feeds = {name: _concat(arrays) for name, arrays in parts.items()}
             results = self.session.run([name for name, _ in self.outputs], feeds)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a response error
-            error = pb_utils.TritonError(f"ONNX Runtime failed: {exc}")
-            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+        except Exception as exc:  # noqa: BLE001 - raised, so Triton counts the failures
+            # Triton 2.51 counts a response carrying an error as a success; an exception raised
+            # from execute() fails every request of the batch and is counted as a failure.
+            raise pb_utils.TritonModelException(f"ONNX Runtime failed: {exc}") from exc
         sizes = [len(array) for array in parts[self.inputs[0]]]
         self._observe(feeds, results)
         return self._split(results, sizes)

@@ -27,8 +27,6 @@ import tritonclient.grpc as grpcclient
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 #: tritonserver flags the alert rules need (p99 from the latency summaries).
-METRICS_FLAGS = ["--metrics-config=summary_latencies=true",
-                 "--metrics-config=summary_quantiles=0.5:0.05,0.9:0.01,0.99:0.001"]
 WAIT_S = 60
 
 pytestmark = pytest.mark.skipif(not Path(PROMETHEUS).exists(),
@@ -107,10 +105,6 @@ def ops_server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     from tritonstack.ops.drift_tap import write_drift_tap
     from tritonstack.serve import EmbeddedServer, ServerConfig
 
-    class MetricsServer(EmbeddedServer):
-        def _arguments(self, backends: Path) -> list[str]:
-            return [*super()._arguments(backends), *METRICS_FLAGS]
-
     repo = tmp_path_factory.mktemp("ops_prom") / "model_repository"
     shutil.copytree(repository / "digits_mlp", repo / "digits_mlp")
     (repo / "ops_probe" / "1").mkdir(parents=True)
@@ -123,7 +117,7 @@ def ops_server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     (repo / "digits_badref" / "1" / "drift_reference.json").write_text('{"format": 1, "input": "old"}')
     write_drift_tap(repo, "digits_mlp")  # digits_mlp_drift + ensemble digits_mlp_monitored
     (repo / "ops_encoder" / "config.pbtxt").write_text(ENCODER_CONFIG)
-    with MetricsServer(ServerConfig(repository=repo, ort_threads=1)) as running:
+    with EmbeddedServer(ServerConfig(repository=repo, ort_threads=1)) as running:
         yield running
 
 

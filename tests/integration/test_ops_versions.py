@@ -42,7 +42,7 @@ def vserver(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     repo = tmp_path_factory.mktemp("ops_versions") / "model_repository"
     shutil.copytree(repository / MODEL, repo / MODEL)
-    with EmbeddedServer(ServerConfig(repository=repo, ort_threads=1, supervise=False)) as running:
+    with EmbeddedServer(ServerConfig(repository=repo, ort_threads=1)) as running:
         yield running
 
 

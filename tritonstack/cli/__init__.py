@@ -11,6 +11,7 @@ exit with code 2; no traceback.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,6 +26,18 @@ app = typer.Typer(
     name="tritonstack", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Convert, serve, call and load-test models on a real Triton Inference Server.",
 )
+
+
+@app.callback()
+def _options(
+    log_json: Annotated[bool, typer.Option(
+        "--log-json", envvar="TRITONSTACK_LOG_JSON", help="Log JSON lines (for ELK / Loki).")] = False,
+    log_level: Annotated[str, typer.Option(envvar="TRITONSTACK_LOG_LEVEL", help="Log level.")] = "WARNING",
+) -> None:
+    """Convert, serve, call and load-test models on a real Triton Inference Server."""
+    from tritonstack.logs import configure_logging
+
+    configure_logging(json_lines=log_json, level=log_level.upper())
 
 
 #: Command modules under tritonstack/cli/, each with `register(app)`; one per area of the product.
