@@ -64,6 +64,16 @@ async def _timed(send: Send, i: int, scheduled_s: float, recorder: Recorder | No
         recorder.add(scheduled_s=scheduled_s, start_s=start, end_s=time.perf_counter(), ok=True)
 
 
+async def _until(instant_s: float, *, spin_s: float = 0.002) -> None:
+    """Wait until `instant_s` (perf_counter): sleep, then yield to the loop for the last `spin_s`.
+
+    The event loop's timers have ~1 ms granularity (epoll timeouts are in ms), so sleeping to the
+    exact instant would send requests up to a millisecond late and charge that to the server.
+    """
+    while (delay := instant_s - time.perf_counter()) > 0:
+        await asyncio.sleep(delay - spin_s if delay > spin_s else 0)
+
+
 async def closed_loop(
     send: Send,
     *,
@@ -116,9 +126,7 @@ async def open_loop(
 
     for i, offset in enumerate(offsets):
         scheduled = origin + float(offset)
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await _until(scheduled)
         await slots.acquire()
         task = asyncio.create_task(one(i, scheduled))
         tasks.add(task)

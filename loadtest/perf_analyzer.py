@@ -28,11 +28,15 @@ __all__ = ["PerfAnalyzerRun", "compare", "find_perf_analyzer", "parse_csv", "run
 
 @dataclass(frozen=True, kw_only=True)
 class PerfAnalyzerRun:
-    """One perf_analyzer measurement: gRPC, closed loop at one concurrency."""
+    """One perf_analyzer measurement over gRPC: closed loop at `concurrency`, or, with
+    `request_rate`, its request-rate mode (which times each request from its actual send, not
+    from its schedule: Triton issue #3113)."""
 
     url: str
     model: str
     concurrency: int = 32
+    request_rate: float | None = None
+    distribution: str = "poisson"  # request-rate mode: poisson | constant
     measurement_interval_ms: int = 2000
     stability_percent: int = 100
     max_trials: int = 10
@@ -75,8 +79,11 @@ def _argv(run: PerfAnalyzerRun, csv_path: Path) -> list[str]:
         run.url,
         "-i",
         "grpc",
-        "--concurrency-range",
-        str(run.concurrency),
+        *(
+            ["--request-rate-range", f"{run.request_rate:g}", "--request-distribution", run.distribution]
+            if run.request_rate
+            else ["--concurrency-range", str(run.concurrency)]
+        ),
         "--measurement-interval",
         str(run.measurement_interval_ms),
         "-s",
@@ -102,7 +109,8 @@ def parse_csv(text: str) -> dict[str, Any]:
         return float(row.get(key) or 0)
 
     return {
-        "concurrency": int(row["Concurrency"]),
+        "concurrency": int(row["Concurrency"]) if "Concurrency" in row else None,
+        "request_rate": float(row["Request Rate"]) if "Request Rate" in row else None,
         "throughput_rps": float(row["Inferences/Second"]),
         "p50_ms": us("p50 latency") / 1e3,
         "p90_ms": us("p90 latency") / 1e3,

@@ -45,7 +45,8 @@ def loadtest(
     referee: Annotated[
         bool,
         typer.Option(
-            help="Steady only: run perf_analyzer at the same concurrency and print both side by side."
+            help="Run perf_analyzer on the same model at the same concurrency (steady) or request "
+            "rate (open) and print both side by side."
         ),
     ] = False,
 ) -> None:
@@ -120,27 +121,31 @@ def _run(spec, url: str, *, workers: int, engine: str, out: Path):  # noqa: ANN0
 
 
 def _referee(result, spec, url: str) -> None:  # noqa: ANN001
+    """perf_analyzer on the same model: same concurrency (steady) or same rate (open loop)."""
     from tritonstack.client import TritonClient
     from tritonstack.errors import ConfigError
     from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, compare, run_perf_analyzer
     from tritonstack.loadtest.scenario import Kind
 
-    if spec.kind is not Kind.STEADY:
-        raise ConfigError("--referee compares closed loops: use it with the steady scenario")
+    if spec.kind not in (Kind.STEADY, Kind.OPEN):
+        raise ConfigError("--referee needs a fixed load: use it with the steady or open scenario")
     with TritonClient(url) as client:
         info = client.model_info(spec.model)
     shapes = {n: [1 if d < 0 else d for d in t.dims] for n, t in info.inputs.items()}
+    rate = spec.rate_rps if spec.kind is Kind.OPEN else None
     figures = run_perf_analyzer(
-        PerfAnalyzerRun(url=url, model=spec.model, concurrency=spec.users, shapes=shapes)
+        PerfAnalyzerRun(
+            url=url,
+            model=spec.model,
+            concurrency=spec.users,
+            shapes=shapes,
+            request_rate=rate,
+            distribution=spec.arrival.value,
+        )
     )
-    result.referee = {
-        "concurrency": spec.users,
-        **{
-            f"{k} ({side})": v
-            for k, row in compare(result.summary, figures).items()
-            for side, v in row.items()
-        },
-    }
+    side = compare(result.summary, figures)
+    load = {"request_rate": rate} if rate else {"concurrency": spec.users}
+    result.referee = {**load, **{f"{k} ({who})": v for k, row in side.items() for who, v in row.items()}}
 
 
 def _finish(result, out: Path) -> None:  # noqa: ANN001
@@ -156,12 +161,14 @@ def _finish(result, out: Path) -> None:  # noqa: ANN001
     )
     if result.referee:
         r = result.referee
+        load = f"rate {r['request_rate']:g}/s" if r.get("request_rate") else f"concurrency {r['concurrency']}"
         console.print(
-            f"referee at concurrency {r['concurrency']}: throughput ours {r['throughput_rps (ours)']:.0f} "
+            f"referee at {load}: throughput ours {r['throughput_rps (ours)']:.0f} "
             f"vs perf_analyzer {r['throughput_rps (perf_analyzer)']:.0f} req/s "
             f"(x{r['throughput_rps (ratio)'] or 0:.2f}, within 15%: {r['throughput_rps (within)']}); "
             f"p50 ours {r['p50_ms (ours)']:.2f} vs {r['p50_ms (perf_analyzer)']:.2f} ms "
-            f"(x{r['p50_ms (ratio)'] or 0:.2f}, within 15%: {r['p50_ms (within)']})"
+            f"(x{r['p50_ms (ratio)'] or 0:.2f}, within 15%: {r['p50_ms (within)']}); "
+            f"p99 ours {r['p99_ms (ours)']:.2f} vs {r['p99_ms (perf_analyzer)']:.2f} ms"
         )
     console.print("report: " + ", ".join(str(p) for p in paths.values()))
 
