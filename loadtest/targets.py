@@ -3,7 +3,7 @@
     async with triton_raw(url, "digits_mlp", rows) as send:
         await closed_loop(send, concurrency=32, duration_s=5, recorder=recorder)
 
-- `triton_raw`: tritonclient's own asyncio gRPC client, nothing of ours (what perf_analyzer does).
+- `triton_raw`: prepared requests on a plain grpc.aio channel, nothing of ours (as perf_analyzer).
 - `triton_ours`: our `AsyncTritonClient` (validation, deadlines, retries, typed errors).
 - `http_json`: a JSON POST over HTTP (aiohttp), for the seed-style FastAPI baseline.
 
@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -35,39 +36,53 @@ def our_client_available() -> str | None:
     return None
 
 
-def _prepare_raw(module: Any, config: Mapping[str, Any], rows: Rows) -> list[list[Any]]:
-    dtypes = {i["name"]: i["data_type"].removeprefix("TYPE_") for i in config["input"]}
-    prepared = []
-    for row in rows:
-        items = []
-        for name, array in row.items():
-            dtype = "BYTES" if dtypes[name] == "STRING" else dtypes[name]
-            item = module.InferInput(name, list(array.shape), dtype)
-            item.set_data_from_numpy(array)
-            items.append(item)
-        prepared.append(items)
-    return prepared
+def _request(model: str, datatypes: Mapping[str, str], row: Mapping[str, np.ndarray]) -> Any:
+    """A ModelInferRequest protobuf carrying `row` as raw tensor contents (built once, sent often)."""
+    from tritonclient.grpc import service_pb2
+    from tritonclient.utils import serialize_byte_tensor
+
+    request = service_pb2.ModelInferRequest(model_name=model)
+    for name, array in row.items():
+        datatype = datatypes[name]
+        tensor = request.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
+        del tensor  # the tensor's data goes to raw_input_contents, in the same order
+        raw = (
+            serialize_byte_tensor(array).item()
+            if datatype == "BYTES"
+            else np.ascontiguousarray(array).tobytes()
+        )
+        request.raw_input_contents.append(raw)
+    return request
 
 
 @contextlib.asynccontextmanager
 async def triton_raw(url: str, model: str, rows: Rows, *, timeout_s: float = 10.0) -> AsyncIterator[Send]:
-    """Send rows with tritonclient.grpc.aio, inputs encoded once up front."""
-    import tritonclient.grpc.aio as aio
+    """Send prepared ModelInferRequest protobufs on a plain grpc.aio channel (nothing of ours).
 
-    client = aio.InferenceServerClient(url)
-    try:
-        config = (await client.get_model_config(model, as_json=True))["config"]
-        prepared = _prepare_raw(aio, config, rows)
-        outputs = [aio.InferRequestedOutput(o["name"]) for o in config["output"]]
+    Like perf_analyzer, requests are encoded once up front and responses are not decoded: the
+    per-request cost on the generator core is gRPC's alone.
+    """
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+    async with grpc.aio.insecure_channel(url, options=options) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        config = await stub.ModelConfig(service_pb2.ModelConfigRequest(name=model), timeout=timeout_s)
+        datatypes = {i.name: _wire_type(i.data_type) for i in config.config.input}
+        prepared = [_request(model, datatypes, row) for row in rows]
 
         async def send(i: int) -> object:
-            return await client.infer(
-                model, prepared[i % len(prepared)], outputs=outputs, client_timeout=timeout_s
-            )
+            return await stub.ModelInfer(prepared[i % len(prepared)], timeout=timeout_s)
 
         yield send
-    finally:
-        await client.close()
+
+
+def _wire_type(data_type: int) -> str:
+    from tritonclient.grpc import model_config_pb2
+
+    name = model_config_pb2.DataType.Name(data_type).removeprefix("TYPE_")
+    return "BYTES" if name == "STRING" else name
 
 
 @contextlib.asynccontextmanager
@@ -97,9 +112,11 @@ async def http_json(
     connector = aiohttp.TCPConnector(limit=connections)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        bodies = [json.dumps(p).encode() for p in payloads]  # encoded once, as on the Triton side
+        headers = {"Content-Type": "application/json"}
 
         async def send(i: int) -> object:
-            async with session.post(url, json=payloads[i % len(payloads)]) as response:
+            async with session.post(url, data=bodies[i % len(bodies)], headers=headers) as response:
                 response.raise_for_status()
                 return await response.read()
 
