@@ -259,16 +259,16 @@ async def _predict_many(url: str, data: np.ndarray) -> dict[str, Any]:
     from tritonstack.client import AsyncTritonClient
 
     async with AsyncTritonClient(url) as client:
-        await client.predict_many(MLP, data[:1024], batch_size=256, in_flight=4)  # warm-up
+        await client.predict_many(MLP, data[:1024], batch_size=512, in_flight=4)  # warm-up
         start = time.perf_counter()
-        out = await client.predict_many(MLP, data, batch_size=256, in_flight=4)
+        out = await client.predict_many(MLP, data, batch_size=512, in_flight=4)
         elapsed = time.perf_counter() - start
     assert len(out["probabilities"]) == len(data)
     return {
         "rows": len(data),
         "seconds": elapsed,
         "rows_per_s": len(data) / elapsed,
-        "batch_size": 256,
+        "batch_size": 512,
         "in_flight": 4,
     }
 
