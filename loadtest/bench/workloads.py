@@ -245,7 +245,7 @@ def w7(bench: Bench, row: Row) -> None:
     reason = our_client_available()
     if reason:
         raise LoadTestError(reason)
-    data = np.tile(bench.rows(MLP, 1)[0]["features"], (50_000 if not bench.options.quick else 10_000, 1))
+    data = np.tile(bench.rows(MLP, 1)[0]["features"], (200_000 if not bench.options.quick else 50_000, 1))
     served = asyncio.run(_predict_many(bench.grpc_url, data))
     with pinned_thread(bench.split.server):
         session = ort_session(bench.onnx_path(MLP), len(bench.split.server))
