@@ -138,7 +138,8 @@ def w2(bench: Bench, row: Row) -> None:
         "triton": _brief(served),
         "fastapi_pytorch": _brief(seed),
         "generator": "loadtest.generator closed loop (asyncio) on both sides; Triton via "
-        "tritonclient.grpc.aio, baseline via aiohttp JSON POST; uvicorn 2 workers",
+        "grpc.aio with ModelInferRequests encoded once, baseline via aiohttp with JSON bodies encoded once; "
+        "uvicorn 2 workers, 1 torch thread each, on the server core",
     }
 
 
