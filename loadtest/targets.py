@@ -86,14 +86,16 @@ def _wire_type(data_type: int) -> str:
 
 
 @contextlib.asynccontextmanager
-async def triton_ours(url: str, model: str, rows: Rows, *, timeout_s: float = 10.0) -> AsyncIterator[Send]:
-    """Send rows with our AsyncTritonClient (validation and decoding included)."""
+async def triton_ours(
+    url: str, model: str, rows: Rows, *, timeout_s: float = 10.0, validate: bool = True
+) -> AsyncIterator[Send]:
+    """Send rows with our AsyncTritonClient (decoding included; validation unless turned off)."""
     reason = our_client_available()
     if reason:
         raise LoadTestError(reason)
     from tritonstack.client import AsyncTritonClient, ClientOptions
 
-    async with AsyncTritonClient(url, ClientOptions(timeout_s=timeout_s)) as client:
+    async with AsyncTritonClient(url, ClientOptions(timeout_s=timeout_s, validate=validate)) as client:
         await client.model_info(model)
 
         async def send(i: int) -> object:
