@@ -12,7 +12,6 @@ Reported to the owner of serve/supervisor.py.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -46,25 +45,33 @@ def vserver(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield running
 
 
+class _Stderr:
+    """What the CLI wrote to stderr so far (its JSON log lines and its error line)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys, self.text = capsys, ""
+
+    def getvalue(self) -> str:
+        self.text += self.capsys.readouterr().err
+        return self.text
+
+
 @pytest.fixture()
-def json_logs() -> Iterator[io.StringIO]:
-    """The process's log records as JSON lines (tritonstack.logs), captured."""
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[_Stderr]:
+    """The CLI's log records, as it writes them with --log-json."""
     from tritonstack.logs import configure_logging
 
-    out, root = io.StringIO(), logging.getLogger()
-    level = root.level
-    handler = configure_logging(json_lines=True, stream=out)
-    yield out
-    root.removeHandler(handler)
-    root.setLevel(level)
+    yield _Stderr(capsys)
+    configure_logging(json_lines=False, level=logging.WARNING)
 
 
-def _records(stream: io.StringIO, logger: str) -> list[dict]:
-    return [r for r in map(json.loads, stream.getvalue().splitlines()) if r["logger"] == logger]
+def _records(stream: _Stderr, logger: str) -> list[dict]:
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("{")]
+    return [r for r in map(json.loads, lines) if r["logger"] == logger]
 
 
 def _cli(server, *args: str) -> None:  # noqa: ANN001
-    main(["versions", *args, "--url", server.http_url, "--admin-key", server.admin_key,
+    main(["--log-json", "--log-level", "INFO", "versions", *args, "--url", server.http_url, "--admin-key", server.admin_key,
           "--repository", str(server.config.repository)])
 
 
@@ -147,7 +154,7 @@ def test_broken_version_is_refused_and_the_old_one_keeps_serving(vserver, digits
     config_before = (vserver.config.repository / MODEL / "config.pbtxt").read_text()
     with Load(vserver, digits_data[0]) as load, pytest.raises(SystemExit) as exit_info:
         _cli(vserver, "promote", MODEL, "3")
-    err = capsys.readouterr().err
+    err = json_logs.getvalue()
     print(f"refused promote: {load.total} requests during the run, {len(load.failures)} failures; {err[:160]}")
     assert exit_info.value.code == 2
     assert "refused" in err and "keep serving" in err
