@@ -247,23 +247,20 @@ def _summary_from_locust(total: dict[str, str]) -> dict[str, Any]:
 
 
 def _windows_from_history(history: list[dict[str, str]]) -> list[dict[str, Any]]:
-    rows = [r for r in history if r.get("Name") == "Aggregated" and r.get("50%") not in ("N/A", "", None)]
+    """Windows from Locust's aggregated history: throughput and errors from count differences
+    (workers report to the master every few seconds, so windows are that coarse)."""
+    rows = [r for r in history if r.get("Name") == "Aggregated"]
     if not rows:
         return []
-    t0 = int(rows[0]["Timestamp"]) - 1
-    out = []
+    t0, out = int(rows[0]["Timestamp"]), []
+    last_t, last_count, last_fail = t0, 0, 0
     for r in rows:
-        rps, fps = float(r["Requests/s"]), float(r["Failures/s"])
-        out.append(
-            {
-                "t_s": int(r["Timestamp"]) - t0,
-                "count": int(r["Total Request Count"]),
-                "throughput_rps": rps,
-                "errors": int(r["Total Failure Count"]),
-                "error_rate": fps / rps if rps else 0.0,
-                "p50_ms": float(r["50%"]),
-                "p90_ms": float(r["90%"]),
-                "p99_ms": float(r["99%"]),
-            }
-        )
+        t, count, fail = int(r["Timestamp"]), int(r["Total Request Count"]), int(r["Total Failure Count"])
+        if count <= last_count or t <= last_t or r.get("50%") in ("N/A", "", None):
+            continue
+        new, failed = count - last_count, fail - last_fail
+        out.append({"t_s": t - t0, "count": new, "throughput_rps": new / (t - last_t), "errors": failed,
+                    "error_rate": failed / new, "p50_ms": float(r["50%"]), "p90_ms": float(r["90%"]),
+                    "p99_ms": float(r["99%"])})
+        last_t, last_count, last_fail = t, count, fail
     return out

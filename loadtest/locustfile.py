@@ -9,8 +9,14 @@ sets it and starts the processes for you. Exactly one user class and at most one
 defined here, so Locust needs no class picker.
 """
 
+import locust.stats
 from tritonstack.loadtest.locust_user import user_class
 from tritonstack.loadtest.scenario import Kind, Scenario
+
+# Write and flush the CSV history every second (the default flush is every 10 s, so a short run's
+# history never reaches the file and the report has no latency-over-time).
+locust.stats.CSV_STATS_INTERVAL_SEC = 1
+locust.stats.CSV_STATS_FLUSH_INTERVAL_SEC = 1
 
 SCENARIO = Scenario.from_env()
 TritonUser = user_class(SCENARIO, host=None)

@@ -81,6 +81,7 @@ def test_distributed_master_and_worker(server, tmp_path):
     assert data["scenario"]["runner"] == "locust distributed" and data["scenario"]["workers"] == 1
     assert data["summary"]["count"] > 0
     assert (tmp_path / "steady_distributed_locust_stats.csv").exists()
+    assert len(data["windows"]) >= 1  # latency over time, from Locust's CSV history
     assert (tmp_path / "steady_distributed.html").exists()
 
 

@@ -130,3 +130,18 @@ def test_a_workload_that_cannot_run_becomes_an_na_row():
     assert _as_json(row)["detail"]["na"].startswith("resnet18")
     assert "RuntimeError" in _measure(None, Workload("W3", "t", 3.5, "higher", "x", broken)).na
     assert format_value(None, "x") == "n/a" and format_value(2.345, "x") == "2.35x"
+
+
+def test_distributed_windows_from_locust_history():
+    from tritonstack.loadtest.locust_runner import _windows_from_history
+
+    def row(t, count, fail, p50):
+        return {"Timestamp": str(t), "Name": "Aggregated", "Total Request Count": str(count),
+                "Total Failure Count": str(fail), "50%": p50, "90%": "3", "99%": "9"}
+
+    history = [row(100, 0, 0, "N/A"), row(101, 0, 0, "N/A"), row(103, 3000, 30, "2"), row(104, 3000, 30, "2"),
+               row(106, 9000, 30, "2"), {"Timestamp": "106", "Name": "digits_mlp"}]
+    windows = _windows_from_history(history)
+    assert [w["t_s"] for w in windows] == [3, 6]
+    assert windows[0]["throughput_rps"] == 1000 and windows[0]["error_rate"] == 0.01
+    assert windows[1]["count"] == 6000 and windows[1]["errors"] == 0 and windows[1]["throughput_rps"] == 2000
