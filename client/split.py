@@ -18,7 +18,8 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,18 @@ class TrafficSplit:
         with self._lock:
             return self._random.choices(list(self.weights), weights=list(self.weights.values()))[0]
 
+    @contextmanager
+    def routed(self) -> Iterator[str]:
+        """Choose a version for one call and record its latency and outcome when the block ends."""
+        version = self.choose()
+        start = time.perf_counter()
+        try:
+            yield version
+        except BaseException:
+            self.record(version, time.perf_counter() - start, ok=False)
+            raise
+        self.record(version, time.perf_counter() - start, ok=True)
+
     def record(self, version: str, latency_s: float, *, ok: bool) -> None:
         """Count one call to `version` that took `latency_s` and succeeded or not."""
         with self._lock:
@@ -103,15 +116,9 @@ class SplitRouter:
 
     def infer(self, inputs: Any, **kwargs: Any) -> dict[str, np.ndarray]:
         """`client.infer(model, inputs, version=<chosen>, **kwargs)`, timed and counted."""
-        version = self.split.choose()
-        start = time.perf_counter()
-        ok = False
-        try:
+        with self.split.routed() as version:
             result: dict[str, np.ndarray] = self.client.infer(self.model, inputs, version=version, **kwargs)
-            ok = True
-            return result
-        finally:
-            self.split.record(version, time.perf_counter() - start, ok=ok)
+        return result
 
     def stats(self) -> dict[str, VersionStats]:
         """Per-version counts and latency so far."""
@@ -126,16 +133,10 @@ class AsyncSplitRouter:
 
     async def infer(self, inputs: Any, **kwargs: Any) -> dict[str, np.ndarray]:
         """`await client.infer(model, inputs, version=<chosen>, **kwargs)`, timed and counted."""
-        version = self.split.choose()
-        start = time.perf_counter()
-        ok = False
-        try:
+        with self.split.routed() as version:
             result: dict[str, np.ndarray] = await self.client.infer(self.model, inputs, version=version,
                                                                     **kwargs)
-            ok = True
-            return result
-        finally:
-            self.split.record(version, time.perf_counter() - start, ok=ok)
+        return result
 
     def stats(self) -> dict[str, VersionStats]:
         """Per-version counts and latency so far."""
