@@ -35,6 +35,13 @@ from tritonstack.loadtest.schedule import Arrival  # noqa: E402
 __all__ = ["OpenLoopUser", "SteadyUser", "TritonGrpcUser"]
 
 
+def _sleep_until(instant_s: float, spin_s: float = 0.002) -> None:
+    """Sleep to `instant_s` (perf_counter), yielding to other greenlets for the last `spin_s`:
+    the event loop's timers are ~1 ms coarse, and a late send would count against the server."""
+    while (delay := instant_s - time.perf_counter()) > 0:
+        gevent.sleep(delay - spin_s if delay > spin_s else 0)
+
+
 class TritonGrpcUser(User):
     """Abstract: one TritonClient per user (no retries: a failure is a data point, not hidden).
 
@@ -121,9 +128,7 @@ class OpenLoopUser(TritonGrpcUser):
         try:
             while True:
                 due += self._gap(rng)
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    gevent.sleep(delay)
+                _sleep_until(due)
                 pool.spawn(self.infer, scheduled_s=due)  # blocks while the pool is full
         finally:
             pool.join(timeout=self.timeout_s)
