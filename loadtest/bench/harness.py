@@ -98,6 +98,7 @@ def run_bench(
     """Start the bench server, measure the selected workloads in order, return the JSON document."""
     chosen = [w for w in WORKLOADS if not only or w.key in only or w.key.split("-")[0] in only]
     document: dict[str, Any] = {"machine": machine(options), "workloads": {}}
+    started = time.perf_counter()
     with Bench(options) as bench:
         document["machine"]["models"] = bench.ready_models()
         for workload in chosen:
@@ -106,6 +107,7 @@ def run_bench(
             if on_row is not None:
                 on_row(row)
     document["machine"]["load_average_end"] = os.getloadavg()
+    document["machine"]["bench_seconds"] = round(time.perf_counter() - started, 1)  # builds included
     return document
 
 

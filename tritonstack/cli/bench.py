@@ -78,10 +78,10 @@ def _print_table(document: dict) -> None:
         )
         table.add_row(f"{key} {w['title']}", format_value(w["value"], w["unit"]), goal, verdict)
     console.print(table)
-    console.print(
-        f"core split: {m['core_split']}; load average {m['load_average_start']} -> "
-        f"{m.get('load_average_end')}"
-    )
+    start, end = (tuple(round(x, 2) for x in m.get(k) or ()) for k in ("load_average_start",
+                                                                      "load_average_end"))
+    console.print(f"core split: {m['core_split']}")
+    console.print(f"load average {start} -> {end}; {m.get('bench_seconds')} s in all (builds included)")
 
 
 def register(app: typer.Typer) -> None:
