@@ -58,7 +58,7 @@ def test_failed_requests_count_in_the_percentiles(server, tmp_path):
     assert summary["p50_ms"] is not None and summary["p99_ms"] is not None
     assert summary["locust"]["failures"] == summary["errors"]
     assert summary["locust"]["requests"] == summary["count"]  # failures are requests too
-    assert set(summary["error_kinds"]) == {"InferenceTimeoutError"}
+    assert "InferenceTimeoutError" in summary["error_kinds"]  # by kind, in the JSON
 
 
 def test_distributed_master_and_worker(server, tmp_path):
