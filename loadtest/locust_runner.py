@@ -72,14 +72,19 @@ def _locust_totals(env: Any) -> dict[str, Any]:
     }
 
 
-def run_local(scenario: Scenario, url: str, *, name: str | None = None) -> RunResult:
-    """Run `scenario` against `url` with a Locust LocalRunner in this process; return the result."""
+def run_local(
+    scenario: Scenario, url: str, *, name: str | None = None, user: type | None = None
+) -> RunResult:
+    """Run `scenario` against `url` with a Locust LocalRunner in this process; return the result.
+
+    `user`: your own TritonGrpcUser subclass instead of the scenario's (the shape still applies).
+    """
     from locust.env import Environment
-    from tritonstack.loadtest.locust_user import user_class
+    from tritonstack.loadtest.locust_user import close_clients, user_class
     from tritonstack.loadtest.shapes import shape_for
 
     shape = shape_for(scenario)
-    env = Environment(user_classes=[user_class(scenario, url)], shape_class=shape, host=url)
+    env = Environment(user_classes=[user or user_class(scenario, url)], shape_class=shape, host=url)
     recorder = Recorder()
     env.events.request.add_listener(_recording_listener(recorder))
     runner = env.create_local_runner()
@@ -91,6 +96,7 @@ def run_local(scenario: Scenario, url: str, *, name: str | None = None) -> RunRe
             runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
         _wait(runner, scenario, shape is not None)
         duration = time.perf_counter() - origin
+    close_clients()
     result = RunResult.build(
         name=name or scenario.kind.value,
         scenario={**scenario.describe(), "url": url, "runner": "locust local"},
@@ -259,8 +265,17 @@ def _windows_from_history(history: list[dict[str, str]]) -> list[dict[str, Any]]
         if count <= last_count or t <= last_t or r.get("50%") in ("N/A", "", None):
             continue
         new, failed = count - last_count, fail - last_fail
-        out.append({"t_s": t - t0, "count": new, "throughput_rps": new / (t - last_t), "errors": failed,
-                    "error_rate": failed / new, "p50_ms": float(r["50%"]), "p90_ms": float(r["90%"]),
-                    "p99_ms": float(r["99%"])})
+        out.append(
+            {
+                "t_s": t - t0,
+                "count": new,
+                "throughput_rps": new / (t - last_t),
+                "errors": failed,
+                "error_rate": failed / new,
+                "p50_ms": float(r["50%"]),
+                "p90_ms": float(r["90%"]),
+                "p99_ms": float(r["99%"]),
+            }
+        )
         last_t, last_count, last_fail = t, count, fail
     return out

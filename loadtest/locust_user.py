@@ -17,6 +17,7 @@ load-test processes, never from library code. Every call is reported through Loc
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any
 
 from grpc.experimental import gevent as grpc_gevent
@@ -32,7 +33,21 @@ from tritonstack.loadtest.inputs import random_rows  # noqa: E402
 from tritonstack.loadtest.scenario import Scenario  # noqa: E402
 from tritonstack.loadtest.schedule import Arrival  # noqa: E402
 
-__all__ = ["OpenLoopUser", "SteadyUser", "TritonGrpcUser"]
+__all__ = ["OpenLoopUser", "SteadyUser", "TritonGrpcUser", "close_clients", "user_class"]
+
+
+_OPEN_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def close_clients() -> None:
+    """Close the channels of users that were killed without on_stop.
+
+    Call it while the gevent hub still runs (after `runner.quit()`): a channel left for the
+    interpreter's exit blocks in grpc's close() under gevent, and the process never ends.
+    """
+    for client in list(_OPEN_CLIENTS):
+        client.close()
+    _OPEN_CLIENTS.clear()
 
 
 def _sleep_until(instant_s: float, spin_s: float = 0.002) -> None:
@@ -58,6 +73,7 @@ class TritonGrpcUser(User):
         from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
 
         self.client = TritonClient(self.host, ClientOptions(retry=RetryPolicy(attempts=1)))
+        _OPEN_CLIENTS.add(self.client)
         self.rows: list[dict[str, np.ndarray]] = []
         self._next = 0
 
@@ -68,6 +84,7 @@ class TritonGrpcUser(User):
     def on_stop(self) -> None:
         """Close the channel."""
         self.client.close()
+        _OPEN_CLIENTS.discard(self.client)
 
     def infer(self, inputs: dict[str, np.ndarray] | None = None, *, scheduled_s: float | None = None) -> Any:
         """One inference, reported to Locust; latency counts from `scheduled_s` when given."""

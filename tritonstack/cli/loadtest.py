@@ -77,12 +77,13 @@ def loadtest(
             _referee(result, spec, target)
     _finish(result, out)
     if engine == "locust" and not workers:
-        _exit_after_gevent()
+        _exit_now()
 
 
-def _exit_after_gevent() -> None:
-    """Leave now: after a gevent-patched run, gRPC's gevent poller can keep the interpreter from
-    exiting (seen intermittently here). Everything is written and flushed by this point."""
+def _exit_now() -> None:
+    """Safety net after a gevent-patched Locust run: the report is written and flushed; leave
+    without running interpreter-exit hooks. run_local closes every user's channel, but a gRPC
+    channel finalised at exit under gevent can still block forever (seen intermittently here)."""
     import os
     import sys
 
