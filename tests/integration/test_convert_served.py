@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -149,6 +150,9 @@ def test_minilm_encoder_batches_concurrent_requests_of_one_bucket(grpc) -> None:
     before = stats()
     with ThreadPoolExecutor(16) as pool:
         alone = list(pool.map(lambda t: _infer(grpc, "minilm", "TEXT", _texts([t]), "embedding")[0], texts))
+    deadline = time.monotonic() + 10  # Triton updates its statistics just after responding
+    while stats()[0] - before[0] < len(texts) and time.monotonic() < deadline:
+        time.sleep(0.1)
     inferences, executions = (a - b for a, b in zip(stats(), before, strict=True))
     print(f"minilm_encoder: {inferences} texts in {executions} executions")
     np.testing.assert_allclose(np.stack(alone), together, atol=1e-5)
