@@ -38,7 +38,10 @@ def test_dynamic_batching_under_concurrent_load(server, client, digits_data) -> 
     rows = [x_test[i % len(x_test)][None] for i in range(1500)]
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda row: client.infer("digits_mlp", row), rows))
-    inferences, executions = (a - b for a, b in zip(_execution_stats(server), before, strict=False))
+    deadline = time.monotonic() + 10  # Triton updates its statistics just after responding
+    while _execution_stats(server)[0] - before[0] < len(rows) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    inferences, executions = (a - b for a, b in zip(_execution_stats(server), before, strict=True))
     print(f"inference_count {inferences}, execution_count {executions}, "
           f"mean batch {inferences / executions:.1f}")
     assert inferences == len(rows)
