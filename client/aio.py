@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from tritonstack.client import bulk
@@ -44,9 +44,14 @@ class AsyncTritonClient:
     """
 
     def __init__(self, url: str, options: ClientOptions | None = None) -> None:
+        import grpc
         import tritonclient.grpc.aio as aioclient
+        from tritonclient.grpc import InferResult, _utils
 
         self._grpc = aioclient
+        self._rpc_error = grpc.RpcError
+        self._raise_rpc_error = _utils.raise_error_grpc  # InferenceServerException, as tritonclient
+        self._result_type = InferResult
         self._core = ClientCore(url, options)
         self._raw = aioclient.InferenceServerClient(
             url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates,
@@ -198,13 +203,22 @@ class AsyncTritonClient:
                 await asyncio.sleep(pause)
 
     async def _send(self, call: Call) -> dict[str, np.ndarray]:
-        kwargs = self._core.infer_kwargs(self._grpc, call)
+        request = self._core.request(call)
         try:
             with translate_errors(model=call.info.name):
-                result = await self._raw.infer(**kwargs)
+                result = await self._infer(request, call)
         except ModelNotReadyError as error:
             raise self._core.refine_not_ready(error, await self.is_ready()) from error
         return self._core.decode(result, call.outputs)
+
+    async def _infer(self, request: Any, call: Call) -> Any:
+        """tritonclient's `infer` from the protobuf up: its stub, its error and result types."""
+        try:
+            response = await self._raw._client_stub.ModelInfer(  # noqa: SLF001 - see request()
+                request=request, metadata=self._core.metadata(call), timeout=call.remaining_s())
+        except self._rpc_error as error:
+            self._raise_rpc_error(error)
+        return self._result_type(response)
 
     async def _send_shm(self, call: Call) -> dict[str, np.ndarray]:
         with ShmTensors(call) as shm:

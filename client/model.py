@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ class TensorInfo:
     datatype: str  # Triton wire name: FP32, INT64, BYTES...
     dims: tuple[int, ...]
 
-    @property
+    @cached_property
     def dtype(self) -> np.dtype:
         """numpy dtype of this tensor."""
         return np.dtype(numpy_dtype(self.datatype))

@@ -40,9 +40,14 @@ class TritonClient:
     """
 
     def __init__(self, url: str, options: ClientOptions | None = None) -> None:
+        import grpc
         import tritonclient.grpc as grpcclient
+        from tritonclient.grpc import InferResult, _utils
 
         self._grpc = grpcclient
+        self._rpc_error = grpc.RpcError
+        self._raise_rpc_error = _utils.raise_error_grpc  # InferenceServerException, as tritonclient
+        self._result_type = InferResult
         self._core = ClientCore(url, options)
         self._raw = grpcclient.InferenceServerClient(
             url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates,
@@ -194,13 +199,22 @@ class TritonClient:
                 time.sleep(pause)
 
     def _send(self, call: Call) -> dict[str, np.ndarray]:
-        kwargs = self._core.infer_kwargs(self._grpc, call)
+        request = self._core.request(call)
         try:
             with translate_errors(model=call.info.name):
-                result = self._raw.infer(**kwargs)
+                result = self._infer(request, call)
         except ModelNotReadyError as error:
             raise self._core.refine_not_ready(error, self.is_ready()) from error
         return self._core.decode(result, call.outputs)
+
+    def _infer(self, request: Any, call: Call) -> Any:
+        """tritonclient's `infer` from the protobuf up: its stub, its error and result types."""
+        try:
+            response = self._raw._client_stub.ModelInfer(  # noqa: SLF001 - see request()
+                request=request, metadata=self._core.metadata(call), timeout=call.remaining_s())
+        except self._rpc_error as error:
+            self._raise_rpc_error(error)
+        return self._result_type(response)
 
     def _send_shm(self, call: Call) -> dict[str, np.ndarray]:
         with ShmTensors(call) as shm:

@@ -41,15 +41,19 @@ def validate_inputs(
     rules: Sequence[Rule] = (),
 ) -> None:
     """Raise InvalidInputError at the first input that breaks structure, range or a rule."""
-    _check_names(info, inputs)
+    if inputs.keys() != info.inputs.keys():
+        _check_names(info, inputs)
     for name, array in inputs.items():
         _check_structure(info, info.inputs[name], array)
         if array.dtype != np.object_:
-            _check_range(info, name, array, (bounds or {}).get(name, Bounds()))
+            _check_range(info, name, array, bounds.get(name, _UNBOUNDED) if bounds else _UNBOUNDED)
     for rule in rules:
         problem = rule(inputs)
         if problem:
             raise InvalidInputError(f"model {info.name!r}: business rule failed: {problem}")
+
+
+_UNBOUNDED = Bounds()
 
 
 def _check_names(info: ModelInfo, inputs: Mapping[str, np.ndarray]) -> None:

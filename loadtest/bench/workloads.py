@@ -169,7 +169,12 @@ def _texts(count: int) -> list[str]:
 
 
 def w4(bench: Bench, row: Row) -> None:
-    """Texts/s through the served MiniLM ensemble / tokenizer + ORT in process."""
+    """Texts/s through the served MiniLM ensemble / tokenizer + ORT in process (best batch size).
+
+    Concurrency 32, as W2/W5/W6: the in-process side batches up to 32 texts, and the served side
+    needs as many in flight for its batcher to form batches that large (the tokenizer pads to
+    multiples of 16 tokens, and only requests of equal padded length share a batch).
+    """
     from tritonstack.loadtest.bench.minilm import ensemble_steps, inprocess_texts_per_s, string_rows
 
     model = bench.require(
@@ -178,7 +183,7 @@ def w4(bench: Bench, row: Row) -> None:
     rows = string_rows(bench.config(model), _texts(64))
     served = bench.closed(
         lambda: triton_raw(bench.grpc_url, model, rows),
-        concurrency=8,
+        concurrency=32,
         model=model,
         also=ensemble_steps(bench.config(model)),
     )

@@ -1,7 +1,8 @@
 """Every Python package folder of the source tree is declared in pyproject.toml (wheels need it)."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 
