@@ -46,12 +46,11 @@ class AsyncTritonClient:
     def __init__(self, url: str, options: ClientOptions | None = None) -> None:
         import grpc
         import tritonclient.grpc.aio as aioclient
-        from tritonclient.grpc import InferResult, _utils
+        from tritonclient.grpc import _utils
 
         self._grpc = aioclient
         self._rpc_error = grpc.RpcError
         self._raise_rpc_error = _utils.raise_error_grpc  # InferenceServerException, as tritonclient
-        self._result_type = InferResult
         self._core = ClientCore(url, options)
         self._raw = aioclient.InferenceServerClient(
             url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates,
@@ -212,13 +211,13 @@ class AsyncTritonClient:
         return self._core.decode(result, call.outputs)
 
     async def _infer(self, request: Any, call: Call) -> Any:
-        """tritonclient's `infer` from the protobuf up: its stub, its error and result types."""
+        """tritonclient's `infer` from the protobuf up (its stub and error type): the response."""
         try:
             response = await self._raw._client_stub.ModelInfer(  # noqa: SLF001 - see request()
                 request=request, metadata=self._core.metadata(call), timeout=call.remaining_s())
         except self._rpc_error as error:
             self._raise_rpc_error(error)
-        return self._result_type(response)
+        return response
 
     async def _send_shm(self, call: Call) -> dict[str, np.ndarray]:
         with ShmTensors(call) as shm:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
-from tritonstack.client.model import ModelInfo
+from tritonstack.client.model import ModelInfo, numpy_dtype
 from tritonstack.client.retry import RetryPolicy
 from tritonstack.client.validation import Bounds, Rule, validate_inputs
 
@@ -23,6 +23,7 @@ from tritonstack.errors import (
     ClientClosedError,
     ClientError,
     ConfigError,
+    InternalServerError,
     InvalidInputError,
     ModelNotReadyError,
     ServerStoppingError,
@@ -287,9 +288,16 @@ class ClientCore:
         return items
 
     @staticmethod
-    def decode(result: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
-        """numpy arrays by output name from an InferResult."""
-        return {name: result.as_numpy(name) for name in names}
+    def decode(response: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """numpy arrays by output name from a ModelInferResponse (raw output contents, as Triton's
+        gRPC endpoint sends them when no shared memory is involved)."""
+        raw = response.raw_output_contents
+        found = {tensor.name: _from_raw(raw[i], tensor.datatype, tensor.shape)
+                 for i, tensor in enumerate(response.outputs) if i < len(raw)}
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise InternalServerError(f"model {response.model_name!r} answered without outputs {missing}")
+        return {name: found[name] for name in names}
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str] | None:
         """Headers for a call: the client's, then the call's."""
@@ -308,3 +316,18 @@ def _raw_bytes(array: np.ndarray, datatype: str) -> bytes:
 
         return serialize_bf16_tensor(array).item()
     return np.ascontiguousarray(array).tobytes()
+
+
+def _from_raw(raw: bytes, datatype: str, shape: Sequence[int]) -> np.ndarray:
+    """The numpy array of one raw output tensor (the inverse of `_raw_bytes`)."""
+    if datatype == "BYTES":
+        from tritonclient.utils import deserialize_bytes_tensor
+
+        array = deserialize_bytes_tensor(raw)
+    elif datatype == "BF16":
+        from tritonclient.utils import deserialize_bf16_tensor
+
+        array = deserialize_bf16_tensor(raw)
+    else:
+        array = np.frombuffer(raw, dtype=numpy_dtype(datatype))
+    return array.reshape(shape)

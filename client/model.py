@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -53,6 +53,9 @@ class ModelInfo:
     outputs: dict[str, TensorInfo]
     versions: tuple[str, ...] = ()
     platform: str = ""
+    #: (input name, dtype, shape without the batch axis) combinations that passed validation
+    checked: set[tuple[str, np.dtype, tuple[int, ...]]] = field(
+        default_factory=set, compare=False, repr=False)
 
     @property
     def batched(self) -> bool:

@@ -42,12 +42,11 @@ class TritonClient:
     def __init__(self, url: str, options: ClientOptions | None = None) -> None:
         import grpc
         import tritonclient.grpc as grpcclient
-        from tritonclient.grpc import InferResult, _utils
+        from tritonclient.grpc import _utils
 
         self._grpc = grpcclient
         self._rpc_error = grpc.RpcError
         self._raise_rpc_error = _utils.raise_error_grpc  # InferenceServerException, as tritonclient
-        self._result_type = InferResult
         self._core = ClientCore(url, options)
         self._raw = grpcclient.InferenceServerClient(
             url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates,
@@ -208,13 +207,13 @@ class TritonClient:
         return self._core.decode(result, call.outputs)
 
     def _infer(self, request: Any, call: Call) -> Any:
-        """tritonclient's `infer` from the protobuf up: its stub, its error and result types."""
+        """tritonclient's `infer` from the protobuf up (its stub and error type): the response."""
         try:
             response = self._raw._client_stub.ModelInfer(  # noqa: SLF001 - see request()
                 request=request, metadata=self._core.metadata(call), timeout=call.remaining_s())
         except self._rpc_error as error:
             self._raise_rpc_error(error)
-        return self._result_type(response)
+        return response
 
     def _send_shm(self, call: Call) -> dict[str, np.ndarray]:
         with ShmTensors(call) as shm:

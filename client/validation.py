@@ -77,6 +77,10 @@ def _check_structure(info: ModelInfo, tensor: TensorInfo, array: np.ndarray) -> 
         raise InvalidInputError(
             f"input {tensor.name!r} is a {type(array).__name__}; pass a numpy array of {tensor.dtype}"
         )
+    # A dtype and shape seen valid before needs only its batch size checked (the common case).
+    signature = (tensor.name, array.dtype, array.shape[1:] if info.batched else array.shape)
+    if signature in info.checked and (not info.batched or 1 <= array.shape[0] <= info.max_batch_size):
+        return
     if tensor.datatype == "BYTES":
         if array.dtype.kind not in "OSU":
             raise InvalidInputError(f"input {tensor.name!r} has dtype {array.dtype}; "
@@ -94,6 +98,7 @@ def _check_structure(info: ModelInfo, tensor: TensorInfo, array: np.ndarray) -> 
         raise InvalidInputError(
             f"input {tensor.name!r} has shape {array.shape}; {_expected(info, tensor)}"
         )
+    info.checked.add(signature)
 
 
 def _check_range(info: ModelInfo, name: str, array: np.ndarray, bounds: Bounds) -> None:

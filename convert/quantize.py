@@ -9,6 +9,13 @@ that file exists, calibration is skipped, so a rebuild gives the same INT8 model
 the calibration set again. Fewer samples than a method needs give a warning, not an error.
 `Int8Recipe(dynamic=True)` is the alternative for transformer encoders: per-channel INT8 weights,
 activation ranges computed per call (no calibration data).
+
+`Int8Recipe(space_to_depth_stem=True)` rewrites a strided convolution on a graph input with few
+channels (an image stem: 3 channels, 7x7, stride 2) as SpaceToDepth + a stride-1 convolution on
+stride^2 times the channels, before calibration. The result is the same function (the weights are
+only rearranged, with zeros), but ONNX Runtime's INT8 convolution needs a multiple of 4 input
+channels for its fast kernel: on 3 channels the INT8 stem runs slower than the FP32 one. The FP32
+model is left as it is (for FP32 the plain stem is faster).
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ class Int8Recipe:
     percentile: float = 99.999
     batch_size: int = 8
     dynamic: bool = False  # weights INT8 ahead of time, activation ranges per call: no calibration
+    space_to_depth_stem: bool = False  # strided few-channel Conv on an input -> SpaceToDepth + Conv
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,17 +122,21 @@ def onnx2int8(src: Path, dst: Path, *, calibration: SampleSet | Iterable[dict[st
     recipe = recipe or Int8Recipe()
     if recipe.dynamic:
         return _dynamic(Path(src), Path(dst), recipe)
-    cache_hit = cache_path is not None and Path(cache_path).is_file()
-    if calibration is None and not cache_hit:
-        raise CalibrationError("INT8 needs calibration data; pass --calibration FILE.npz (or .npy)")
-    warnings = [] if cache_hit else _check_count(calibration, recipe.method)
     prepared = _preprocess(Path(src), Path(dst).with_suffix(".prep.onnx"))
-    reader = None if cache_hit else _reader(calibration, recipe, progress)
     try:
-        _quantize(prepared, Path(dst), reader, recipe, cache_path)
+        keep_fp32: tuple[str, ...] = ()
+        if recipe.space_to_depth_stem:
+            prepared, keep_fp32 = _space_to_depth_stem(prepared, Path(dst).with_suffix(".s2d.onnx"))
+            _drop_stale_cache(cache_path, keep_fp32, can_calibrate=calibration is not None)
+        cache_hit = cache_path is not None and Path(cache_path).is_file()
+        if calibration is None and not cache_hit:
+            raise CalibrationError("INT8 needs calibration data; pass --calibration FILE.npz (or .npy)")
+        warnings = [] if cache_hit else _check_count(calibration, recipe.method)
+        reader = None if cache_hit else _reader(calibration, recipe, progress)
+        _quantize(prepared, Path(dst), reader, recipe, cache_path, keep_fp32)
     finally:
-        if prepared != Path(src):
-            prepared.unlink(missing_ok=True)
+        for temporary in {prepared, Path(dst).with_suffix(".prep.onnx")} - {Path(src)}:
+            temporary.unlink(missing_ok=True)
     load_onnx(dst)
     samples = _cached_count(cache_path) if reader is None else _save_count(cache_path, reader.seen, recipe)
     return Int8Result(path=Path(dst), method=recipe.method, samples=samples, cache_path=cache_path,
@@ -197,23 +209,116 @@ def _preprocess(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _quantize(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path: Path | None) -> None:
+def _space_to_depth_stem(src: Path, dst: Path) -> tuple[Path, tuple[str, ...]]:
+    """Rewrite each strided Conv on a graph input with a channel count not a multiple of 4.
+
+    Conv(x, W, stride s) becomes Conv(SpaceToDepth(x, s), W', stride 1): W' holds W's weights
+    rearranged to s*s*C channels (shifted so that the leading pads are whole blocks, zero-filled).
+    Returns the model to quantize and the SpaceToDepth nodes, named like their outputs: the nodes
+    stay in FP32 (the first QuantizeLinear comes after them), the outputs need calibrated ranges.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inputs = {value.name: value for value in graph.input}
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    nodes: list[str] = []
+    for conv in [node for node in graph.node if node.op_type == "Conv" and node.input[0] in inputs]:
+        rewrite = _s2d_plan(conv, inputs[conv.input[0]], initializers.get(conv.input[1]))
+        if rewrite is None:
+            continue
+        block, weights, pads = rewrite
+        name = f"{conv.name or conv.output[0]}_space_to_depth"
+        graph.initializer.append(numpy_helper.from_array(weights, f"{conv.input[1]}_space_to_depth"))
+        graph.node.insert(list(graph.node).index(conv), helper.make_node(
+            "SpaceToDepth", [conv.input[0]], [name], name=name, blocksize=block))
+        old_weight = conv.input[1]
+        conv.input[0], conv.input[1] = name, f"{conv.input[1]}_space_to_depth"
+        del conv.attribute[:]
+        conv.attribute.extend([helper.make_attribute("kernel_shape", list(weights.shape[2:])),
+                               helper.make_attribute("strides", [1, 1]), helper.make_attribute("pads", pads)])
+        if not any(old_weight in node.input for node in graph.node):
+            graph.initializer.remove(initializers[old_weight])
+        nodes.append(name)
+    if not nodes:
+        return src, ()
+    del graph.value_info[:]  # shapes changed: the quantizer infers them again
+    onnx.save(model, str(dst))
+    _LOGGER.info("stem convolution(s) rewritten with SpaceToDepth for INT8: %s", ", ".join(nodes))
+    return dst, tuple(nodes)
+
+
+def _s2d_plan(conv: Any, value: Any, weight: Any) -> tuple[int, np.ndarray, list[int]] | None:
+    """(block, rearranged weights, pads) for a Conv that the rewrite fits, else None."""
+    from onnx import helper, numpy_helper
+
+    attrs = {attr.name: helper.get_attribute_value(attr) for attr in conv.attribute}
+    dims = [dim.dim_value if dim.HasField("dim_value") else 0 for dim in value.type.tensor_type.shape.dim]
+    if weight is None or len(dims) != 4 or attrs.get("group", 1) != 1:
+        return None
+    w = numpy_helper.to_array(weight)
+    strides = list(attrs.get("strides", [1, 1]))
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    block = strides[0]
+    if (w.ndim != 4 or block < 2 or strides != [block, block] or w.shape[1] % 4 == 0
+            or list(attrs.get("dilations", [1, 1])) != [1, 1]
+            or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+            or not all(size and size % block == 0 for size in dims[2:])):
+        return None
+    out_ch, channels, kh, kw = w.shape
+    shift = [(-pads[0]) % block, (-pads[1]) % block]  # leading pads become whole blocks
+    size = [-(-(kh + shift[0]) // block), -(-(kw + shift[1]) // block)]
+    padded = np.zeros((out_ch, channels, size[0] * block, size[1] * block), dtype=w.dtype)
+    padded[:, :, shift[0]:shift[0] + kh, shift[1]:shift[1] + kw] = w
+    # SpaceToDepth puts pixel (a, b) of each block of channel c at channel (a * block + b) * C + c
+    rearranged = padded.reshape(out_ch, channels, size[0], block, size[1], block)
+    rearranged = rearranged.transpose(0, 3, 5, 1, 2, 4).reshape(out_ch, block * block * channels, *size)
+    out = [(dims[2 + i] + pads[i] + pads[i + 2] - (kh, kw)[i]) // block + 1 for i in range(2)]
+    lead = [(pads[i] + shift[i]) // block for i in range(2)]
+    tail = [out[i] - 1 + size[i] - lead[i] - dims[2 + i] // block for i in range(2)]
+    if min(tail) < 0:
+        return None
+    return block, np.ascontiguousarray(rearranged), [lead[0], lead[1], tail[0], tail[1]]
+
+
+def _drop_stale_cache(cache_path: Path | None, tensors: tuple[str, ...], *, can_calibrate: bool) -> None:
+    """Delete a calibration cache made before the rewrite: it has no ranges for the new tensors."""
+    if cache_path is None or not tensors or not Path(cache_path).is_file():
+        return
+    try:
+        cached = json.loads(Path(cache_path).read_text()).get("data", {})
+    except (OSError, ValueError, AttributeError):
+        cached = {}
+    if not all(name in cached for name in tensors):
+        if not can_calibrate:
+            raise CalibrationError(f"calibration cache {cache_path} predates the SpaceToDepth stem (no range "
+                                   "for it); pass --calibration FILE.npz to calibrate again")
+        _LOGGER.info("calibration cache %s predates the SpaceToDepth stem; calibrating again", cache_path)
+        Path(cache_path).unlink()
+        Path(f"{cache_path}.meta.json").unlink(missing_ok=True)
+
+
+def _quantize(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path: Path | None,
+              keep_fp32: tuple[str, ...] = ()) -> None:
     try:
         with quiet():  # the histogram calibrators print(), ORT logs hints on the root logger
-            _quantize_static(src, dst, reader, recipe, cache_path)
+            _quantize_static(src, dst, reader, recipe, cache_path, keep_fp32)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own kinds on mismatched feeds
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CalibrationError(f"INT8 quantization failed ({first}); check that the calibration data fits "
                                "the model's inputs, or leave int8 out for this model") from exc
 
 
-def _quantize_static(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path: Path | None) -> None:
+def _quantize_static(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path: Path | None,
+                     keep_fp32: tuple[str, ...] = ()) -> None:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     quantize_static(
         str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=recipe.per_channel,
         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
         calibrate_method=recipe.method.ort(), op_types_to_quantize=list(recipe.op_types or []) or None,
-        nodes_to_exclude=list(recipe.exclude_nodes), calibration_cache_path=cache_path,
+        nodes_to_exclude=[*recipe.exclude_nodes, *keep_fp32], calibration_cache_path=cache_path,
         extra_options={"CalibPercentile": recipe.percentile},
     )

@@ -3,9 +3,11 @@
     summary = build_resnet18(Path("model_repository"), Path("build"))
 
 For speed measurements only: the weights are random, so accuracy means nothing. The INT8 variant
-(static QDQ, per-channel, MinMax on 32 random images) is gated on the cosine similarity of its
-logits to the FP32 logits on 32 other random images (mean >= 0.99). torchvision is not used: its
-PyPI build does not import beside this torch, and the architecture is small enough to write here.
+(static QDQ, per-channel, MinMax on 32 random images; the 3-channel 7x7/2 stem rewritten as
+SpaceToDepth + a 12-channel 4x4 convolution, which ONNX Runtime runs about twice as fast in INT8)
+is gated on the cosine similarity of its logits to the FP32 logits on 32 other random images
+(mean >= 0.99). torchvision is not used: its PyPI build does not import beside this torch, and the
+architecture is small enough to write here.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def build_resnet18(repository: Path, workdir: Path) -> dict[str, Any]:
         inputs=[TensorSpec(name="image", dtype="FP32", dims=(3, 224, 224))], output_names=["logits"],
         precisions=(Precision.FP32, Precision.INT8), random_samples=4,
         calibration=SampleSet(feeds={"image": _images(32, seed=1)}),
-        recipe=Int8Recipe(method=CalibrationMethod.MINMAX),
+        recipe=Int8Recipe(method=CalibrationMethod.MINMAX, space_to_depth_stem=True),
         holdout=SampleSet(feeds={"image": _images(32, seed=2)}), metric="cosine",
         on_gate_failure="skip", max_batch_size=32, batching=Batching(preferred_batch_sizes=(8, 16),
                                                                    max_queue_delay_us=2000),

@@ -232,19 +232,30 @@ def _perf_analyzer(bench: Bench, model: str, concurrency: int) -> dict[str, Any]
 
 # -- W6 our async client / perf_analyzer -----------------------------------------------------------
 def w6(bench: Bench, row: Row) -> None:
-    """Req/s of our AsyncTritonClient / perf_analyzer on the MLP at concurrency 32."""
+    """Req/s of our AsyncTritonClient / perf_analyzer on the MLP at concurrency 32.
+
+    Both sides are measured twice, interleaved (ours, perf_analyzer, ours, perf_analyzer), and
+    each keeps its better run: noise on a shared 2-core machine only ever slows a side down.
+    """
     bench.require(MLP, "digits MLP")
     reason = our_client_available()
     if reason:
         raise LoadTestError(reason)
     rows = bench.rows(MLP)
-    ours = bench.closed(lambda: triton_ours(bench.grpc_url, MLP, rows), concurrency=32, model=MLP)
-    referee = _perf_analyzer(bench, MLP, 32)
+    ours_runs, referee_runs = [], []
+    for _ in range(1 if bench.options.quick else 2):
+        ours_runs.append(
+            bench.closed(lambda: triton_ours(bench.grpc_url, MLP, rows), concurrency=32, model=MLP))
+        referee_runs.append(_perf_analyzer(bench, MLP, 32))
+    ours = max(ours_runs, key=lambda r: r["ok_throughput_rps"])
+    referee = max(referee_runs, key=lambda r: r["throughput_rps"])
     row.value = ours["ok_throughput_rps"] / referee["throughput_rps"]
     lean = bench.closed(lambda: triton_ours(bench.grpc_url, MLP, rows, validate=False), concurrency=32)
     row.detail = {
         "ours": _brief(ours),
         "perf_analyzer": referee,
+        "runs_rps": {"ours": [round(r["ok_throughput_rps"]) for r in ours_runs],
+                     "perf_analyzer": [round(r["throughput_rps"]) for r in referee_runs]},
         "ours_validate_false": _brief(lean),  # where the client's own cost goes
         "ratio_validate_false": lean["ok_throughput_rps"] / referee["throughput_rps"],
     }
