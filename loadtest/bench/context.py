@@ -117,7 +117,7 @@ class Bench:
         shutil.rmtree(self.repository, ignore_errors=True)
         shutil.copytree(source, self.repository)
         mlp = self.repository / "digits_mlp"
-        if (mlp / "config.pbtxt").exists():
+        if (mlp / "config.pbtxt").exists() and not (self.repository / NOBATCH).exists():
             shutil.copytree(mlp, self.repository / NOBATCH)
             config = read_config(mlp / "config.pbtxt")
             config.name = NOBATCH
