@@ -31,7 +31,7 @@ from tritonstack.errors import (
 )
 
 __all__ = ["Call", "ClientCore", "ClientOptions", "InferOptions", "Inputs", "RetryPolicy",
-           "grpc_restricted_headers", "version_string"]
+           "grpc_restricted_headers", "raw_tensor_bytes", "version_string"]
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack as Unpack  # noqa: PLC0414 - re-exported for the balancers
@@ -267,7 +267,7 @@ class ClientCore:
                 raise InvalidInputError(f"input {name!r} has dtype {array.dtype}; model "
                                         f"{call.info.name!r} expects {tensor.dtype}")
             request.inputs.add(name=name, datatype=datatype, shape=array.shape)
-            request.raw_input_contents.append(_raw_bytes(array, datatype))
+            request.raw_input_contents.append(raw_tensor_bytes(array, datatype))
         for name in call.outputs:
             request.outputs.add(name=name)
         return request
@@ -305,7 +305,7 @@ class ClientCore:
         return merged or None
 
 
-def _raw_bytes(array: np.ndarray, datatype: str) -> bytes:
+def raw_tensor_bytes(array: np.ndarray, datatype: str) -> bytes:
     """Triton's raw wire form of a tensor: little-endian, row-major; BYTES length-prefixed."""
     if datatype == "BYTES":
         from tritonclient.utils import serialize_byte_tensor
@@ -319,7 +319,7 @@ def _raw_bytes(array: np.ndarray, datatype: str) -> bytes:
 
 
 def _from_raw(raw: bytes, datatype: str, shape: Sequence[int]) -> np.ndarray:
-    """The numpy array of one raw output tensor (the inverse of `_raw_bytes`)."""
+    """The numpy array of one raw output tensor (the inverse of `raw_tensor_bytes`)."""
     if datatype == "BYTES":
         from tritonclient.utils import deserialize_bytes_tensor
 

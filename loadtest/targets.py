@@ -39,19 +39,12 @@ def our_client_available() -> str | None:
 def _request(model: str, datatypes: Mapping[str, str], row: Mapping[str, np.ndarray]) -> Any:
     """A ModelInferRequest protobuf carrying `row` as raw tensor contents (built once, sent often)."""
     from tritonclient.grpc import service_pb2
-    from tritonclient.utils import serialize_byte_tensor
+    from tritonstack.client.core import raw_tensor_bytes
 
     request = service_pb2.ModelInferRequest(model_name=model)
     for name, array in row.items():
-        datatype = datatypes[name]
-        tensor = request.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
-        del tensor  # the tensor's data goes to raw_input_contents, in the same order
-        raw = (
-            serialize_byte_tensor(array).item()
-            if datatype == "BYTES"
-            else np.ascontiguousarray(array).tobytes()
-        )
-        request.raw_input_contents.append(raw)
+        request.inputs.add(name=name, datatype=datatypes[name], shape=list(array.shape))
+        request.raw_input_contents.append(raw_tensor_bytes(array, datatypes[name]))
     return request
 
 
