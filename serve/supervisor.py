@@ -87,7 +87,9 @@ class StubSupervisor:
 
     A model needs `ready versions x instances` stubs. Stubs of versions being loaded, unloaded or
     refused come and go with their version's state, so only a deficit that outlasts two polls
-    while Triton still reports the versions READY is a crash.
+    while Triton still reports the versions READY, and that a stub seen alive before accounts
+    for, is a crash (a deficit with no dead stub is a snapshot race, and reloading a model
+    under load for nothing stalls it).
     """
 
     def __init__(self, server_pid: int, *, heal: Callable[[str], None],
@@ -144,8 +146,10 @@ class StubSupervisor:
 
     def _heal(self, model: str, detected_s: float, live_pids: set[int]) -> None:
         dead = [stub for pid, stub in self._seen.items() if stub.model == model and pid not in live_pids]
+        if not dead:
+            return
         _LOGGER.warning("model %s lost its stub process(es) %s; reloading it", model, [s.pid for s in dead])
-        instance = dead[0].instance if dead else model
+        instance = dead[0].instance
         try:
             self.heal(model)
         except Exception as exc:  # noqa: BLE001 - recorded, tried again if the deficit remains
