@@ -19,11 +19,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from tritonstack.client import bulk
-from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, version_string
+from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, model_infer, version_string
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.shm import ShmTensors
@@ -46,16 +46,15 @@ class AsyncTritonClient:
     def __init__(self, url: str, options: ClientOptions | None = None) -> None:
         import grpc
         import tritonclient.grpc.aio as aioclient
-        from tritonclient.grpc import _utils
 
         self._grpc = aioclient
         self._rpc_error = grpc.RpcError
-        self._raise_rpc_error = _utils.raise_error_grpc  # InferenceServerException, as tritonclient
         self._core = ClientCore(url, options)
         self._raw = aioclient.InferenceServerClient(
             url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates,
             channel_args=self._core.channel_args(),
         )
+        self._model_infer = model_infer(self._raw._channel)  # noqa: SLF001 - tritonclient's channel
         self._loading: dict[tuple[str, str], asyncio.Future[ModelInfo]] = {}
 
     @property
@@ -142,7 +141,11 @@ class AsyncTritonClient:
         Same arguments and result as `TritonClient.infer`.
         """
         call = await self._call(model, inputs, outputs, version, timeout_s, request_id, headers)
-        return await self._with_retries(model, call.deadline, lambda: self._send(call))
+        try:  # the first attempt inline: the common case costs no retry machinery
+            return await self._send(call)
+        except ClientError as error:
+            failed = error
+        return await self._with_retries(model, call.deadline, lambda: self._send(call), failed=failed)
 
     async def infer_shm(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
                         version: int | str | None = None, timeout_s: float | None = None,
@@ -181,43 +184,41 @@ class AsyncTritonClient:
     async def _call(self, model: str, inputs: Inputs, outputs: Sequence[str] | None,
                     version: int | str | None, timeout_s: float | None, request_id: str,
                     headers: Mapping[str, str] | None) -> Call:
-        deadline = self._core.deadline(timeout_s)
-        info = await self._model_info(model, version_string(version), deadline)
+        deadline, key = self._core.deadline(timeout_s), version_string(version)
+        info = self._core.cached(model, key) or await self._model_info(model, key, deadline)
         return self._core.new_call(info, inputs, deadline=deadline, outputs=outputs, version=version,
                                    request_id=request_id, headers=headers)
 
-    async def _with_retries(self, model: str, deadline: float,
-                            attempt_once: Callable[[], Awaitable[_T]]) -> _T:
-        attempt = 0
+    async def _with_retries(self, model: str, deadline: float, attempt_once: Callable[[], Awaitable[_T]], *,
+                            failed: ClientError | None = None) -> _T:
+        """Call `attempt_once` until it succeeds or the retry policy gives up (re-raising the last
+        error); `failed` is the error of an attempt already made."""
+        attempt, error = (0, None) if failed is None else (1, failed)
         while True:
-            attempt += 1
-            try:
-                return await attempt_once()
-            except ClientError as error:
+            if error is not None:
                 pause = self._core.options.retry.pause_s(error, attempt, deadline)
                 if pause is None:
-                    raise
+                    raise error
                 _LOGGER.debug("attempt %d for %r failed (%s); retrying in %.3f s",
                               attempt, model, error, pause)
                 await asyncio.sleep(pause)
+            attempt += 1
+            try:
+                return await attempt_once()
+            except ClientError as exc:
+                error = exc
 
     async def _send(self, call: Call) -> dict[str, np.ndarray]:
-        request = self._core.request(call)
+        """One ModelInfer of `call` (the bytes of `ClientCore.encode`), decoded; errors typed."""
         try:
-            with translate_errors(model=call.info.name):
-                result = await self._infer(request, call)
-        except ModelNotReadyError as error:
-            raise self._core.refine_not_ready(error, await self.is_ready()) from error
-        return self._core.decode(result, call.outputs)
-
-    async def _infer(self, request: Any, call: Call) -> Any:
-        """tritonclient's `infer` from the protobuf up (its stub and error type): the response."""
-        try:
-            response = await self._raw._client_stub.ModelInfer(  # noqa: SLF001 - see request()
-                request=request, metadata=self._core.metadata(call), timeout=call.remaining_s())
-        except self._rpc_error as error:
-            self._raise_rpc_error(error)
-        return response
+            response = await self._model_infer(self._core.encode(call), metadata=self._core.metadata(call),
+                                                timeout=call.remaining_s())
+        except self._rpc_error as exc:
+            error = self._core.rpc_error(exc, call)
+            if isinstance(error, ModelNotReadyError):
+                error = self._core.refine_not_ready(error, await self.is_ready())
+            raise error from exc
+        return self._core.decode(response, call.outputs)
 
     async def _send_shm(self, call: Call) -> dict[str, np.ndarray]:
         with ShmTensors(call) as shm:

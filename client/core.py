@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
+from tritonstack.client.errors import error_for_status
 from tritonstack.client.model import ModelInfo, numpy_dtype
 from tritonstack.client.retry import RetryPolicy
 from tritonstack.client.validation import Bounds, Rule, validate_inputs
@@ -31,7 +32,7 @@ from tritonstack.errors import (
 )
 
 __all__ = ["Call", "ClientCore", "ClientOptions", "InferOptions", "Inputs", "RetryPolicy",
-           "grpc_restricted_headers", "raw_tensor_bytes", "version_string"]
+           "grpc_restricted_headers", "model_infer", "raw_tensor_bytes", "version_string"]
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack as Unpack  # noqa: PLC0414 - re-exported for the balancers
@@ -94,13 +95,13 @@ class ClientOptions:
                               f"max_reconnect_backoff_s={self.max_reconnect_backoff_s} must be > 0")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Call:
     """One prepared inference: validated arrays, wanted outputs, version and absolute deadline."""
 
     info: ModelInfo
     arrays: dict[str, np.ndarray]
-    outputs: list[str]
+    outputs: tuple[str, ...]
     version: str
     deadline: float  # time.monotonic()
     request_id: str = ""
@@ -118,6 +119,7 @@ class ClientCore:
         self.url = url
         self.options = options or ClientOptions()
         self._models: dict[tuple[str, str], ModelInfo] = {}
+        self._heads: dict[tuple[Any, ...], bytes] = {}  # see encode()
         self._closed = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -201,14 +203,16 @@ class ClientCore:
                  outputs: Sequence[str] | None = None, version: int | str | None = None,
                  request_id: str = "", headers: Mapping[str, str] | None = None) -> Call:
         """Validate `inputs` for `info`; the call must end by `deadline` (see `deadline()`)."""
-        wanted = list(outputs or info.outputs)
-        unknown = sorted(set(wanted) - set(info.outputs))
-        if unknown:
-            raise InvalidInputError(f"outputs {unknown} requested; model {info.name!r} has outputs "
-                                    f"{sorted(info.outputs)}")
+        wanted = info.output_names
+        if outputs:
+            wanted = tuple(outputs)
+            unknown = sorted(set(wanted) - set(info.outputs))
+            if unknown:
+                raise InvalidInputError(f"outputs {unknown} requested; model {info.name!r} has "
+                                        f"outputs {sorted(info.outputs)}")
         return Call(info=info, arrays=self.prepare(info, inputs), outputs=wanted,
-                    version=version_string(version), deadline=deadline,
-                    request_id=request_id, headers=self.headers(headers))
+                    version=version_string(version), deadline=deadline, request_id=request_id,
+                    headers=self.headers(headers) if headers or self.options.headers else None)
 
     def as_dict(self, info: ModelInfo, inputs: Inputs) -> dict[str, np.ndarray]:
         """Accept one array for single-input models, else a dict by input name."""
@@ -248,29 +252,34 @@ class ClientCore:
             "headers": call.headers,
         }
 
-    def request(self, call: Call) -> Any:
-        """The ModelInferRequest protobuf of `call`, tensors as raw contents.
+    def encode(self, call: Call) -> bytes:
+        """The serialized ModelInferRequest of `call`, tensors as raw contents (see `model_infer`).
 
-        Built directly (what tritonclient's `infer` builds through InferInput objects, without
-        their per-call checks, which validation already did): the per-request cost on the caller's
-        core is what limits a Python load generator.
+        What tritonclient's `infer` builds through InferInput objects, without their per-call
+        checks (validation did them): the protobuf part (names, shapes, outputs) is serialized
+        once per request signature and cached; each call appends only its raw tensor bytes. The
+        per-request cost on the caller's core is what limits a Python load generator.
         """
-        from tritonclient.grpc import service_pb2
-
         self.check_open()
-        request = service_pb2.ModelInferRequest(
-            model_name=call.info.name, model_version=call.version, id=call.request_id)
+        tensors, shapes = call.info.inputs, []
+        chunks: list[bytes] = [b""]
         for name, array in call.arrays.items():
-            tensor = call.info.inputs[name]
-            datatype = tensor.datatype
-            if datatype not in ("BYTES", "BF16") and array.dtype != tensor.dtype:  # validate=False
-                raise InvalidInputError(f"input {name!r} has dtype {array.dtype}; model "
-                                        f"{call.info.name!r} expects {tensor.dtype}")
-            request.inputs.add(name=name, datatype=datatype, shape=array.shape)
-            request.raw_input_contents.append(raw_tensor_bytes(array, datatype))
-        for name in call.outputs:
-            request.outputs.add(name=name)
-        return request
+            tensor = tensors.get(name)
+            if tensor is None or (tensor.datatype not in ("BYTES", "BF16") and array.dtype != tensor.dtype):
+                raise InvalidInputError(  # only reachable with validate=False
+                    f"input {name!r} ({array.dtype}) does not match model {call.info.name!r}: it "
+                    f"expects {', '.join(f'{t.name} ({t.datatype})' for t in tensors.values())}")
+            raw = raw_tensor_bytes(array, tensor.datatype)
+            shapes.append(array.shape)
+            chunks += (_RAW_INPUT_TAG, _varint(len(raw)), raw)
+        key = (call.info.name, call.version, call.request_id, call.outputs, tuple(call.arrays), tuple(shapes))
+        head = self._heads.get(key)
+        if head is None:
+            head = self._heads[key] = _request_head(call, shapes)
+            if len(self._heads) > _MAX_HEADS:  # e.g. a distinct request_id per call
+                self._heads.clear()
+        chunks[0] = head
+        return b"".join(chunks)
 
     @staticmethod
     def metadata(call: Call) -> tuple[tuple[str, str], ...]:
@@ -294,15 +303,61 @@ class ClientCore:
         raw = response.raw_output_contents
         found = {tensor.name: _from_raw(raw[i], tensor.datatype, tensor.shape)
                  for i, tensor in enumerate(response.outputs) if i < len(raw)}
+        if len(found) == len(names) and found.keys() == set(names):
+            return found
         missing = [name for name in names if name not in found]
         if missing:
             raise InternalServerError(f"model {response.model_name!r} answered without outputs {missing}")
         return {name: found[name] for name in names}
 
+    def rpc_error(self, error: Any, call: Call) -> ClientError:
+        """The typed error of a failed ModelInfer (a grpc.RpcError) for `call`."""
+        return error_for_status(error.code().name, error.details() or str(error), model=call.info.name)
+
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str] | None:
         """Headers for a call: the client's, then the call's."""
         merged = {**self.options.headers, **(extra or {})}
         return merged or None
+
+
+def model_infer(channel: Any) -> Any:
+    """Triton's ModelInfer on a grpc (or grpc.aio) channel, taking `ClientCore.encode` bytes and
+    returning a ModelInferResponse; tritonclient's own stub method with the request serializer
+    left out."""
+    from tritonclient.grpc import service_pb2
+
+    return channel.unary_unary("/inference.GRPCInferenceService/ModelInfer", request_serializer=None,
+                               response_deserializer=service_pb2.ModelInferResponse.FromString,
+                               _registered_method=True)
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf base-128 varint."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+#: The key of ModelInferRequest.raw_input_contents (field 7, length-delimited); protobuf parsers
+#: accept fields in any order, so raw contents can follow the cached rest of the message.
+_RAW_INPUT_TAG = _varint(7 << 3 | 2)
+_MAX_HEADS = 4096
+
+
+def _request_head(call: Call, shapes: Sequence[tuple[int, ...]]) -> bytes:
+    """ModelInferRequest of `call` without raw contents, serialized."""
+    from tritonclient.grpc import service_pb2
+
+    request = service_pb2.ModelInferRequest(model_name=call.info.name, model_version=call.version,
+                                            id=call.request_id)
+    for name, shape in zip(call.arrays, shapes, strict=True):
+        request.inputs.add(name=name, datatype=call.info.inputs[name].datatype, shape=shape)
+    for name in call.outputs:
+        request.outputs.add(name=name)
+    return request.SerializeToString()
 
 
 def raw_tensor_bytes(array: np.ndarray, datatype: str) -> bytes:
@@ -320,14 +375,17 @@ def raw_tensor_bytes(array: np.ndarray, datatype: str) -> bytes:
 
 def _from_raw(raw: bytes, datatype: str, shape: Sequence[int]) -> np.ndarray:
     """The numpy array of one raw output tensor (the inverse of `raw_tensor_bytes`)."""
+    dtype = _FIXED_WIDTH.get(datatype)
+    if dtype is not None:
+        return np.frombuffer(raw, dtype=dtype).reshape(shape)
     if datatype == "BYTES":
         from tritonclient.utils import deserialize_bytes_tensor
 
-        array = deserialize_bytes_tensor(raw)
-    elif datatype == "BF16":
-        from tritonclient.utils import deserialize_bf16_tensor
+        return deserialize_bytes_tensor(raw).reshape(shape)
+    from tritonclient.utils import deserialize_bf16_tensor
 
-        array = deserialize_bf16_tensor(raw)
-    else:
-        array = np.frombuffer(raw, dtype=numpy_dtype(datatype))
-    return array.reshape(shape)
+    return deserialize_bf16_tensor(raw).reshape(shape)
+
+
+_FIXED_WIDTH = {name: np.dtype(numpy_dtype(name)) for name in (
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64")}

@@ -57,6 +57,11 @@ class ModelInfo:
     checked: set[tuple[str, np.dtype, tuple[int, ...]]] = field(
         default_factory=set, compare=False, repr=False)
 
+    @cached_property
+    def output_names(self) -> tuple[str, ...]:
+        """Output names in config order (what `infer` returns by default)."""
+        return tuple(self.outputs)
+
     @property
     def batched(self) -> bool:
         """True when the first axis of every tensor is the batch axis."""

@@ -10,6 +10,7 @@ Every message names the input, the value seen and what the model expects, e.g.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -102,7 +103,11 @@ def _check_structure(info: ModelInfo, tensor: TensorInfo, array: np.ndarray) -> 
 
 
 def _check_range(info: ModelInfo, name: str, array: np.ndarray, bounds: Bounds) -> None:
-    if array.dtype.kind == "f" and not bounds.allow_nonfinite and not np.isfinite(array).all():
+    # One float64 sum is finite when every value is (a float32 sum cannot overflow in float64);
+    # only when it is not (NaN, Inf, or float64 overflow) is the array scanned value by value.
+    if (array.dtype.kind == "f" and not bounds.allow_nonfinite
+            and not math.isfinite(np.add.reduce(array, axis=None, dtype=np.float64))
+            and not np.isfinite(array).all()):
         count = int((~np.isfinite(array)).sum())
         raise InvalidInputError(f"input {name!r} holds {count} NaN/Inf value(s); model {info.name!r} "
                                 "accepts finite values only (Bounds(allow_nonfinite=True) to allow)")

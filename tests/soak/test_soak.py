@@ -19,8 +19,8 @@ import pytest
 from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
 from tritonstack.serve.supervisor import find_stubs
 
-pytestmark = pytest.mark.soak
 SOAK_S = float(os.environ.get("TRITONSTACK_SOAK_S", "600"))
+pytestmark = [pytest.mark.soak, pytest.mark.timeout(SOAK_S + 300)]  # the suite-wide 300 s would cut it
 FAULT_EVERY_S = min(120.0, SOAK_S / 2)
 FAULT_WINDOW_S = 6.0
 

@@ -61,7 +61,7 @@ def test_new_call_validates_and_sets_deadline() -> None:
     core = ClientCore("h:1", ClientOptions(timeout_s=5, headers={"k": "v"}))
     call = core.new_call(INFO, np.zeros((2, 4), np.float32), deadline=core.deadline(None), version=2,
                          headers={"x": "y"})
-    assert call.version == "2" and call.outputs == ["probabilities"]
+    assert call.version == "2" and call.outputs == ("probabilities",)
     assert 4 < call.remaining_s() <= 5
     assert call.headers == {"k": "v", "x": "y"}
     with pytest.raises(errors.InvalidInputError, match=r"outputs \['nope'\] requested"):
@@ -70,6 +70,34 @@ def test_new_call_validates_and_sets_deadline() -> None:
         core.new_call(INFO, np.zeros((2, 5), np.float32), deadline=core.deadline(1))
     with pytest.raises(errors.ConfigError):
         core.deadline(0)
+
+
+def test_encode_is_the_protobuf_request_with_raw_contents_appended() -> None:
+    from tritonclient.grpc import service_pb2
+
+    info = ModelInfo.from_config({
+        "name": "two", "max_batch_size": 8,
+        "input": [{"name": "ids", "data_type": "TYPE_INT64", "dims": ["3"]},
+                  {"name": "text", "data_type": "TYPE_STRING", "dims": ["1"]}],
+        "output": [{"name": "a", "data_type": "TYPE_FP32", "dims": ["1"]},
+                   {"name": "b", "data_type": "TYPE_FP32", "dims": ["1"]}],
+    })
+    core = ClientCore("h:1", ClientOptions())
+    for rows in (1, 2, 1, 8):  # a repeated signature reuses the cached head
+        ids = np.arange(rows * 3, dtype=np.int64).reshape(rows, 3) * 1_000_003
+        text = np.array([[f"row {i} " * 40] for i in range(rows)], dtype=object)
+        call = core.new_call(info, {"ids": ids, "text": text}, deadline=core.deadline(None), version=3,
+                             outputs=["b"], request_id="r1")
+        parsed = service_pb2.ModelInferRequest.FromString(core.encode(call))
+        assert (parsed.model_name, parsed.model_version, parsed.id) == ("two", "3", "r1")
+        assert [(t.name, t.datatype, list(t.shape)) for t in parsed.inputs] == [
+            ("ids", "INT64", [rows, 3]), ("text", "BYTES", [rows, 1])]
+        assert [o.name for o in parsed.outputs] == ["b"]
+        assert np.array_equal(np.frombuffer(parsed.raw_input_contents[0], np.int64).reshape(rows, 3), ids)
+        assert len(parsed.raw_input_contents[1]) == sum(4 + len(t[0]) for t in text)
+    with pytest.raises(errors.InvalidInputError, match="does not match"):
+        lean = ClientCore("h:1", ClientOptions(validate=False))
+        lean.encode(lean.new_call(info, {"ids": ids.astype(np.int32), "text": text}, deadline=1e9))
 
 
 def test_sync_client_use_after_close_is_an_error() -> None:
