@@ -23,6 +23,7 @@ SOAK_S = float(os.environ.get("TRITONSTACK_SOAK_S", "600"))
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(SOAK_S + 300)]  # the suite-wide 300 s would cut it
 FAULT_EVERY_S = min(120.0, SOAK_S / 2)
 FAULT_WINDOW_S = 6.0
+SAMPLE_EVERY_S = min(60.0, SOAK_S / 8)
 
 
 def _rss_kib(pid: int) -> int:
@@ -54,11 +55,17 @@ def test_r10_soak(server) -> None:  # noqa: ANN001
     shm_start = len([f for f in os.listdir("/dev/shm") if f.startswith(server.shm_prefix)])
     stubs_start = len(find_stubs(server.pid))
     rss_start = (_rss_kib(server.pid), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    stop, fault_times = time.monotonic() + SOAK_S, []
+    begin = time.monotonic()
+    stop, fault_times = begin + SOAK_S, []
+    samples: list[tuple[float, int, int]] = []  # (s since start, server RSS, client RSS) in KiB
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(_worker, server.grpc_url, stop, fault_times) for _ in range(4)]
         next_fault = time.monotonic() + FAULT_EVERY_S / 2
+        next_sample = begin
         while time.monotonic() < stop - FAULT_WINDOW_S:
+            if time.monotonic() >= next_sample:
+                samples.append((time.monotonic() - begin, _rss_kib(server.pid), _rss_kib(os.getpid())))
+                next_sample += SAMPLE_EVERY_S
             if time.monotonic() >= next_fault:
                 fault_times.append(time.monotonic())
                 os.kill(find_stubs(server.pid)["digits_mlp_0_0"].pid, signal.SIGKILL)
@@ -72,9 +79,16 @@ def test_r10_soak(server) -> None:  # noqa: ANN001
           f"windows, {totals[2]} other failures; server RSS {rss_start[0]} -> {rss_end[0]} KiB, client "
           f"max RSS {rss_start[1]} -> {rss_end[1]} KiB; stubs {stubs_start} -> {len(find_stubs(server.pid))}; "
           f"shm files {shm_start} -> {shm_end}")
+    samples.append((time.monotonic() - begin, rss_end[0], _rss_kib(os.getpid())))
+    print("R10: RSS (MiB) server/client over time: " + ", ".join(
+        f"{t:.0f}s {srv / 1024:.1f}/{cli / 1024:.1f}" for t, srv, cli in samples))
     heals = [f"{e.healed_s - e.detected_s:.1f}" for e in server.supervisor.events if e.healed_s]
     print(f"R10: heal times after detection: {', '.join(heals)} s")
     assert totals[2] == 0
     assert len(find_stubs(server.pid)) == stubs_start and shm_end <= shm_start
     assert rss_end[0] < rss_start[0] * 1.5 + 50_000
     assert rss_end[1] < rss_start[1] * 1.5 + 50_000
+    # Flat once warm: over the second half, neither process grows by more than 10% + 8 MiB.
+    half = [sample for sample in samples if sample[0] >= SOAK_S / 2]
+    for column in (1, 2):
+        assert half[-1][column] <= half[0][column] * 1.1 + 8192, samples
