@@ -28,7 +28,7 @@ NAME = "digits_mlp"
 DIGITS_SPEC = ModelSpec(
     name=NAME,
     platform=Platform.ONNX,
-    max_batch_size=512,
+    max_batch_size=4096,  # bulk scoring (predict_many) sends large chunks; online requests batch as before
     inputs=[TensorSpec(name="features", dtype="FP32", dims=(64,))],
     outputs=[TensorSpec(name="probabilities", dtype="FP32", dims=(10,))],
     batching=Batching(preferred_batch_sizes=(), max_queue_delay_us=200),

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 from tritonstack.loadtest.bench.context import NOBATCH, Bench
-from tritonstack.loadtest.bench.inprocess import ort_best_batch, ort_session, rows_per_s, tile
+from tritonstack.loadtest.bench.inprocess import ort_best_batch, tile
 from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, run_perf_analyzer
-from tritonstack.loadtest.pinning import pinned_thread
 from tritonstack.loadtest.targets import http_json, our_client_available, triton_ours, triton_raw
 
 from tritonstack.errors import LoadTestError
@@ -263,35 +262,37 @@ def w6(bench: Bench, row: Row) -> None:
 
 # -- W7 predict_many rows/s / in-process ORT rows/s -------------------------------------------------
 def w7(bench: Bench, row: Row) -> None:
-    """Rows/s of AsyncTritonClient.predict_many over the digits set / ORT in process, batch 512."""
+    """Rows/s of AsyncTritonClient.predict_many over the digits set (chunks of the model's batch
+    limit, its default) / ORT in process at its best batch (512 or that limit)."""
     bench.require(MLP, "digits MLP")
     reason = our_client_available()
     if reason:
         raise LoadTestError(reason)
-    data = np.tile(bench.rows(MLP, 1)[0]["features"], (200_000 if not bench.options.quick else 50_000, 1))
+    rows = 1_000_000 if not bench.options.quick else 100_000
+    data = np.tile(bench.rows(MLP, 1)[0]["features"], (rows, 1))
     served = asyncio.run(_predict_many(bench.grpc_url, data))
-    with pinned_thread(bench.split.server):
-        session = ort_session(bench.onnx_path(MLP), len(bench.split.server))
-        batch = {"features": data[:512]}
-        local = rows_per_s(lambda: session.run(None, batch), 512, bench.options.duration_s / 2)
-    row.value = served["rows_per_s"] / local
-    row.detail = {"predict_many": served, "in_process_ort_rows_per_s": local, "ort_batch": 512}
+    local = ort_best_batch(bench.onnx_path(MLP), lambda size: {"features": data[:size]},
+                           batch_sizes=sorted({512, served["batch_size"]}), cpus=bench.split.server,
+                           duration_s=bench.options.duration_s / 2)
+    row.value = served["rows_per_s"] / local["rows_per_s"]
+    row.detail = {"predict_many": served, "in_process_ort": local}
 
 
 async def _predict_many(url: str, data: np.ndarray) -> dict[str, Any]:
     from tritonstack.client import AsyncTritonClient
 
     async with AsyncTritonClient(url) as client:
-        await client.predict_many(MLP, data[:1024], batch_size=512, in_flight=4)  # warm-up
+        limit = (await client.model_info(MLP)).max_batch_size
+        await client.predict_many(MLP, data[:2 * limit], in_flight=4)  # warm-up
         start = time.perf_counter()
-        out = await client.predict_many(MLP, data, batch_size=512, in_flight=4)
+        out = await client.predict_many(MLP, data, in_flight=4)
         elapsed = time.perf_counter() - start
     assert len(out["probabilities"]) == len(data)
     return {
         "rows": len(data),
         "seconds": elapsed,
         "rows_per_s": len(data) / elapsed,
-        "batch_size": 512,
+        "batch_size": limit,
         "in_flight": 4,
     }
 

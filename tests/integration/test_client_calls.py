@@ -53,7 +53,7 @@ def test_sync_infer_matches_onnxruntime_and_caches_the_config(client, repository
     assert set(out) == {"probabilities"}
     assert np.abs(out["probabilities"] - local).max() <= 1e-5
     assert client.model_info(MODEL) is client.model_info(MODEL)
-    assert client.model_info(MODEL).max_batch_size == 512
+    assert client.model_info(MODEL).max_batch_size == 4096
     assert client.model_info(MODEL).versions == ("1",)
     assert client.is_ready() and client.is_ready(MODEL)
 
@@ -75,11 +75,11 @@ def test_async_infer_concurrently_matches_sync(server, client, digits_data) -> N
 
 def test_predict_many_sync_array_and_iterable_keep_order(client, digits_data) -> None:
     x, y = digits_data
-    big = np.concatenate([x] * 4)  # > 512 rows: several chunks
+    big = np.concatenate([x] * 4)  # 1800 rows: several chunks of 512
     expected = np.concatenate([client.infer(MODEL, big[i:i + 500])["probabilities"]
                                for i in range(0, len(big), 500)])
     seen: list[int] = []
-    out = client.predict_many(MODEL, big, in_flight=3, progress=seen.append)["probabilities"]
+    out = client.predict_many(MODEL, big, batch_size=512, in_flight=3, progress=seen.append)["probabilities"]
     assert out.shape == (len(big), 10) and sum(seen) == len(big)
     assert np.abs(out - expected).max() <= 1e-5
     chunks = list(client.predict_iter(MODEL, iter(big), batch_size=100, in_flight=2))
@@ -123,7 +123,7 @@ def test_unknown_model_and_version_are_model_not_found(server, client) -> None:
 def test_bad_dtype_and_shape_are_invalid_input_before_and_at_the_server(server, client) -> None:
     with pytest.raises(errors.InvalidInputError, match="'features' has dtype float64; model 'digits_mlp'"):
         client.infer(MODEL, np.zeros((2, 64)))
-    with pytest.raises(errors.InvalidInputError, match=r"shape \(2, 65\).*batch <= 512"):
+    with pytest.raises(errors.InvalidInputError, match=r"shape \(2, 65\).*batch <= 4096"):
         client.infer(MODEL, np.zeros((2, 65), np.float32))
     with pytest.raises(errors.InvalidInputError, match="NaN/Inf"):
         client.infer(MODEL, np.full((1, 64), np.inf, np.float32))
@@ -131,7 +131,7 @@ def test_bad_dtype_and_shape_are_invalid_input_before_and_at_the_server(server, 
         with pytest.raises(errors.InvalidInputError, match="INVALID_ARGUMENT"):
             unchecked.infer(MODEL, np.zeros((2, 65), np.float32))
         with pytest.raises(errors.InvalidInputError, match="INVALID_ARGUMENT"):
-            unchecked.infer(MODEL, np.zeros((513, 64), np.float32))
+            unchecked.infer(MODEL, np.zeros((4097, 64), np.float32))
 
 
 def test_unreachable_server_is_unavailable_after_bounded_retries() -> None:

@@ -112,7 +112,7 @@ def test_r3_client_deadline_is_typed_and_on_time(fault_server) -> None:
     [
         ({"features": np.zeros((2, 64), np.float64)}, [2, 64], "FP64"),
         ({"features": np.zeros((2, 63), np.float32)}, [2, 63], "FP32"),
-        ({"features": np.zeros((513, 64), np.float32)}, [513, 64], "FP32"),
+        ({"features": np.zeros((4097, 64), np.float32)}, [4097, 64], "FP32"),
         ({}, None, None),
         ({"features": np.zeros((1, 64), np.float32), "extra": np.zeros((1, 1), np.float32)}, None, None),
         ({"features": np.full((1, 64), np.nan, np.float32)}, None, None),
