@@ -5,7 +5,7 @@
                     rules=[lambda inputs: None if inputs["features"].sum() > 0 else "all zeros"])
 
 Every message names the input, the value seen and what the model expects, e.g.
-"input 'features' has shape (3, 65); model 'digits_mlp' expects (-1, 64) with batch <= 512".
+"input 'features' has shape (3, 65); model 'digits_mlp' expects (-1, 64) with batch <= 4096".
 """
 
 from __future__ import annotations
