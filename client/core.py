@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from tritonstack.client.errors import error_for_status
-from tritonstack.client.model import ModelInfo, numpy_dtype
+from tritonstack.client.model import ModelInfo, fixed_width_dtypes
 from tritonstack.client.retry import RetryPolicy
 from tritonstack.client.validation import Bounds, Rule, validate_inputs
 
@@ -212,7 +212,7 @@ class ClientCore:
                                         f"outputs {sorted(info.outputs)}")
         return Call(info=info, arrays=self.prepare(info, inputs), outputs=wanted,
                     version=version_string(version), deadline=deadline, request_id=request_id,
-                    headers=self.headers(headers) if headers or self.options.headers else None)
+                    headers=self.headers(headers))
 
     def as_dict(self, info: ModelInfo, inputs: Inputs) -> dict[str, np.ndarray]:
         """Accept one array for single-input models, else a dict by input name."""
@@ -315,7 +315,9 @@ class ClientCore:
         return error_for_status(error.code().name, error.details() or str(error), model=call.info.name)
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str] | None:
-        """Headers for a call: the client's, then the call's."""
+        """Headers for a call: the client's, then the call's (None when there are none)."""
+        if not extra and not self.options.headers:
+            return None
         merged = {**self.options.headers, **(extra or {})}
         return merged or None
 
@@ -387,5 +389,4 @@ def _from_raw(raw: bytes, datatype: str, shape: Sequence[int]) -> np.ndarray:
     return deserialize_bf16_tensor(raw).reshape(shape)
 
 
-_FIXED_WIDTH = {name: np.dtype(numpy_dtype(name)) for name in (
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64")}
+_FIXED_WIDTH = fixed_width_dtypes()

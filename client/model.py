@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ModelInfo", "TensorInfo", "numpy_dtype"]
+__all__ = ["ModelInfo", "TensorInfo", "fixed_width_dtypes", "numpy_dtype"]
 
 _NUMPY = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
@@ -22,6 +22,11 @@ _NUMPY = {
     "FP16": np.float16, "FP32": np.float32, "FP64": np.float64, "STRING": np.object_,
     "BYTES": np.object_,
 }
+
+
+def fixed_width_dtypes() -> dict[str, np.dtype]:
+    """numpy dtypes of the Triton types sent as plain little-endian arrays (all but BYTES)."""
+    return {name: np.dtype(kind) for name, kind in _NUMPY.items() if kind is not np.object_}
 
 
 def numpy_dtype(triton_type: str) -> type:
