@@ -138,10 +138,57 @@ def test_grafana_dashboard_has_the_panels_the_issue_asks_for() -> None:
                    "nv_inference_exec_count", "nv_inference_request_failure", "tritonstack_drift_psi_mean",
                    "tritonstack_drift_embedding_mmd"):
         assert metric in exprs, f"no panel uses {metric}"
-    sources = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", [])}
+
+
+def _dashboard() -> dict:
+    return json.loads((DEPLOY / "grafana" / "dashboards" / "tritonstack.json").read_text())
+
+
+def test_grafana_dashboard_imports_into_any_grafana() -> None:
+    """A datasource input (import) that is also a datasource variable (file provisioning): no fixed uid."""
+    dashboard = _dashboard()
+    assert [(i["name"], i["type"], i["pluginId"]) for i in dashboard["__inputs"]] == [
+        ("DS_PROMETHEUS", "datasource", "prometheus")]
+    refs = [p["datasource"] for p in dashboard["panels"] if "datasource" in p]
+    refs += [t["datasource"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    refs.append(variables["model"]["datasource"])
+    assert refs and all(r == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"} for r in refs), refs
+    text = json.dumps(dashboard)
+    assert '"uid": "prometheus"' not in text and text.count("${DS_PROMETHEUS}") == len(refs)
+    # file provisioning does not apply __inputs: the same name as a datasource variable resolves it there
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource" and variables["DS_PROMETHEUS"]["query"] == "prometheus"
     provisioned = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
                                  .read_text())["datasources"]
-    assert sources == {d["uid"] for d in provisioned}
+    assert any(d["type"] == "prometheus" and d.get("isDefault") for d in provisioned)
+
+
+def test_grafana_dashboard_filters_every_query_by_the_model_variable() -> None:
+    dashboard = _dashboard()
+    model = {v["name"]: v for v in dashboard["templating"]["list"]}["model"]
+    assert model["definition"] == model["query"]["query"] == "label_values(nv_inference_count, model)"
+    assert model["includeAll"] and model["multi"]
+    metric = re.compile(r"\b(nv_inference_\w+|tritonstack_drift_\w+|tritonstack:\w+:\w+)(\{[^}]*\})?")
+    selectors = [(t["expr"], m) for p in dashboard["panels"] for t in p.get("targets", [])
+                 for m in metric.finditer(t["expr"])]
+    assert len(selectors) >= 12
+    for expr, match in selectors:
+        assert match.group(2) and 'model=~"$model"' in match.group(2), f"{match.group(1)} unfiltered in {expr}"
+    alerts = next(p for p in dashboard["panels"] if p["type"] == "alertlist")
+    assert alerts["options"]["alertInstanceLabelFilter"] == '{model=~"$model"}'
+
+
+@needs_promtool
+def test_grafana_dashboard_queries_parse_as_promql(tmp_path: Path) -> None:
+    """Each panel query, with Grafana's variables filled in, is valid PromQL (promtool parses it)."""
+    exprs = [t["expr"].replace("$__rate_interval", "1m").replace("$model", "digits_mlp")
+             for p in _dashboard()["panels"] for t in p.get("targets", [])]
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    result = _run(PROMTOOL, "check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # -- Kubernetes --------------------------------------------------------------------------------------------
