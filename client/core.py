@@ -18,7 +18,7 @@ import numpy as np
 from tritonstack.client.errors import error_for_status
 from tritonstack.client.model import ModelInfo, fixed_width_dtypes
 from tritonstack.client.retry import RetryPolicy
-from tritonstack.client.validation import Bounds, Rule, validate_inputs
+from tritonstack.client.validation import Bounds, Rule, as_arrays, validate_inputs
 
 from tritonstack.errors import (
     ClientClosedError,
@@ -215,13 +215,13 @@ class ClientCore:
                     headers=self.headers(headers))
 
     def as_dict(self, info: ModelInfo, inputs: Inputs) -> dict[str, np.ndarray]:
-        """Accept one array for single-input models, else a dict by input name."""
+        """Accept one array for single-input models, else a dict by input name (lists converted)."""
         if isinstance(inputs, np.ndarray):
             if len(info.inputs) != 1:
                 raise InvalidInputError(f"model {info.name!r} has inputs {sorted(info.inputs)}; "
                                         "pass a dict of arrays by input name")
             return {next(iter(info.inputs)): inputs}
-        return dict(inputs)
+        return as_arrays(info, inputs)
 
     def prepare(self, info: ModelInfo, inputs: Inputs) -> dict[str, np.ndarray]:
         """Normalise and validate inputs for `info`."""

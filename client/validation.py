@@ -6,6 +6,10 @@
 
 Every message names the input, the value seen and what the model expects, e.g.
 "input 'features' has shape (3, 65); model 'digits_mlp' expects (-1, 64) with batch <= 4096".
+
+Plain Python lists (and tuples) are accepted and converted with the model's dtype by `as_arrays`,
+as long as the conversion loses no kind (ints to FP32 is fine, floats to INT64 is refused); a
+list that numpy cannot turn into a regular array is an InvalidInputError naming the input.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from tritonstack.client.model import ModelInfo, TensorInfo
 
 from tritonstack.errors import InvalidInputError
 
-__all__ = ["Bounds", "Rule", "validate_inputs"]
+__all__ = ["Bounds", "Rule", "as_arrays", "validate_inputs"]
 
 #: A business rule: gets all inputs, returns None when fine or a message saying what is wrong.
 Rule = Callable[[Mapping[str, np.ndarray]], "str | None"]
@@ -48,6 +52,8 @@ def validate_inputs(
         _check_structure(info, info.inputs[name], array)
         if array.dtype != np.object_:
             _check_range(info, name, array, bounds.get(name, _UNBOUNDED) if bounds else _UNBOUNDED)
+    if info.batched and len(inputs) > 1:
+        _check_batch_sizes(info, inputs)
     for rule in rules:
         problem = rule(inputs)
         if problem:
@@ -55,6 +61,46 @@ def validate_inputs(
 
 
 _UNBOUNDED = Bounds()
+
+
+def as_arrays(info: ModelInfo, inputs: object) -> dict[str, np.ndarray]:
+    """Inputs as a dict of arrays: one array (or list) for a single-input model, else a mapping.
+
+    Lists and tuples are converted with the model's dtype (see the module docstring).
+    """
+    if not isinstance(inputs, Mapping):
+        if len(info.inputs) != 1:
+            raise InvalidInputError(f"model {info.name!r} has inputs {sorted(info.inputs)}; "
+                                    "pass a dict of arrays by input name")
+        inputs = {next(iter(info.inputs)): inputs}
+    return {name: _from_list(info, name, value) if isinstance(value, (list, tuple)) else value
+            for name, value in inputs.items()}
+
+
+def _from_list(info: ModelInfo, name: str, value: list | tuple) -> np.ndarray:
+    tensor = info.inputs.get(name)
+    if tensor is None:
+        return value  # type: ignore[return-value] - refused by name in validate_inputs
+    fix = f"pass a regular (rectangular) numpy array of {tensor.dtype}"
+    try:
+        raw = np.asarray(value, dtype=np.object_ if tensor.datatype == "BYTES" else None)
+    except ValueError as exc:
+        raise InvalidInputError(f"input {name!r} is a list numpy cannot make an array of "
+                                f"({str(exc).splitlines()[0]}); {fix}") from exc
+    if tensor.datatype == "BYTES" or raw.dtype == tensor.dtype:
+        return raw
+    if raw.dtype.kind not in "biuf" or not np.can_cast(raw.dtype, tensor.dtype, casting="same_kind"):
+        raise InvalidInputError(f"input {name!r} is a list of {raw.dtype} values; model {info.name!r} "
+                                f"expects {tensor.dtype}; {fix}")
+    return raw.astype(tensor.dtype)
+
+
+def _check_batch_sizes(info: ModelInfo, inputs: Mapping[str, np.ndarray]) -> None:
+    sizes = {name: array.shape[0] for name, array in inputs.items()}
+    if len(set(sizes.values())) > 1:
+        seen = ", ".join(f"{name!r}: {size}" for name, size in sizes.items())
+        raise InvalidInputError(f"inputs of one call have different batch sizes ({seen}); model "
+                                f"{info.name!r} needs the same first dimension in every input")
 
 
 def _check_names(info: ModelInfo, inputs: Mapping[str, np.ndarray]) -> None:
