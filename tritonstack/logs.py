@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-__all__ = ["JsonFormatter", "configure_logging", "current_request_id", "request_context"]
+__all__ = ["JsonFormatter", "configure_logging", "current_request_id", "error_line", "request_context"]
 
 _REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "tritonstack_request_id", default=None)
@@ -88,3 +88,10 @@ def configure_logging(json_lines: bool, *, level: int | str = logging.INFO,
     root.addHandler(handler)
     root.setLevel(level)
     return handler
+
+
+def error_line(message: str, *, error: str, exit_code: int, logger: str = "tritonstack.cli") -> str:
+    """The JSON line a failing CLI run ends with: same keys as a log record, plus `error` and `exit_code`."""
+    record = logging.LogRecord(logger, logging.ERROR, __file__, 0, message, None, None)
+    record.error, record.exit_code = error, exit_code
+    return JsonFormatter().format(record)

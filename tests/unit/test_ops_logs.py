@@ -5,8 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +81,30 @@ def test_configure_twice_keeps_one_handler_and_plain_text_mode() -> None:
         assert out.getvalue().rstrip().endswith("WARNING x: plain 1")
     finally:
         root.removeHandler(handler)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tritonstack", *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_cli_errors_are_one_json_line_with_log_json(tmp_path: Path, how: str) -> None:
+    args = ["serve", "--repository", str(tmp_path / "nope")]
+    done = _cli("--log-json", *args) if how == "flag" else _cli(*args, env={"TRITONSTACK_LOG_JSON": "1"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    entry = json.loads(lines[0])
+    assert entry["level"] == "ERROR" and entry["error"] == "ConfigError" and entry["exit_code"] == 2
+    assert "does not exist" in entry["message"] and entry["ts"].endswith("Z") and entry["pid"] > 0
+
+
+def test_cli_usage_errors_are_json_too_and_plain_text_stays_plain(tmp_path: Path) -> None:
+    done = _cli("--log-json", "models", "biuld")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.strip()]
+    entry = json.loads(line)
+    assert entry["error"] == "UsageError" and "biuld" in entry["message"]
+    plain = _cli("serve", "--repository", str(tmp_path / "nope"))
+    assert plain.returncode == 2 and plain.stderr.startswith("error: ")

@@ -5,7 +5,8 @@
     tritonstack demo
 
 User errors (any TritonStackError) print one line saying what is wrong and how to fix it, and
-exit with code 2; no traceback.
+exit with code 2; no traceback. With `--log-json` (or TRITONSTACK_LOG_JSON) that line is a JSON
+object like every log line: {"level": "ERROR", "message": ..., "error": "ConfigError", "exit_code": 2}.
 """
 
 from __future__ import annotations
@@ -57,21 +58,54 @@ def _register() -> None:
         module.register(app)
 
 
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+
+
+def _json_errors(argv: list[str] | None) -> bool:
+    """Whether this run logs JSON lines (`--log-json` before any `--`, or TRITONSTACK_LOG_JSON)."""
+    import os
+
+    args = sys.argv[1:] if argv is None else argv
+    args = args[:args.index("--")] if "--" in args else args
+    return "--log-json" in args or os.environ.get("TRITONSTACK_LOG_JSON", "").strip().lower() in _TRUE
+
+
+def _fail(message: str, error: str, exit_code: int, *, json_lines: bool, plain: str | None = None) -> None:
+    """Print the one line of a failed run (JSON with --log-json) and exit with `exit_code`."""
+    if json_lines:
+        from tritonstack.logs import error_line
+
+        sys.stderr.write(error_line(message, error=error, exit_code=exit_code) + "\n")
+        sys.stderr.flush()
+    else:
+        err_console.print(plain if plain is not None else message, soft_wrap=True)
+    sys.exit(exit_code)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """A click usage error: click's own, or typer's (typer >= 0.2x vendors click as `typer._click`)."""
+    try:
+        import click
+    except ImportError:  # pragma: no cover - typer no longer depends on click
+        click = None
+    kinds = (typer.TyperException,) if click is None else (typer.TyperException, click.ClickException)
+    return isinstance(exc, kinds) and hasattr(exc, "format_message") and hasattr(exc, "exit_code")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn our errors into one line and exit code 2."""
     _register()
+    json_lines = _json_errors(argv)
     try:
         app(args=argv, standalone_mode=False)
     except TritonStackError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc), type(exc).__name__, 2, json_lines=json_lines, plain=f"[bold red]error:[/] {exc}")
     except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        _fail("interrupted", "KeyboardInterrupt", 130, json_lines=json_lines)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
+        if not _is_usage_error(exc):
+            raise
+        if not json_lines:
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        _fail(exc.format_message(), type(exc).__name__, exc.exit_code, json_lines=True)
