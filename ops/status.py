@@ -36,8 +36,13 @@ class DriftRow:
         return [k for k, limit in ALERT_THRESHOLDS.items() if self.scores.get(k, 0.0) > limit]
 
 
+_SERVED = re.compile(r"^nv_inference_count\{(?P<labels>[^}]*)\}", re.MULTILINE)
+
+
 def drift_status(metrics_text: str) -> list[DriftRow]:
-    """One row per (model, version, instance) with its aggregate drift scores (per-feature PSI left out)."""
+    """One row per (model, version, instance) with its aggregate drift scores (per-feature PSI left out),
+    and one empty row (instance "") per served version that publishes no drift gauges, so that every
+    version Triton serves (two during a canary) is listed."""
     rows: dict[tuple[str, str, str], DriftRow] = {}
     for match in _LINE.finditer(metrics_text):
         if match["name"] == "feature_psi":
@@ -45,4 +50,10 @@ def drift_status(metrics_text: str) -> list[DriftRow]:
         labels = dict(_LABEL.findall(match["labels"]))
         key = (labels.get("model", ""), labels.get("version", ""), labels.get("model_instance", ""))
         rows.setdefault(key, DriftRow(*key)).scores[match["name"]] = float(match["value"])
+    monitored = {(model, version) for model, version, _ in rows}
+    for match in _SERVED.finditer(metrics_text):
+        labels = dict(_LABEL.findall(match["labels"]))
+        key = (labels.get("model", ""), labels.get("version", ""), "")
+        if key[:2] not in monitored:
+            rows.setdefault(key, DriftRow(*key))
     return [rows[k] for k in sorted(rows)]

@@ -338,7 +338,9 @@ def test_encoder_output_embedding_shift_fires_for_shifted_inputs_only(prometheus
 def test_drift_status_command_reads_the_live_gauges(ops_server, capsys) -> None:  # noqa: ANN001
     from tritonstack.cli import main
 
-    main(["ops", "drift-status", "--json", "--metrics-url", ops_server.metrics_url])
+    with pytest.raises(SystemExit) as exited:  # ops_encoder's last window was shifted: exit 1 (cron, CI)
+        main(["ops", "drift-status", "--json", "--metrics-url", ops_server.metrics_url])
+    assert exited.value.code == 1
     rows = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     print({model: (row["scores"]["psi_mean"], row["alerting"]) for model, row in rows.items()})
     assert rows["ops_encoder"]["alerting"] == ["psi_mean", "embedding_mmd"]  # the last window was shifted

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +57,39 @@ def test_drift_reference_command_writes_a_loadable_reference(tmp_path: Path, cap
     with pytest.raises(SystemExit):
         main(["ops", "drift-reference", str(tmp_path / "missing"), "--values", str(tmp_path / "train.npy"),
               "--tensor", "x"])
+
+
+CANARY = """tritonstack_drift_psi_mean{model_instance="m_0_0",model="m",version="1"} 0.02
+tritonstack_drift_window_rows{model_instance="m_0_0",model="m",version="1"} 300
+nv_inference_count{model="m",version="1"} 300
+nv_inference_count{model="m",version="2"} 40
+nv_inference_count{model="plain",version="3"} 0
+"""
+
+
+def test_drift_status_lists_every_served_version_even_without_gauges() -> None:
+    rows = drift_status(CANARY)
+    assert [(r.model, r.version, r.instance) for r in rows] == [("m", "1", "m_0_0"), ("m", "2", ""),
+                                                                  ("plain", "3", "")]
+    assert rows[1].scores == {} and rows[1].alerting == []
+
+
+def _drift_status_cli(tmp_path: Path, page: str, *args: str) -> subprocess.CompletedProcess:
+    (tmp_path / "metrics").write_text(page)
+    return subprocess.run([sys.executable, "-m", "tritonstack", "ops", "drift-status", *args,
+                           "--metrics-url", (tmp_path / "metrics").as_uri()],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_drift_status_exits_1_while_an_alert_fires_and_0_when_calm(tmp_path: Path) -> None:
+    calm = _drift_status_cli(tmp_path, CANARY)
+    assert calm.returncode == 0, calm.stderr
+    assert "no drift gauges" in calm.stdout and "│ 2 " in calm.stdout and "plain" in calm.stdout
+    firing = _drift_status_cli(tmp_path, PAGE)
+    assert firing.returncode == 1 and "Traceback" not in firing.stderr
+    assert firing.stderr.strip() == "2 drift alert(s) firing: e v2 e_0_0 (embedding_mmd); m v1 m_0_0 (psi_mean)"
+    as_json = _drift_status_cli(tmp_path, PAGE, "--json")
+    assert as_json.returncode == 1
+    assert {r["model"]: r["alerting"] for r in map(json.loads, as_json.stdout.splitlines())} == {
+        "e": ["embedding_mmd"], "m": ["psi_mean"], }
+    print(f"drift-status exit codes: calm {calm.returncode}, alerting {firing.returncode}")

@@ -49,34 +49,62 @@ def drift_status_command(
     metrics_url: Annotated[str, typer.Option(help="Triton's metrics endpoint.")] = "http://127.0.0.1:8002/metrics",
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per model instance.")] = False,
 ) -> None:
-    """Show the drift scores each model instance publishes, flagging those over the alert thresholds."""
+    """Show the drift scores of every served version; exit 1 while any drift alert fires (cron, CI)."""
+    import sys
+
+    from tritonstack.ops.status import drift_status
+
+    rows = drift_status(_read_metrics(metrics_url))
+    (_print_drift_json if json_lines else _print_drift_table)(rows)
+    alerting = [f"{r.model} v{r.version} {r.instance} ({', '.join(r.alerting)})" for r in rows if r.alerting]
+    if alerting:
+        from tritonstack.cli import err_console
+
+        err_console.print(f"{len(alerting)} drift alert(s) firing: {'; '.join(alerting)}", soft_wrap=True)
+        sys.exit(1)
+
+
+def _read_metrics(metrics_url: str) -> str:
+    """The text of a Prometheus metrics page, or ServerUnavailableError."""
     import urllib.error
     import urllib.request
 
-    from rich.table import Table
-
-    from tritonstack.cli import console
     from tritonstack.errors import ServerUnavailableError
-    from tritonstack.ops.status import drift_status
 
     try:
         with urllib.request.urlopen(metrics_url, timeout=10) as response:  # noqa: S310 - user's URL
-            text = response.read().decode()
+            return response.read().decode()
     except (urllib.error.URLError, OSError) as exc:
         raise ServerUnavailableError(f"cannot read {metrics_url} ({exc}); is Triton running?") from exc
-    rows = drift_status(text)
-    if json_lines:
-        for row in rows:
-            console.print_json(data={"model": row.model, "version": row.version, "instance": row.instance,
-                                     "scores": row.scores, "alerting": row.alerting}, indent=None)
-        return
+
+
+def _print_drift_json(rows: list) -> None:
+    """One JSON object per row; `scores` is empty for a served version with no drift gauges."""
+    from tritonstack.cli import console
+
+    for row in rows:
+        console.print_json(data={"model": row.model, "version": row.version, "instance": row.instance,
+                                 "scores": row.scores, "alerting": row.alerting}, indent=None)
+
+
+def _print_drift_table(rows: list) -> None:
+    """A table with one line per served version (per instance when it publishes drift gauges)."""
+    from rich.table import Table
+
+    from tritonstack.cli import console
+
     table = Table("model", "version", "instance", "rows", "psi_mean", "js_mean", "embedding_mmd", "alert")
     for row in rows:
         s = row.scores
+        if not s:
+            table.add_row(row.model, row.version, "-", "-", "-", "-", "-", "no drift gauges")
+            continue
         table.add_row(row.model, row.version, row.instance, f"{s.get('window_rows', 0):.0f}",
                       *(f"{s.get(k, float('nan')):.4f}" for k in ("psi_mean", "js_mean", "embedding_mmd")),
                       f"[red]{', '.join(row.alerting)}[/]" if row.alerting else "[green]ok[/]")
     console.print(table)
+    if not rows:
+        console.print("no model is served (no nv_inference_count on the page): is this Triton's metrics URL?")
 
 
 @ops_app.command("drift-tap")
