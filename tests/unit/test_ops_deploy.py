@@ -4,6 +4,8 @@
 - docker-compose.yml: `docker-compose config` (Debian's 1.29 parses it without an engine), both profiles.
 - Kubernetes manifests: kubernetes-validate, strict, against its newest bundled schema.
 - Dockerfile, Grafana provisioning, Prometheus adapter values and PrometheusRule: static checks.
+- CI templates (deploy/ci): check-jsonschema's bundled GitHub Actions / GitLab CI schemas, and their
+  convert command run as written on a tiny model.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -256,3 +260,84 @@ def test_prometheus_rule_crd_carries_the_same_rules_as_alerts_yml() -> None:
     labels = _by_kind("Service", "triton")["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+# -- CI templates for a user's own model (deploy/ci) -------------------------------------------------------
+CI = {"github-actions.yml": "vendor.github-workflows", "gitlab-ci.yml": "vendor.gitlab-ci"}
+
+
+def _check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess:
+    """check-jsonschema with a schema bundled in the package (no network)."""
+    return _run(sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path))
+
+
+@pytest.mark.parametrize("name", sorted(CI))
+def test_ci_template_validates_against_its_published_schema(name: str, tmp_path: Path) -> None:
+    result = _check_jsonschema(CI[name], DEPLOY / "ci" / name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = yaml.safe_load((DEPLOY / "ci" / name).read_text())
+    job = broken["jobs"]["convert"] if "jobs" in broken else broken["convert-model"]
+    job["timeout-minutes" if "jobs" in broken else "timeout"] = {"not": "a duration"}
+    (tmp_path / name).write_text(yaml.safe_dump(broken))
+    assert _check_jsonschema(CI[name], tmp_path / name).returncode != 0, "the schema check is not vacuous"
+
+
+def _ci_steps() -> dict[str, tuple[dict[str, str], list[str], str]]:
+    """Per template: its variables, its shell commands, and the folder it publishes."""
+    github = yaml.safe_load((DEPLOY / "ci" / "github-actions.yml").read_text())
+    steps = github["jobs"]["convert"]["steps"]
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["if"] == "success()" and upload["with"]["if-no-files-found"] == "error"
+    gitlab = yaml.safe_load((DEPLOY / "ci" / "gitlab-ci.yml").read_text())
+    job = gitlab["convert-model"]
+    assert job["artifacts"]["when"] == "on_success"
+    return {"github": (github["env"], [s["run"] for s in steps if "run" in s], upload["with"]["path"]),
+            "gitlab": (gitlab["variables"], job["script"], job["artifacts"]["paths"][0])}
+
+
+def test_ci_templates_install_the_converter_gate_and_publish_the_repository() -> None:
+    from tritonstack.cli import _register, app
+
+    _register()
+    import typer.main
+
+    convert = typer.main.get_command(app).commands["convert"]
+    flags = {opt for param in convert.params for opt in [*param.opts, *param.secondary_opts]}
+    for which, (variables, commands, published) in _ci_steps().items():
+        assert variables["TRITONSTACK_SPEC"] == "tritonstack[convert]", which
+        assert commands[0] == 'python -m pip install "$TRITONSTACK_SPEC"', which
+        used = set(re.findall(r"(--[\w-]+)", commands[1]))
+        assert {"--holdout", "--calibration", "--metric", "--budget", "--repository"} <= used, which
+        assert used <= flags, f"{which}: tritonstack convert has no {used - flags}"
+        assert published.rstrip("/") in ("${{ env.REPOSITORY }}", "$REPOSITORY"), which
+
+
+@pytest.mark.parametrize("which", ["github", "gitlab"])
+def test_ci_convert_step_runs_as_written_and_fails_when_the_gate_fails(which: str, tmp_path: Path) -> None:
+    """The template's own convert command, run by bash on a tiny model: exit 0 and a repository when the
+    gate passes; exit != 0 and nothing to publish when it fails (the artifact step runs on success only)."""
+    from tritonstack.convert.verify import run_onnx
+
+    from .convert_models import mlp_onnx
+
+    variables, commands, _ = _ci_steps()[which]
+    rng = np.random.default_rng(0)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "data").mkdir()
+    model = mlp_onnx(tmp_path / variables["MODEL"])
+    holdout = rng.standard_normal((64, 4)).astype(np.float32)
+    np.savez(tmp_path / variables["CALIBRATION"], x=rng.standard_normal((32, 4)).astype(np.float32))
+    np.savez(tmp_path / variables["HOLDOUT"], x=holdout, labels=run_onnx(model, {"x": holdout})["y"].argmax(1))
+    env = {**{k: str(v) for k, v in variables.items()}, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    passed = _run("bash", "-c", commands[1], env={**env, "BUDGET": "0.5"}, cwd=tmp_path)
+    assert passed.returncode == 0, passed.stderr
+    written = sorted(p.name for p in (tmp_path / variables["REPOSITORY"]).iterdir())
+    assert written == [variables["MODEL_NAME"], f"{variables['MODEL_NAME']}_int8"]
+    assert (tmp_path / variables["REPOSITORY"] / variables["MODEL_NAME"] / "config.pbtxt").is_file()
+    failed_repo = tmp_path / "failed_repository"
+    failed = _run("bash", "-c", commands[1], cwd=tmp_path, env={
+        **env, "METRIC": "cosine", "BUDGET": "0.99999999", "REPOSITORY": str(failed_repo)})
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert not failed_repo.exists() or not any(failed_repo.iterdir())
+    print(f"{which}: gate passed -> exit 0, {written}; gate failed -> exit {failed.returncode}: "
+          f"{failed.stderr.strip()[:120]}")
