@@ -11,12 +11,15 @@
 A request id comes from `request_context` (a contextvar, so it follows threads' and asyncio tasks'
 own contexts) or from `extra={"request_id": ...}` on one call. Other `extra` fields are kept as
 JSON keys; exceptions become an `exc_info` string.
+
+The JSON rendering is python-json-logger's (extras, `exc_info` / `stack_info`, a dict passed as the
+message, values JSON cannot encode); this module only fixes the keys (ts, level, logger, pid) and
+adds the request id.
 """
 
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import os
 import sys
@@ -25,11 +28,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
+
 __all__ = ["JsonFormatter", "configure_logging", "current_request_id", "error_line", "request_context"]
 
 _REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "tritonstack_request_id", default=None)
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _HANDLER_NAME = "tritonstack"
 
 
@@ -48,28 +52,23 @@ def request_context(request_id: str) -> Iterator[None]:
         _REQUEST_ID.reset(token)
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts (UTC, ms), level, logger, message, request_id, pid, extras."""
+class JsonFormatter(_LibraryJsonFormatter):
+    """One JSON object per line: ts (UTC, ms), level, logger, message, extras, request_id, pid."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Render `record` as a single line of JSON."""
-        entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s %(message)s", json_ensure_ascii=False,
+                         rename_fields={"levelname": "level", "name": "logger"})
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
+                   message_dict: dict[str, Any]) -> None:
+        """Our keys around the library's: `ts` first, then `request_id` and `pid`."""
+        log_data["ts"] = (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                          + f".{int(record.msecs):03d}Z")
+        super().add_fields(log_data, record, message_dict)
         request_id = getattr(record, "request_id", None) or _REQUEST_ID.get()
         if request_id:
-            entry["request_id"] = request_id
-        entry["pid"] = record.process or os.getpid()
-        for key, value in vars(record).items():
-            if key not in _STANDARD and key not in entry:
-                entry[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-        if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+            log_data["request_id"] = request_id
+        log_data["pid"] = record.process or os.getpid()
 
 
 def configure_logging(json_lines: bool, *, level: int | str = logging.INFO,

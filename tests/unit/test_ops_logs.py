@@ -108,3 +108,15 @@ def test_cli_usage_errors_are_json_too_and_plain_text_stays_plain(tmp_path: Path
     assert entry["error"] == "UsageError" and "biuld" in entry["message"]
     plain = _cli("serve", "--repository", str(tmp_path / "nope"))
     assert plain.returncode == 2 and plain.stderr.startswith("error: ")
+
+
+def test_dict_messages_stack_info_and_unencodable_extras_render(stream: io.StringIO) -> None:
+    """What the library adds over a hand-written formatter: a dict as the message, stack_info, and any
+    extra value (a Path, a set) rendered rather than failing the log call."""
+    log = logging.getLogger("tritonstack.ops.test")
+    log.info({"event": "promoted", "version": 2})
+    log.warning("where", stack_info=True, extra={"path": Path("/tmp/x"), "tags": {"a"}})
+    first, second = _lines(stream)
+    assert first["event"] == "promoted" and first["version"] == 2 and first["level"] == "INFO"
+    assert "test_dict_messages_stack_info" in second["stack_info"] and second["path"] == "/tmp/x"
+    assert second["tags"] == "{'a'}" and list(second)[:4] == ["ts", "level", "logger", "message"]
