@@ -18,7 +18,13 @@ heuristic bandwidth) between a reference sample and the newest window rows. The 
 a model input (tabular features, pixels) or a model output (`source="output"`: the embedding an
 encoder returns, whose inputs - token ids - have no useful per-feature distribution).
 
-Pure numpy: this module is imported by the Triton Python stub that runs the ONNX Runtime runner.
+Pure numpy: this module is imported by the Triton Python stub that runs the ONNX Runtime runner,
+one stub process per model instance (14 for the reference repository). scipy computes the same
+divergences (`scipy.special.rel_entr`, `scipy.spatial.distance.jensenshannon`; it has no MMD), and the
+unit tests check ours against it to 1e-12, but it is not used here because of what it costs each stub,
+measured on this machine (2026-12-01): importing `scipy.special` takes 255 ms and 11.5 MB of RSS,
+`scipy.spatial.distance` 596 ms and 24 MB (x 14 stubs: 160-340 MB), and for 64 features x 11 bins
+scipy's KL + JS + PSI take 171 us against 101 us for the numpy lines below.
 """
 
 from __future__ import annotations

@@ -120,3 +120,16 @@ def test_an_old_or_foreign_reference_is_refused_with_a_clear_message(tmp_path: P
     (tmp_path / "ref.json").write_text('{"format": 1, "input": "features"}')
     with pytest.raises(ValueError, match="rebuild it"):
         DriftReference.load(tmp_path / "ref.json")
+
+
+def test_divergences_equal_scipys() -> None:
+    """scipy is the oracle for our numpy divergences (kept numpy for the stub: see the module docstring)."""
+    from scipy.spatial.distance import jensenshannon
+    from scipy.special import rel_entr
+
+    counts = RNG.integers(0, 50, size=(2, 64, 11)) + 0.5
+    p, q = counts / counts.sum(-1, keepdims=True)
+    np.testing.assert_allclose(kl_divergence(p, q), rel_entr(p, q).sum(-1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(js_divergence(p, q), jensenshannon(p, q, axis=-1) ** 2, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(psi(p, q), (rel_entr(p, q) + rel_entr(q, p)).sum(-1), rtol=0, atol=1e-12)
+    assert js_divergence(p, q).max() <= np.log(2)
