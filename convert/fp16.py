@@ -1,13 +1,19 @@
 """FP16 variant of an ONNX model; inputs and outputs stay FP32 so clients do not change.
 
     onnx2fp16(Path("model.onnx"), Path("model_fp16.onnx"))
+
+Operators outside the default ONNX domain (the `ai.onnx.ml` trees and linear models skl2onnx
+writes) have no FP16 kernels: such a model is refused with PrecisionUnsupportedError up front.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from tritonstack.convert.errtext import one_line
 from tritonstack.convert.onnx_io import load_onnx
+
+from tritonstack.errors import PrecisionUnsupportedError
 
 __all__ = ["onnx2fp16"]
 
@@ -17,6 +23,17 @@ def onnx2fp16(src: Path, dst: Path) -> Path:
     import onnx
     from onnxconverter_common import float16
 
-    model = float16.convert_float_to_float16(load_onnx(src), keep_io_types=True)
-    onnx.save(model, str(dst))
+    model = load_onnx(src)
+    foreign = sorted({f"{n.op_type} ({n.domain})" for n in model.graph.node
+                      if n.domain not in ("", "ai.onnx")})
+    if foreign:
+        raise PrecisionUnsupportedError(
+            f"FP16 cannot be made of {Path(src).name}: its operators {', '.join(foreign)} have no FP16 "
+            "version; leave fp16 out for this model (or pass --keep-going to write the other variants)")
+    try:
+        converted = float16.convert_float_to_float16(model, keep_io_types=True)
+    except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
+        raise PrecisionUnsupportedError(f"FP16 conversion of {Path(src).name} failed ({one_line(exc)}); "
+                                        "leave fp16 out for this model") from exc
+    onnx.save(converted, str(dst))
     return Path(dst)

@@ -1,6 +1,12 @@
-"""Facts recorded next to every model version (`<version>/manifest.json`).
+"""Facts recorded next to every model version (`<version>/manifest.json`), and checking them.
 
     manifest = base_manifest(source=Path("digits.joblib"), precision="fp32")
+    check = check_version(Path("model_repository/digits_mlp/1"))
+    check.status        # "verified", "unverified", "changed: model.onnx", "no manifest", ...
+
+Every manifest holds `files`: the SHA-256 of each file of its version folder, so what is served can
+be compared with what was verified. A manifest written by `tritonstack convert` also records how
+the version was verified (`verified_by`); one written by `versions add` records only the hashes.
 """
 
 from __future__ import annotations
@@ -8,10 +14,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["base_manifest", "file_sha256", "tool_versions"]
+__all__ = ["MANIFEST", "VersionCheck", "base_manifest", "check_version", "file_sha256", "files_sha256",
+           "tool_versions"]
+
+MANIFEST = "manifest.json"
 
 _TOOLS = ("torch", "onnx", "onnxruntime", "skl2onnx", "scikit-learn", "onnxconverter-common",
           "transformers", "tritonstack")
@@ -45,5 +56,38 @@ def base_manifest(*, source: Path, precision: str, **extra: Any) -> dict[str, An
         "precision": precision,
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tools": tool_versions(),
+        "verified_by": "tritonstack convert",
         **extra,
     }
+
+
+def files_sha256(version_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file under a version folder (relative paths), the manifest left out."""
+    files = sorted(p for p in Path(version_dir).rglob("*") if p.is_file() and p.name != MANIFEST)
+    return {p.relative_to(version_dir).as_posix(): file_sha256(p) for p in files}
+
+
+@dataclass(frozen=True)
+class VersionCheck:
+    """Whether a version folder holds what its manifest describes."""
+
+    status: str  # verified | unverified | changed: <files> | no manifest | no file hashes
+    verified: bool
+
+
+def check_version(version_dir: Path) -> VersionCheck:
+    """Compare a version folder's files with the hashes of its manifest (verified = all equal + gated)."""
+    try:
+        manifest = json.loads((Path(version_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return VersionCheck("no manifest", False)
+    recorded = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(recorded, dict):
+        return VersionCheck("no file hashes", False)
+    actual = files_sha256(version_dir)
+    changed = sorted(n for n in set(recorded) | set(actual) if recorded.get(n) != actual.get(n))
+    if changed:
+        return VersionCheck(f"changed: {', '.join(changed)}", False)
+    if not manifest.get("verified_by"):
+        return VersionCheck("unverified", False)
+    return VersionCheck("verified", True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tritonstack.convert.errtext import one_line
 from tritonstack.convert.spec import TensorSpec
 
 from tritonstack.errors import InputSpecError, ModelLoadError
@@ -31,7 +32,7 @@ def load_onnx(path: Path):  # noqa: ANN201 - onnx.ModelProto
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - protobuf/onnx raise many kinds on corrupt files
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise ModelLoadError(f"{path} is not a valid ONNX model ({first}); re-export it") from exc
     return model
 

@@ -17,7 +17,7 @@ from tritonstack.convert.precision import DEFAULT_TOLERANCES, Precision, Toleran
 from tritonstack.convert.quantize import Int8Recipe, Int8Result
 from tritonstack.convert.samples import SampleSet
 from tritonstack.convert.sources import Source
-from tritonstack.convert.spec import Batching, Platform, TensorSpec, VersionPolicy
+from tritonstack.convert.spec import Batching, Platform, TensorSpec, VersionPolicy, check_model_name
 from tritonstack.convert.verify import OutputError
 
 from tritonstack.errors import ConfigError
@@ -67,6 +67,16 @@ class ConvertOptions:
             raise ConfigError(f"on_gate_failure={self.on_gate_failure!r}; use 'raise' or 'skip'")
         if self.max_batch_size < 1:
             raise ConfigError(f"max_batch_size={self.max_batch_size} must be >= 1")
+        for name in self.variant_names():  # before anything is written anywhere (workdir included)
+            check_model_name(name)
+
+    def variant_names(self) -> list[str]:
+        """Every model name this conversion may write (`name`, `name_fp16`, `name_int8`, TensorRT)."""
+        names = [self.name]
+        names += [f"{self.name}_{p.value}" for p in (Precision.FP16, Precision.INT8) if p in self.precisions]
+        if self.trt_engine:
+            names += [f"{self.name}_trt_{p.value}" for p in (Precision.FP16, Precision.INT8)]
+        return names
 
 
 @dataclass
@@ -83,6 +93,7 @@ class Variant:
     int8: Int8Result | None = None
     extra_files: dict[str, Path] = field(default_factory=dict)
     version: int | None = None
+    previous_versions: list[int] = field(default_factory=list)  # of this model, before it was written
     io_path: Path | None = None  # the ONNX file whose inputs/outputs the variant has (TensorRT plans)
     accuracy: dict[str, Any] | None = None  # the task metric on the held-out set, when there is one
 

@@ -15,16 +15,18 @@ built, and their manifest carries the figures of the ONNX model they were built 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tritonstack.convert.errtext import one_line
 from tritonstack.convert.gate import GateResult, run_gate
 from tritonstack.convert.options import ConvertOptions, ConvertReport, Variant
 from tritonstack.convert.precision import Precision
 from tritonstack.convert.publish import write_variants
 from tritonstack.convert.quantize import onnx2int8
+from tritonstack.convert.repository import check_repository
 from tritonstack.convert.samples import SampleSet, as_batches, load_samples, random_feeds, row_digests
 from tritonstack.convert.sources import Source, load_source
 from tritonstack.convert.spec import Platform
@@ -36,6 +38,7 @@ from tritonstack.errors import (
     ConfigError,
     ExportMismatchError,
     InputSpecError,
+    PrecisionUnsupportedError,
 )
 
 __all__ = ["ConvertOptions", "ConvertReport", "Variant", "build_variants", "convert_model", "write_variants"]
@@ -49,7 +52,12 @@ def convert_model(options: ConvertOptions) -> ConvertReport:
 
 
 def build_variants(options: ConvertOptions) -> ConvertReport:
-    """Export and check every variant in `options.workdir`; raise on the first failed check."""
+    """Export and check every variant in `options.workdir`; raise on the first failed check.
+
+    With `on_gate_failure="skip"` (--keep-going) a derived variant that fails (its gate, FP16 or INT8
+    not possible for this model) is reported in `report.rejected` and the others go on.
+    """
+    check_repository(Path(options.repository), options.variant_names())
     source = load_source(options.model, inputs=options.inputs, output_names=options.output_names,
                          weights=options.weights)
     report = ConvertReport(source=source)
@@ -60,12 +68,26 @@ def build_variants(options: ConvertOptions) -> ConvertReport:
                                                       path=source.export(workdir / "model.onnx")))
     report.variants.append(fp32)
     if Precision.FP16 in options.precisions:
-        report.variants.append(_fp16(options, source, checks, fp32, workdir))
+        _optional(options, report, f"{options.name}_fp16",
+                  lambda: report.variants.append(_fp16(options, source, checks, fp32, workdir)))
     if Precision.INT8 in options.precisions:
-        _int8(options, source, checks, fp32, workdir, report)
+        calibration = _calibration(options, source)
+        holdout = _holdout(options, source, calibration)
+        _optional(options, report, f"{options.name}_int8",
+                  lambda: _int8(options, source, checks, fp32, workdir, report, calibration, holdout))
     if options.trt_engine:
         _trt(options, report, workdir)
     return report
+
+
+def _optional(options: ConvertOptions, report: ConvertReport, name: str, build: Callable[[], None]) -> None:
+    """Build one derived variant; with --keep-going its failure rejects it alone."""
+    try:
+        build()
+    except (AccuracyGateError, CalibrationError, ExportMismatchError, PrecisionUnsupportedError) as exc:
+        if options.on_gate_failure == "raise":
+            raise
+        report.rejected[name] = str(exc)
 
 
 def _verification_set(options: ConvertOptions, source: Source) -> list[tuple[str, dict[str, np.ndarray]]]:
@@ -97,7 +119,7 @@ def _run_variant(variant: Variant, feeds: dict[str, np.ndarray]) -> dict[str, np
     try:
         return run_onnx(variant.path, feeds)
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own kinds
-        first = str(exc).strip().splitlines()[0][:200]
+        first = one_line(exc)
         shapes = {name: array.shape for name, array in feeds.items()}
         raise ExportMismatchError(f"{variant.name} {variant.precision.value} fails to run on inputs {shapes} "
                                   f"({first})") from exc
@@ -112,9 +134,7 @@ def _fp16(options: ConvertOptions, source: Source, checks: list, fp32: Variant, 
 
 
 def _int8(options: ConvertOptions, source: Source, checks: list, fp32: Variant, workdir: Path,
-          report: ConvertReport) -> None:
-    calibration = _calibration(options, source)
-    holdout = _holdout(options, source, calibration)
+          report: ConvertReport, calibration: Any, holdout: SampleSet) -> None:
     cache = options.calibration_cache or workdir / f"calibration-{options.recipe.method.value}-" \
         f"{_fingerprint(fp32.path, calibration)}.json"
     result = onnx2int8(fp32.path, workdir / "model_int8.onnx", calibration=calibration,
@@ -125,13 +145,7 @@ def _int8(options: ConvertOptions, source: Source, checks: list, fp32: Variant, 
                                                         extra_files={"calibration.json": cache}))
     variant.gate = _gate(options, source, fp32.path, result.path, holdout)
     fp32.accuracy = {"metric": variant.gate.metric, "value": variant.gate.before, "samples": len(holdout)}
-    try:
-        variant.gate.check(f"{variant.name} ({result.method_label} calibration, {result.samples} samples)")
-    except AccuracyGateError as exc:
-        if options.on_gate_failure == "raise":
-            raise
-        report.rejected[variant.name] = str(exc)
-        return
+    variant.gate.check(f"{variant.name} ({result.method_label} calibration, {result.samples} samples)")
     report.variants.append(variant)
 
 

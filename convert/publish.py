@@ -16,7 +16,7 @@ from tritonstack.convert.manifest import tool_versions
 from tritonstack.convert.onnx_io import onnx_tensor_specs
 from tritonstack.convert.options import ConvertOptions, ConvertReport, Variant
 from tritonstack.convert.precision import Precision
-from tritonstack.convert.repository import write_version
+from tritonstack.convert.repository import existing_versions, write_version
 from tritonstack.convert.sources import Source
 from tritonstack.convert.spec import ModelSpec, Platform, TrtAccelerator
 
@@ -30,6 +30,7 @@ def write_variants(options: ConvertOptions, report: ConvertReport) -> None:
         filename = "model.plan" if variant.platform is Platform.TENSORRT else "model.onnx"
         extra = {k: v for k, v in variant.extra_files.items() if Path(v).is_file()}
         files = {filename: variant.path, **extra}
+        variant.previous_versions = existing_versions(Path(options.repository) / variant.name)
         variant.version = write_version(Path(options.repository), spec, files=files,
                                         manifest=_manifest(options, report.source, variant))
 
@@ -60,6 +61,7 @@ def _manifest(options: ConvertOptions, source: Source, variant: Variant) -> dict
                           for kind, errs in variant.errors_by_set.items()},
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tools": tool_versions(),
+        "verified_by": "tritonstack convert",
         **options.manifest_extra,
     }
     if variant.accuracy is not None:

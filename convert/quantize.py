@@ -29,13 +29,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tritonstack.convert.errtext import one_line
 from tritonstack.convert.onnx_io import load_onnx
 from tritonstack.convert.quiet import quiet
 from tritonstack.convert.samples import SampleSet, as_batches
 
-from tritonstack.errors import CalibrationError
+from tritonstack.errors import CalibrationError, PrecisionUnsupportedError
 
-__all__ = ["MIN_SAMPLES", "CalibrationMethod", "Int8Recipe", "Int8Result", "onnx2int8"]
+__all__ = ["MIN_SAMPLES", "CalibrationMethod", "Int8Recipe", "Int8Result", "check_quantized", "onnx2int8"]
+
+#: Operators that only an INT8 (QDQ, QOperator or dynamic) graph holds.
+_INT8_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
+                       "ConvInteger", "QLinearConv", "QLinearMatMul", "QGemm", "QAttention",
+                       "DynamicQuantizeMatMul"})
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -137,7 +143,7 @@ def onnx2int8(src: Path, dst: Path, *, calibration: SampleSet | Iterable[dict[st
     finally:
         for temporary in {prepared, Path(dst).with_suffix(".prep.onnx")} - {Path(src)}:
             temporary.unlink(missing_ok=True)
-    load_onnx(dst)
+    check_quantized(Path(src), Path(dst))
     samples = _cached_count(cache_path) if reader is None else _save_count(cache_path, reader.seen, recipe)
     return Int8Result(path=Path(dst), method=recipe.method, samples=samples, cache_path=cache_path,
                       cache_hit=cache_hit, warnings=warnings)
@@ -152,10 +158,22 @@ def _dynamic(src: Path, dst: Path, recipe: Int8Recipe) -> Int8Result:
                              op_types_to_quantize=list(recipe.op_types or []) or None,
                              nodes_to_exclude=list(recipe.exclude_nodes))
     except Exception as exc:  # noqa: BLE001
-        raise CalibrationError(f"dynamic quantization of {src} failed ({exc})") from exc
-    load_onnx(dst)
+        raise CalibrationError(f"dynamic quantization of {src} failed ({one_line(exc)})") from exc
+    check_quantized(src, dst)
     return Int8Result(path=dst, method=recipe.method, samples=0, cache_path=None, cache_hit=False,
                       dynamic=True)
+
+
+def check_quantized(src: Path, dst: Path) -> None:
+    """Raise PrecisionUnsupportedError unless `dst` holds INT8 operators (an FP32 graph is no INT8 model)."""
+    ops = {node.op_type for node in load_onnx(dst).graph.node}
+    if ops & _INT8_OPS:
+        return
+    source_ops = sorted({node.op_type for node in load_onnx(src).graph.node})
+    raise PrecisionUnsupportedError(
+        f"INT8 quantization left {Path(src).name} unchanged: ONNX Runtime quantizes none of its operators "
+        f"({', '.join(source_ops)}), so an INT8 model would be the FP32 model under an INT8 name and is not "
+        "written; leave int8 out for this model (or pass --keep-going to write the other variants)")
 
 
 def _save_count(cache_path: Path | None, samples: int, recipe: Int8Recipe) -> int:
@@ -306,7 +324,7 @@ def _quantize(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path:
         with quiet():  # the histogram calibrators print(), ORT logs hints on the root logger
             _quantize_static(src, dst, reader, recipe, cache_path, keep_fp32)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own kinds on mismatched feeds
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise CalibrationError(f"INT8 quantization failed ({first}); check that the calibration data fits "
                                "the model's inputs, or leave int8 out for this model") from exc
 

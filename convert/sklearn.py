@@ -2,9 +2,9 @@
 
     sklearn2onnx(Path("digits.joblib"), Path("model.onnx"), n_features=64)
 
-The exported graph takes one FP32 input `features` [batch, n_features] (raw features: a fitted
-scaler in a Pipeline stays in the graph) and, for classifiers, gives `probabilities`
-[batch, n_classes] as a plain tensor (no ZipMap), so Triton can batch it.
+The exported graph takes one FP32 input [batch, n_features], named `features` unless the caller
+names it (`--input X:FP32:13`); a fitted scaler in a Pipeline stays in the graph. Classifiers give
+`probabilities` [batch, n_classes] as a plain tensor (no ZipMap), so Triton can batch it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def load_estimator(path: Path) -> Any:
     return estimator
 
 
-def sklearn2onnx(estimator_or_path: Any, onnx_path: Path, *, n_features: int) -> Path:
+def sklearn2onnx(estimator_or_path: Any, onnx_path: Path, *, n_features: int,
+                 input_name: str = "features") -> Path:
     """Export an estimator to ONNX with a dynamic batch axis; return `onnx_path`."""
     import onnx
     from skl2onnx import to_onnx
@@ -43,7 +44,7 @@ def sklearn2onnx(estimator_or_path: Any, onnx_path: Path, *, n_features: int) ->
         estimator = load_estimator(Path(estimator_or_path))
     options = {id(estimator): {"zipmap": False}} if hasattr(estimator, "predict_proba") else None
     model = to_onnx(
-        estimator, initial_types=[("features", FloatTensorType([None, n_features]))],
+        estimator, initial_types=[(input_name, FloatTensorType([None, n_features]))],
         options=options, target_opset={"": 17, "ai.onnx.ml": 3},
     )
     if options:  # keep only the probabilities: labels are argmax and have no feature axis

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tritonstack.convert.errtext import one_line
 from tritonstack.convert.manifest import file_sha256
 from tritonstack.convert.onnx_io import check_input_specs, load_onnx, onnx_tensor_specs
 from tritonstack.convert.spec import TensorSpec
@@ -48,7 +49,8 @@ class Source:
         if self.kind == "sklearn":
             from tritonstack.convert.sklearn import sklearn2onnx
 
-            return sklearn2onnx(self.model, dst, n_features=self.inputs[0].dims[0])
+            spec = self.inputs[0]
+            return sklearn2onnx(self.model, dst, n_features=spec.dims[0], input_name=spec.name)
         from tritonstack.convert.torch_export import torch2onnx
 
         return torch2onnx(self.model, dst, inputs=self.inputs, output_names=self.output_names)
@@ -118,9 +120,15 @@ def _sklearn_source(path: Path, inputs: list[TensorSpec] | None) -> Source:
     estimator = load_estimator(path)
     n_features = int(getattr(estimator, "n_features_in_", 0)) or None
     spec = TensorSpec(name="features", dtype="FP32", dims=(n_features or -1,))
-    if inputs and (len(inputs) != 1 or inputs[0].dtype != "FP32" or inputs[0].dims != spec.dims):
-        raise InputSpecError(f"input spec {[f'{s.name}:{s.dtype}:{s.dims}' for s in inputs]} does not fit "
-                             f"{path}; a scikit-learn model takes one input features:FP32:{n_features}")
+    if inputs:
+        given = inputs[0]
+        if len(inputs) != 1 or given.dtype != "FP32" or len(given.dims) != 1 or \
+                (n_features is not None and given.dims != spec.dims):
+            raise InputSpecError(
+                f"input spec {[f'{s.name}:{s.dtype}:{s.dims}' for s in inputs]} does not fit {path}; a "
+                f"scikit-learn model takes one input NAME:FP32:{n_features or 'N_FEATURES'} "
+                f"(e.g. --input {given.name}:FP32:{n_features or 'N_FEATURES'})")
+        spec = given
     names = ["probabilities"] if hasattr(estimator, "predict_proba") else ["variable"]
     return Source(kind="sklearn", location=str(path), inputs=[spec], output_names=names,
                   sha256=file_sha256(path), model=estimator)
@@ -139,7 +147,7 @@ def _torch_source(model: str | Path, inputs: list[TensorSpec] | None, output_nam
     try:
         count = len(run_torch(module, random_feeds(inputs, batch_size=2), [s.name for s in inputs]))
     except Exception as exc:  # noqa: BLE001 - any failure here means the spec does not fit
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         shapes = {s.name: (-1, *s.dims) for s in inputs}
         raise InputSpecError(f"{model} fails on inputs {shapes} ({first}); fix --input") from exc
     if output_names and len(output_names) != count:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tritonstack.convert.errtext import one_line
 from tritonstack.convert.onnx_io import load_onnx, rename_outputs
 from tritonstack.convert.samples import random_feeds
 from tritonstack.convert.spec import TensorSpec
@@ -67,12 +68,31 @@ def _load_weights(module: Any, path: Path) -> None:
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        _check_keys(module, state, path)
         module.load_state_dict(state)
     except FileNotFoundError as exc:
         raise ModelLoadError(f"weights file {path} does not exist") from exc
-    except Exception as exc:  # noqa: BLE001 - corrupt pickles and key mismatches raise many kinds
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path} is not a state dict for this module ({first})") from exc
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - corrupt pickles and shape mismatches raise many kinds
+        raise ModelLoadError(f"{path} is not a state dict for this module ({one_line(exc)})") from exc
+
+
+def _check_keys(module: Any, state: Any, path: Path) -> None:
+    """Name the missing and unexpected keys (torch's own message lists them after a line break)."""
+    if not isinstance(state, dict):
+        return
+    expected, given = set(module.state_dict()), set(state)
+    missing, unexpected = sorted(expected - given), sorted(given - expected)
+    if missing or unexpected:
+        raise ModelLoadError(f"{path} is not a state dict for this module: missing keys {_few(missing)}, "
+                             f"unexpected keys {_few(unexpected)}; save it from this module class "
+                             "(torch.save(model.state_dict(), path)) or fix the factory")
+
+
+def _few(keys: list[str], count: int = 6) -> str:
+    shown = ", ".join(keys[:count]) or "none"
+    return f"[{shown}{f' (+{len(keys) - count} more)' if len(keys) > count else ''}]"
 
 
 def _from_file(path: Path) -> Any:
@@ -106,7 +126,7 @@ def torch2onnx(module: Any, onnx_path: Path, *, inputs: list[TensorSpec],
     try:
         outputs = run_torch(module, feeds, [s.name for s in inputs])
     except Exception as exc:  # noqa: BLE001 - any failure here means the spec does not fit
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         shapes = {s.name: (-1, *s.dims) for s in inputs}
         raise InputSpecError(f"the model fails on inputs {shapes} ({first}); fix --input") from exc
     args = tuple(torch.from_numpy(feeds[s.name]) for s in inputs)

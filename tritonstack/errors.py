@@ -9,13 +9,15 @@
     ├── ConfigError                  bad option or config value given by the user
     ├── ServerError                  the embedded server
     │   ├── ServerBinaryNotFoundError    nvidia-pytriton (the tritonserver binary) is missing
-    │   └── ServerStartError             the server exited or did not become ready in time
+    │   ├── ServerStartError             the server exited or did not become ready in time
+    │   └── NativeBuildError             the native onnxruntime backend cannot be built (no compiler)
     ├── ConversionError              convert/: building an artifact
     │   ├── ModelLoadError               the source model file cannot be read
     │   ├── InputSpecError               the declared input spec does not fit the model
     │   ├── ExportMismatchError          a converted model disagrees with its source
     │   ├── CalibrationError             calibration data is missing or of the wrong shape
     │   ├── AccuracyGateError            a quantized variant lost more accuracy than allowed
+    │   ├── PrecisionUnsupportedError    the model cannot be made into the precision asked for
     │   └── RepositoryWriteError         the model repository cannot be written safely
     ├── ClientError                  client/: talking to a running server
     │   ├── ClientClosedError            the client was used after close()
@@ -53,8 +55,10 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "ModelNotReadyError",
+    "NativeBuildError",
     "OperationsError",
     "OverloadedError",
+    "PrecisionUnsupportedError",
     "RepositoryWriteError",
     "ServerBinaryNotFoundError",
     "ServerError",
@@ -87,6 +91,10 @@ class ServerStartError(ServerError):
     """The server exited during start-up or did not become ready in time."""
 
 
+class NativeBuildError(ServerError):
+    """The native onnxruntime backend cannot be built (no C++ compiler, or the compiler failed)."""
+
+
 class ConversionError(TritonStackError):
     """A conversion step failed; the model repository was left unchanged."""
 
@@ -109,6 +117,10 @@ class CalibrationError(ConversionError):
 
 class AccuracyGateError(ConversionError):
     """A quantized variant lost more task accuracy than the budget allows."""
+
+
+class PrecisionUnsupportedError(ConversionError):
+    """The model cannot be converted to a precision (no FP16 kernels, nothing to quantize)."""
 
 
 class RepositoryWriteError(ConversionError):

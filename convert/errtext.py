@@ -1,0 +1,22 @@
+"""Library errors as one complete line for our messages.
+
+    raise ModelLoadError(f"{path} is not a valid ONNX model ({one_line(exc)}); re-export it")
+
+Third-party messages often put what to fix at their end (missing keys after "Error(s) in loading
+state_dict", the expected type after "does not match"), so a message is never cut at a fixed width:
+lines are joined and whitespace collapsed; only one longer than `limit` loses part of its middle.
+"""
+
+from __future__ import annotations
+
+__all__ = ["one_line"]
+
+
+def one_line(exc: BaseException, *, limit: int = 2000) -> str:
+    """The whole message of `exc` on one line; an over-long one keeps its head and its tail."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) <= limit:
+        return text
+    head = text[: limit // 3].rsplit(" ", 1)[0]
+    tail = text[-(limit - limit // 3):].split(" ", 1)[-1]
+    return f"{head} ... {tail}"
