@@ -19,30 +19,71 @@ def build(
     workdir: Annotated[Path, typer.Option(help="Scratch folder for intermediate files.")] = Path("build"),
     only: Annotated[list[str] | None, typer.Option(help="Build only these models.")] = None,  # noqa: UP007
 ) -> None:
-    """Train/export the reference models and add them as new versions in the repository."""
+    """Train/export the reference models and add them as new versions in the repository.
+
+    On a terminal a spinner shows the model being built; otherwise (a log, CI) one line per model
+    is printed as it starts and as it is written, with the elapsed time.
+    """
     from rich.table import Table
 
     from tritonstack.cli import console
-    from tritonstack.convert.reference import BUILDERS
+    from tritonstack.convert.reference import BUILDERS, build_steps
     from tritonstack.errors import ConfigError
 
     unknown = sorted(set(only or ()) - set(BUILDERS))
     if unknown:
         raise ConfigError(f"unknown reference model(s) {unknown}; choose from {sorted(BUILDERS)}")
+    names = list(only or BUILDERS)
     table = Table("model", "prec", "ver", "max abs err", "gate: metric before -> after", "s")
     started, notes = time.monotonic(), []
-    for name in only or BUILDERS:
-        begin = time.monotonic()
-        with console.status(f"building {name}..."):
-            summary = BUILDERS[name](repository, workdir)
-        for row in _rows(summary):
-            table.add_row(*row, f"{time.monotonic() - begin:.0f}")
-        notes += [f"{kind} {n}: {reason}" for kind in ("rejected", "skipped")
-                  for n, reason in summary.get(kind, {}).items()]
+    with _Progress(console, names, started) as progress:
+        for name, summary, seconds in build_steps(repository, workdir, names):
+            progress.done(name, summary, seconds)
+            for row in _rows(summary):
+                table.add_row(*row, f"{seconds:.0f}")
+            notes += [f"{kind} {n}: {reason}" for kind in ("rejected", "skipped")
+                      for n, reason in summary.get(kind, {}).items()]
     console.print(table)
     for note in notes:
         console.print(f"[yellow]{note}[/]")
     console.print(f"built in {time.monotonic() - started:.0f} s")
+
+
+class _Progress:
+    """Progress of `models build`: a spinner on a terminal, else a line per model start and end."""
+
+    def __init__(self, console: Any, names: list[str], started: float) -> None:
+        self.console, self.names, self.started = console, names, started
+        self.lines = not console.is_terminal
+        self.status = None if self.lines else console.status(f"building {names[0]}...")
+
+    def __enter__(self) -> _Progress:
+        if self.status is not None:
+            self.status.start()
+        self._starting(0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def _starting(self, index: int) -> None:
+        if index >= len(self.names):
+            return
+        if self.status is not None:
+            self.status.update(f"building {self.names[index]}...")
+        else:
+            self._line(f"{self.names[index]}: building ({index + 1}/{len(self.names)})")
+
+    def done(self, name: str, summary: dict[str, Any], seconds: float) -> None:
+        """Report a written model, then announce the next one."""
+        if self.lines:
+            variants = ", ".join(f"{r[0]} v{r[2]}" for r in _rows(summary)) or "nothing written"
+            self._line(f"{name}: built in {seconds:.1f} s ({variants})")
+        self._starting(self.names.index(name) + 1)
+
+    def _line(self, text: str) -> None:
+        self.console.print(f"[{time.monotonic() - self.started:6.1f} s] {text}", markup=False)
 
 
 def _rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
