@@ -42,7 +42,8 @@ def convert(  # noqa: PLR0913 - one option per documented knob
     metric: Annotated[str, _Opt(help="top1, cosine or package.module:function.")] = "top1",
     budget: Annotated[float | None, _Opt(help="Max drop (top1, custom) or min value (cosine).")] = None,  # noqa: UP007
     gate_output: Annotated[str | None, _Opt(help="Output the gate measures (default: first).")] = None,  # noqa: UP007
-    keep_going: Annotated[bool, _Opt(help="On gate failure, still write the other variants.")] = False,
+    keep_going: Annotated[bool, _Opt(help="If a variant fails (gate, FP16 or INT8 not possible), still "
+                                     "write the others.")] = False,
     max_batch_size: Annotated[int, _Opt(help="Triton max_batch_size.")] = 64,
     preferred_batch_size: Annotated[list[int] | None, _Opt(help="Dynamic batching preferred sizes.")] = None,  # noqa: UP007
     max_queue_delay_us: Annotated[int, _Opt(help="Dynamic batching queue delay.")] = 500,
@@ -143,6 +144,11 @@ def _print(report: Any, repository: Path) -> None:
         console.print(f"[yellow]skipped[/] {name}: {reason}")
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
+    for v in report.variants:
+        if v.previous_versions and v.version is not None:
+            console.print(f"[yellow]note:[/] model {v.name} already existed: added version {v.version} next "
+                          f"to version(s) {', '.join(map(str, v.previous_versions))} and replaced its "
+                          "config.pbtxt (pass a new --name for a separate model)")
     console.print(f"written to {repository}")
 
 
