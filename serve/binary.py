@@ -5,11 +5,18 @@
     env = install.environment()
 
 What the binary needs (measured, see the README): a backend directory with the Python backend plus
-the stub built for the running Python, and, because this build has no onnxruntime backend, a Python-
-based backend named `onnxruntime` (`backends/onnxruntime/model.py` = `runners/onnx_model.py`) so
-that standard `platform: "onnxruntime_onnx"` models are served unchanged; `LD_LIBRARY_PATH` holding
-the wheel's bundled libraries and the directory of `libpython3.X.so`, and the venv's `bin/` first on
-`PATH` so that the stub imports the venv's numpy and onnxruntime.
+the stub built for the running Python, and, because this build has no onnxruntime backend, one of ours
+named `onnxruntime` so that standard `platform: "onnxruntime_onnx"` models are served unchanged:
+
+- runner "native" (default): `backends/onnxruntime/libtriton_onnxruntime.so`, our C++ backend
+  (`serve/native/`, built by `native_build.py`), which `dlopen`s the onnxruntime wheel's C library
+  passed as `--backend-config=onnxruntime,ort-library=<path>`; plus the Python runner as the
+  Python-based backend `onnxruntime_python`, for the models that ask for it (see `plan.py`);
+- runner "python": the Python runner as the Python-based backend `onnxruntime`
+  (`backends/onnxruntime/model.py` = `runners/onnx_model.py`).
+
+`LD_LIBRARY_PATH` holds the wheel's bundled libraries and the directory of `libpython3.X.so`, and the
+venv's `bin/` comes first on `PATH` so that the stub imports the venv's numpy and onnxruntime.
 """
 
 from __future__ import annotations
@@ -24,10 +31,29 @@ from pathlib import Path
 
 from tritonstack.errors import ServerBinaryNotFoundError
 
-__all__ = ["TritonInstall", "find_install"]
+__all__ = ["PYTHON_RUNNER_BACKEND", "RUNNERS", "TritonInstall", "find_install", "ort_library"]
 
 _PYTHON_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 _ONNX_RUNNER = Path(__file__).parent / "runners" / "onnx_model.py"
+#: How ONNX models can run: our C++ backend, or the Python-backend runner.
+RUNNERS = ("native", "python")
+#: Name of the Python-based backend that serves the models asking for the Python runner (native default).
+PYTHON_RUNNER_BACKEND = "onnxruntime_python"
+
+
+def ort_library() -> Path:
+    """The ONNX Runtime C library inside the installed onnxruntime wheel (for the native backend)."""
+    spec = importlib.util.find_spec("onnxruntime")
+    found = []
+    if spec is not None and spec.submodule_search_locations:
+        capi = Path(next(iter(spec.submodule_search_locations))) / "capi"
+        found = sorted(capi.glob("libonnxruntime.so*"))
+    if not found:
+        raise ServerBinaryNotFoundError(
+            "the native onnxruntime backend needs the onnxruntime wheel's libonnxruntime.so; "
+            "install it with: pip install 'tritonstack[serve]' (or use --runner python)"
+        )
+    return found[-1]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,9 +74,9 @@ class TritonInstall:
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         return self.root / "python_backend_stubs" / version / "triton_python_backend_stub"
 
-    def prepare_backends(self, workdir: Path) -> Path:
-        """Create `workdir/backends`: the Python backend with this Python's stub, and the
-        ONNX Runtime runner as the Python-based backend `onnxruntime`."""
+    def prepare_backends(self, workdir: Path, *, runner: str = "native") -> Path:
+        """Create `workdir/backends`: the Python backend with this Python's stub, and the backend
+        `onnxruntime` of the chosen runner (native: plus the Python runner as `onnxruntime_python`)."""
         python_dir = workdir / "backends" / "python"
         python_dir.mkdir(parents=True, exist_ok=True)
         for name in _PYTHON_FILES:
@@ -58,12 +84,32 @@ class TritonInstall:
         shutil.copy2(self.stub, python_dir / self.stub.name)
         onnx_dir = workdir / "backends" / "onnxruntime"
         onnx_dir.mkdir(exist_ok=True)
-        shutil.copy2(_ONNX_RUNNER, onnx_dir / "model.py")
+        if runner == "python":
+            shutil.copy2(_ONNX_RUNNER, onnx_dir / "model.py")
+            return workdir / "backends"
+        from tritonstack.serve.native_build import LIBRARY_NAME, native_backend
+
+        shutil.copy2(native_backend(), onnx_dir / LIBRARY_NAME)
+        python_runner_dir = workdir / "backends" / PYTHON_RUNNER_BACKEND
+        python_runner_dir.mkdir(exist_ok=True)
+        shutil.copy2(_ONNX_RUNNER, python_runner_dir / "model.py")
         return workdir / "backends"
 
+    def backend_arguments(self, *, runner: str = "native", ort_threads: int | None = None) -> list[str]:
+        """tritonserver arguments for the native backend: where ONNX Runtime is, and the thread override."""
+        if runner == "python":
+            return []
+        args = [f"--backend-config=onnxruntime,ort-library={ort_library()}"]
+        if ort_threads:
+            args.append(f"--backend-config=onnxruntime,ort-threads={ort_threads}")
+        return args
+
     def environment(self, *, ort_threads: int | None = None) -> dict[str, str]:
-        """Return the environment the server process (and its stubs) must run with."""
-        env = dict(os.environ)
+        """Return the environment the server process (and its stubs) must run with: the caller's,
+        less the admin key and anything named like a secret (see `is_secret_variable`)."""
+        from tritonstack.serve.sandbox import is_secret_variable
+
+        env = {name: value for name, value in os.environ.items() if not is_secret_variable(name)}
         if ort_threads:
             env["TRITONSTACK_ORT_THREADS"] = str(ort_threads)
         venv_bin = str(Path(sys.executable).parent)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ __all__ = ["RESTRICTED_APIS", "ServerConfig", "TlsConfig"]
 #: Endpoints that need the admin header: 2.51 has CVEs in these paths (see README, Security).
 RESTRICTED_APIS = ("shared-memory", "model-repository", "logging", "trace")
 ADMIN_HEADER = "tritonstack-admin-key"
+_KEY = re.compile(r"[A-Za-z0-9._~+/=-]{1,1000}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,9 +29,13 @@ class TlsConfig:
     root_cert: Path | None = None
 
     def __post_init__(self) -> None:
-        for path in (self.server_cert, self.server_key, self.root_cert):
-            if path is not None and not Path(path).is_file():
+        for name in ("server_cert", "server_key", "root_cert"):
+            path = getattr(self, name)
+            if path is None:
+                continue
+            if not Path(path).is_file():
                 raise ConfigError(f"TLS file {path} does not exist; pass an existing PEM file")
+            object.__setattr__(self, name, Path(path).resolve())  # relative to where it was given
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +54,9 @@ class ServerConfig:
     ready_timeout_s: float = 60.0
     exit_timeout_s: int = 10
     log_verbose: int = 0
+    runner: str = "native"  # ONNX models: "native" (C++ backend) or "python" (Python-backend runner)
     supervise: bool = True  # reload a model whose Python stub died (Triton 2.51 never does)
+    user: str | None = None  # started as root: run as this user (None: "tritonstack"; "root": opt out)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "repository", Path(self.repository))
@@ -64,5 +72,10 @@ class ServerConfig:
         for name in ("grpc_port", "http_port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ConfigError(f"{name}={getattr(self, name)} is not a port; use 0-65535")
+        if self.runner not in ("native", "python"):
+            raise ConfigError(f"runner={self.runner!r} is not a runner; use 'native' or 'python'")
+        if self.admin_key is not None and not _KEY.fullmatch(self.admin_key):
+            raise ConfigError("the admin key must be 1-1000 letters, digits or . _ ~ + / = -; "
+                              "generate one with `python -c 'import secrets; print(secrets.token_hex(16))'`")
         if self.ort_threads is not None and self.ort_threads < 1:
             raise ConfigError(f"ort_threads={self.ort_threads} must be >= 1")

@@ -28,12 +28,20 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from tritonstack.serve.binary import find_install
-from tritonstack.serve.config import ADMIN_HEADER, RESTRICTED_APIS, ServerConfig
-from tritonstack.serve.plan import RepositoryPlan, plan_repository, skip_reason
+from tritonstack.serve.binary import PYTHON_RUNNER_BACKEND, TritonInstall, find_install
+from tritonstack.serve.config import ADMIN_HEADER, ServerConfig
+from tritonstack.serve.launch_security import LaunchSecurity, http_host
+from tritonstack.serve.plan import (
+    RepositoryPlan,
+    plan_repository,
+    python_runner_config,
+    python_runner_reason,
+    skip_reason,
+)
+from tritonstack.serve.ports import check_free, owns_listeners
 from tritonstack.serve.supervisor import StubSupervisor
 
-from tritonstack.errors import ServerError, ServerStartError
+from tritonstack.errors import ConfigError, ServerError, ServerStartError, TritonStackError
 
 __all__ = ["EmbeddedServer", "ModelState"]
 
@@ -67,6 +75,7 @@ class EmbeddedServer:
         self.plan: RepositoryPlan | None = None
         self.ports: dict[str, int] = {}
         self.supervisor: StubSupervisor | None = None
+        self.security: LaunchSecurity | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> EmbeddedServer:
@@ -74,13 +83,17 @@ class EmbeddedServer:
         install = find_install()
         self.workdir = Path(tempfile.mkdtemp(prefix="tritonstack-serve-"))
         try:
-            backends = install.prepare_backends(self.workdir)
-            self.plan = plan_repository(self.config.repository)
-            self.ports = {k: getattr(self.config, f"{k}_port") or _free_port(self.config.host)
+            backends = install.prepare_backends(self.workdir, runner=self.config.runner)
+            self.plan = plan_repository(self.config.repository, runner=self.config.runner)
+            self._secure(install)
+            self.ports = {k: getattr(self.config, f"{k}_port") or _free_port(self._host(k))
                           for k in ("grpc", "http", "metrics")}
-            argv = [str(install.binary), *self._arguments(backends)]
+            argv = [str(install.binary), *self._arguments(backends), *install.backend_arguments(
+                runner=self.config.runner, ort_threads=self.config.ort_threads)]
             self._launch(argv, install.environment(ort_threads=self.config.ort_threads))
             self._wait_ready()
+            for name in self.plan.python:  # ONNX models the native default leaves to the Python runner
+                self.load_model(name)
             if self.config.supervise:
                 self.supervisor = StubSupervisor(self.pid, heal=self.reload_model, states=self.model_states,
                                                  instances=self.instance_count)
@@ -90,13 +103,30 @@ class EmbeddedServer:
             raise
         return self
 
+    def _secure(self, install: TritonInstall) -> None:
+        """User, key file, shim, TLS copies (launch_security.py); ports free; unreadable models skipped."""
+        assert self.workdir is not None and self.plan is not None
+        check_free(self.config.host, {"grpc": self.config.grpc_port, "metrics": self.config.metrics_port})
+        check_free(self._host("http"), {"http": self.config.http_port})
+        self.security = LaunchSecurity.prepare(self.workdir, self.config, admin_key=self.admin_key,
+                                               runtime=[install.root, install.libs])
+        for warning in self.security.warnings:
+            _LOGGER.warning("%s", warning)
+        for model, reason in self.security.unreadable.items():
+            if model in self.plan.models:
+                self.plan.models.remove(model)
+                self.plan.skipped[model] = reason
+
+    def _host(self, kind: str) -> str:
+        return http_host(self.config) if kind == "http" else self.config.host
+
     def _launch(self, argv: list[str], env: dict[str, str]) -> None:
-        assert self.workdir is not None
+        assert self.workdir is not None and self.security is not None
         log = open(self.workdir / "tritonserver.log", "wb")  # noqa: SIM115 - owned by the child
         _LOGGER.debug("starting %s", " ".join(argv))
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our arguments
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=self.workdir, preexec_fn=_die_with_parent,
+            argv, env=self.security.environment(env), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=self.workdir, preexec_fn=self.security.preexec, umask=0o077,
         )
         log.close()
 
@@ -107,41 +137,55 @@ class EmbeddedServer:
             f"--model-repository={c.repository.resolve()}",
             f"--backend-directory={backends}",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
-            f"--http-address={c.host}", f"--http-port={self.ports['http']}",
+            f"--http-address={self._host('http')}", f"--http-port={self.ports['http']}",
             f"--grpc-address={c.host}", f"--grpc-port={self.ports['grpc']}",
             f"--metrics-address={c.host}", f"--metrics-port={self.ports['metrics']}",
-            "--model-control-mode=explicit", *(f"--load-model={m}" for m in self.plan.models),
+            "--model-control-mode=explicit",
+            *(f"--load-model={m}" for m in self.plan.models if m not in self.plan.python),
             "--exit-on-error=false", "--strict-readiness=false",
             f"--exit-timeout-secs={c.exit_timeout_s}", f"--log-verbose={c.log_verbose}",
             "--allow-cpu-metrics=true",
             "--metrics-config=summary_latencies=true",
             "--metrics-config=summary_quantiles=0.5:0.05,0.9:0.01,0.99:0.001",
         ]
-        if c.restrict_endpoints:
-            rule = f"{','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}={self.admin_key}"
-            args += [f"--grpc-restricted-protocol={rule}", f"--http-restricted-api={rule}"]
-        if c.tls is not None:
-            args += ["--grpc-use-ssl=true", f"--grpc-server-cert={c.tls.server_cert}",
-                     f"--grpc-server-key={c.tls.server_key}"]
-            if c.tls.root_cert is not None:
-                args += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={c.tls.root_cert}"]
-        return args
+        assert self.security is not None
+        return args + self.security.arguments(c)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.config.ready_timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise ServerStartError(
-                    f"tritonserver exited with code {self.process.returncode} during start-up; "
-                    f"last log lines:\n{self.log_tail()}"
-                )
-            if self._http_status("/v2/health/ready") == 200:
+                raise self._start_failure()
+            if self._http_status("/v2/health/ready") == 200 and self._listening():
                 return
             time.sleep(0.1)
         raise ServerStartError(
             f"tritonserver was not ready after {self.config.ready_timeout_s:.0f} s; "
             f"raise ready_timeout_s or read the log:\n{self.log_tail()}"
         )
+
+    def _listening(self) -> bool:
+        """True when the process we started holds every port (not another server on them), with the
+        key taken over by the shim (never a server running with the placeholder as its key)."""
+        assert self.process is not None and self.security is not None
+        if not owns_listeners(self.process.pid, self.ports.values()):
+            return False
+        if not self.security.key_consumed():
+            raise ServerStartError("tritonserver started without reading its admin key (the launch shim "
+                                   "did not run); refusing to serve with a placeholder key")
+        return True
+
+    def _start_failure(self) -> TritonStackError:
+        """One line for a start-up exit: a port taken since the check, or the log's last lines."""
+        assert self.process is not None
+        tail = self.log_tail()
+        taken = [line for line in tail.splitlines() if "already in use" in line]
+        for kind, port in self.ports.items():
+            if any(f":{port}" in line for line in taken):
+                return ConfigError(f"{kind} port {port} is already in use; pass --{kind}-port with another "
+                                   "port (0 picks a free one) or stop what holds it")
+        return ServerStartError(f"tritonserver exited with code {self.process.returncode} during start-up; "
+                                f"last log lines:\n{tail}")
 
     def stop(self) -> int | None:
         """Stop the server (SIGTERM, then SIGKILL), its stubs, and remove what it left behind."""
@@ -189,6 +233,9 @@ class EmbeddedServer:
         reason = skip_reason(self.config.repository / name)
         if reason:
             raise ServerError(f"model {name!r} cannot run on this host: {reason}")
+        if self.config.runner == "native" and python_runner_reason(self.config.repository / name):
+            config = python_runner_config(self.config.repository / name)
+            return self._model_control(name, "load", json.dumps({"parameters": {"config": config}}).encode())
         self._model_control(name, "load")
 
     def reload_model(self, name: str) -> None:
@@ -206,7 +253,9 @@ class EmbeddedServer:
     def instance_count(self, name: str) -> int:
         """How many Python stubs one loaded version of `name` runs (0 for ensembles)."""
         config = json.loads(self._http_get(f"/v2/models/{name}/config"))
-        if config.get("platform") == "ensemble" or config.get("backend") not in ("python", "onnxruntime"):
+        native = self.config.runner == "native"
+        stub_backends = ("python", PYTHON_RUNNER_BACKEND) + (() if native else ("onnxruntime",))
+        if config.get("platform") == "ensemble" or config.get("backend") not in stub_backends:
             return 0
         return sum(int(group.get("count", 1)) for group in config.get("instance_group", [])) or 1
 
@@ -218,9 +267,9 @@ class EmbeddedServer:
         """Unload `name` (in-flight requests finish first)."""
         self._model_control(name, "unload")
 
-    def _model_control(self, name: str, action: str) -> None:
+    def _model_control(self, name: str, action: str, body: bytes = b"{}") -> None:
         try:
-            self._http_post(f"/v2/repository/models/{name}/{action}", b"{}", timeout_s=120)
+            self._http_post(f"/v2/repository/models/{name}/{action}", body, timeout_s=120)
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
             raise ServerError(f"{action} of model {name!r} failed: {detail}") from exc
@@ -239,7 +288,8 @@ class EmbeddedServer:
     @property
     def http_url(self) -> str:
         """http://host:port of the HTTP endpoint."""
-        return f"http://{self.config.host}:{self.ports['http']}"
+        host = self._host("http")
+        return f"http://[{host}]:{self.ports['http']}" if ":" in host else f"http://{host}:{self.ports['http']}"
 
     @property
     def metrics_url(self) -> str:
@@ -259,11 +309,27 @@ class EmbeddedServer:
     def model_states(self) -> list[ModelState]:
         """Every model of the repository with its state and reason, plus skipped ones."""
         body = self._http_post("/v2/repository/index", b"{}")
-        states = json.loads(body) if body else []
         assert self.plan is not None
+        states = [s for s in (json.loads(body) if body else []) if s["name"] not in self.plan.skipped]
+        for entry in states:  # a folder Triton lists but never loaded has no state
+            if "state" not in entry:
+                entry.update(version=entry.get("version", ""), state="UNAVAILABLE",
+                             reason=entry.get("reason") or self._not_loaded_reason(entry["name"]))
         skipped = [{"name": n, "version": "", "state": "SKIPPED", "reason": r}
                    for n, r in self.plan.skipped.items()]
-        return sorted(states + skipped, key=lambda s: (s["name"], s.get("version", "")))
+        listed = {s["name"] for s in states + skipped}
+        unlisted = [{"name": d.name, "version": "", "state": "UNAVAILABLE",
+                     "reason": self._not_loaded_reason(d.name)} for d in self.config.repository.iterdir()
+                    if d.is_dir() and not d.name.startswith(".") and d.name not in listed]
+        return sorted(states + skipped + unlisted, key=lambda s: (s["name"], s.get("version", "")))
+
+    def _not_loaded_reason(self, name: str) -> str:
+        folder = self.config.repository / name
+        if not (folder / "config.pbtxt").is_file():
+            return f"{folder} has no config.pbtxt: add one, or remove the folder"
+        if not any(p.is_dir() and p.name.isdigit() for p in folder.iterdir()):
+            return f"{folder} has no version folder (1/, 2/, ...): add one"
+        return "not loaded; load it (model control) or read the server log"
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines the server logged."""

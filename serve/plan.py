@@ -3,9 +3,15 @@
     plan = plan_repository(Path("model_repository"))
     plan.models        # ["digits_mlp", ...]: loaded at start
     plan.skipped       # {"resnet18_trt": "TensorRT plan needs an NVIDIA GPU ..."}
+    plan.python        # {"digits_mlp": "it carries a drift reference ..."}: ONNX models for the Python runner
 
 The repository is served as it is (the NGC container serves the same folder). What differs on this
-CPU host lives in the server's backend directory, not in the repository: see `binary.py`.
+CPU host lives in the server's backend directory, not in the repository: see `binary.py`. With the
+native runner (default), an ONNX model still goes to the Python runner when its config.pbtxt says
+`parameters { key: "tritonstack_runner" value { string_value: "python" } }`, or when a version folder
+holds a drift reference (the `tritonstack_drift_*` gauges are published by the Python runner);
+`string_value: "native"` keeps it native regardless. Such models are loaded with a config override
+(`python_runner_config`) naming the Python-based backend `onnxruntime_python`.
 """
 
 from __future__ import annotations
@@ -14,13 +20,19 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tritonstack.serve.binary import PYTHON_RUNNER_BACKEND
+
 from tritonstack.errors import ConfigError
 from tritonstack.model_config import read_config
 
-__all__ = ["RepositoryPlan", "gpu_available", "plan_repository"]
+__all__ = ["RUNNER_PARAMETER", "RepositoryPlan", "gpu_available", "plan_repository", "python_runner_config",
+           "python_runner_reason"]
 
 _TENSORRT = ("tensorrt_plan", "tensorrt")
 _ONNX = ("onnxruntime_onnx", "onnxruntime")
+#: config.pbtxt parameter that picks the runner of one ONNX model ("python" or "native").
+RUNNER_PARAMETER = "tritonstack_runner"
+_DRIFT_REFERENCE = "drift_reference.json"  # tritonstack.ops.drift.REFERENCE_FILE
 
 
 @dataclass
@@ -29,6 +41,7 @@ class RepositoryPlan:
 
     models: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    python: dict[str, str] = field(default_factory=dict)  # subset of models: Python runner, and why
 
 
 def gpu_available() -> bool:
@@ -50,13 +63,44 @@ def skip_reason(model_dir: Path) -> str | None:
     return None
 
 
-def plan_repository(repository: Path) -> RepositoryPlan:
-    """Sort every model folder of `repository` (one holding config.pbtxt) into load or skip."""
+def python_runner_reason(model_dir: Path) -> str | None:
+    """Why the ONNX model in `model_dir` goes to the Python runner under the native default, or None."""
+    try:
+        config = read_config(model_dir / "config.pbtxt")
+    except ConfigError:
+        return None
+    if (config.platform or config.backend) not in _ONNX:
+        return None
+    asked = config.parameters[RUNNER_PARAMETER].string_value if RUNNER_PARAMETER in config.parameters else ""
+    if asked in ("python", "native"):
+        return f"config.pbtxt asks for it ({RUNNER_PARAMETER}={asked})" if asked == "python" else None
+    if any((version / _DRIFT_REFERENCE).is_file() for version in model_dir.iterdir() if version.is_dir()):
+        return "it carries a drift reference (the Python runner publishes the tritonstack_drift_* gauges)"
+    return None
+
+
+def python_runner_config(model_dir: Path) -> str:
+    """The model's config as JSON, switched to the Python runner: the config override of a load call."""
+    from google.protobuf import json_format
+
+    config = read_config(model_dir / "config.pbtxt")
+    config.name = config.name or model_dir.name
+    config.platform = ""
+    config.backend = PYTHON_RUNNER_BACKEND
+    return json_format.MessageToJson(config, preserving_proto_field_name=True)
+
+
+def plan_repository(repository: Path, *, runner: str = "native") -> RepositoryPlan:
+    """Sort every model folder of `repository` (one holding config.pbtxt) into load or skip, and mark
+    the ONNX models that the native runner leaves to the Python runner."""
     plan = RepositoryPlan()
     for model_dir in sorted(p for p in Path(repository).iterdir() if (p / "config.pbtxt").is_file()):
         reason = skip_reason(model_dir)
         if reason:
             plan.skipped[model_dir.name] = reason
-        else:
-            plan.models.append(model_dir.name)
+            continue
+        plan.models.append(model_dir.name)
+        why = python_runner_reason(model_dir) if runner == "native" else None
+        if why:
+            plan.python[model_dir.name] = why
     return plan

@@ -22,7 +22,14 @@ def test_plan_loads_onnx_and_skips_tensorrt_with_a_reason(tmp_path: Path) -> Non
 
 
 def test_backend_dir_has_python_backend_and_onnxruntime_runner(tmp_path: Path) -> None:
-    backends = find_install().prepare_backends(tmp_path)
+    backends = find_install().prepare_backends(tmp_path, runner="python")
     assert (backends / "python" / "libtriton_python.so").is_file()
     assert (backends / "python" / "triton_python_backend_stub").is_file()
     assert "class TritonPythonModel" in (backends / "onnxruntime" / "model.py").read_text()
+
+
+def test_native_backend_dir_has_the_library_and_the_python_runner_beside(tmp_path: Path) -> None:
+    backends = find_install().prepare_backends(tmp_path)
+    assert (backends / "onnxruntime" / "libtriton_onnxruntime.so").is_file()
+    assert not (backends / "onnxruntime" / "model.py").exists()  # Triton would pick the .so anyway
+    assert "class TritonPythonModel" in (backends / "onnxruntime_python" / "model.py").read_text()

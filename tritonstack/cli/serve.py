@@ -30,6 +30,8 @@ def serve(
     http_port: Annotated[int, typer.Option(help="HTTP port (0: any free port).")] = 8000,
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 8002,
     ort_threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per instance.")] = None,  # noqa: UP007
+    runner: Annotated[str, typer.Option(
+        help="ONNX models run on the 'native' C++ backend or the 'python' runner.")] = "native",
     admin_key: Annotated[str | None, typer.Option(  # noqa: UP007
         envvar="TRITONSTACK_ADMIN_KEY",
         help="Key for the restricted endpoints (model control, shared memory, logging, trace).")] = None,
@@ -49,7 +51,7 @@ def serve(
     tls = TlsConfig(server_cert=tls_cert, server_key=tls_key, root_cert=tls_root_cert) if tls_cert else None
     config = ServerConfig(repository=repository, host=host, grpc_port=grpc_port, http_port=http_port,
                           metrics_port=metrics_port, ort_threads=ort_threads, admin_key=admin_key,
-                          restrict_endpoints=not unrestricted, tls=tls)
+                          restrict_endpoints=not unrestricted, tls=tls, runner=runner)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,0 +1,181 @@
+#include "executor.h"
+
+#include <cstring>
+
+#include "common.h"
+
+namespace tritonstack {
+namespace {
+
+// The non-batch part of every input's shape: requests concatenate only when these agree.
+std::vector<int64_t> Signature(const Pending& pending) {
+  std::vector<int64_t> key;
+  for (const InputView& view : pending.inputs) {
+    key.push_back(static_cast<int64_t>(view.shape.size()));
+    key.insert(key.end(), view.shape.begin() + 1, view.shape.end());
+  }
+  return key;
+}
+
+// The same error, now with code INVALID_ARG: the request is at fault when others of its batch ran.
+TRITONSERVER_Error* AsInvalidArgument(TRITONSERVER_Error* err) {
+  if (TRITONSERVER_ErrorCode(err) == TRITONSERVER_ERROR_INVALID_ARG) return err;
+  TRITONSERVER_Error* blamed = Error(TRITONSERVER_ERROR_INVALID_ARG, TRITONSERVER_ErrorMessage(err));
+  TRITONSERVER_ErrorDelete(err);
+  return blamed;
+}
+
+}  // namespace
+
+void Executor::Execute(TRITONBACKEND_Request** requests, uint32_t count) {
+  exec_start_ns_ = NowNs();
+  std::vector<Pending> pending(count);
+  for (uint32_t i = 0; i < count; ++i) pending[i].request = requests[i];
+  Validate(&pending);
+  if (config_.batched()) {
+    for (const std::vector<Pending*>& group : Group(&pending)) RunGroup(group);
+  } else {
+    for (Pending& one : pending) {
+      if (one.error == nullptr) RunAlone({&one});
+    }
+  }
+  Finish(&pending);
+}
+
+void Executor::Validate(std::vector<Pending>* pending) {
+  for (Pending& one : *pending) {
+    one.error = ReadInputs(config_, &one);
+    if (one.error != nullptr) {
+      SendError(&one, one.error);
+      one.exec_end_ns = NowNs();
+    }
+  }
+}
+
+std::vector<std::vector<Pending*>> Executor::Group(std::vector<Pending>* pending) const {
+  std::vector<std::vector<int64_t>> keys;
+  std::vector<int64_t> rows;
+  std::vector<std::vector<Pending*>> groups;
+  for (Pending& one : *pending) {
+    if (one.error != nullptr) continue;
+    std::vector<int64_t> key = Signature(one);
+    size_t g = 0;
+    while (g < keys.size() && (keys[g] != key || rows[g] + one.rows > config_.max_batch_size)) ++g;
+    if (g == keys.size()) {  // a new shape, or the batch of this shape is full
+      keys.push_back(key);
+      rows.push_back(0);
+      groups.emplace_back();
+    }
+    rows[g] += one.rows;
+    groups[g].push_back(&one);
+  }
+  return groups;
+}
+
+void Executor::RunGroup(const std::vector<Pending*>& group) {
+  if (group.size() == 1) return RunAlone(group);
+  TRITONSERVER_Error* err = RunAndSend(group);
+  if (err == nullptr) return;
+  TS_LOG(TRITONSERVER_LOG_VERBOSE, std::string("batch of ") + std::to_string(group.size()) +
+                                       " requests failed; running them one by one: " + TRITONSERVER_ErrorMessage(err));
+  TRITONSERVER_ErrorDelete(err);
+  std::vector<Pending*> failed;
+  for (Pending* one : group) {
+    TRITONSERVER_Error* alone = RunAndSend({one});
+    if (alone != nullptr) one->error = alone, failed.push_back(one);
+  }
+  bool others_ran = failed.size() < group.size();
+  for (Pending* one : failed) {
+    if (others_ran) one->error = AsInvalidArgument(one->error);
+    SendError(one, one->error);
+    one->exec_end_ns = NowNs();
+  }
+}
+
+void Executor::RunAlone(const std::vector<Pending*>& group) {
+  Pending* one = group[0];
+  TRITONSERVER_Error* err = RunAndSend(group);
+  if (err != nullptr) {
+    one->error = err;
+    SendError(one, one->error);
+    one->exec_end_ns = NowNs();
+  }
+}
+
+// One Run over the group's concatenated inputs; on success every request of the group has its response.
+// A SendOutputs failure after a good Run becomes that request's own error (already responded); the
+// returned error is the Run's, and then no request of the group has been responded to.
+TRITONSERVER_Error* Executor::RunAndSend(const std::vector<Pending*>& group) {
+  std::vector<OrtPtr<OrtValue>> inputs;
+  TS_RETURN_IF_ERROR(MakeInputs(group, &inputs));
+  std::vector<OrtValue*> raw;
+  for (const OrtPtr<OrtValue>& value : inputs) raw.push_back(value.get());
+  std::vector<OrtPtr<OrtValue>> outputs;
+  uint64_t compute_start = NowNs();
+  TRITONSERVER_Error* err = session_->Run(raw, &outputs);
+  uint64_t compute_end = NowNs();
+  int64_t rows = 0;
+  for (const Pending* one : group) rows += one->rows;
+  std::vector<OutputInfo> described;
+  if (err == nullptr) err = DescribeOutputs(session_->runtime(), config_, rows, outputs, &described);
+  if (err != nullptr) return err;
+  int64_t offset = 0;
+  for (Pending* one : group) {
+    one->compute_start_ns = compute_start;
+    one->compute_end_ns = compute_end;
+    one->error = SendOutputs(config_, described, offset, one);
+    one->exec_end_ns = NowNs();
+    offset += one->rows;
+  }
+  LogIfError(TRITONBACKEND_ModelInstanceReportBatchStatistics(instance_, config_.batched() ? rows : 1, exec_start_ns_,
+                                                              compute_start, compute_end, NowNs()),
+             "reporting batch statistics");
+  return nullptr;
+}
+
+// ORT values over the group's inputs: the request's own buffers for one request, else a concatenation.
+TRITONSERVER_Error* Executor::MakeInputs(const std::vector<Pending*>& group, std::vector<OrtPtr<OrtValue>>* values) {
+  static char empty = 0;
+  const OrtApi* api = session_->runtime().api();
+  scratch_.resize(config_.inputs.size());
+  for (size_t i = 0; i < config_.inputs.size(); ++i) {
+    std::vector<int64_t> shape = group[0]->inputs[i].shape;
+    const char* data = group[0]->inputs[i].data;
+    uint64_t bytes = group[0]->inputs[i].bytes;
+    if (group.size() > 1) {
+      shape[0] = 0;
+      bytes = 0;
+      for (const Pending* one : group) bytes += one->inputs[i].bytes, shape[0] += one->inputs[i].shape[0];
+      scratch_[i].resize(bytes);
+      uint64_t offset = 0;
+      for (const Pending* one : group) {
+        if (one->inputs[i].bytes > 0) std::memcpy(scratch_[i].data() + offset, one->inputs[i].data, one->inputs[i].bytes);
+        offset += one->inputs[i].bytes;
+      }
+      data = scratch_[i].data();
+    }
+    OrtValue* value = nullptr;
+    void* buffer = bytes > 0 ? const_cast<char*>(data) : &empty;  // ORT only reads inputs
+    TS_RETURN_IF_ORT(api, api->CreateTensorWithDataAsOrtValue(session_->cpu(), buffer, bytes, shape.data(), shape.size(),
+                                                              config_.inputs[i].type->onnx, &value),
+                     "input '" + config_.inputs[i].name + "'");
+    values->push_back(session_->runtime().Own(value));
+  }
+  return nullptr;
+}
+
+// Statistics for every request, then release them all (each has had its one response).
+void Executor::Finish(std::vector<Pending>* pending) {
+  for (Pending& one : *pending) {
+    bool ok = one.error == nullptr;
+    uint64_t end = one.exec_end_ns != 0 ? one.exec_end_ns : NowNs();
+    uint64_t start = ok ? one.compute_start_ns : exec_start_ns_;
+    LogIfError(TRITONBACKEND_ModelInstanceReportStatistics(instance_, one.request, ok, exec_start_ns_, start,
+                                                           ok ? one.compute_end_ns : end, end),
+               "reporting request statistics");
+    if (!ok) TRITONSERVER_ErrorDelete(one.error);
+    LogIfError(TRITONBACKEND_RequestRelease(one.request, kTritonRequestReleaseAll), "releasing a request");
+  }
+}
+
+}  // namespace tritonstack

@@ -1,0 +1,38 @@
+// One model instance's execution of a batch handed over by Triton: validate each request, concatenate the
+// compatible ones along the batch axis, one Run, split the outputs; a failed batch is re-run request by
+// request so that only the bad request gets an error. Every request gets one response and its statistics.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "io.h"
+#include "session.h"
+
+namespace tritonstack {
+
+class Executor {
+ public:
+  Executor(const ModelConfig& config, std::unique_ptr<Session> session, TRITONBACKEND_ModelInstance* instance)
+      : config_(config), session_(std::move(session)), instance_(instance) {}
+
+  // Takes over `requests`: responds to and releases every one of them.
+  void Execute(TRITONBACKEND_Request** requests, uint32_t count);
+
+ private:
+  void Validate(std::vector<Pending>* pending);
+  std::vector<std::vector<Pending*>> Group(std::vector<Pending>* pending) const;
+  void RunGroup(const std::vector<Pending*>& group);
+  void RunAlone(const std::vector<Pending*>& group);
+  TRITONSERVER_Error* RunAndSend(const std::vector<Pending*>& group);
+  TRITONSERVER_Error* MakeInputs(const std::vector<Pending*>& group, std::vector<OrtPtr<OrtValue>>* values);
+  void Finish(std::vector<Pending>* pending);
+
+  const ModelConfig& config_;
+  std::unique_ptr<Session> session_;
+  TRITONBACKEND_ModelInstance* instance_;
+  uint64_t exec_start_ns_ = 0;
+  std::vector<std::vector<char>> scratch_;  // concatenated inputs, reused across batches
+};
+
+}  // namespace tritonstack

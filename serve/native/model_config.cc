@@ -1,0 +1,95 @@
+#include "model_config.h"
+
+namespace tritonstack {
+namespace {
+
+const char kPythonHint[] =
+    "; serve it with the Python runner: add parameters { key: \"tritonstack_runner\" value { string_value: "
+    "\"python\" } } to its config.pbtxt, or run `tritonstack serve --runner python`";
+
+// A string parameter of the config (`parameters { key: K value { string_value: V } }`), or "".
+std::string Parameter(const Json& config, const std::string& key) {
+  const Json* parameters = config.Get("parameters");
+  const Json* entry = parameters != nullptr ? parameters->Get(key) : nullptr;
+  return entry != nullptr ? entry->String("string_value") : "";
+}
+
+std::string ParseTensor(const std::string& model, const char* role, const Json& json, TensorSpec* out) {
+  out->name = json.String("name");
+  std::string type = json.String("data_type");
+  std::string where = "model '" + model + "': " + role + " '" + out->name + "'";
+  out->type = FindDataType(type);
+  if (out->type == nullptr) return where + " has data_type " + type + ", which this backend does not know";
+  if (out->type->byte_size == 0) {
+    return where + " is " + type + " (BYTES); the native onnxruntime runner takes fixed-size tensors only" +
+           kPythonHint;
+  }
+  if (json.Get("reshape") != nullptr) return where + " uses reshape, which the native runner does not support" +
+                                             kPythonHint;
+  const Json* dims = json.Get("dims");
+  for (const Json& dim : dims != nullptr ? dims->items() : std::vector<Json>()) {
+    int64_t value = 0;
+    if (!dim.AsInt(&value)) return where + " has a non-integer dimension";
+    out->dims.push_back(value);
+  }
+  return "";
+}
+
+std::string ParseTensors(const ModelConfig& model, const Json& config, const char* key, const char* role,
+                         std::vector<TensorSpec>* out) {
+  const Json* list = config.Get(key);
+  if (list == nullptr || list->items().empty()) {
+    return "model '" + model.name + "' declares no " + role + "s; list them in config.pbtxt";
+  }
+  for (const Json& item : list->items()) {
+    out->emplace_back();
+    std::string error = ParseTensor(model.name, role, item, &out->back());
+    if (!error.empty()) return error;
+  }
+  return "";
+}
+
+std::string ParseThreads(const Json& config, const char* key, int* out) {
+  std::string text = Parameter(config, key);
+  if (text.empty()) return "";
+  Json number;
+  std::string ignored;
+  int64_t value = -1;
+  if (!Json::Parse(text, &number, &ignored) || !number.AsInt(&value) || value < 0 || value > 1024) {
+    return "parameter " + std::string(key) + "='" + text + "' is not a thread count (0-1024)";
+  }
+  *out = static_cast<int>(value);
+  return "";
+}
+
+}  // namespace
+
+GraphOptimizationLevel GraphLevel(int64_t level) {
+  if (level == -1) return ORT_ENABLE_BASIC;
+  if (level == 1) return ORT_ENABLE_EXTENDED;
+  if (level <= -2) return ORT_DISABLE_ALL;
+  return ORT_ENABLE_ALL;
+}
+
+std::string ParseModelConfig(const Json& config, ModelConfig* out) {
+  out->name = config.String("name");
+  if (Parameter(config, "tritonstack_runner") == "python") {
+    return "model '" + out->name + "' asks for the Python runner (parameter tritonstack_runner=python); "
+           "`tritonstack serve` loads it with the Python runner, not with this native backend";
+  }
+  config.Int("max_batch_size", &out->max_batch_size);
+  std::string filename = config.String("default_model_filename");
+  if (!filename.empty()) out->model_filename = filename;
+  std::string error = ParseTensors(*out, config, "input", "input", &out->inputs);
+  if (error.empty()) error = ParseTensors(*out, config, "output", "output", &out->outputs);
+  if (error.empty()) error = ParseThreads(config, "intra_op_thread_count", &out->intra_op_threads);
+  if (error.empty()) error = ParseThreads(config, "inter_op_thread_count", &out->inter_op_threads);
+  const Json* optimization = config.Get("optimization");
+  const Json* graph = optimization != nullptr ? optimization->Get("graph") : nullptr;
+  int64_t level = 0;
+  if (graph != nullptr && graph->Int("level", &level)) out->graph_level = GraphLevel(level);
+  if (!error.empty() && error.rfind("model '", 0) != 0) error = "model '" + out->name + "': " + error;
+  return error;
+}
+
+}  // namespace tritonstack

@@ -1,0 +1,38 @@
+// What the backend needs from a model's config.pbtxt (as Triton's JSON), checked once at load.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "json.h"
+#include "types.h"
+
+namespace tritonstack {
+
+struct TensorSpec {
+  std::string name;
+  const DataType* type = nullptr;
+  std::vector<int64_t> dims;  // without the batch dimension; -1 = dynamic
+};
+
+struct ModelConfig {
+  std::string name;
+  int64_t max_batch_size = 0;
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  std::string model_filename = "model.onnx";
+  int intra_op_threads = 1;
+  int inter_op_threads = 1;
+  GraphOptimizationLevel graph_level = ORT_ENABLE_ALL;
+  bool batched() const { return max_batch_size > 0; }
+};
+
+// Fill `out` from Triton's model configuration JSON. Returns "" or a load-time refusal that names the model.
+std::string ParseModelConfig(const Json& config, ModelConfig* out);
+
+// Triton's ORT backend mapping of `optimization { graph { level } }`: -1 basic, 1 extended, <= -2 none,
+// anything else all.
+GraphOptimizationLevel GraphLevel(int64_t level);
+
+}  // namespace tritonstack
