@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tritonstack.loadtest.locust_hdr import ENV_OUT
 from tritonstack.loadtest.report import RunResult
 from tritonstack.loadtest.scenario import Kind, Scenario
 from tritonstack.loadtest.server_stats import ServerStatsPoller
-from tritonstack.loadtest.stats import Recorder
+from tritonstack.loadtest.stats import LatencyHistogram, Recorder
 
 from tritonstack.errors import LoadTestError
 
@@ -171,7 +172,7 @@ def run_distributed(
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or f"{scenario.kind.value}_distributed"
     prefix, port = out_dir / f"{name}_locust", _free_port()
-    env = {**os.environ, **scenario.to_env()}
+    env = {**os.environ, **scenario.to_env(), ENV_OUT: f"{prefix}_hdr.txt"}
     log = (out_dir / f"{name}_locust.log").open("wb")
     master = subprocess.Popen(
         _locust_argv(scenario, url, workers, port, prefix),
@@ -229,8 +230,14 @@ def _distributed_result(
         windows=_windows_from_history(history),
     )
     result.server, result.server_total = poller.timeline(), poller.total()
+    hdr = Path(f"{prefix}_hdr.txt")
+    if hdr.is_file() and hdr.read_text().strip():
+        result.summary.update(LatencyHistogram.decode(hdr.read_text().strip()).summary_ms())
+        source = "the workers' HdrHistograms, merged (microsecond precision"
+    else:
+        source = "Locust's (rounded to whole ms"
     result.notes.append(
-        "distributed mode: percentiles are Locust's (they include failed requests); "
+        f"distributed mode: percentiles are {source}, failed requests included); "
         "Locust's own CSV files are next to this report"
     )
     return result

@@ -9,7 +9,9 @@ sets it and starts the processes for you. Exactly one user class and at most one
 defined here, so Locust needs no class picker.
 """
 
+import locust
 import locust.stats
+from tritonstack.loadtest.locust_hdr import install as install_hdr
 from tritonstack.loadtest.locust_user import user_class
 from tritonstack.loadtest.scenario import Kind, Scenario
 
@@ -17,6 +19,9 @@ from tritonstack.loadtest.scenario import Kind, Scenario
 # history never reaches the file and the report has no latency-over-time).
 locust.stats.CSV_STATS_INTERVAL_SEC = 1
 locust.stats.CSV_STATS_FLUSH_INTERVAL_SEC = 1
+
+# Workers send an HdrHistogram of their latencies with each report; the master merges them.
+install_hdr(locust.events)
 
 SCENARIO = Scenario.from_env()
 TritonUser = user_class(SCENARIO, host=None)

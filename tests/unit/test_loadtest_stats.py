@@ -58,3 +58,91 @@ def test_windows_split_by_end_time_and_clip_the_drain():
     assert sum(r["count"] for r in rows) == 40
     assert all(r["errors"] >= 1 for r in rows)
     assert rows[0]["p50_ms"] is not None
+
+
+def test_latency_histograms_merge_exactly_across_processes_and_keep_microseconds():
+    from tritonstack.loadtest.stats import LatencyHistogram
+
+    latency_s = np.random.default_rng(0).lognormal(np.log(0.0008), 0.5, 20000)  # sub-ms, like the MLP
+    workers = [LatencyHistogram(), LatencyHistogram()]
+    whole = LatencyHistogram()
+    for i, value in enumerate(latency_s):
+        workers[i % 2].record(value)
+        whole.record(value)
+    merged = LatencyHistogram()
+    for worker in workers:  # what the master does with each worker's report
+        merged.merge(LatencyHistogram.decode(worker.encode()))
+    assert len(merged) == len(whole) == 20000 and merged.summary_ms() == whole.summary_ms()
+    exact = np.percentile(latency_s, [50, 90, 99]) * 1e3
+    summary = merged.summary_ms()
+    for p, value in zip((50, 90, 99), exact, strict=True):
+        assert abs(summary[f"p{p}_ms"] - value) <= 1e-3 * value + 1e-3  # 3 significant digits, not whole ms
+    assert len(workers[0].encode()) < 8000
+    assert LatencyHistogram().summary_ms()["p99_ms"] is None
+    print(f"merged p50/p99 {summary['p50_ms']:.3f}/{summary['p99_ms']:.3f} ms, exact "
+          f"{exact[0]:.3f}/{exact[2]:.3f} ms; encoded {len(workers[0].encode())} chars per worker")
+
+
+HDR_LOCUSTFILE = '''
+import locust
+from locust import User, constant, task
+from tritonstack.loadtest.locust_hdr import install
+
+install(locust.events)
+
+
+class Synthetic(User):
+    """Reports a fixed 0.5 ms latency per request through Locust's request event, as our gRPC user does."""
+
+    wait_time = constant(0.01)
+
+    @task
+    def call(self):
+        self.environment.events.request.fire(
+            request_type="grpc", name="m", response_time=0.5, response_length=0, exception=None,
+            context={"scheduled_s": 1.0, "end_s": 1.0005})
+'''
+
+
+def test_locust_workers_send_histograms_that_the_master_merges(tmp_path):
+    """Real Locust processes (master + 2 workers, no server): the merged histogram counts every request
+    the workers reported and keeps the sub-millisecond latency."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tritonstack.loadtest.locust_hdr import ENV_OUT
+    from tritonstack.loadtest.stats import LatencyHistogram
+
+    (tmp_path / "locustfile.py").write_text(HDR_LOCUSTFILE)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, ENV_OUT: str(tmp_path / "hdr.txt")}
+    locust = [sys.executable, "-m", "locust", "-f", str(tmp_path / "locustfile.py")]
+    master = subprocess.Popen([*locust, "--master", "--headless", "--master-bind-host", "127.0.0.1",
+                               "--master-bind-port", str(port), "--expect-workers", "2", "-u", "4", "-r", "4",
+                               "-t", "3s", "--csv", str(tmp_path / "run"), "--only-summary"],
+                              env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers = [subprocess.Popen([*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(2)]
+    try:
+        _, stderr = master.communicate(timeout=60)
+    finally:
+        for process in (master, *workers):
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    assert (tmp_path / "hdr.txt").is_file(), stderr[-2000:]
+    merged = LatencyHistogram.decode((tmp_path / "hdr.txt").read_text())
+    import csv
+
+    total = next(r for r in csv.DictReader((tmp_path / "run_stats.csv").open()) if r["Name"] == "Aggregated")
+    locust_count = int(total["Request Count"])
+    summary = merged.summary_ms()
+    print(f"master merged {len(merged)} requests from 2 workers (Locust counted {locust_count}); "
+          f"p50 {summary['p50_ms']:.3f} ms (Locust's own p50: {total['50%']} ms)")
+    assert len(merged) == locust_count > 100
+    assert abs(summary["p50_ms"] - 0.5) < 0.001 and abs(summary["p99_ms"] - 0.5) < 0.001
