@@ -324,9 +324,13 @@ def _quantize(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path:
         with quiet():  # the histogram calibrators print(), ORT logs hints on the root logger
             _quantize_static(src, dst, reader, recipe, cache_path, keep_fp32)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own kinds on mismatched feeds
-        first = one_line(exc)
-        raise CalibrationError(f"INT8 quantization failed ({first}); check that the calibration data fits "
-                               "the model's inputs, or leave int8 out for this model") from exc
+        if reader is None:  # the ranges came from the cache
+            raise CalibrationError(
+                f"INT8 quantization with the calibration cache {cache_path} failed ({one_line(exc)}); the "
+                "cache is corrupt or from another model: delete it (or pass another --calibration-cache) "
+                "and pass --calibration FILE.npz to calibrate again") from exc
+        raise CalibrationError(f"INT8 quantization failed ({one_line(exc)}); check that the calibration data "
+                               "fits the model's inputs, or leave int8 out for this model") from exc
 
 
 def _quantize_static(src: Path, dst: Path, reader: Any, recipe: Int8Recipe, cache_path: Path | None,
