@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tritonstack.errors import ConfigError
+
 __all__ = ["MANIFEST", "VersionCheck", "base_manifest", "check_version", "file_sha256", "files_sha256",
-           "tool_versions"]
+           "tool_versions", "write_added_manifest"]
 
 MANIFEST = "manifest.json"
 
@@ -91,3 +93,31 @@ def check_version(version_dir: Path) -> VersionCheck:
     if not manifest.get("verified_by"):
         return VersionCheck("unverified", False)
     return VersionCheck("verified", True)
+
+
+def write_added_manifest(version_dir: Path, *, source: Path, model: str, version: int) -> dict[str, Any]:
+    """Give a version copied in by hand (`versions add`) a manifest with the hashes of its files.
+
+    A manifest that came with the folder is kept (with `model`/`version` updated) if its hashes
+    match the files; a mismatch raises ConfigError naming the files. Without one, a manifest is
+    written that records the hashes but no verification (status "unverified").
+    """
+    path = Path(version_dir) / MANIFEST
+    actual = files_sha256(version_dir)
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {MANIFEST} is not valid JSON ({exc}); fix or remove it") from exc
+    recorded = manifest.get("files")
+    if isinstance(recorded, dict) and recorded != actual:
+        changed = sorted(n for n in set(recorded) | set(actual) if recorded.get(n) != actual.get(n))
+        raise ConfigError(f"{source} does not hold what its {MANIFEST} describes (changed: "
+                          f"{', '.join(changed)}); add the folder as it was converted, or convert again")
+    if not manifest:
+        manifest = {"source": str(Path(source).resolve()), "added_by": "tritonstack versions add",
+                    "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        if Path(source).is_file():
+            manifest["source_sha256"] = file_sha256(Path(source))
+    manifest.update({"model": model, "version": version, "files": actual})
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["ALERT_THRESHOLDS", "DriftRow", "drift_status"]
+from tritonstack.convert.manifest import VersionCheck, check_version
+
+__all__ = ["ALERT_THRESHOLDS", "DriftRow", "drift_status", "verification"]
 
 #: gauge -> value above which the Prometheus alert fires (DataDriftHigh, EmbeddingShiftHigh)
 ALERT_THRESHOLDS = {"psi_mean": 0.1, "embedding_mmd": 0.05}
@@ -57,3 +60,13 @@ def drift_status(metrics_text: str) -> list[DriftRow]:
         if key[:2] not in monitored:
             rows.setdefault(key, DriftRow(*key))
     return [rows[k] for k in sorted(rows)]
+
+
+def verification(repository: Path) -> dict[tuple[str, int], VersionCheck]:
+    """For each version folder of the repository: do its files match the hashes its manifest verified?"""
+    checks = {}
+    for model_dir in sorted(p for p in Path(repository).iterdir() if (p / "config.pbtxt").is_file()):
+        for version_dir in sorted((p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()),
+                                  key=lambda p: int(p.name)):
+            checks[(model_dir.name, int(version_dir.name))] = check_version(version_dir)
+    return checks

@@ -2,7 +2,7 @@
 
     control = TritonControl("http://127.0.0.1:8000", admin_key=key)
     versions = VersionManager(Path("model_repository"), control)
-    new = versions.add("digits_mlp", Path("build/digits_mlp/2"))   # copied in; not served yet
+    new = versions.add("digits_mlp", Path("build/digits_mlp/model.onnx"))   # copied in; not served yet
     versions.promote("digits_mlp", new, keep=(1,))                  # canary: 1 and 2 are served
     versions.promote("digits_mlp", new)                             # 2 only; 1 unloaded
     versions.rollback("digits_mlp")                                 # back to 1 and 2
@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tritonstack.convert.manifest import write_added_manifest
 from tritonstack.serve.config import ADMIN_HEADER
 
 from tritonstack.errors import (
@@ -161,7 +162,9 @@ class VersionManager:
     def add(self, model: str, source: Path, *, version: int | None = None) -> int:
         """Copy `source` (a version folder, or one model file) in as a new version; not served yet.
 
-        The current policy is pinned first, so the new folder is not picked up by a later load.
+        The current policy is pinned first, so the new folder is not picked up by a later load. The
+        version gets a manifest with the SHA-256 of its files (one that came with the folder is kept
+        if the files still match it; if not, nothing is added).
         """
         source = Path(source)
         if not source.exists() or (source.is_dir() and not any(source.iterdir())):
@@ -177,6 +180,7 @@ class VersionManager:
                 shutil.copytree(source, staging, dirs_exist_ok=True)
             else:
                 shutil.copy2(source, staging / self._model_filename(model))
+            write_added_manifest(staging, source=source, model=model, version=version)  # hashes of its files
             os.rename(staging, self._model_dir(model) / str(version))
         finally:
             shutil.rmtree(staging, ignore_errors=True)

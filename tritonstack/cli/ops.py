@@ -3,6 +3,7 @@
     tritonstack ops drift-reference build/digits_mlp/2 --values x_train.npy --tensor features
     tritonstack ops drift-status --metrics-url http://127.0.0.1:8002/metrics
     tritonstack ops drift-tap digits_mlp --repository model_repository   # for native backends (NGC)
+    tritonstack ops status --repository model_repository [--url http://127.0.0.1:8000]
 """
 
 from __future__ import annotations
@@ -105,6 +106,41 @@ def _print_drift_table(rows: list) -> None:
     console.print(table)
     if not rows:
         console.print("no model is served (no nv_inference_count on the page): is this Triton's metrics URL?")
+
+
+@ops_app.command("status")
+def status_command(
+    repository: Annotated[Path, typer.Option(help="The served repository.")] = Path("model_repository"),
+    url: Annotated[str | None, typer.Option(help="Triton's HTTP endpoint, to show what it serves.")] = None,  # noqa: UP007
+    admin_key: Annotated[str | None, typer.Option(  # noqa: UP007
+        envvar="TRITONSTACK_ADMIN_KEY", help="Key of the restricted model-repository endpoint.")] = None,
+) -> None:
+    """Every version: Triton's state and whether its files are what was verified; exit 1 if one changed."""
+    import sys
+
+    from rich.table import Table
+
+    from tritonstack.cli import console
+    from tritonstack.errors import ConfigError
+    from tritonstack.ops.status import verification
+
+    if not repository.is_dir():
+        raise ConfigError(f"repository {repository} is not a folder; pass --repository")
+    states = {}
+    if url:
+        from tritonstack.ops.versions import TritonControl
+
+        states = {(s.get("name"), str(s.get("version"))): s.get("state", "")
+                  for s in TritonControl(url, admin_key=admin_key).index()}
+    table = Table("model", "version", "state", "verified")
+    checks = verification(repository)
+    for (model, version), check in checks.items():
+        colour = "green" if check.verified else ("red" if check.status.startswith("changed") else "yellow")
+        state = states.get((model, str(version)), "NOT LOADED") if url else "-"
+        table.add_row(model, str(version), state, f"[{colour}]{check.status}[/]")
+    console.print(table)
+    if any(c.status.startswith("changed") for c in checks.values()):
+        sys.exit(1)
 
 
 @ops_app.command("drift-tap")

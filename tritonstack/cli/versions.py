@@ -1,7 +1,7 @@
 """`tritonstack versions`: list, add, promote, canary and roll back model versions on a running Triton.
 
     tritonstack versions list digits_mlp
-    tritonstack versions add digits_mlp build/digits_mlp/2      # copied in, not served yet
+    tritonstack versions add digits_mlp build/digits_mlp/model.onnx   # copied in, not served yet
     tritonstack versions canary digits_mlp 2                    # serve 2 next to the current ones
     tritonstack versions promote digits_mlp 2                   # serve 2 only
     tritonstack versions rollback digits_mlp                    # back to what was served before

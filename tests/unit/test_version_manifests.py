@@ -1,0 +1,75 @@
+"""Every version has a manifest with its files' hashes; `ops status` says whether they are what was verified."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tritonstack.convert.manifest import check_version
+from tritonstack.convert.reference.digits import DIGITS_SPEC
+from tritonstack.convert.repository import write_version
+from tritonstack.ops.versions import VersionManager
+
+from tritonstack.errors import ConfigError
+
+from .test_ops_versions import FakeControl
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    artifact = tmp_path / "model.onnx"
+    artifact.write_bytes(b"v1")
+    write_version(repo, DIGITS_SPEC, files={"model.onnx": artifact},
+                  manifest={"verified_by": "tritonstack convert"})
+    return repo
+
+
+def test_versions_add_writes_a_manifest_with_the_file_hashes(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    new = tmp_path / "new.onnx"
+    new.write_bytes(b"v2")
+    manager = VersionManager(repo, FakeControl(repo))
+    assert manager.add("digits_mlp", new) == 2
+    manifest = json.loads((repo / "digits_mlp" / "2" / "manifest.json").read_text())
+    assert manifest["files"] == {"model.onnx": hashlib.sha256(b"v2").hexdigest()}
+    assert manifest["source_sha256"] == manifest["files"]["model.onnx"]
+    assert manifest["version"] == 2 and manifest["added_by"] == "tritonstack versions add"
+    assert check_version(repo / "digits_mlp" / "2").status == "unverified"
+    assert check_version(repo / "digits_mlp" / "1").status == "verified"
+
+
+def test_a_converted_folder_keeps_its_manifest_and_a_tampered_one_is_refused(tmp_path: Path) -> None:
+    repo, other = _repo(tmp_path), tmp_path / "other"
+    artifact = tmp_path / "m2.onnx"
+    artifact.write_bytes(b"v2 converted")
+    write_version(other, DIGITS_SPEC, files={"model.onnx": artifact}, manifest={"verified_by": "tritonstack convert"})
+    manager = VersionManager(repo, FakeControl(repo))
+    assert manager.add("digits_mlp", other / "digits_mlp" / "1") == 2
+    assert check_version(repo / "digits_mlp" / "2").status == "verified"
+    (other / "digits_mlp" / "1" / "model.onnx").write_bytes(b"tampered")
+    with pytest.raises(ConfigError, match=r"changed: model.onnx"):
+        manager.add("digits_mlp", other / "digits_mlp" / "1")
+    assert sorted(p.name for p in (repo / "digits_mlp").iterdir() if p.name.isdigit()) == ["1", "2"]
+
+
+def test_ops_status_flags_changed_files_and_exits_1(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    (repo / "digits_mlp" / "2").mkdir()  # a version folder copied in by hand, no manifest
+    (repo / "digits_mlp" / "2" / "model.onnx").write_bytes(b"x")
+
+    def status() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tritonstack", "ops", "status", "--repository", str(repo)],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+    calm = status()
+    assert calm.returncode == 0, calm.stderr
+    assert "verified" in calm.stdout and "no manifest" in calm.stdout
+    (repo / "digits_mlp" / "1" / "model.onnx").write_bytes(b"swapped after verification")
+    alarmed = status()
+    assert alarmed.returncode == 1 and "changed: model.onnx" in alarmed.stdout
