@@ -106,12 +106,14 @@ def _checked(options: ConvertOptions, source: Source, checks: list[tuple[str, di
     atol, rtol = (tolerance.atol, tolerance.rtol) if tolerance else (np.inf, 0.0)
     for kind, feeds in checks:
         measured = verify_outputs(expected=source.run(feeds), actual=_run_variant(variant, feeds), atol=atol,
-                                  rtol=rtol, what=f"{variant.name} {variant.precision.value}")
+                                  rtol=rtol, what=f"{variant.name} {variant.precision.value}",
+                                  min_cosine=tolerance.min_cosine if tolerance else None)
         for target in (variant.errors, variant.errors_by_set.setdefault(kind, {})):
             for name, error in measured.items():
                 old = target.get(name, error)
                 target[name] = OutputError(name=name, max_abs=max(old.max_abs, error.max_abs),
-                                           max_rel=max(old.max_rel, error.max_rel))
+                                           max_rel=max(old.max_rel, error.max_rel),
+                                           min_cosine=min(old.min_cosine, error.min_cosine))
     return variant
 
 

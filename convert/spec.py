@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -18,6 +19,7 @@ from tritonstack.errors import InputSpecError, RepositoryWriteError
 from tritonstack.model_config import new_config
 
 __all__ = [
+    "DEFAULT_MAX_QUEUE_SIZE", "DEFAULT_QUEUE_TIMEOUT_US",
     "Batching", "EnsembleStep", "ModelSpec", "Platform", "TensorSpec", "TrtAccelerator", "VersionPolicy",
     "check_model_name",
 ]
@@ -47,27 +49,48 @@ def check_model_name(name: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class TensorSpec:
-    """One input or output; `dims` exclude the batch axis when the model batches."""
+    """One input or output; `dims` exclude the batch axis when the model batches.
+
+    `max_dims` (inputs): the largest size each `-1` dim may take (e.g. an encoder's sequence
+    length), same length as `dims`. Triton 2.51's config has no per-dim maximum, so it is written
+    as the model parameter `max_input_dims` (JSON), which the ONNX runner enforces per request.
+    """
 
     name: str
     dtype: str
     dims: tuple[int, ...]
+    max_dims: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPES:
             raise InputSpecError(f"tensor {self.name!r}: dtype {self.dtype!r} is not one of {_DTYPES}")
         if any(d == 0 or d < -1 for d in self.dims):
             raise InputSpecError(f"tensor {self.name!r}: dims {self.dims} must be positive or -1")
+        if self.max_dims is not None and (len(self.max_dims) != len(self.dims) or any(
+                m < 1 or d not in (-1, m) for d, m in zip(self.dims, self.max_dims, strict=False))):
+            raise InputSpecError(f"tensor {self.name!r}: max_dims {self.max_dims} must give one positive "
+                                 f"maximum per dim of {self.dims} (equal to the dim where it is fixed)")
+
+
+#: Default queue bounds of every generated config: a request waits at most this long in Triton's
+#: queue (then fails with UNAVAILABLE "Request timeout expired"), and at most this many wait.
+DEFAULT_QUEUE_TIMEOUT_US = 2_000_000
+DEFAULT_MAX_QUEUE_SIZE = 512
 
 
 @dataclass(frozen=True, kw_only=True)
 class Batching:
-    """Dynamic batching settings."""
+    """Dynamic batching settings. The queue is bounded by default in size and in time (REJECT on
+    timeout), so work queued by clients that went away cannot starve live ones for long."""
 
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_delay_us: int = 500
-    max_queue_size: int = 0  # 0: unbounded
-    queue_timeout_us: int = 0  # 0: none
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE  # 0: unbounded
+    queue_timeout_us: int = DEFAULT_QUEUE_TIMEOUT_US  # 0: none
+
+    def __post_init__(self) -> None:
+        if min(self.max_queue_delay_us, self.max_queue_size, self.queue_timeout_us) < 0:
+            raise InputSpecError(f"batching {self}: delays, queue size and timeout must be >= 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +204,9 @@ class ModelSpec:
             for tensor in spec:
                 item = target.add(name=tensor.name, data_type=f"TYPE_{tensor.dtype}")
                 item.dims.extend(tensor.dims)
+        limits = {t.name: list(t.max_dims) for t in self.inputs if t.max_dims is not None}
+        if limits:
+            config.parameters["max_input_dims"].string_value = json.dumps(limits, sort_keys=True)
         self._add_scheduling(config)
         self._add_extras(config)
         return config

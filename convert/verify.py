@@ -1,7 +1,13 @@
 """Compare a converted model's outputs with its source and fail loudly beyond tolerance.
 
     report = verify_outputs(expected={"probabilities": ref}, actual={"probabilities": out},
-                            atol=1e-5, rtol=1e-3, what="digits_mlp fp32")
+                            atol=1e-5, rtol=1e-3, min_cosine=0.999, what="digits_mlp fp32")
+
+Two checks per output: element-wise `|actual - expected| <= atol + rtol * |expected|`, and, when
+`min_cosine` is given, a scale-free one: the cosine similarity of each row (of the whole output
+when rows hold one value) to the source's must reach `min_cosine`. An absolute tolerance alone
+passes anything for a model whose outputs are ~1e-9; the cosine does not depend on the scale.
+Rows whose source output is exactly zero are left to the element-wise check.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import numpy as np
 
 from tritonstack.errors import ExportMismatchError
 
-__all__ = ["OutputError", "run_onnx", "verify_outputs"]
+__all__ = ["OutputError", "row_cosine", "run_onnx", "verify_outputs"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,10 +29,11 @@ class OutputError:
     name: str
     max_abs: float
     max_rel: float
+    min_cosine: float = 1.0
 
     def as_dict(self) -> dict[str, float]:
         """The measurement as plain numbers, for manifests and reports."""
-        return {"max_abs": self.max_abs, "max_rel": self.max_rel}
+        return {"max_abs": self.max_abs, "max_rel": self.max_rel, "min_cosine": self.min_cosine}
 
 
 def run_onnx(path: Path, feeds: dict[str, np.ndarray], threads: int = 2) -> dict[str, np.ndarray]:
@@ -41,9 +48,11 @@ def run_onnx(path: Path, feeds: dict[str, np.ndarray], threads: int = 2) -> dict
 
 
 def verify_outputs(
-    *, expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol: float, rtol: float, what: str
+    *, expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], atol: float, rtol: float, what: str,
+    min_cosine: float | None = None,
 ) -> dict[str, OutputError]:
-    """Return per-output errors; raise ExportMismatchError if any exceeds atol + rtol*|expected|."""
+    """Return per-output errors; raise ExportMismatchError if any exceeds atol + rtol*|expected|, or
+    if a row's cosine similarity to the source is below `min_cosine` (None: not checked)."""
     report = {}
     for name, ref in expected.items():
         got = np.asarray(actual[name], dtype=np.float64)
@@ -53,10 +62,35 @@ def verify_outputs(
                                       f"values; the source gives shape {ref.shape}")
         diff = np.abs(got - ref)
         report[name] = OutputError(name=name, max_abs=float(diff.max(initial=0.0)),
-                                   max_rel=float((diff / np.maximum(np.abs(ref), 1e-6)).max(initial=0.0)))
+                                   max_rel=float((diff / np.maximum(np.abs(ref), 1e-6)).max(initial=0.0)),
+                                   min_cosine=row_cosine(ref, got))
         if (diff > atol + rtol * np.abs(ref)).any():
             raise ExportMismatchError(
                 f"{what}: output {name!r} differs from the source by up to {report[name].max_abs:.3g} "
                 f"(tolerance atol={atol:g}, rtol={rtol:g}); the conversion is rejected"
             )
+        if min_cosine is not None and report[name].min_cosine < min_cosine:
+            raise ExportMismatchError(
+                f"{what}: output {name!r} does not follow the source: cosine similarity "
+                f"{report[name].min_cosine:.4f} < {min_cosine:g} (source outputs up to "
+                f"{np.abs(ref).max(initial=0.0):.3g}, differences up to {report[name].max_abs:.3g}); "
+                "the conversion is rejected"
+            )
     return report
+
+
+def row_cosine(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Lowest cosine similarity of candidate rows to reference rows (1.0 when no row is non-zero).
+
+    Rows are the first axis; an output with one value per row is compared as one vector.
+    """
+    ref = np.asarray(reference, np.float64)
+    got = np.asarray(candidate, np.float64)
+    rows = 1 if ref.ndim < 2 or ref[0].size < 2 else len(ref)
+    ref, got = ref.reshape(rows, -1), got.reshape(rows, -1)
+    ref_norm, got_norm = np.linalg.norm(ref, axis=1), np.linalg.norm(got, axis=1)
+    judged = ref_norm > 0
+    if not judged.any():
+        return 1.0
+    cosine = (ref * got).sum(axis=1)[judged] / (ref_norm[judged] * np.maximum(got_norm[judged], 1e-300))
+    return float(np.clip(cosine, -1.0, 1.0).min())

@@ -8,6 +8,11 @@ Input `TEXT` (TYPE_STRING, [batch, 1]); outputs `input_ids` and `attention_mask`
 longest text of the request rounded up to a multiple of `pad_to_multiple_of` (16): the padding is
 masked out (attention mask, masked mean pooling), and requests whose lengths round to the same
 bucket have the same shape, which is what Triton's dynamic batcher needs to merge them.
+
+Bad input fails its own request only, with INVALID_ARGUMENT naming `TEXT`: a string that is not
+UTF-8, one longer than `max_text_bytes`, or a request whose strings add up to more than
+`max_request_bytes` (config parameters; checked before any tokenization, so an oversize request
+costs no work). The other requests handed over in the same `execute()` call are answered normally.
 """
 
 import json
@@ -25,9 +30,35 @@ def tokenize(tokenizer, texts, max_length=MAX_SEQ_LENGTH, multiple=None):
     return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
 
 
-def decode(array):
-    """Strings of a TYPE_STRING tensor (bytes or str elements), flattened."""
-    return [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in np.asarray(array).reshape(-1)]
+class TextError(ValueError):
+    """A request's TEXT cannot be tokenized as sent (answered with INVALID_ARGUMENT)."""
+
+
+def decode(array, max_text_bytes=None, max_request_bytes=None):
+    """Strings of a TYPE_STRING tensor (bytes or str elements), flattened; TextError when one is not
+    UTF-8 or the sizes exceed the limits (None: no limit)."""
+    items = [x if isinstance(x, bytes) else str(x).encode("utf-8") for x in np.asarray(array).reshape(-1)]
+    check_sizes([len(x) for x in items], max_text_bytes, max_request_bytes)
+    texts = []
+    for index, item in enumerate(items):
+        try:
+            texts.append(item.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise TextError(f"input 'TEXT' element {index} is not valid UTF-8 ({exc.reason} at byte "
+                            f"{exc.start}); send text encoded as UTF-8") from exc
+    return texts
+
+
+def check_sizes(sizes, max_text_bytes, max_request_bytes):
+    """Raise TextError when one string or the request's total exceeds its byte limit."""
+    for index, size in enumerate(sizes):
+        if max_text_bytes and size > max_text_bytes:
+            raise TextError(f"input 'TEXT' element {index} has {size} bytes; this model accepts at most "
+                            f"{max_text_bytes} bytes per text (only the first {MAX_SEQ_LENGTH} tokens "
+                            "count): shorten or split it")
+    if max_request_bytes and sum(sizes) > max_request_bytes:
+        raise TextError(f"input 'TEXT' holds {sum(sizes)} bytes in {len(sizes)} texts; this model "
+                        f"accepts at most {max_request_bytes} bytes per request: send fewer texts per call")
 
 
 def _int(parameters, key, default):
@@ -49,22 +80,28 @@ class TritonPythonModel:
         parameters = json.loads(args["model_config"]).get("parameters", {})
         self.max_length = _int(parameters, "max_seq_length", MAX_SEQ_LENGTH)
         self.multiple = _int(parameters, "pad_to_multiple_of", 0) or None
+        self.max_text_bytes = _int(parameters, "max_text_bytes", 0) or None
+        self.max_request_bytes = _int(parameters, "max_request_bytes", 0) or None
 
     def execute(self, requests):
-        """Tokenize each request's texts."""
+        """Tokenize each request's texts; a bad request gets its own error response."""
+        return [self._one(request) for request in requests]
+
+    def _one(self, request):
         import triton_python_backend_utils as pb_utils
 
-        responses = []
-        for request in requests:
-            try:
-                texts = decode(pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy())
-                ids, mask = tokenize(self.tokenizer, texts, self.max_length, self.multiple)
-                tensors = [pb_utils.Tensor("input_ids", ids), pb_utils.Tensor("attention_mask", mask)]
-                responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a response error
-                error = pb_utils.TritonError(f"tokenizer failed: {exc}")
-                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
-        return responses
+        try:
+            array = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy()
+            texts = decode(array, self.max_text_bytes, self.max_request_bytes)
+            ids, mask = tokenize(self.tokenizer, texts, self.max_length, self.multiple)
+        except TextError as exc:
+            error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
+            return pb_utils.InferenceResponse(output_tensors=[], error=error)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes this request's error
+            return pb_utils.InferenceResponse(output_tensors=[],
+                                              error=pb_utils.TritonError(f"tokenizer failed: {exc}"))
+        tensors = [pb_utils.Tensor("input_ids", ids), pb_utils.Tensor("attention_mask", mask)]
+        return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def finalize(self):
         """Release the tokenizer."""

@@ -9,7 +9,9 @@ batch axis, run through ONNX Runtime once, and the outputs are split back per re
 Honoured config parameters (the same keys as Triton's onnxruntime backend):
 `intra_op_thread_count`, `inter_op_thread_count`; `TRITONSTACK_ORT_THREADS` in the server's
 environment (`tritonstack serve --ort-threads`) overrides the first. The ONNX file is
-`<version>/<default_model_filename or model.onnx>`.
+`<version>/<default_model_filename or model.onnx>`. `max_input_dims` (JSON, e.g.
+`{"input_ids": [256]}`, dims without the batch axis; written by `convert` where the model has a
+maximum) refuses a request with a larger input alone, with INVALID_ARGUMENT, before any work.
 
 Drift hook: when the version folder holds `drift_reference.json` (written at convert time by
 `tritonstack.ops.drift`), the rows of the monitored input (or output, e.g. an embedding) are kept in
@@ -55,9 +57,16 @@ class TritonPythonModel:
             (o["name"], pb_utils.triton_string_to_numpy(o["data_type"])) for o in config["output"]
         ]
         self.drift = _drift_monitor(args, os.path.dirname(path))
+        limits = config.get("parameters", {}).get("max_input_dims", {}).get("string_value", "")
+        self.max_dims = json.loads(limits) if limits else {}
 
     def execute(self, requests):
         """Run the requests handed over by the dynamic batcher in one session call."""
+        refused = [_too_large(r, self.max_dims, self.batched) for r in requests] if self.max_dims else []
+        if any(refused):
+            good = [r for r, error in zip(requests, refused, strict=True) if error is None]
+            answers = iter(self.execute(good) if good else [])
+            return [error or next(answers) for error in refused]
         if not self.batched:
             return [self._run([request])[0] for request in requests]
         return self._run(requests)
@@ -71,12 +80,27 @@ class TritonPythonModel:
             feeds = {name: _concat(arrays) for name, arrays in parts.items()}
             results = self.session.run([name for name, _ in self.outputs], feeds)
         except Exception as exc:  # noqa: BLE001 - raised, so Triton counts the failures
+            if len(requests) > 1:  # a bad request fails alone: find it by running them one by one
+                return self._run_alone(requests, exc)
             # Triton 2.51 counts a response carrying an error as a success; an exception raised
             # from execute() fails every request of the batch and is counted as a failure.
             raise pb_utils.TritonModelException(f"ONNX Runtime failed: {exc}") from exc
         sizes = [len(array) for array in parts[self.inputs[0]]]
         self._observe(feeds, results)
         return self._split(results, sizes)
+
+    def _run_alone(self, requests, batch_error):
+        """The batch failed: run each request by itself; the failing ones get an INVALID_ARGUMENT
+        response (their input is at fault, the others ran). Raise when every one fails."""
+        answers = []
+        for request in requests:
+            try:
+                answers.append(self._run([request])[0])
+            except pb_utils.TritonModelException as exc:
+                answers.append(exc)
+        if all(isinstance(answer, Exception) for answer in answers):
+            raise pb_utils.TritonModelException(f"ONNX Runtime failed: {batch_error}") from batch_error
+        return [_error_response(a) if isinstance(a, Exception) else a for a in answers]
 
     def _observe(self, feeds, results):
         if self.drift is None:
@@ -129,6 +153,26 @@ def _drift_monitor(args, version_dir):
     monitor = DriftMonitor(reference, make_gauge, labels)
     monitor.families = families  # the metric families must outlive their metrics
     return monitor
+
+
+def _too_large(request, max_dims, batched):
+    """An INVALID_ARGUMENT response when an input exceeds its `max_input_dims`, else None."""
+    for name, limits in max_dims.items():
+        tensor = pb_utils.get_input_tensor_by_name(request, name)
+        shape = tuple(tensor.as_numpy().shape) if tensor is not None else ()
+        dims = shape[1:] if batched else shape
+        if any(d > limit for d, limit in zip(dims, limits, strict=False)):
+            message = (f"input '{name}' has shape {list(shape)}; this model accepts at most {limits} "
+                       f"(without the batch axis): shorten the input")
+            error = pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
+            return pb_utils.InferenceResponse(output_tensors=[], error=error)
+    return None
+
+
+def _error_response(exc):
+    """A response carrying `exc` as INVALID_ARGUMENT, for a request whose input made ORT fail."""
+    return pb_utils.InferenceResponse(
+        output_tensors=[], error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
 
 
 def _concat(arrays):

@@ -46,6 +46,9 @@ def grpc(built: dict) -> Iterator[grpcclient.InferenceServerClient]:
 
 def _infer(client: grpcclient.InferenceServerClient, model: str, name: str, array: np.ndarray,
            output: str) -> np.ndarray:
+    if len(array) > 16:  # the MiniLM models' batch limit: send in chunks
+        return np.concatenate([_infer(client, model, name, array[i:i + 16], output)
+                               for i in range(0, len(array), 16)])
     dtype = "BYTES" if array.dtype == object else "FP32"
     tensor = grpcclient.InferInput(name, list(array.shape), dtype)
     tensor.set_data_from_numpy(array)

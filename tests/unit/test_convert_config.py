@@ -75,3 +75,48 @@ def test_tokenizer_model_helpers_match_transformers() -> None:
     assert mask[0].sum() == len(tok("hello world")["input_ids"]) and mask[1].all()
     ids, mask = model.tokenize(tok, ["hello world", "a bit longer text"], multiple=16)
     assert ids.shape == (2, 16) and mask.sum(1).tolist() == [4, 6]
+
+
+def test_every_generated_queue_is_bounded_by_default_and_overridable() -> None:
+    from tritonstack.convert.spec import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_US, Batching
+
+    policy = _config().dynamic_batching.default_queue_policy
+    assert (policy.max_queue_size, policy.default_timeout_microseconds) == (DEFAULT_MAX_QUEUE_SIZE,
+                                                                            DEFAULT_QUEUE_TIMEOUT_US)
+    assert policy.timeout_action == policy.REJECT and 0 < DEFAULT_QUEUE_TIMEOUT_US <= 3_000_000
+    policy = _config(batching=Batching(max_queue_size=7, queue_timeout_us=100_000)).dynamic_batching \
+        .default_queue_policy
+    assert (policy.max_queue_size, policy.default_timeout_microseconds) == (7, 100_000)
+    for spec in (tokenizer_spec(), encoder_spec("minilm_encoder")):
+        policy = spec.to_config().dynamic_batching.default_queue_policy
+        assert policy.max_queue_size and policy.default_timeout_microseconds, spec.name
+    with pytest.raises(InputSpecError, match="must be >= 0"):
+        Batching(queue_timeout_us=-1)
+
+
+def test_input_maxima_are_written_for_the_runner() -> None:
+    import json
+
+    encoder = encoder_spec("minilm_encoder").to_config()
+    limits = json.loads(encoder.parameters["max_input_dims"].string_value)
+    assert limits == {"input_ids": [256], "attention_mask": [256]}
+    assert "max_input_dims" not in _config().parameters
+    with pytest.raises(InputSpecError, match="one positive maximum per dim"):
+        TensorSpec(name="x", dtype="INT64", dims=(-1, 4), max_dims=(8, 5))
+    TensorSpec(name="x", dtype="INT64", dims=(-1, 4), max_dims=(8, 4))
+
+
+def test_tokenizer_refuses_bad_text_naming_the_input() -> None:
+    from tritonstack.convert.reference import minilm_tokenizer_model as model
+
+    with pytest.raises(model.TextError, match=r"input 'TEXT' element 1 is not valid UTF-8 .*send text "
+                                              "encoded as UTF-8"):
+        model.decode([[b"fine"], [b"\xff\xfe bad"]])
+    with pytest.raises(model.TextError, match="element 0 has 2000 bytes; this model accepts at most 1000"):
+        model.decode([[b"a" * 2000]], max_text_bytes=1000)
+    with pytest.raises(model.TextError, match="holds 1800 bytes in 2 texts; .* at most 1000 bytes per"):
+        model.decode([[b"a" * 900], ["b" * 900]], max_text_bytes=1000, max_request_bytes=1000)
+    assert model.decode([["\u00fcber"]], max_text_bytes=5) == ["\u00fcber"]
+    parameters = tokenizer_spec().to_config().parameters
+    assert int(parameters["max_text_bytes"].string_value) >= 4096
+    assert int(parameters["max_request_bytes"].string_value) >= int(parameters["max_text_bytes"].string_value)

@@ -1,0 +1,177 @@
+"""Bounded work per request (issue 12 A8, A13, A3 for the tokenizer) against the real server.
+
+The MiniLM models (FP32 only) are built and served once for this module: oversize or non-UTF-8
+text is refused alone with INVALID_ARGUMENT, too-long token sequences are refused by the encoder,
+and work queued by clients that were then killed does not hold up a live client for long.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from tritonstack.errors import InvalidInputError
+
+HEAVY = (16, 256)  # the largest encoder request the config allows: batch limit x sequence limit
+KILLED_CLIENTS = 10
+_FLOOD = """
+import sys, numpy as np, tritonclient.grpc as g
+client = g.InferenceServerClient(sys.argv[1])
+tensors = []
+for name in ("input_ids", "attention_mask"):
+    t = g.InferInput(name, [16, 256], "INT64")
+    t.set_data_from_numpy(np.full((16, 256), 1000 if name == "input_ids" else 1, np.int64))
+    tensors.append(t)
+print("sending", flush=True)
+client.infer("minilm_encoder", tensors, client_timeout=120)
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    from tritonstack.convert.reference.minilm import build_minilm
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    root = tmp_path_factory.mktemp("bounded")
+    build_minilm(root / "model_repository", root / "build", int8=False)
+    with EmbeddedServer(ServerConfig(repository=root / "model_repository", ort_threads=1)) as running:
+        yield running
+
+
+@pytest.fixture()
+def raw(server) -> Iterator[grpcclient.InferenceServerClient]:  # noqa: ANN001
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    yield client
+    client.close()
+
+
+def _text_input(items: list[bytes]) -> list[grpcclient.InferInput]:
+    tensor = grpcclient.InferInput("TEXT", [len(items), 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[x] for x in items], dtype=np.object_))
+    return [tensor]
+
+
+def _ids_inputs(shape: tuple[int, int]) -> list[grpcclient.InferInput]:
+    tensors = []
+    for name, value in (("input_ids", 1000), ("attention_mask", 1)):
+        tensor = grpcclient.InferInput(name, list(shape), "INT64")
+        tensor.set_data_from_numpy(np.full(shape, value, np.int64))
+        tensors.append(tensor)
+    return tensors
+
+
+def _status(call) -> str:  # noqa: ANN001
+    try:
+        call()
+    except InferenceServerException as exc:
+        return f"{exc.status()}: {exc.message()}"
+    return "OK"
+
+
+def test_oversize_text_is_refused_fast_with_invalid_argument(server, raw) -> None:  # noqa: ANN001
+    from tritonstack.client import TritonClient
+    from tritonstack.convert.reference.minilm import MAX_REQUEST_TEXT_BYTES, MAX_TEXT_BYTES
+
+    cases = {
+        "8 texts of 1 MiB": [b"word " * (1 << 18)] * 8,
+        "one text just over the limit": [b"a" * (MAX_TEXT_BYTES + 1)],
+        "16 texts within the per-text limit, over the per-request one": [b"b " * (MAX_TEXT_BYTES // 2)] * 16,
+    }
+    assert 16 * MAX_TEXT_BYTES > MAX_REQUEST_TEXT_BYTES
+    for what, items in cases.items():
+        start = time.perf_counter()
+        status = _status(lambda items=items: raw.infer("minilm", _text_input(items)))
+        seconds = time.perf_counter() - start
+        print(f"{what}: {status[:110]} in {seconds:.3f} s")
+        assert status.startswith("StatusCode.INVALID_ARGUMENT") and "input 'TEXT'" in status
+        assert seconds < 5.0
+    with TritonClient(server.grpc_url) as client, pytest.raises(InvalidInputError, match="at most"):
+        client.infer("minilm", np.array([[b"a" * (MAX_TEXT_BYTES + 1)]], dtype=np.object_))
+    assert raw.infer("minilm", _text_input([b"a" * MAX_TEXT_BYTES])).as_numpy("embedding").shape == (1, 384)
+
+
+def test_non_utf8_text_is_invalid_input_naming_the_input(server) -> None:  # noqa: ANN001
+    from tritonstack.client import TritonClient
+
+    with TritonClient(server.grpc_url) as client:
+        with pytest.raises(InvalidInputError, match=r"input 'TEXT' element 1 is not valid UTF-8") as caught:
+            client.infer("minilm", np.array([[b"fine"], [b"\xff\xfe not utf-8"]], dtype=np.object_))
+        print(f"non-UTF-8: {caught.value}")
+        assert client.infer("minilm", np.array([["fine"]], dtype=np.object_))["embedding"].shape == (1, 384)
+
+
+def _stats(raw: grpcclient.InferenceServerClient, model: str) -> tuple[int, int]:
+    stats = raw.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+
+
+def test_a_bad_text_fails_alone_in_a_batch_of_good_ones(raw) -> None:  # noqa: ANN001
+    good = [_text_input([f"sentence number {i} for the tokenizer".encode()]) for i in range(60)]
+    bad = [_text_input([b"\xc3\x28 broken"]) for _ in range(6)]
+    calls = good[:30] + bad + good[30:]
+    before = _stats(raw, "minilm_tokenizer")
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(lambda inputs: _status(lambda: raw.infer("minilm", inputs)), calls))
+    inferences, executions = (a - b for a, b in zip(_stats(raw, "minilm_tokenizer"), before, strict=True))
+    ok = statuses.count("OK")
+    refused = [s for s in statuses if s.startswith("StatusCode.INVALID_ARGUMENT") and "'TEXT'" in s]
+    print(f"tokenizer: {ok}/{len(good)} good OK, {len(refused)}/{len(bad)} bad INVALID_ARGUMENT, "
+          f"{inferences} requests in {executions} executions")
+    assert ok == len(good) and len(refused) == len(bad)
+
+
+def test_encoder_refuses_sequences_over_its_maximum_alone(raw) -> None:  # noqa: ANN001
+    calls = [_ids_inputs((1, 16))] * 20 + [_ids_inputs((1, 300)), _ids_inputs((4, 512))] * 2
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda inputs: _status(lambda: raw.infer("minilm_encoder", inputs)), calls))
+    refused = [s for s in statuses if s.startswith("StatusCode.INVALID_ARGUMENT") and "at most [256]" in s]
+    print(f"encoder: {statuses.count('OK')}/20 good OK, {len(refused)}/4 over-long refused: {refused[0]}")
+    assert statuses.count("OK") == 20 and len(refused) == 4
+
+
+def test_killed_clients_queued_work_does_not_starve_a_live_client(server, raw) -> None:  # noqa: ANN001
+    from tritonstack.client import TritonClient
+    from tritonstack.convert.spec import DEFAULT_QUEUE_TIMEOUT_US
+
+    start = time.perf_counter()
+    raw.infer("minilm_encoder", _ids_inputs(HEAVY), client_timeout=60)
+    one_execution_s = time.perf_counter() - start
+    flood = [subprocess.Popen([sys.executable, "-c", _FLOOD, server.grpc_url], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True) for _ in range(KILLED_CLIENTS)]
+    try:
+        for process in flood:
+            assert process.stdout.readline().strip() == "sending"
+        time.sleep(0.5)  # their requests are in Triton's queue
+    finally:
+        for process in flood:
+            process.kill()
+            process.wait(timeout=10)
+    with TritonClient(server.grpc_url) as client:
+        start = time.perf_counter()
+        embedding = client.infer("minilm", np.array([["a live client"]], dtype=np.object_), timeout_s=60)
+        delay_s = time.perf_counter() - start
+    queue_timeout_s = DEFAULT_QUEUE_TIMEOUT_US / 1e6
+    limit_s = queue_timeout_s + 2 * one_execution_s + 2.0
+    print(f"live call answered {delay_s:.2f} s after {KILLED_CLIENTS} clients with "
+          f"~{KILLED_CLIENTS * one_execution_s:.0f} s of queued work were killed (one execution "
+          f"{one_execution_s:.2f} s, queue timeout {queue_timeout_s:.1f} s, limit {limit_s:.1f} s)")
+    assert embedding["embedding"].shape == (1, 384)
+    assert delay_s <= limit_s
+
+
+def test_generated_configs_carry_the_bounds(server) -> None:  # noqa: ANN001
+    from tritonstack.model_config import read_config
+
+    repository = Path(server.config.repository)
+    for model in ("minilm_tokenizer", "minilm_encoder"):
+        policy = read_config(repository / model / "config.pbtxt").dynamic_batching.default_queue_policy
+        assert policy.max_queue_size > 0 and policy.default_timeout_microseconds > 0, model
