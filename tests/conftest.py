@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session")
+def tmp_path_factory(tmp_path_factory: pytest.TempPathFactory) -> pytest.TempPathFactory:
+    """pytest's factory, with its folders reachable by the unprivileged user tritonserver runs as
+    when the tests run as root (pytest makes them 0700): base folders 0711, each new folder 0755."""
+    if os.geteuid() != 0:
+        return tmp_path_factory
+    base = tmp_path_factory.getbasetemp()
+    for folder in (base.parent, base) if base.parent.name.startswith("pytest-of-") else (base,):
+        os.chmod(folder, 0o711)
+    original = tmp_path_factory.mktemp
+
+    def mktemp(basename: str, numbered: bool = True) -> Path:
+        path = original(basename, numbered)
+        os.chmod(path, 0o755)
+        return path
+
+    tmp_path_factory.mktemp = mktemp  # type: ignore[method-assign]
+    return tmp_path_factory
 
 
 @pytest.fixture(scope="session")

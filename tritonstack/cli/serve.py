@@ -17,8 +17,9 @@ def states_table(states: list[dict]) -> Table:
     """Rich table of model states."""
     table = Table("model", "version", "state", "reason")
     for s in states:
-        colour = "green" if s["state"] == "READY" else "yellow"
-        table.add_row(s["name"], s.get("version", ""), f"[{colour}]{s['state']}[/]", s.get("reason", ""))
+        state = s.get("state") or "UNAVAILABLE"
+        colour = "green" if state == "READY" else "yellow"
+        table.add_row(s["name"], s.get("version", ""), f"[{colour}]{state}[/]", s.get("reason", ""))
     return table
 
 
@@ -40,6 +41,9 @@ def serve(
     tls_key: Annotated[Path | None, typer.Option(help="gRPC TLS server key (PEM).")] = None,  # noqa: UP007
     tls_root_cert: Annotated[Path | None, typer.Option(  # noqa: UP007
         help="Root certificate: enables mutual TLS.")] = None,
+    user: Annotated[str | None, typer.Option(  # noqa: UP007
+        help="Started as root: run tritonserver as this user (default: the dedicated 'tritonstack', "
+             "created if missing; 'root' opts out, unsafe).")] = None,
 ) -> None:
     """Serve a model repository with the real Triton Inference Server (embedded, CPU)."""
     from tritonstack.cli import console
@@ -51,13 +55,15 @@ def serve(
     tls = TlsConfig(server_cert=tls_cert, server_key=tls_key, root_cert=tls_root_cert) if tls_cert else None
     config = ServerConfig(repository=repository, host=host, grpc_port=grpc_port, http_port=http_port,
                           metrics_port=metrics_port, ort_threads=ort_threads, admin_key=admin_key,
-                          restrict_endpoints=not unrestricted, tls=tls, runner=runner)
+                          restrict_endpoints=not unrestricted, tls=tls, runner=runner, user=user)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with console.status("starting tritonserver..."):
         server = EmbeddedServer(config).start()
     try:
+        for warning in server.security.warnings if server.security else []:
+            console.print(f"[yellow]warning: {warning}[/]")
         console.print(f"gRPC     {server.grpc_url}\nHTTP     {server.http_url}")
         console.print(f"metrics  {server.metrics_url}")
         console.print(states_table(server.model_states()))
