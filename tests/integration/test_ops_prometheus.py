@@ -342,7 +342,8 @@ def test_drift_status_command_reads_the_live_gauges(ops_server, capsys) -> None:
         main(["ops", "drift-status", "--json", "--metrics-url", ops_server.metrics_url])
     assert exited.value.code == 1
     rows = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    print({model: (row["scores"]["psi_mean"], row["alerting"]) for model, row in rows.items()})
+    print({model: (row["scores"].get("psi_mean"), row["alerting"]) for model, row in rows.items()})
+    assert rows["ops_probe"]["scores"] == {} and not rows["ops_probe"]["alerting"]  # served, no gauges
     assert rows["ops_encoder"]["alerting"] == ["psi_mean", "embedding_mmd"]  # the last window was shifted
     assert rows["digits_mlp"]["scores"]["window_rows"] == 512 and rows["digits_mlp"]["version"] == "1"
 
@@ -363,7 +364,8 @@ def test_a_corrupt_drift_reference_never_stops_a_model_from_serving(ops_server, 
 
 def test_every_dashboard_query_runs_and_the_core_panels_have_data(prometheus: str) -> None:
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "tritonstack.json").read_text())
-    exprs = {t["expr"].replace("$__rate_interval", "10s"): panel["title"]
+    every_model = next(v for v in dashboard["templating"]["list"] if v["name"] == "model")["allValue"]
+    exprs = {t["expr"].replace("$__rate_interval", "10s").replace("$model", every_model): panel["title"]
              for panel in dashboard["panels"] for t in panel.get("targets", [])}
     empty = []
     for expr, title in exprs.items():
