@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/lock.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup sysdeps models demo test lint bench clean
+.PHONY: setup sysdeps native native-asan models demo test lint bench clean
 
 # Debian packages the tests use for real: Prometheus/promtool, docker-compose (config validation
 # only), libb64 (perf_analyzer), Chromium (looking at the HTML report). Installed once, as root.
@@ -18,7 +18,19 @@ sysdeps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-setup: $(STAMP)
+setup: $(STAMP) native
+
+# The native onnxruntime backend (serve/native/*.cc): Debian's g++ if missing, then a build cached by a
+# hash of the sources in build/native/<hash>/ (a no-op when the sources did not change).
+native: $(STAMP)
+	@command -v g++ >/dev/null 2>&1 || { \
+	  echo "installing Debian's g++ for the native backend"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends g++ >/dev/null; }
+	$(BIN)/python -m tritonstack.serve.native_build
+
+native-asan: native
+	$(BIN)/python -m tritonstack.serve.native_build --asan
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)

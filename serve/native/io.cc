@@ -56,6 +56,13 @@ TRITONSERVER_Error* ReadInput(const ModelConfig& config, const TensorSpec& spec,
     return Invalid(where + " has shape " + ShapeString(shape, dims) + " of " + spec.type->config_name + " = " +
                    std::to_string(needed) + " bytes, but the request carries " + std::to_string(bytes) + " bytes");
   }
+  size_t first = config.batched() ? 1 : 0;
+  for (size_t d = 0; d < spec.max_dims.size() && first + d < dims; ++d) {
+    if (shape[first + d] > spec.max_dims[d]) {
+      return Invalid(where + " has shape " + ShapeString(shape, dims) + "; this model accepts at most " +
+                     ShapeString(spec.max_dims) + " (without the batch axis): shorten the input");
+    }
+  }
   view->shape.assign(shape, shape + dims);
   view->bytes = bytes;
   return ReadBuffers(input, buffers, spec.name, view);

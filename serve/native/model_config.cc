@@ -62,6 +62,26 @@ std::string ParseThreads(const Json& config, const char* key, int* out) {
   return "";
 }
 
+// `max_input_dims` ({"input_ids": [256]}): a request with a larger input is refused alone.
+std::string ParseMaxDims(const Json& config, std::vector<TensorSpec>* inputs) {
+  std::string text = Parameter(config, "max_input_dims");
+  if (text.empty()) return "";
+  Json limits;
+  std::string error;
+  if (!Json::Parse(text, &limits, &error) || limits.kind() != Json::Kind::kObject) {
+    return "parameter max_input_dims is not a JSON object of dims lists: " + text;
+  }
+  for (TensorSpec& spec : *inputs) {
+    const Json* dims = limits.Get(spec.name);
+    for (const Json& dim : dims != nullptr ? dims->items() : std::vector<Json>()) {
+      int64_t value = 0;
+      if (!dim.AsInt(&value)) return "parameter max_input_dims has a non-integer limit for '" + spec.name + "'";
+      spec.max_dims.push_back(value);
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 GraphOptimizationLevel GraphLevel(int64_t level) {
@@ -82,6 +102,7 @@ std::string ParseModelConfig(const Json& config, ModelConfig* out) {
   if (!filename.empty()) out->model_filename = filename;
   std::string error = ParseTensors(*out, config, "input", "input", &out->inputs);
   if (error.empty()) error = ParseTensors(*out, config, "output", "output", &out->outputs);
+  if (error.empty()) error = ParseMaxDims(config, &out->inputs);
   if (error.empty()) error = ParseThreads(config, "intra_op_thread_count", &out->intra_op_threads);
   if (error.empty()) error = ParseThreads(config, "inter_op_thread_count", &out->inter_op_threads);
   const Json* optimization = config.Get("optimization");

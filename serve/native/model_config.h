@@ -14,6 +14,7 @@ struct TensorSpec {
   std::string name;
   const DataType* type = nullptr;
   std::vector<int64_t> dims;  // without the batch dimension; -1 = dynamic
+  std::vector<int64_t> max_dims;  // parameter max_input_dims: largest accepted dims (no batch axis)
 };
 
 struct ModelConfig {

@@ -1,0 +1,392 @@
+"""The native C++ onnxruntime backend (serve/native) in the real tritonserver 2.51.
+
+Tiny ONNX models are made here with `onnx.helper` (every fixed-size dtype, a non-batched model,
+dynamic dims, a Gather that an out-of-range index breaks) next to the reference digits_mlp (its
+drift reference removed, so the native runner serves it). Results are compared with ONNX Runtime in
+Python; bad requests are sent as raw gRPC ModelInferRequests. The last test runs the same traffic
+through an AddressSanitizer build of the backend and fails on any ASan report.
+Run with `-s` to see the figures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import tritonclient.grpc as grpcclient
+from onnx import TensorProto, helper, numpy_helper
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonstack.serve import EmbeddedServer, ServerConfig
+from tritonstack.serve.binary import find_install
+from tritonstack.serve.native_build import LIBRARY_NAME, native_backend
+
+from tritonstack.model_config import new_config, write_config
+
+DTYPES = {  # Triton name: (numpy, ONNX)
+    "FP32": (np.float32, TensorProto.FLOAT), "FP16": (np.float16, TensorProto.FLOAT16),
+    "INT8": (np.int8, TensorProto.INT8), "UINT8": (np.uint8, TensorProto.UINT8),
+    "INT32": (np.int32, TensorProto.INT32), "INT64": (np.int64, TensorProto.INT64),
+    "BOOL": (np.bool_, TensorProto.BOOL),
+}
+GATHER_ROWS = 10
+
+
+def _save(repository: Path, name: str, graph: onnx.GraphProto, *, max_batch: int, inputs: list, outputs: list,
+          parameters: dict[str, str] | None = None, delay_us: int = 0, filename: str = "model.onnx") -> None:
+    """Write `graph` as <name>/1/<filename> and its config.pbtxt; inputs/outputs: (name, TYPE, dims)."""
+    (repository / name / "1").mkdir(parents=True)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, repository / name / "1" / filename)
+    config = new_config()
+    config.name, config.platform, config.max_batch_size = name, "onnxruntime_onnx", max_batch
+    for target, tensors in ((config.input, inputs), (config.output, outputs)):
+        for tensor_name, dtype, dims in tensors:
+            target.add(name=tensor_name, dims=dims, data_type=_type(dtype))
+    if filename != "model.onnx":
+        config.default_model_filename = filename
+    for key, value in (parameters or {}).items():
+        config.parameters[key].string_value = value
+    if max_batch:
+        config.dynamic_batching.max_queue_delay_microseconds = delay_us
+    write_config(config, repository / name / "config.pbtxt")
+
+
+def _type(dtype: str) -> int:
+    from tritonclient.grpc import model_config_pb2
+
+    return model_config_pb2.DataType.Value("TYPE_STRING" if dtype == "BYTES" else f"TYPE_{dtype}")
+
+
+def _identity(repository: Path, dtype: str) -> None:
+    onnx_type = DTYPES[dtype][1]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
+                              [helper.make_tensor_value_info("x", onnx_type, ["n", 4])],
+                              [helper.make_tensor_value_info("y", onnx_type, ["n", 4])])
+    _save(repository, f"id_{dtype.lower()}", graph, max_batch=64, inputs=[("x", dtype, [4])],
+          outputs=[("y", dtype, [4])], delay_us=2000)
+
+
+def build_native_repository(repository: Path, digits_mlp: Path) -> None:
+    """digits_mlp (native) plus the tiny models and the ones the backend must refuse."""
+    shutil.copytree(digits_mlp, repository / "digits_mlp")
+    for reference in (repository / "digits_mlp").glob("*/drift_reference.json"):
+        reference.unlink()
+    for dtype in DTYPES:
+        _identity(repository, dtype)
+    f32 = TensorProto.FLOAT
+    double = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "double",
+                               [helper.make_tensor_value_info("x", f32, ["a", "b"])],
+                               [helper.make_tensor_value_info("y", f32, ["a", "b"])])
+    _save(repository, "nobatch_double", double, max_batch=0, inputs=[("x", "FP32", [-1, -1])],
+          outputs=[("y", "FP32", [-1, -1])], filename="double.onnx")
+    rowsum = helper.make_graph([helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=1)], "rowsum",
+                               [helper.make_tensor_value_info("x", f32, ["n", "k"])],
+                               [helper.make_tensor_value_info("y", f32, ["n", 1])],
+                               [helper.make_tensor("axes", TensorProto.INT64, [1], [1])])
+    _save(repository, "dyn_rowsum", rowsum, max_batch=256, inputs=[("x", "FP32", [-1])],
+          outputs=[("y", "FP32", [1])], delay_us=20000,
+          parameters={"max_input_dims": '{"x": [1000]}', "intra_op_thread_count": "1"})
+    table = np.arange(GATHER_ROWS * 2, dtype=np.float32).reshape(GATHER_ROWS, 2)
+    gather = helper.make_graph([helper.make_node("Gather", ["table", "i"], ["y"], axis=0)], "gather",
+                               [helper.make_tensor_value_info("i", TensorProto.INT64, ["n", 1])],
+                               [helper.make_tensor_value_info("y", f32, ["n", 1, 2])],
+                               [numpy_helper.from_array(table, "table")])
+    _save(repository, "gather", gather, max_batch=128, inputs=[("i", "INT64", [1])],
+          outputs=[("y", "FP32", [1, 2])], delay_us=50000)
+    text = helper.make_graph([helper.make_node("Identity", ["t"], ["u"])], "text",
+                             [helper.make_tensor_value_info("t", TensorProto.STRING, ["n", 1])],
+                             [helper.make_tensor_value_info("u", TensorProto.STRING, ["n", 1])])
+    _save(repository, "refuse_bytes", text, max_batch=8, inputs=[("t", "BYTES", [1])], outputs=[("u", "BYTES", [1])])
+    wrong = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "wrong",
+                              [helper.make_tensor_value_info("x", f32, ["n", 4])],
+                              [helper.make_tensor_value_info("y", f32, ["n", 4])])
+    _save(repository, "refuse_dtype", wrong, max_batch=8, inputs=[("x", "FP16", [4])], outputs=[("y", "FP16", [4])])
+
+
+@pytest.fixture(scope="module")
+def native_repo(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository of this module (digits_mlp from the session's reference build)."""
+    root = tmp_path_factory.mktemp("native") / "model_repository"
+    build_native_repository(root, repository / "digits_mlp")
+    return root
+
+
+@pytest.fixture(scope="module")
+def native(native_repo: Path) -> Iterator[EmbeddedServer]:
+    """A server with the native backend (the default runner)."""
+    with EmbeddedServer(ServerConfig(repository=native_repo, ort_threads=1)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stub(native: EmbeddedServer) -> service_pb2_grpc.GRPCInferenceServiceStub:
+    """Raw gRPC stub, for requests tritonclient refuses to build."""
+    channel = grpc.insecure_channel(native.grpc_url)
+    yield service_pb2_grpc.GRPCInferenceServiceStub(channel)
+    channel.close()
+
+
+def _raw_request(model: str, name: str, dtype: str, shape: list[int], data: bytes) -> service_pb2.ModelInferRequest:
+    request = service_pb2.ModelInferRequest(model_name=model)
+    request.inputs.add(name=name, datatype=dtype, shape=shape)
+    request.raw_input_contents.append(data)
+    return request
+
+
+def _infer(url: str, model: str, name: str, array: np.ndarray, dtype: str) -> np.ndarray:
+    with grpcclient.InferenceServerClient(url) as client:
+        tensor = grpcclient.InferInput(name, list(array.shape), dtype)
+        tensor.set_data_from_numpy(array)
+        result = client.infer(model, [tensor])
+        return result.as_numpy(result.get_response().outputs[0].name)
+
+
+def _ort(path: Path, feeds: dict) -> np.ndarray:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+
+
+def test_digits_mlp_equals_onnx_runtime_at_batch_1_3_257(native: EmbeddedServer, native_repo: Path) -> None:
+    rng = np.random.default_rng(0)
+    for rows in (1, 3, 257):
+        x = rng.random((rows, 64), dtype=np.float32) * 16
+        served = _infer(native.grpc_url, "digits_mlp", "features", x, "FP32")
+        expected = _ort(native_repo / "digits_mlp" / "1" / "model.onnx", {"features": x})
+        print(f"digits_mlp batch {rows}: max |served - ORT| = {np.abs(served - expected).max():.2e}")
+        np.testing.assert_array_equal(served, expected)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_every_fixed_size_dtype_round_trips(native: EmbeddedServer, dtype: str) -> None:
+    numpy_type = DTYPES[dtype][0]
+    x = (np.arange(12).reshape(3, 4) % 2).astype(numpy_type) if dtype == "BOOL" else \
+        (np.arange(12).reshape(3, 4) - 6).astype(numpy_type)
+    served = _infer(native.grpc_url, f"id_{dtype.lower()}", "x", x, dtype)
+    assert served.dtype == numpy_type
+    np.testing.assert_array_equal(served, x)
+
+
+def test_non_batched_model_with_dynamic_dims_and_default_model_filename(native: EmbeddedServer) -> None:
+    for shape in ((2, 3), (5, 1), (1, 7)):
+        x = np.random.default_rng(1).random(shape, dtype=np.float32)
+        np.testing.assert_array_equal(_infer(native.grpc_url, "nobatch_double", "x", x, "FP32"), x + x)
+
+
+def test_dynamic_dims_of_different_lengths_batch_concurrently(native: EmbeddedServer) -> None:
+    lengths = [3, 5, 3, 8, 5, 3, 1, 8] * 4
+    inputs = [np.full((1, n), i, np.float32) for i, n in enumerate(lengths)]
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda x: _infer(native.grpc_url, "dyn_rowsum", "x", x, "FP32"), inputs))
+    for x, y in zip(inputs, results, strict=True):
+        np.testing.assert_array_equal(y, x.sum(axis=1, keepdims=True))
+    stats = _statistics(native, "dyn_rowsum", len(inputs))
+    print(f"dyn_rowsum: {len(inputs)} requests of 4 lengths in {stats.execution_count} executions")
+
+
+def test_poisoned_request_fails_alone_in_a_concurrent_batch(native: EmbeddedServer,
+                                                            stub: service_pb2_grpc.GRPCInferenceServiceStub) -> None:
+    before = _statistics(native, "gather", 0).execution_count
+    indices = [i % GATHER_ROWS for i in range(39)] + [GATHER_ROWS + 5]  # the last one is out of range
+    requests = [_raw_request("gather", "i", "INT64", [1, 1], np.array([[i]], np.int64).tobytes()) for i in indices]
+
+    def call(request: service_pb2.ModelInferRequest) -> object:
+        try:
+            return stub.ModelInfer(request, timeout=30)
+        except grpc.RpcError as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        answers = list(pool.map(call, requests))
+    good = [a for a in answers[:-1] if not isinstance(a, grpc.RpcError)]
+    bad = answers[-1]
+    executions = _statistics(native, "gather", len(good)).execution_count - before
+    print(f"gather: {len(good)}/{len(indices) - 1} good requests succeeded, poisoned one: "
+          f"{getattr(bad, 'code', lambda: 'ok')()}, in {executions} batched executions")
+    assert len(good) == len(indices) - 1
+    for answer, index in zip(good, indices, strict=False):
+        row = np.frombuffer(answer.raw_output_contents[0], np.float32)
+        np.testing.assert_array_equal(row, [2 * index, 2 * index + 1])
+    assert isinstance(bad, grpc.RpcError) and bad.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+    assert executions < len(indices) - 1  # the requests were batched (a failed batch is re-run alone)
+
+
+def test_overflowing_shape_is_refused_with_invalid_argument(stub: service_pb2_grpc.GRPCInferenceServiceStub) -> None:
+    for model, shape in (("nobatch_double", [2**56, 64]), ("nobatch_double", [2**56 + 1, 64]),
+                         ("dyn_rowsum", [1, 2**62])):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelInfer(_raw_request(model, "x", "FP32", shape, bytes(256)), timeout=30)
+        print(f"{model} shape {shape} with 256 bytes: {caught.value.code()} {caught.value.details()[:90]}")
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_input_above_max_input_dims_is_refused_alone(stub: service_pb2_grpc.GRPCInferenceServiceStub) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(_raw_request("dyn_rowsum", "x", "FP32", [1, 1001], bytes(4004)), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most [1000]" in caught.value.details()
+
+
+def test_load_time_refusals_name_the_model_and_the_fix(native: EmbeddedServer) -> None:
+    states = {s["name"]: s for s in native.model_states()}
+    print("refusals:", {n: states[n]["reason"][:120] for n in ("refuse_bytes", "refuse_dtype")})
+    assert states["refuse_bytes"]["state"] == "UNAVAILABLE"
+    assert "model 'refuse_bytes'" in states["refuse_bytes"]["reason"]
+    assert "tritonstack_runner" in states["refuse_bytes"]["reason"]
+    assert "FLOAT but config.pbtxt says TYPE_FP16" in states["refuse_dtype"]["reason"]
+    assert all(states[n]["state"] == "READY" for n in states if not n.startswith("refuse_"))
+
+
+def _statistics(server: EmbeddedServer, model: str, at_least: int):  # noqa: ANN202
+    """The model's statistics once Triton counts `at_least` successes (it updates after responding)."""
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        for _ in range(50):
+            stats = client.get_inference_statistics(model).model_stats[0]
+            if stats.inference_stats.success.count >= at_least:
+                return stats
+            time.sleep(0.1)
+    return stats
+
+
+def test_statistics_reach_triton(native: EmbeddedServer) -> None:
+    x = np.ones((2, 64), np.float32)
+    for _ in range(5):
+        _infer(native.grpc_url, "digits_mlp", "features", x, "FP32")
+    stats = _statistics(native, "digits_mlp", 5)
+    infer = stats.inference_stats
+    print(f"digits_mlp: success {infer.success.count}, compute_infer {infer.compute_infer.ns / max(infer.compute_infer.count, 1) / 1000:.0f} us/req, "
+          f"executions {stats.execution_count}, inferences {stats.inference_count}, batch sizes {[b.batch_size for b in stats.batch_stats]}")
+    assert infer.success.count >= 5 and infer.compute_infer.count >= 5 and infer.compute_infer.ns > 0
+    assert infer.queue.count >= 5 and stats.execution_count >= 1 and stats.inference_count >= 10
+    assert stats.batch_stats, "batch statistics missing"
+    with urllib.request.urlopen(native.metrics_url, timeout=10) as response:  # noqa: S310 - loopback
+        metrics = response.read().decode()
+    assert re.search(r'nv_inference_compute_infer_duration_us\{model="digits_mlp"', metrics)
+
+
+# -- AddressSanitizer run -------------------------------------------------------------------------------
+def _libasan() -> str | None:
+    compiler = shutil.which("g++")
+    if compiler is None:
+        return None
+    path = subprocess.run([compiler, "-print-file-name=libasan.so"], capture_output=True, text=True,
+                          check=False).stdout.strip()
+    return path if os.path.isabs(path) and os.path.exists(path) else None
+
+
+@pytest.mark.timeout(240)
+def test_backend_under_address_sanitizer(native_repo: Path, tmp_path: Path) -> None:
+    """ASan build of the backend, libasan preloaded into tritonserver (not built with ASan): the models
+    above, concurrent batches and malformed requests; any AddressSanitizer report fails the test."""
+    libasan = _libasan()
+    if libasan is None:
+        pytest.skip("needs g++ with libasan (make sysdeps)")
+    repository = tmp_path / "repo"
+    shutil.copytree(native_repo, repository, ignore=shutil.ignore_patterns("refuse_*"))
+    install = find_install()
+    backends = install.prepare_backends(tmp_path / "work")
+    shutil.copy2(native_backend(sanitize=True), backends / "onnxruntime" / LIBRARY_NAME)
+    env = install.environment()
+    env.update(LD_PRELOAD=libasan, ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0")
+    ports = [_free_port() for _ in range(3)]
+    log = tmp_path / "tritonserver.log"
+    argv = [str(install.binary), f"--model-repository={repository}", f"--backend-directory={backends}",
+            "--http-address=127.0.0.1", f"--http-port={ports[0]}", "--grpc-address=127.0.0.1",
+            f"--grpc-port={ports[1]}", "--allow-metrics=false", "--exit-timeout-secs=5",
+            *install.backend_arguments(ort_threads=1)]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
+    try:
+        _wait_http_ready(ports[0], process, log)
+        counts = _asan_traffic(f"127.0.0.1:{ports[1]}", repository)
+        alive = process.poll() is None
+        print(f"under ASan: {counts}, server alive after the traffic: {alive}")
+    finally:
+        _stop(process, log)
+    text = log.read_text(errors="replace")
+    reports = [line for line in text.splitlines() if "AddressSanitizer" in line]
+    assert not reports, "AddressSanitizer reported:\n" + "\n".join(text.splitlines()[-60:])
+    assert alive, text[-3000:]
+
+
+def _stop(process: subprocess.Popen, log: Path) -> None:
+    """SIGTERM, and SIGKILL after the models are unloaded: under LD_PRELOAD=libasan tritonserver 2.51
+    unloads every model (our finalizers run) and then does not exit."""
+    process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        if "Found 0 live models" in log.read_text(errors="replace"):
+            time.sleep(1)  # leave ASan a moment to report anything from the unload
+            break
+        time.sleep(0.2)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_http_ready(port: int, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as r:  # noqa: S310
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("tritonserver with the ASan backend was not ready in 120 s:\n" + log.read_text()[-3000:])
+
+
+def _asan_traffic(url: str, repository: Path) -> dict[str, int]:
+    """Good batches on every model, concurrent, plus malformed and poisoned requests; bounded in count."""
+    channel = grpc.insecure_channel(url)
+    stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+    rng = np.random.default_rng(2)
+    calls = []
+    for _ in range(24):
+        rows = int(rng.integers(1, 40))
+        calls.append(_raw_request("digits_mlp", "features", "FP32", [rows, 64], rng.random((rows, 64), np.float32).tobytes()))
+        calls.append(_raw_request("gather", "i", "INT64", [1, 1], np.array([[rng.integers(0, 12)]], np.int64).tobytes()))
+        n = int(rng.integers(1, 9))
+        calls.append(_raw_request("dyn_rowsum", "x", "FP32", [1, n], np.ones(n, np.float32).tobytes()))
+    for dtype, (numpy_type, _) in DTYPES.items():
+        calls.append(_raw_request(f"id_{dtype.lower()}", "x", dtype, [2, 4], np.zeros((2, 4), numpy_type).tobytes()))
+    calls += [_raw_request("nobatch_double", "x", "FP32", [2**56, 64], bytes(256)),
+              _raw_request("nobatch_double", "x", "FP32", [2, 3], bytes(5)),
+              _raw_request("dyn_rowsum", "x", "FP32", [1, 2000], bytes(8000)),
+              _raw_request("digits_mlp", "features", "FP32", [1, 64], bytes(255))]
+    counts = {"ok": 0, "error": 0}
+
+    def call(request: service_pb2.ModelInferRequest) -> None:
+        try:
+            stub.ModelInfer(request, timeout=60)
+            counts["ok"] += 1
+        except grpc.RpcError:
+            counts["error"] += 1
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(call, calls))
+    channel.close()
+    assert counts["ok"] >= 24 * 2 + len(DTYPES), counts
+    return counts
