@@ -12,7 +12,8 @@ import asyncio
 from typing import Any
 
 from tritonstack.loadtest.generator import closed_loop, open_loop
-from tritonstack.loadtest.inputs import random_rows
+from tritonstack.loadtest.inputs import sent_shapes
+from tritonstack.loadtest.preflight import preflight
 from tritonstack.loadtest.report import RunResult
 from tritonstack.loadtest.scenario import Kind, Scenario
 from tritonstack.loadtest.schedule import arrival_offsets
@@ -26,7 +27,9 @@ __all__ = ["run_asyncio"]
 
 
 async def _run(scenario: Scenario, url: str, rows: list[Any], recorder: Recorder) -> Any:
-    async with triton_raw(url, scenario.model, rows, timeout_s=scenario.timeout_s) as send:
+    async with triton_raw(
+        url, scenario.model, rows, timeout_s=scenario.timeout_s, version=scenario.version
+    ) as send:
         if scenario.kind is Kind.STEADY:
             return await closed_loop(
                 send, concurrency=scenario.users, duration_s=scenario.duration_s, recorder=recorder
@@ -43,16 +46,19 @@ def run_asyncio(scenario: Scenario, url: str, *, name: str | None = None) -> Run
     """Run a steady (closed loop) or open-loop scenario; ramp and spike need Locust."""
     if scenario.kind not in (Kind.STEADY, Kind.OPEN):
         raise LoadTestError(f"scenario {scenario.kind.value!r} needs Locust; use --engine locust")
-    from tritonstack.client import TritonClient
-
-    with TritonClient(url) as client:
-        rows = random_rows(client.model_info(scenario.model), count=16)
+    _, rows = preflight(scenario, url)
     recorder = Recorder()
     with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
         run = asyncio.run(_run(scenario, url, rows, recorder))
     return RunResult.build(
         name=name or scenario.kind.value,
-        scenario={**scenario.describe(), "url": url, "runner": "asyncio generator"},
+        scenario={
+            **scenario.describe(),
+            "url": url,
+            "runner": "asyncio generator",
+            "inputs": scenario.inputs_path or "random",
+            "input_shapes": sent_shapes(rows),
+        },
         samples=recorder.frame(),
         origin_s=run.origin_s,
         duration_s=run.duration_s,

@@ -1,17 +1,32 @@
-"""Random requests shaped and typed as a model declares (for load, not for accuracy).
+"""What a load test sends: random rows shaped as the model declares, or real samples from an .npz.
 
-rows = random_rows(client.model_info("digits_mlp"), count=16)
+    rows = random_rows(client.model_info("digits_mlp"), count=16)
+    rows = request_rows(info, shapes=parse_shapes(["tokens:32"]), samples_path="samples.npz")
+    sent_shapes(rows)     # {"tokens": [[1, 32]]}: what the report says was sent
+
+Random data fills dynamic (-1) dims with 1 unless `shapes` gives them (`--shape NAME:d1,d2`, dims
+without the batch axis). An .npz holds one array per input name whose first axis indexes samples;
+each request carries one sample, drawn at random (seeded), cast to the model's datatype. Every
+mismatch (unknown or missing input, wrong rank or fixed dim, uncastable dtype) is a ConfigError
+raised before any load is sent.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["random_rows"]
+from tritonstack.errors import ConfigError
 
+__all__ = ["parse_shapes", "random_rows", "request_rows", "sent_shapes"]
+
+_LOGGER = logging.getLogger(__name__)
 _WORDS = ("triton", "serves", "models", "on", "cpu", "with", "dynamic", "batching", "fast", "today")
+Shapes = Mapping[str, Sequence[int]]
 
 
 def _tensor(datatype: str, shape: list[int], rng: np.random.Generator) -> np.ndarray:
@@ -22,19 +37,135 @@ def _tensor(datatype: str, shape: list[int], rng: np.random.Generator) -> np.nda
         return rng.integers(0, 8, size=shape).astype(datatype.lower())
     if datatype == "BOOL":
         return rng.random(shape) > 0.5
-    return (rng.random(shape) * 8).astype(
-        {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64}[datatype]
-    )
+    floats = {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64}
+    return (rng.random(shape) * 8).astype(floats[datatype])
 
 
-def random_rows(info: Any, *, count: int = 16, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """`count` single-row requests for a `ModelInfo` (dims of -1 become 1; batch axis of 1 added)."""
+def parse_shapes(texts: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """`["NAME:d1,d2", ...]` -> {NAME: (d1, d2)}; ConfigError with the expected form otherwise."""
+    shapes = {}
+    for text in texts:
+        name, _, dims = text.partition(":")
+        try:
+            values = tuple(int(d) for d in dims.split(",")) if dims else ()
+        except ValueError:
+            values = ()
+        if not name or not values or min(values) < 1:
+            raise ConfigError(f"--shape {text!r}: use NAME:d1,d2 with positive dims, e.g. tokens:32")
+        shapes[name] = values
+    return shapes
+
+
+def _fit(name: str, declared: Sequence[int], given: Sequence[int], source: str) -> None:
+    """ConfigError unless `given` has the rank of `declared` and equals it on every fixed dim."""
+    ok = len(given) == len(declared) and all(d < 0 or d == g for d, g in zip(declared, given, strict=False))
+    if not ok:
+        shown = ",".join(str(d) for d in declared)
+        raise ConfigError(
+            f"{source} gives input {name!r} shape {tuple(given)}; the model declares ({shown}) without "
+            "the batch axis: keep the rank and the fixed dims, choose only the -1 ones"
+        )
+
+
+def _check_names(info: Any, names: Sequence[str], source: str) -> None:
+    unknown = sorted(set(names) - set(info.inputs))
+    if unknown:
+        raise ConfigError(
+            f"{source} names {unknown}, which model {info.name!r} has no input for; "
+            f"its inputs are {sorted(info.inputs)}"
+        )
+
+
+def _dims(info: Any, shapes: Shapes) -> dict[str, list[int]]:
+    """Dims (without the batch axis) of each input's random data: declared, -1 from `shapes` or 1."""
+    _check_names(info, list(shapes), "--shape")
+    out = {}
+    for name, tensor in info.inputs.items():
+        if name in shapes:
+            _fit(name, tensor.dims, shapes[name], "--shape")
+            out[name] = list(shapes[name])
+        else:
+            out[name] = [1 if d < 0 else d for d in tensor.dims]
+    return out
+
+
+def random_rows(
+    info: Any, *, count: int = 16, seed: int = 0, shapes: Shapes | None = None
+) -> list[dict[str, np.ndarray]]:
+    """`count` single-row requests for a `ModelInfo` (batch axis of 1 added when batched)."""
     rng = np.random.default_rng(seed)
-    rows = []
-    for _ in range(count):
-        row = {}
-        for name, tensor in info.inputs.items():
-            shape = ([1] if info.batched else []) + [1 if d < 0 else d for d in tensor.dims]
-            row[name] = _tensor(tensor.datatype, shape, rng)
-        rows.append(row)
-    return rows
+    dims = _dims(info, shapes or {})
+    batch = [1] if info.batched else []
+    return [
+        {name: _tensor(t.datatype, batch + dims[name], rng) for name, t in info.inputs.items()}
+        for _ in range(count)
+    ]
+
+
+def _cast(name: str, array: np.ndarray, datatype: str, path: Path) -> np.ndarray:
+    if datatype == "BYTES":
+        if array.dtype.kind not in "USOa":
+            raise ConfigError(f"{path}: input {name!r} is BYTES (text); the array holds {array.dtype}")
+        return array.astype(np.object_)
+    target = np.dtype(np.bool_ if datatype == "BOOL" else datatype.lower().replace("fp", "float"))
+    if not np.can_cast(array.dtype, target, casting="same_kind"):
+        raise ConfigError(
+            f"{path}: input {name!r} is {datatype}; the array holds {array.dtype}, "
+            "which does not cast to it without changing kind"
+        )
+    return array.astype(target, copy=False)
+
+
+def _load_samples(info: Any, path: Path) -> dict[str, np.ndarray]:
+    """The .npz arrays, checked against the model's inputs and cast to their datatypes."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--inputs {path}: cannot read it as an .npz of arrays ({exc})") from exc
+    _check_names(info, list(arrays), f"--inputs {path}")
+    missing = sorted(set(info.inputs) - set(arrays))
+    counts = {len(a) if a.ndim else 0 for a in arrays.values()}
+    if missing or 0 in counts or len(counts) != 1:
+        raise ConfigError(
+            f"--inputs {path}: needs one array per input {sorted(info.inputs)} (missing: {missing}), "
+            "all with the same number (>0) of samples on the first axis"
+        )
+    for name, array in arrays.items():
+        _fit(name, info.inputs[name].dims, array.shape[1:], f"--inputs {path}")
+    return {n: _cast(n, a, info.inputs[n].datatype, path) for n, a in arrays.items()}
+
+
+def request_rows(
+    info: Any,
+    *,
+    count: int = 64,
+    seed: int = 0,
+    shapes: Shapes | None = None,
+    samples_path: str | Path = "",
+) -> list[dict[str, np.ndarray]]:
+    """Requests to cycle through: samples drawn from `samples_path` if given, else random rows."""
+    if not samples_path:
+        return random_rows(info, count=count, seed=seed, shapes=shapes)
+    path = Path(samples_path)
+    arrays = _load_samples(info, path)
+    for name, dims in (shapes or {}).items():
+        if name in arrays and tuple(arrays[name].shape[1:]) != tuple(dims):
+            raise ConfigError(
+                f"--shape {name}:{','.join(map(str, dims))} contradicts --inputs {path}, "
+                f"whose samples are {arrays[name].shape[1:]}; drop one of the two"
+            )
+    total = len(next(iter(arrays.values())))
+    picks = np.random.default_rng(seed).integers(0, total, size=min(count, max(total, 1) * 4))
+    return [{n: a[i : i + 1] if info.batched else a[i] for n, a in arrays.items()} for i in picks]
+
+
+def sent_shapes(rows: Sequence[Mapping[str, np.ndarray]]) -> dict[str, list[list[int]]]:
+    """Every distinct shape sent per input (batch axis included), for the report."""
+    seen: dict[str, list[list[int]]] = {}
+    for row in rows:
+        for name, array in row.items():
+            shape = list(array.shape)
+            if shape not in seen.setdefault(name, []):
+                seen[name].append(shape)
+    return seen

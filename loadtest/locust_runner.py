@@ -51,16 +51,20 @@ def _recording_listener(recorder: Recorder):  # noqa: ANN202
     return on_request
 
 
-def _wait(runner: Any, scenario: Scenario, shaped: bool) -> None:
+def _wait(runner: Any, scenario: Scenario, shaped: bool, origin_s: float) -> list[dict[str, Any]]:
+    """Until the run ends (bounded); return the users running, sampled every 0.1 s (offered load)."""
     import gevent
     from locust.runners import STATE_STOPPED
 
     deadline = time.perf_counter() + scenario.duration_s + (5.0 if shaped else 0.0)
+    users = []
     while time.perf_counter() < deadline:
         if shaped and runner.state == STATE_STOPPED:
             break
+        users.append({"t_s": round(time.perf_counter() - origin_s, 3), "users": runner.user_count})
         gevent.sleep(0.1)
     runner.quit()
+    return users
 
 
 def _locust_totals(env: Any) -> dict[str, Any]:
@@ -81,9 +85,12 @@ def run_local(
     `user`: your own TritonGrpcUser subclass instead of the scenario's (the shape still applies).
     """
     from locust.env import Environment
+    from tritonstack.loadtest.inputs import sent_shapes
     from tritonstack.loadtest.locust_user import close_clients, user_class
+    from tritonstack.loadtest.preflight import preflight
     from tritonstack.loadtest.shapes import shape_for
 
+    _, rows = preflight(scenario, url)  # after locust_user's init_gevent, before any load
     shape = shape_for(scenario)
     env = Environment(user_classes=[user or user_class(scenario, url)], shape_class=shape, host=url)
     recorder = Recorder()
@@ -95,18 +102,20 @@ def run_local(
             runner.start_shape()
         else:
             runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
-        _wait(runner, scenario, shape is not None)
+        users = _wait(runner, scenario, shape is not None, origin)
         duration = time.perf_counter() - origin
     close_clients()
+    described = {"url": url, "runner": "locust local", "inputs": scenario.inputs_path or "random"}
     result = RunResult.build(
         name=name or scenario.kind.value,
-        scenario={**scenario.describe(), "url": url, "runner": "locust local"},
+        scenario={**scenario.describe(), **described, "input_shapes": sent_shapes(rows)},
         samples=recorder.frame(),
         origin_s=origin,
         duration_s=duration,
         server=poller,
     )
     result.summary["locust"] = _locust_totals(env)
+    result.load = users
     return result
 
 
@@ -203,6 +212,7 @@ def run_distributed(
         )
         for _ in range(workers)
     ]
+    origin = time.perf_counter()  # the master starts the users once its workers are in (~1 s)
     try:
         with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
             master.wait(timeout=scenario.duration_s + 60)
@@ -212,11 +222,17 @@ def run_distributed(
         for process in (master, *started):
             _stop(process)
         log.close()
-    return _distributed_result(scenario, url, workers, prefix, name, poller)
+    return _distributed_result(scenario, url, workers, prefix, name, poller, origin)
 
 
 def _distributed_result(
-    scenario: Scenario, url: str, workers: int, prefix: Path, name: str, poller: ServerStatsPoller
+    scenario: Scenario,
+    url: str,
+    workers: int,
+    prefix: Path,
+    name: str,
+    poller: ServerStatsPoller,
+    origin_s: float,
 ) -> RunResult:
     stats_path = Path(f"{prefix}_stats.csv")
     if not stats_path.exists():
@@ -229,7 +245,8 @@ def _distributed_result(
         summary=_summary_from_locust(total),
         windows=_windows_from_history(history),
     )
-    result.server, result.server_total = poller.timeline(), poller.total()
+    result.server = poller.timeline(origin_s, until_s=scenario.duration_s)
+    result.server_total = poller.total()
     hdr = Path(f"{prefix}_hdr.txt")
     if hdr.is_file() and hdr.read_text().strip():
         result.summary.update(LatencyHistogram.decode(hdr.read_text().strip()).summary_ms())

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from locust import User, constant, task  # noqa: E402
 from tritonstack.loadtest.generator import error_kind  # noqa: E402
-from tritonstack.loadtest.inputs import random_rows  # noqa: E402
+from tritonstack.loadtest.inputs import request_rows  # noqa: E402
 from tritonstack.loadtest.scenario import Scenario  # noqa: E402
 from tritonstack.loadtest.schedule import Arrival  # noqa: E402
 
@@ -61,11 +61,16 @@ class TritonGrpcUser(User):
     """Abstract: one TritonClient per user (no retries: a failure is a data point, not hidden).
 
     `timeout_s` is the deadline of each inference (the model config is fetched with the default).
+    `version` ("" = the server's choice), `shapes` (dims for -1 axes) and `inputs_path` (an .npz of
+    real samples) shape what is sent; see `tritonstack.loadtest.inputs`.
     """
 
     abstract = True
     model: str = "digits_mlp"
+    version: str = ""
     timeout_s: float = 10.0
+    shapes: dict[str, tuple[int, ...]] = {}  # noqa: RUF012 - read-only class default
+    inputs_path: str = ""
     wait_time = constant(0)
 
     def __init__(self, environment: Any) -> None:
@@ -78,8 +83,11 @@ class TritonGrpcUser(User):
         self._next = 0
 
     def on_start(self) -> None:
-        """Fetch the model config once and prepare random requests that fit it."""
-        self.rows = random_rows(self.client.model_info(self.model), count=16, seed=id(self) % 1000)
+        """Fetch the model config once and prepare requests that fit it (random, or the samples)."""
+        info = self.client.model_info(self.model, self.version or None)
+        self.rows = request_rows(
+            info, count=64, seed=id(self) % 1000, shapes=self.shapes, samples_path=self.inputs_path
+        )
 
     def on_stop(self) -> None:
         """Close the channel."""
@@ -94,7 +102,9 @@ class TritonGrpcUser(User):
         scheduled = start if scheduled_s is None else scheduled_s
         result, exception = None, None
         try:
-            result = self.client.infer(self.model, inputs, timeout_s=self.timeout_s)
+            result = self.client.infer(
+                self.model, inputs, version=self.version or None, timeout_s=self.timeout_s
+            )
         except Exception as exc:  # noqa: BLE001 - reported as a failed request
             exception = exc
         end = time.perf_counter()
@@ -165,7 +175,10 @@ def user_class(scenario: Scenario, host: str) -> type[TritonGrpcUser]:
         "abstract": False,
         "host": host,
         "model": scenario.model,
+        "version": scenario.version,
         "timeout_s": scenario.timeout_s,
+        "shapes": dict(scenario.shapes),
+        "inputs_path": scenario.inputs_path,
         "__module__": __name__,
     }
     if scenario.kind is Kind.OPEN:

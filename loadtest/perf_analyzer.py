@@ -46,7 +46,13 @@ class PerfAnalyzerRun:
 
 
 def find_perf_analyzer() -> Path:
-    """The perf_analyzer next to this Python (tritonclient 2.51 wheel) or on PATH."""
+    """$TRITONSTACK_PERF_ANALYZER if set, else the perf_analyzer next to this Python (tritonclient
+    2.51 wheel), else the one on PATH."""
+    chosen = os.environ.get("TRITONSTACK_PERF_ANALYZER")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise LoadTestError(f"TRITONSTACK_PERF_ANALYZER={chosen} is not an executable; fix or unset it")
+        return Path(chosen)
     local = Path(sys.executable).parent / "perf_analyzer"
     found = local if local.exists() else shutil.which("perf_analyzer")
     if not found:
@@ -139,8 +145,12 @@ def run_perf_analyzer(run: PerfAnalyzerRun) -> dict[str, Any]:
         except subprocess.TimeoutExpired as exc:
             raise LoadTestError(f"perf_analyzer did not finish in {run.timeout_s:.0f} s") from exc
         if done.returncode != 0 or not csv_path.exists():
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
-            raise LoadTestError(f"perf_analyzer failed (exit {done.returncode}): {tail}")
+            lines = (done.stdout + done.stderr).strip().splitlines()
+            last = lines[-1].strip() if lines else "no output"
+            raise LoadTestError(
+                f"perf_analyzer failed (exit {done.returncode}): {last}; run it by hand with the same "
+                f"arguments to see all of its output: {' '.join(_argv(run, Path('pa.csv')))}"
+            )
         return parse_csv(csv_path.read_text())
 
 

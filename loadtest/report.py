@@ -4,7 +4,9 @@
                              origin_s=run.origin_s, duration_s=run.duration_s, server=poller)
     paths = write_report(result, Path("reports/steady"))   # {"json", "csv", "server_csv", "html"}
 
-The HTML page inlines its SVG plots and CSS: it opens offline, from a file, in any browser.
+The HTML page inlines its SVG plots and CSS: it opens offline, from a file, in any browser. Every
+time chart (client and server) spans the run, 0 to its duration, on the same axis; a spike's window
+is shaded; the offered load (users, or scheduled requests per second in open loop) is plotted.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from tritonstack.loadtest.scenario import spike_users_at, step_users_at
 from tritonstack.loadtest.server_stats import ServerStatsPoller
 from tritonstack.loadtest.stats import Samples, summarize, windows
-from tritonstack.loadtest.svg import Series, line_chart, titled
+from tritonstack.loadtest.svg import Band, Series, line_chart, titled
 
 __all__ = ["RunResult", "render_html", "write_report"]
 
@@ -31,6 +35,9 @@ COLORS = {
     "compute": "#2ca02c",
     "batch": "#8c564b",
     "errors": "#d62728",
+    "users": "#17becf",
+    "offered": "#7f7f7f",
+    "done": "#2ca02c",
 }
 
 
@@ -49,6 +56,7 @@ class RunResult:
     server: list[dict[str, Any]] = field(default_factory=list)
     server_total: dict[str, Any] | None = None
     referee: dict[str, Any] | None = None
+    load: list[dict[str, Any]] = field(default_factory=list)  # [{"t_s", "users"}] sampled while running
     notes: list[str] = field(default_factory=list)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
@@ -71,9 +79,10 @@ class RunResult:
             summary=summarize(samples, duration_s=duration_s),
             windows=windows(samples, origin_s=origin_s, width_s=width, duration_s=duration_s),
         )
+        _add_offered(result.windows, samples, origin_s=origin_s, width_s=width)
         result.summary["window_s"] = width
         if server is not None:
-            result.server = server.timeline(origin_s)
+            result.server = server.timeline(origin_s, until_s=duration_s)
             result.server_total = server.total()
             if server.error:
                 result.notes.append(server.error)
@@ -82,6 +91,16 @@ class RunResult:
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""
         return asdict(self)
+
+
+def _add_offered(rows: list[dict[str, Any]], samples: Samples, *, origin_s: float, width_s: float) -> None:
+    """Each window's offered load: requests scheduled in it, per second (open loop: the schedule)."""
+    if not rows:
+        return
+    index = np.floor((samples.scheduled_s - origin_s) / width_s).astype(int)
+    counts = np.bincount(index[(index >= 0) & (index < len(rows))], minlength=len(rows))
+    for row, count in zip(rows, counts, strict=False):
+        row["offered_rps"] = float(count) / width_s
 
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
@@ -109,25 +128,90 @@ def write_report(result: RunResult, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
+def _duration_s(result: RunResult) -> float:
+    s = result.summary
+    if s.get("duration_s"):
+        return float(s["duration_s"])
+    return max([r["t_s"] for r in result.windows] or [float(result.scenario.get("duration_s", 1.0))])
+
+
+def _bands(result: RunResult) -> list[Band]:
+    sc = result.scenario
+    if sc.get("kind") != "spike" or "spike_at_s" not in sc:
+        return []
+    start = float(sc["spike_at_s"])
+    return [Band(start, start + float(sc["spike_s"]), f"spike: {sc.get('spike_users')} users")]
+
+
+def _planned_users(result: RunResult, ts: list[float]) -> list[float | None]:
+    """Users the scenario asks for at each time (closed loop)."""
+    sc, duration = result.scenario, float(result.scenario.get("duration_s", 0) or 0)
+    if sc.get("kind") == "ramp":
+        steps = max(int(duration // sc["step_s"]), 1)
+        return [
+            step_users_at(t - 1e-9, step_users=sc["step_users"], step_s=sc["step_s"], steps=steps) for t in ts
+        ]
+    if sc.get("kind") == "spike":
+        keys = ("users", "spike_users", "spike_at_s", "spike_s")
+        return [spike_users_at(t - 1e-9, duration_s=duration, **{k: sc[k] for k in keys}) for t in ts]
+    return [sc.get("users") for _ in ts]
+
+
+def _offered_chart(result: RunResult, **axis: Any) -> str:
+    w = result.windows
+    ts = [r["t_s"] for r in w]
+    if result.scenario.get("kind") == "open":
+        series = [
+            Series("scheduled req/s", ts, [r.get("offered_rps") for r in w], COLORS["offered"]),
+            Series("completed req/s", ts, [r["throughput_rps"] for r in w], COLORS["done"]),
+        ]
+        return line_chart(
+            "Offered load: scheduled vs completed requests",
+            series,
+            x_label="time (s)",
+            y_label="requests/s",
+            **axis,
+        )
+    grid = [round(i * 0.1, 3) for i in range(int(_duration_s(result) / 0.1) + 1)]
+    series = [Series("users asked", grid, _planned_users(result, grid), COLORS["offered"])]
+    if result.load:
+        series.append(
+            Series(
+                "users running",
+                [p["t_s"] for p in result.load],
+                [p["users"] for p in result.load],
+                COLORS["users"],
+            )
+        )
+    return line_chart("Offered load: users over time", series, x_label="time (s)", y_label="users", **axis)
+
+
 def _charts(result: RunResult) -> list[str]:
     w, s = result.windows, result.server
+    axis = {"x_range": (0.0, _duration_s(result)), "bands": _bands(result)}
     ts = [r["t_s"] for r in w]
     lat = [Series(p, ts, [r[f"{p}_ms"] for r in w], COLORS[p]) for p in ("p50", "p90", "p99")]
     tput = [r["throughput_rps"] for r in w]
     vs = [Series(p, tput, [r[f"{p}_ms"] for r in w], COLORS[p], dots=True) for p in ("p50", "p99")]
     errors = [Series("error rate %", ts, [100 * r["error_rate"] for r in w], COLORS["errors"])]
     st = [r["t_s"] for r in s]
+
+    def served(key: str) -> list[float | None]:  # an interval without requests has no average
+        return [r[key] if r["requests"] else None for r in s]
+
     queue = [
-        Series("queue", st, [r["avg_queue_us"] for r in s], COLORS["queue"]),
-        Series("compute", st, [r["avg_compute_us"] for r in s], COLORS["compute"]),
+        Series("queue", st, served("avg_queue_us"), COLORS["queue"]),
+        Series("compute", st, served("avg_compute_us"), COLORS["compute"]),
     ]
-    batch = [Series("avg batch", st, [r["avg_batch"] for r in s], COLORS["batch"])]
+    batch = [Series("avg batch", st, served("avg_batch"), COLORS["batch"])]
     return [
+        _offered_chart(result, **axis),
         line_chart(
             "Latency percentiles over time (failures included)",
             lat,
             x_label="time (s)",
             y_label="latency (ms)",
+            **axis,
         ),
         line_chart(
             "Latency against throughput (one dot per window)",
@@ -135,11 +219,17 @@ def _charts(result: RunResult) -> list[str]:
             x_label="throughput (req/s)",
             y_label="latency (ms)",
         ),
-        line_chart("Error rate over time", errors, x_label="time (s)", y_label="errors (%)"),
+        line_chart("Error rate over time", errors, x_label="time (s)", y_label="errors (%)", **axis),
         line_chart(
-            "Server: queue vs compute time per request", queue, x_label="time (s)", y_label="time (µs)"
+            "Server: queue vs compute time per request",
+            queue,
+            x_label="time (s)",
+            y_label="time (µs)",
+            **axis,
         ),
-        line_chart("Server: average batch size formed", batch, x_label="time (s)", y_label="requests/batch"),
+        line_chart(
+            "Server: average batch size formed", batch, x_label="time (s)", y_label="requests/batch", **axis
+        ),
     ]
 
 
@@ -180,7 +270,7 @@ text-align:left}th{color:#555;font-weight:600}.notes{color:#a33;font-size:13px}"
 
 
 def render_html(result: RunResult) -> str:
-    """One self-contained HTML page: headline numbers, scenario, referee and the five plots."""
+    """One self-contained HTML page: headline numbers, scenario, referee and the six plots."""
     charts = "".join(f'<div class="card">{titled(svg)}</div>' for svg in _charts(result))
     referee = (
         f'<div class="card"><h2>Referee: perf_analyzer</h2>{_table(result.referee)}</div>'

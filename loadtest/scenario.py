@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -20,7 +20,7 @@ from tritonstack.loadtest.schedule import Arrival
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["ENV_KEY", "Kind", "Scenario", "spike_users_at", "step_users_at"]
+__all__ = ["ENV_KEY", "Kind", "Scenario", "parse_kind", "spike_users_at", "step_users_at"]
 
 ENV_KEY = "TRITONSTACK_SCENARIO"
 
@@ -32,6 +32,23 @@ class Kind(str, Enum):
     RAMP = "ramp"
     SPIKE = "spike"
     OPEN = "open"
+
+
+def parse_kind(text: Kind | str) -> Kind:
+    """The Kind named `text`; ConfigError listing the valid names otherwise."""
+    try:
+        return Kind(text)
+    except ValueError:
+        valid = " | ".join(k.value for k in Kind)
+        raise ConfigError(f"unknown scenario {text!r}; use one of: {valid}") from None
+
+
+def _parse_arrival(text: Arrival | str) -> Arrival:
+    try:
+        return Arrival(text)
+    except ValueError:
+        valid = " | ".join(a.value for a in Arrival)
+        raise ConfigError(f"unknown arrival process {text!r}; use one of: {valid}") from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,10 +69,15 @@ class Scenario:
     spike_at_s: float = 3.0
     spike_s: float = 2.0
     timeout_s: float = 10.0
+    version: str = ""  # model version to load ("": the server's version policy picks)
+    inputs_path: str = ""  # .npz of real samples keyed by input name ("": random inputs)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # dims for -1 axes, by input
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", Kind(self.kind))
-        object.__setattr__(self, "arrival", Arrival(self.arrival))
+        object.__setattr__(self, "kind", parse_kind(self.kind))
+        object.__setattr__(self, "arrival", _parse_arrival(self.arrival))
+        object.__setattr__(self, "version", str(self.version or ""))
+        object.__setattr__(self, "shapes", {str(k): tuple(int(d) for d in v) for k, v in self.shapes.items()})
         if self.users < 1 or self.duration_s <= 0 or self.timeout_s <= 0:
             raise ConfigError(
                 f"users={self.users} must be >= 1, duration_s={self.duration_s} and "
@@ -79,6 +101,9 @@ class Scenario:
             Kind.OPEN: ("rate_rps", "arrival", "max_in_flight"),
         }[self.kind]
         optional = {
+            "version",
+            "inputs_path",
+            "shapes",
             "step_users",
             "step_s",
             "spike_users",
@@ -89,7 +114,8 @@ class Scenario:
             "max_in_flight",
         }
         hidden = (optional - set(only)) | ({"users"} if self.kind is Kind.RAMP else set())
-        return {k: v for k, v in self.as_dict().items() if k not in hidden}
+        given = {k: v for k, v in self.as_dict().items() if k in ("version", "inputs_path") and v}
+        return {k: v for k, v in self.as_dict().items() if k not in hidden} | given
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that carry this scenario to Locust worker processes."""

@@ -1,6 +1,9 @@
 """Tiny inline-SVG charts for the self-contained HTML report (no JavaScript, no network).
 
-svg = line_chart("Latency", [Series("p99", xs, ys, "#d62728")], x_label="s", y_label="ms")
+svg = line_chart("Latency", [Series("p99", xs, ys, "#d62728")], x_label="s", y_label="ms",
+                 x_range=(0, 10), bands=[Band(3, 5, "spike")])
+
+Charts that share a time axis pass the same `x_range`; a `Band` shades a window (e.g. a spike).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["Series", "line_chart", "nice_ticks", "titled"]
+__all__ = ["Band", "Series", "line_chart", "nice_ticks", "titled"]
 
 WIDTH, HEIGHT = 560, 300
 LEFT, RIGHT, TOP, BOTTOM = 62, 16, 36, 46
@@ -25,6 +28,16 @@ class Series:
     ys: Sequence[float | None]
     color: str
     dots: bool = False
+
+
+@dataclass(frozen=True)
+class Band:
+    """A shaded x window with a label, drawn behind the series."""
+
+    x0: float
+    x1: float
+    label: str
+    color: str = "#ff7f0e"
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -45,12 +58,12 @@ def _fmt(value: float) -> str:
     return f"{value / 1e3:g}k" if abs(value) >= 1e3 else f"{value:g}"
 
 
-def _bounds(series: Sequence[Series]) -> tuple[list[float], list[float]]:
+def _bounds(series: Sequence[Series], x_range: tuple[float, float] | None) -> tuple[list[float], list[float]]:
     xs = [float(x) for s in series for x, y in zip(s.xs, s.ys, strict=False) if y is not None]
     ys = [float(y) for s in series for y in s.ys if y is not None]
     if not xs:
-        return [0.0, 1.0], [0.0, 1.0]
-    x_ticks = nice_ticks(min(xs), max(xs))
+        return (nice_ticks(*x_range) if x_range else [0.0, 1.0]), [0.0, 1.0]
+    x_ticks = nice_ticks(*x_range) if x_range else nice_ticks(min(xs), max(xs))
     y_ticks = nice_ticks(min(0.0, min(ys)), max(ys) * 1.05 if max(ys) > 0 else 1.0)
     return x_ticks, y_ticks
 
@@ -104,9 +117,45 @@ def _legend(series: Sequence[Series]) -> list[str]:
     return parts
 
 
-def line_chart(title: str, series: Sequence[Series], *, x_label: str, y_label: str) -> str:
-    """An <svg> element with axes, grid, legend and one polyline (or dots) per series."""
-    x_ticks, y_ticks = _bounds(series)
+def _bands(bands: Sequence[Band], sx) -> list[str]:  # noqa: ANN001
+    parts = []
+    for b in bands:
+        x0, x1 = sx(b.x0), sx(b.x1)
+        color = escape(b.color)
+        parts.append(
+            f'<rect class="band" x="{x0:.1f}" y="{TOP}" width="{max(x1 - x0, 1):.1f}" '
+            f'height="{HEIGHT - TOP - BOTTOM}" fill="{color}" fill-opacity="0.15"/>'
+        )
+        parts.append(f'<text x="{x0 + 4:.1f}" y="{TOP + 12}" fill="{color}">{escape(b.label)}</text>')
+    return parts
+
+
+def line_chart(
+    title: str,
+    series: Sequence[Series],
+    *,
+    x_label: str,
+    y_label: str,
+    x_range: tuple[float, float] | None = None,
+    bands: Sequence[Band] = (),
+) -> str:
+    """An <svg> element with axes, grid, legend, shaded bands and one polyline (or dots) per series.
+
+    `x_range` fixes the x axis (charts over the same run share it); points outside are not drawn.
+    """
+    if x_range is not None:
+        lo, hi = x_range
+        series = [
+            Series(
+                s.name,
+                s.xs,
+                [y if lo <= x <= hi else None for x, y in zip(s.xs, s.ys, strict=False)],
+                s.color,
+                s.dots,
+            )
+            for s in series
+        ]
+    x_ticks, y_ticks = _bounds(series, x_range)
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
 
     def sx(x: float) -> float:
@@ -115,7 +164,7 @@ def line_chart(title: str, series: Sequence[Series], *, x_label: str, y_label: s
     def sy(y: float) -> float:
         return HEIGHT - BOTTOM - (y - y0) / ((y1 - y0) or 1) * (HEIGHT - TOP - BOTTOM)
 
-    body = _axes(x_ticks, y_ticks, sx, sy, x_label, y_label) + _legend(series)
+    body = _bands(bands, sx) + _axes(x_ticks, y_ticks, sx, sy, x_label, y_label) + _legend(series)
     for s in series:
         body += _plot(s, sx, sy)
     if not any(y is not None for s in series for y in s.ys):

@@ -36,12 +36,14 @@ def our_client_available() -> str | None:
     return None
 
 
-def _request(model: str, datatypes: Mapping[str, str], row: Mapping[str, np.ndarray]) -> Any:
+def _request(
+    model: str, datatypes: Mapping[str, str], row: Mapping[str, np.ndarray], version: str = ""
+) -> Any:
     """A ModelInferRequest protobuf carrying `row` as raw tensor contents (built once, sent often)."""
     from tritonclient.grpc import service_pb2
     from tritonstack.client.core import raw_tensor_bytes
 
-    request = service_pb2.ModelInferRequest(model_name=model)
+    request = service_pb2.ModelInferRequest(model_name=model, model_version=version)
     for name, array in row.items():
         request.inputs.add(name=name, datatype=datatypes[name], shape=list(array.shape))
         request.raw_input_contents.append(raw_tensor_bytes(array, datatypes[name]))
@@ -49,11 +51,13 @@ def _request(model: str, datatypes: Mapping[str, str], row: Mapping[str, np.ndar
 
 
 @contextlib.asynccontextmanager
-async def triton_raw(url: str, model: str, rows: Rows, *, timeout_s: float = 10.0) -> AsyncIterator[Send]:
+async def triton_raw(
+    url: str, model: str, rows: Rows, *, timeout_s: float = 10.0, version: str = ""
+) -> AsyncIterator[Send]:
     """Send prepared ModelInferRequest protobufs on a plain grpc.aio channel (nothing of ours).
 
     Like perf_analyzer, requests are encoded once up front and responses are not decoded: the
-    per-request cost on the generator core is gRPC's alone.
+    per-request cost on the generator core is gRPC's alone. `version` "" lets the server choose.
     """
     import grpc
     from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -61,9 +65,10 @@ async def triton_raw(url: str, model: str, rows: Rows, *, timeout_s: float = 10.
     options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
     async with grpc.aio.insecure_channel(url, options=options) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-        config = await stub.ModelConfig(service_pb2.ModelConfigRequest(name=model), timeout=timeout_s)
+        request = service_pb2.ModelConfigRequest(name=model, version=version)
+        config = await stub.ModelConfig(request, timeout=timeout_s)
         datatypes = {i.name: _wire_type(i.data_type) for i in config.config.input}
-        prepared = [_request(model, datatypes, row) for row in rows]
+        prepared = [_request(model, datatypes, row, version) for row in rows]
 
         async def send(i: int) -> object:
             return await stub.ModelInfer(prepared[i % len(prepared)], timeout=timeout_s)

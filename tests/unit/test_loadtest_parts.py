@@ -25,8 +25,12 @@ def test_scenario_round_trips_through_the_environment():
     assert json.loads(scenario.to_env()["TRITONSTACK_SCENARIO"])["arrival"] == "constant"
     with pytest.raises(ConfigError):
         Scenario(users=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="use one of: steady | ramp | spike | open"):
         Scenario(kind="sawtooth")
+    with pytest.raises(ConfigError, match="poisson"):
+        Scenario(arrival="bursty")
+    shaped = Scenario(version=2, shapes={"tokens": [32]}, inputs_path="s.npz")
+    assert Scenario.from_env(shaped.to_env()) == shaped and shaped.shapes == {"tokens": (32,)}
 
 
 def test_step_ramp_and_spike_profiles():

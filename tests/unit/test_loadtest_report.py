@@ -1,4 +1,4 @@
-"""Report files: JSON and CSV parse, the HTML page is self-contained and has the five plots."""
+"""Report files: JSON and CSV parse, the HTML page is self-contained and has the six plots."""
 
 import csv
 import json
@@ -47,12 +47,13 @@ def test_report_files_parse(tmp_path):
     assert len(list(csv.DictReader(paths["server_csv"].open()))) == 4
 
 
-def test_html_is_self_contained_with_five_plots():
+def test_html_is_self_contained_with_six_plots():
     html = render_html(_result())
-    assert html.count("<svg") == 5
+    assert html.count("<svg") == 6
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "<script" not in html and "https://" not in html
     for title in (
+        "Offered load: users over time",
         "Latency percentiles over time",
         "Latency against throughput",
         "Error rate",

@@ -39,14 +39,13 @@ def bench(
     from tritonstack.cli import console
     from tritonstack.loadtest.bench.context import BenchOptions
     from tritonstack.loadtest.bench.harness import run_bench
-    from tritonstack.loadtest.pinning import CoreSplit
 
-    split = CoreSplit.parse(cores) if cores else CoreSplit.default()
+    split = _split(cores)
+    selected = _selected(only)
     options = BenchOptions(
         build_dir=build_dir, repository=repository, quick=quick, rebuild=rebuild, split=split
     )
     console.print(f"core split: {split.describe()}")
-    selected = [w.strip() for w in only.split(",")] if only else None
     document = run_bench(
         options,
         only=selected,
@@ -57,6 +56,38 @@ def bench(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
         console.print(f"JSON written to {json_path}")
+
+
+def _split(cores: str | None):  # noqa: ANN202
+    """The core split asked for, checked against the CPUs this process may use (before any build)."""
+    import os
+
+    from tritonstack.errors import ConfigError
+    from tritonstack.loadtest.pinning import CoreSplit
+
+    allowed = sorted(os.sched_getaffinity(0))
+    try:
+        split = CoreSplit.parse(cores) if cores else CoreSplit.default()
+    except ValueError:
+        raise ConfigError(f"--cores {cores!r}: use SERVER:GENERATOR CPU lists, e.g. 0:1 or 0-1:2-3") from None
+    if not split.server | split.generator <= set(allowed):
+        raise ConfigError(f"--cores {cores}: this process may use CPUs {allowed} only; pick among them")
+    return split
+
+
+def _selected(only: str | None) -> list[str] | None:
+    """The workloads of --only, each checked against W1-W8 (before any build)."""
+    from tritonstack.errors import ConfigError
+    from tritonstack.loadtest.bench.workloads import WORKLOADS
+
+    if not only:
+        return None
+    selected = [w.strip() for w in only.split(",") if w.strip()]
+    known = {w.key for w in WORKLOADS} | {w.key.split("-")[0] for w in WORKLOADS}
+    unknown = [w for w in selected if w not in known]
+    if unknown or not selected:
+        raise ConfigError(f"--only {only!r}: unknown workload(s) {unknown}; use some of {sorted(known)}")
+    return selected
 
 
 def _print_table(document: dict) -> None:

@@ -5,6 +5,12 @@ tritonstack loadtest open --url 127.0.0.1:8001 --rate 500 --arrival poisson
 tritonstack loadtest ramp --repository model_repository --step-users 4 --step 5 --duration 30
 tritonstack loadtest spike --url 127.0.0.1:8001 --workers 2          # Locust master + 2 workers
 tritonstack loadtest steady --url 127.0.0.1:8001 --users 32 --engine asyncio --referee
+tritonstack loadtest steady --url 127.0.0.1:8001 --model gru --shape tokens:32 --inputs samples.npz
+
+Before any load: the scenario and options are checked, then the server is asked for the model (and
+version), and the inputs are built; any problem is one line and exit 2, with no report written.
+After a Locust run (gevent), the process always leaves through `os._exit`, error or not: a gRPC
+channel finalised at interpreter exit under gevent can block forever.
 """
 
 from __future__ import annotations
@@ -25,6 +31,17 @@ def loadtest(
         Path | None, typer.Option(help="Start an embedded server on this repository instead of --url.")
     ] = None,
     model: Annotated[str, typer.Option(help="Model to load.")] = "digits_mlp",
+    model_version: Annotated[
+        str, typer.Option("--model-version", help="Model version (default: the server's choice).")
+    ] = "",
+    inputs: Annotated[
+        Path | None,
+        typer.Option(help="An .npz of real samples: one array per input name, samples on the first axis."),
+    ] = None,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option(help="Dims of a dynamic (-1) input without the batch axis, NAME:d1,d2; repeatable."),
+    ] = None,
     users: Annotated[int, typer.Option(help="Users (closed loop: requests in flight).", min=1, max=1000)] = 8,
     duration: Annotated[float, typer.Option(help="Seconds.", min=0.5, max=3600)] = 10.0,
     rate: Annotated[float, typer.Option(help="Open loop: total requests per second.", min=0.1)] = 200.0,
@@ -51,14 +68,15 @@ def loadtest(
     ] = False,
 ) -> None:
     """Run one load scenario and write <out>/<scenario>.json, _windows.csv, _server.csv and .html."""
-    from tritonstack.errors import ConfigError
+    from tritonstack.loadtest.inputs import parse_shapes
     from tritonstack.loadtest.scenario import Scenario
 
-    if (url is None) == (repository is None):
-        raise ConfigError("pass exactly one of --url (a running server) or --repository (start one)")
     spec = Scenario(
         kind=scenario,
         model=model,
+        version=model_version,
+        inputs_path=str(inputs) if inputs else "",
+        shapes=parse_shapes(shape or []),
         users=users,
         duration_s=duration,
         rate_rps=rate,
@@ -70,26 +88,75 @@ def loadtest(
         spike_s=spike_duration,
         timeout_s=timeout_s,
     )
-    with _server(repository) as started:
-        target = url or started
-        result = _run(spec, target, workers=workers, engine=engine, out=out)
-        if referee:
-            _referee(result, spec, target)
-    _finish(result, out)
-    if engine == "locust" and not workers:
-        _exit_now()
+    _check_options(spec, url=url, repository=repository, engine=engine, referee=referee, inputs=inputs)
+    with _exit_hard_after_gevent():
+        with _server(repository) as started:
+            target = url or started
+            from tritonstack.loadtest.preflight import preflight
+
+            info, rows = preflight(spec, target)
+            result = _run(spec, target, workers=workers, engine=engine, out=out)
+            if referee:
+                _referee(result, spec, target, _shapes(info, rows))
+        _finish(result, out)
 
 
-def _exit_now() -> None:
-    """Safety net after a gevent-patched Locust run: the report is written and flushed; leave
-    without running interpreter-exit hooks. run_local closes every user's channel, but a gRPC
-    channel finalised at exit under gevent can still block forever (seen intermittently here)."""
+def _check_options(spec, *, url, repository, engine: str, referee: bool, inputs) -> None:  # noqa: ANN001
+    """Option errors that need no server, before one is started or asked."""
+    from tritonstack.errors import ConfigError
+    from tritonstack.loadtest.scenario import Kind
+
+    if (url is None) == (repository is None):
+        raise ConfigError("pass exactly one of --url (a running server) or --repository (start one)")
+    if engine not in ("locust", "asyncio"):
+        raise ConfigError(f"--engine {engine!r}: use locust or asyncio")
+    if engine == "asyncio" and spec.kind not in (Kind.STEADY, Kind.OPEN):
+        raise ConfigError(
+            f"--engine asyncio runs steady and open only; use --engine locust for {spec.kind.value}"
+        )
+    if referee and spec.kind not in (Kind.STEADY, Kind.OPEN):
+        raise ConfigError("--referee needs a fixed load: use it with the steady or open scenario")
+    if inputs is not None and not Path(inputs).is_file():
+        raise ConfigError(f"--inputs {inputs} does not exist; pass an .npz with one array per input")
+
+
+@contextlib.contextmanager
+def _exit_hard_after_gevent():  # noqa: ANN202
+    """Once Locust (gevent) is loaded, leave through os._exit, after an error too: the error is
+    printed as one line (as the CLI does), output flushed, no interpreter-exit hooks run."""
+    import sys
+
+    from tritonstack.errors import TritonStackError
+
+    code = 0
+    try:
+        yield
+    except TritonStackError as exc:
+        if "gevent" not in sys.modules:
+            raise
+        from tritonstack.cli import err_console
+
+        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        code = 2
+    except BaseException:
+        if "gevent" not in sys.modules:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    if "gevent" in sys.modules:
+        _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """Leave without interpreter-exit hooks (after a gevent-patched Locust run, error or not)."""
     import os
     import sys
 
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 @contextlib.contextmanager
@@ -104,8 +171,6 @@ def _server(repository: Path | None):  # noqa: ANN202
 
 
 def _run(spec, url: str, *, workers: int, engine: str, out: Path):  # noqa: ANN001, ANN202
-    from tritonstack.errors import ConfigError
-
     if workers:
         from tritonstack.loadtest.locust_runner import run_distributed
 
@@ -114,25 +179,21 @@ def _run(spec, url: str, *, workers: int, engine: str, out: Path):  # noqa: ANN0
         from tritonstack.loadtest.asyncio_runner import run_asyncio
 
         return run_asyncio(spec, url)
-    if engine != "locust":
-        raise ConfigError(f"--engine {engine!r}: use locust or asyncio")
     from tritonstack.loadtest.locust_runner import run_local
 
     return run_local(spec, url)
 
 
-def _referee(result, spec, url: str) -> None:  # noqa: ANN001
+def _shapes(info, rows) -> dict[str, list[int]]:  # noqa: ANN001
+    """Per input, the shape of the first request sent, without the batch axis (perf_analyzer --shape)."""
+    return {n: list(a.shape[1:] if info.batched else a.shape) for n, a in rows[0].items()}
+
+
+def _referee(result, spec, url: str, shapes: dict[str, list[int]]) -> None:  # noqa: ANN001
     """perf_analyzer on the same model: same concurrency (steady) or same rate (open loop)."""
-    from tritonstack.client import TritonClient
-    from tritonstack.errors import ConfigError
     from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, compare, run_perf_analyzer
     from tritonstack.loadtest.scenario import Kind
 
-    if spec.kind not in (Kind.STEADY, Kind.OPEN):
-        raise ConfigError("--referee needs a fixed load: use it with the steady or open scenario")
-    with TritonClient(url) as client:
-        info = client.model_info(spec.model)
-    shapes = {n: [1 if d < 0 else d for d in t.dims] for n, t in info.inputs.items()}
     rate = spec.rate_rps if spec.kind is Kind.OPEN else None
     figures = run_perf_analyzer(
         PerfAnalyzerRun(
@@ -151,8 +212,11 @@ def _referee(result, spec, url: str) -> None:  # noqa: ANN001
 
 def _finish(result, out: Path) -> None:  # noqa: ANN001
     from tritonstack.cli import console
+    from tritonstack.errors import LoadTestError
     from tritonstack.loadtest.report import write_report
 
+    if not result.summary["count"]:
+        raise LoadTestError(f"{result.name}: no request completed; nothing written (see the log above)")
     paths = write_report(result, out)
     s = result.summary
     console.print(
