@@ -223,6 +223,32 @@ def test_poisoned_request_fails_alone_in_a_concurrent_batch(native: EmbeddedServ
     assert executions < len(indices) - 1  # the requests were batched (a failed batch is re-run alone)
 
 
+def test_python_runner_also_fails_a_poisoned_request_alone(native_repo: Path) -> None:
+    """Same rule for serve/runners/onnx_model.py (--runner python): a failed batch is re-run one by one."""
+    with EmbeddedServer(ServerConfig(repository=native_repo, ort_threads=1, runner="python")) as server:
+        channel = grpc.insecure_channel(server.grpc_url)
+        python_stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        indices = [i % GATHER_ROWS for i in range(23)] + [GATHER_ROWS + 1]
+        requests = [_raw_request("gather", "i", "INT64", [1, 1], np.array([[i]], np.int64).tobytes())
+                    for i in indices]
+
+        def call(request: service_pb2.ModelInferRequest) -> object:
+            try:
+                return python_stub.ModelInfer(request, timeout=60)
+            except grpc.RpcError as exc:
+                return exc
+
+        with ThreadPoolExecutor(len(requests)) as pool:
+            answers = list(pool.map(call, requests))
+        channel.close()
+        executions = _statistics(server, "gather", len(indices)).execution_count
+    good = [a for a in answers[:-1] if not isinstance(a, grpc.RpcError)]
+    print(f"python runner gather: {len(good)}/{len(indices) - 1} good succeeded, poisoned: "
+          f"{getattr(answers[-1], 'code', lambda: 'ok')()}, {executions} executions")
+    assert len(good) == len(indices) - 1
+    assert isinstance(answers[-1], grpc.RpcError) and answers[-1].code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_overflowing_shape_is_refused_with_invalid_argument(stub: service_pb2_grpc.GRPCInferenceServiceStub) -> None:
     for model, shape in (("nobatch_double", [2**56, 64]), ("nobatch_double", [2**56 + 1, 64]),
                          ("dyn_rowsum", [1, 2**62])):
