@@ -32,7 +32,8 @@ int main() {
   std::printf("overflow %d\n", CheckedByteSize(overflow, 2, 4, &bytes));
   std::printf("wraps %d\n", CheckedByteSize(wraps, 2, 4, &bytes));
   std::printf("negative %d\n", CheckedByteSize(negative, 2, 4, &bytes));
-  std::printf("fine %d %llu\n", CheckedByteSize(fine, 2, 4, &bytes), (unsigned long long)bytes);
+  int ok = CheckedByteSize(fine, 2, 4, &bytes);
+  std::printf("fine %d %llu\n", ok, (unsigned long long)bytes);
 }
 """
 
