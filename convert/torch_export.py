@@ -49,6 +49,10 @@ def load_torch_module(source: str | Path, *, weights: Path | None = None) -> Any
             _load_weights(module, Path(weights))
     else:
         module = _from_file(Path(text))
+    if isinstance(module, dict) and weights is None:
+        raise ModelLoadError(f"{source} holds a state dict ({len(module)} entries), not a module; pass the "
+                             f"code that builds the module as package.module:factory --weights {source} "
+                             "(the module importable, e.g. PYTHONPATH=.)")
     if not isinstance(module, torch.nn.Module):
         raise ModelLoadError(f"{source} gave a {type(module).__name__}, not a torch.nn.Module")
     return module.eval()
@@ -60,7 +64,9 @@ def _from_factory(text: str) -> Any:
         factory = getattr(importlib.import_module(module_name), attr)
         return factory()
     except (ImportError, AttributeError) as exc:
-        raise ModelLoadError(f"cannot import factory {text!r} ({exc}); use package.module:function") from exc
+        raise ModelLoadError(f"cannot import factory {text!r} ({exc}); name it package.module:function, the "
+                             "module importable from here (run from its folder with PYTHONPATH=., or "
+                             "pip install it)") from exc
 
 
 def _load_weights(module: Any, path: Path) -> None:
@@ -102,6 +108,15 @@ def _from_file(path: Path) -> Any:
         raise ModelLoadError(f"model file {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
+    except AttributeError as exc:
+        if "__main__" not in str(exc):
+            raise ModelLoadError(f"{path} names a class that cannot be found ({one_line(exc)}); make its "
+                                 "module importable here (PYTHONPATH=.)") from exc
+        raise ModelLoadError(
+            f"{path} was saved by torch.save(module) from a script, so its class lives in that script's "
+            f"__main__ and cannot be loaded elsewhere ({one_line(exc)}); move the class into a module "
+            "file, or save torch.save(model.state_dict(), 'weights.pt') and convert "
+            "package.module:factory --weights weights.pt (module on PYTHONPATH)") from exc
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"{path} is not a readable torch.save file ({type(exc).__name__}); "
                              "save the module with torch.save(module, path)") from exc

@@ -51,7 +51,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
 #: fit in far less than 16 KiB, so nothing a user needs is refused, while the work one request can
 #: cause stays small (64 strings of 1 MiB once blocked the tokenizer for 66 s).
 MAX_TEXT_BYTES = 16 * 1024
-MAX_REQUEST_TEXT_BYTES = 256 * 1024
+MAX_REQUEST_TEXT_BYTES = 128 * 1024
 _IDS = [TensorSpec(name="input_ids", dtype="INT64", dims=(-1,), max_dims=(MAX_SEQ_LENGTH,)),
         TensorSpec(name="attention_mask", dtype="INT64", dims=(-1,), max_dims=(MAX_SEQ_LENGTH,))]
 _TEXT = [TensorSpec(name="TEXT", dtype="STRING", dims=(1,))]

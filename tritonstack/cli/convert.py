@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 __all__ = ["register"]
 
@@ -22,16 +23,23 @@ _Opt = typer.Option
 
 
 def convert(  # noqa: PLR0913 - one option per documented knob
-    model: Annotated[str, typer.Argument(help="Model file (.onnx, .joblib, .pt) or package.module:factory.")],
+    model: Annotated[str, typer.Argument(help="Model file (.onnx, .joblib, .pt saved by torch.save(module) "
+                                         "with the class in an importable module), or package.module:factory "
+                                         "(importable: on PYTHONPATH, e.g. PYTHONPATH=.; its state dict via "
+                                         "--weights).")],
     name: Annotated[str, _Opt(help="Model name in the repository (variants get _fp16, _int8).")],
     repository: Annotated[Path, _Opt(help="Repository to write into.")] = Path("model_repository"),
     workdir: Annotated[Path, _Opt(help="Scratch folder for intermediate files.")] = Path("build"),
-    input: Annotated[list[str] | None, _Opt(help="NAME:DTYPE:DIMS without batch axis, e.g. "  # noqa: A002, UP007
-                                            "image:FP32:3,224,224 (repeat per input).")] = None,
+    input: Annotated[list[str] | None, _Opt(help="NAME:DTYPE:DIMS without the batch axis; -1 marks a "  # noqa: A002, UP007
+                                            "dynamic axis. E.g. image:FP32:3,224,224 or tokens:INT64:-1 "
+                                            "or seq:FP32:-1,8 (repeat per input).")] = None,
     output: Annotated[list[str] | None, _Opt(help="Output names (PyTorch models).")] = None,  # noqa: UP007
-    weights: Annotated[Path | None, _Opt(help="State dict for a factory model.")] = None,  # noqa: UP007
+    weights: Annotated[Path | None, _Opt(help="State dict (.pt, torch.save(model.state_dict())) loaded "  # noqa: UP007
+                                            "into the module package.module:factory returns.")] = None,
     precision: Annotated[str, _Opt(help="Comma-separated: fp32,fp16,int8.")] = "fp32",
-    tolerance: Annotated[list[str] | None, _Opt(help="PRECISION=ATOL,RTOL, e.g. fp16=1e-2,1e-2.")] = None,  # noqa: UP007
+    tolerance: Annotated[list[str] | None, _Opt(help="PRECISION=ATOL,RTOL[,MIN_COSINE], e.g. "  # noqa: UP007
+                                                "fp16=1e-2,1e-2 or fp16=1e-2,1e-2,0.99 (defaults: fp32 "
+                                                "1e-4,1e-3,0.999; fp16 5e-2,5e-2,0.99).")] = None,
     samples: Annotated[Path | None, _Opt(help="Extra verification samples (.npy/.npz).")] = None,  # noqa: UP007
     random_samples: Annotated[int, _Opt(help="Random verification samples.")] = 16,
     calibration: Annotated[Path | None, _Opt(help="INT8 calibration data (.npy/.npz).")] = None,  # noqa: UP007
@@ -82,7 +90,7 @@ def convert(  # noqa: PLR0913 - one option per documented knob
         version_policy=VersionPolicy.parse(version_policy) if version_policy else None,
         trt_engine=trt, trt_accelerator=trt_accelerator, progress=progress,
     )
-    _print(convert_model(options), repository)
+    _print(convert_model(options), repository, options.tolerances)
 
 
 def _quiet_libraries() -> None:
@@ -127,19 +135,12 @@ def _tolerances(items: list[str]) -> Any:
     return tolerances
 
 
-def _print(report: Any, repository: Path) -> None:
-    from rich.table import Table
-
+def _print(report: Any, repository: Path, tolerances: dict) -> None:
     from tritonstack.cli import console
 
-    table = Table("model", "precision", "version", "max abs error", "max rel error", "gate")
-    for v in report.variants:
-        gate = "-" if v.gate is None else (f"{v.gate.metric} {v.gate.before:.4f} -> {v.gate.after:.4f} "
-                                           f"({'passed' if v.gate.passed else 'REJECTED'})")
-        worst = max(v.errors.values(), key=lambda e: e.max_abs, default=None)
-        table.add_row(v.name, v.precision.value, str(v.version), f"{worst.max_abs:.2e}" if worst else "-",
-                      f"{worst.max_rel:.2e}" if worst else "-", gate)
-    console.print(table)
+    console.print(_table(report, tolerances))
+    for note in _unjudged(report):
+        console.print(f"[yellow]note:[/] {note}")
     for name, reason in report.rejected.items():
         console.print(f"[yellow]rejected[/] {name}: {reason}")
     for name, reason in report.skipped.items():
@@ -154,6 +155,60 @@ def _print(report: Any, repository: Path) -> None:
     console.print(f"written to {repository}")
 
 
+def _table(report: Any, tolerances: dict) -> Any:
+    """One row per variant: the figure its check judged and the verdict. Cells wrap, never cut."""
+    from rich.table import Table
+
+    table = Table("model", "precision", "version", "judged", "result")
+    for column in table.columns:
+        column.overflow = "fold"
+    for v in report.variants:
+        table.add_row(v.name, v.precision.value, str(v.version), *_verdict(v, tolerances.get(v.precision)))
+    return table
+
+
+def _verdict(variant: Any, tolerance: Any) -> tuple[str, str]:
+    """(what was judged, result): the accuracy gate where there is one, else the tolerance check."""
+    gate = variant.gate
+    if gate is not None:
+        if gate.kind == "min_value":
+            figure, bound = f"mean {gate.metric} {gate.after:.4f}", f">= {gate.budget:g}"
+        else:
+            figure, bound = f"{gate.metric} {gate.before:.4f} -> {gate.after:.4f}", f"drop <= {gate.budget:g}"
+        verdict = "passed" if gate.passed else "REJECTED"
+        return f"gate on {gate.samples} held-out samples: {figure}", f"{verdict} ({bound})"
+    if not variant.errors or tolerance is None:
+        return "-", "-"
+    worst = max(e.max_abs for e in variant.errors.values())
+    cosine = min(e.min_cosine for e in variant.errors.values())
+    bound = f"atol {tolerance.atol:g}, rtol {tolerance.rtol:g}"
+    if tolerance.min_cosine is not None:
+        bound += f", cosine >= {tolerance.min_cosine:g}"
+    return f"vs source: max abs error {worst:.2e}, cosine {cosine:.4f}", f"passed ({bound})"
+
+
+def _unjudged(report: Any) -> list[str]:
+    """The measured differences no check judged (a gated variant's element-wise errors), labelled."""
+    notes = []
+    for v in report.variants:
+        if v.gate is None or not v.errors_by_set:
+            continue
+        sets = ", ".join(f"{kind} inputs {max(e.max_abs for e in errors.values()):.2e}"
+                         for kind, errors in v.errors_by_set.items() if errors)
+        notes.append(f"{v.name}: max abs difference to the source ({sets}) is for information only: random "
+                     "inputs can lie outside the calibration range; the gate decides")
+    return notes
+
+
+class _PlainHelp(TyperCommand):
+    """Click's plain help for this many options: names and texts wrap at the terminal width and are
+    never cut (rich's option table shortens them to `--calibration-me…` on 80 columns)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rich_markup_mode = None
+
+
 def register(app: typer.Typer) -> None:
     """Add the `convert` command to the app."""
-    app.command("convert")(convert)
+    app.command("convert", cls=_PlainHelp)(convert)
