@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tritonstack.client.model import ModelInfo, TensorInfo
@@ -68,19 +69,21 @@ def as_arrays(info: ModelInfo, inputs: object) -> dict[str, np.ndarray]:
 
     Lists and tuples are converted with the model's dtype (see the module docstring).
     """
-    if not isinstance(inputs, Mapping):
-        if len(info.inputs) != 1:
-            raise InvalidInputError(f"model {info.name!r} has inputs {sorted(info.inputs)}; "
-                                    "pass a dict of arrays by input name")
-        inputs = {next(iter(info.inputs)): inputs}
+    if isinstance(inputs, Mapping):
+        items: Mapping[str, Any] = inputs
+    elif len(info.inputs) == 1:
+        items = {next(iter(info.inputs)): inputs}
+    else:
+        raise InvalidInputError(f"model {info.name!r} has inputs {sorted(info.inputs)}; "
+                                "pass a dict of arrays by input name")
     return {name: _from_list(info, name, value) if isinstance(value, (list, tuple)) else value
-            for name, value in inputs.items()}
+            for name, value in items.items()}
 
 
 def _from_list(info: ModelInfo, name: str, value: list | tuple) -> np.ndarray:
     tensor = info.inputs.get(name)
-    if tensor is None:
-        return value  # type: ignore[return-value] - refused by name in validate_inputs
+    if tensor is None:  # refused by name in validate_inputs
+        return np.asarray(value, dtype=np.object_)
     fix = f"pass a regular (rectangular) numpy array of {tensor.dtype}"
     try:
         raw = np.asarray(value, dtype=np.object_ if tensor.datatype == "BYTES" else None)

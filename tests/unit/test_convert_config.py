@@ -120,3 +120,14 @@ def test_tokenizer_refuses_bad_text_naming_the_input() -> None:
     parameters = tokenizer_spec().to_config().parameters
     assert int(parameters["max_text_bytes"].string_value) >= 4096
     assert int(parameters["max_request_bytes"].string_value) >= int(parameters["max_text_bytes"].string_value)
+
+
+def test_cli_queue_defaults_are_the_spec_defaults() -> None:
+    import inspect
+
+    from tritonstack.cli.convert import convert
+    from tritonstack.convert.spec import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_US
+
+    parameters = inspect.signature(convert).parameters
+    assert parameters["max_queue_size"].default == DEFAULT_MAX_QUEUE_SIZE
+    assert parameters["queue_timeout_us"].default == DEFAULT_QUEUE_TIMEOUT_US
