@@ -72,7 +72,9 @@ def stage_dir(repository: Path, model_dir: Path) -> Path:
     """A new staging folder on the repository's filesystem that Triton does not take for a model."""
     host = model_dir if model_dir.is_dir() else _host_for_new_model(repository)
     step("mkdir staging")
-    return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=host))
+    staged = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=host))
+    os.chmod(staged, host.stat().st_mode & 0o777)  # readable like its host (a server may run as another user)
+    return staged
 
 
 def _host_for_new_model(repository: Path) -> Path:

@@ -243,3 +243,12 @@ def test_a_repository_that_is_a_mount_point(tmp_path: Path) -> None:
         print(f"\nrepository on its own tmpfs mount: versions {first}, {second} and a new model written")
     finally:
         subprocess.run(["umount", str(repo)], check=True)
+
+
+def test_a_leftover_staging_folder_is_readable_like_its_model_folder(tmp_path: Path) -> None:
+    """A server running as another user must still read the model folder (and skip the leftover)."""
+    repo = tmp_path / "repo"
+    write_version(repo, DIGITS_SPEC, files={"model.onnx": _artifact(tmp_path, b"v1")}, manifest={})
+    _kill_at(_step_names(tmp_path, repo).index("rename version in") + 1, repo, _artifact(tmp_path, b"v2"))
+    (staged,) = repo.glob(f"*/{STAGING_PREFIX}*")
+    assert staged.stat().st_mode & 0o777 == (repo / "digits_mlp").stat().st_mode & 0o777
