@@ -145,9 +145,11 @@ def _options(tmp_path: Path, model: Path, **kwargs: object) -> ConvertOptions:
 def test_pipeline_writes_each_precision_as_its_own_model(tmp_path: Path, cnn_file: Path) -> None:
     cal, hold = _images(32, 10), _images(64, 11)
     labels = run_onnx(Path(_export_once(tmp_path, cnn_file)), {"image": hold})["logits"].argmax(1)
+    # a random CNN on random images: its INT8 top-1 drop varies with the CPU's INT8 kernels (0.125 measured
+    # on an AMD EPYC, over the old 0.1 budget); this test is about the writes, the gate has its own tests
     report = convert_model(_options(
         tmp_path, cnn_file, precisions=parse_precisions("fp16,int8"), calibration={"image": cal},
-        holdout={"image": hold, "labels": labels}, budget=0.1, trt_engine=True, trt_accelerator=True))
+        holdout={"image": hold, "labels": labels}, budget=0.25, trt_engine=True, trt_accelerator=True))
     assert [v.name for v in report.variants] == ["tiny", "tiny_fp16", "tiny_int8"]
     repo = tmp_path / "repo"
     assert sorted(p.name for p in repo.iterdir()) == ["tiny", "tiny_fp16", "tiny_int8"]
