@@ -15,6 +15,7 @@ imports `pkg_resources`, which setuptools >= 81 no longer ships, so it is not us
 
 from __future__ import annotations
 
+import grp
 import logging
 import mmap
 import os
@@ -34,6 +35,22 @@ __all__ = ["SHM_DIR", "Region", "ShmTensors", "region_prefix"]
 _LOGGER = logging.getLogger(__name__)
 #: Where Linux keeps POSIX shared memory; region key "/name" is the file SHM_DIR/name.
 SHM_DIR = Path("/dev/shm")
+
+
+#: Group of the unprivileged user an embedded server started by root runs as (serve/sandbox.py).
+SERVER_GROUP = "tritonstack"
+
+
+def _share_with_server(fd: int) -> None:
+    """As root, open the region to SERVER_GROUP (0660) so a server that dropped to it can map it."""
+    if os.geteuid() != 0:
+        return
+    try:
+        gid = grp.getgrnam(SERVER_GROUP).gr_gid
+    except KeyError:
+        return
+    os.fchown(fd, -1, gid)
+    os.fchmod(fd, 0o660)
 
 
 def region_prefix() -> str:
@@ -56,6 +73,7 @@ class Region:
         """Create the region exclusively (mode 0600) and map it."""
         fd = os.open(SHM_DIR / self.name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
+            _share_with_server(fd)
             os.ftruncate(fd, self.byte_size)
             self.buffer = mmap.mmap(fd, self.byte_size)
         except BaseException:

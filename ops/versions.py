@@ -175,6 +175,7 @@ class VersionManager:
             raise ConfigError(f"version {version} of {model!r} exists or is invalid; taken: {taken}")
         self._write_policy(model, self.policy(model))
         staging = Path(tempfile.mkdtemp(prefix=f".{model}.{version}.", dir=self._model_dir(model)))
+        os.chmod(staging, self._model_dir(model).stat().st_mode & 0o777)  # mkdtemp's 0700 would hide it
         try:
             if source.is_dir():
                 shutil.copytree(source, staging, dirs_exist_ok=True)

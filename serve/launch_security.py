@@ -37,8 +37,8 @@ from tritonstack.errors import ConfigError
 __all__ = ["GUARD_PREFIX", "LaunchSecurity", "http_host"]
 
 _LOGGER = logging.getLogger(__name__)
-#: /dev/shm names the server refuses to register as system shared memory (its stubs' IPC files,
-#: and those of any other embedded server on this host).
+#: /dev/shm names `<GUARD_PREFIX><digit>...` the server refuses to register as system shared memory:
+#: its stubs' IPC files and those of any other embedded server here (`tritonstack_<pid>_...`).
 GUARD_PREFIX = "tritonstack_"
 NO_SHIM_WARNING = ("no C compiler to build the launch shim (install gcc): the admin key is on "
                    "tritonserver's command line, readable by every local user in `ps`; the server's own "

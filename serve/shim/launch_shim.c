@@ -7,8 +7,9 @@
  *    unlinks it, and points the argv entries that hold the placeholder at fresh heap copies with
  *    the key. The original argument strings (what /proc/<pid>/cmdline shows) keep the placeholder.
  * 2. Regions the server itself uses cannot be registered as system shared memory: shm_open of a
- *    name starting with the guarded prefix is refused unless the caller is the Python backend
- *    (libtriton_python.so), which creates the stubs' IPC regions.
+ *    name starting with the guarded prefix and a digit (the embedded servers' IPC files,
+ *    `tritonstack_<pid>_...`; clients use `tritonstack_client_...`) is refused unless the caller is
+ *    the Python backend (libtriton_python.so), which creates the stubs' IPC regions.
  * 3. The Python backend's IPC files in /dev/shm get the process umask (0077 from the launcher):
  *    the Python backend fchmod()s them to 0644 after creating them, which this caps.
  * 4. LD_PRELOAD and this shim's variables are removed from the environment, so the Python stubs
@@ -111,7 +112,8 @@ static int from_python_backend(const void *addr) {
 static int guarded(const char *name) {
     if (shm_guard[0] == '\0' || name == NULL) return 0;
     while (*name == '/') name++;
-    return strncmp(name, shm_guard, strlen(shm_guard)) == 0;
+    size_t len = strlen(shm_guard); /* guards "<prefix><digit>...": servers' files, not clients' */
+    return strncmp(name, shm_guard, len) == 0 && name[len] >= '0' && name[len] <= '9';
 }
 
 int shm_open(const char *name, int oflag, mode_t mode) {
