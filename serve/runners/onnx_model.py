@@ -1,10 +1,13 @@
 """Triton Python-backend model that runs an ONNX file with ONNX Runtime, batching for real.
 
-The embedded tritonserver (nvidia-pytriton wheel) has no onnxruntime backend, so `tritonstack serve`
-installs this file as a Python-based backend named `onnxruntime` in the server's backend directory:
-every standard `platform: "onnxruntime_onnx"` model of the repository runs through it, unchanged.
-The dynamic batcher hands `execute()` several requests at once; they are concatenated along the
-batch axis, run through ONNX Runtime once, and the outputs are split back per request.
+The embedded tritonserver (nvidia-pytriton wheel) has no onnxruntime backend. By default
+`tritonstack serve` installs our native one (serve/native) and this file as the Python-based backend
+`onnxruntime_python`, for the ONNX models that ask for it or carry a drift reference (serve/plan.py);
+with `--runner python` this file is the backend `onnxruntime` and serves every standard
+`platform: "onnxruntime_onnx"` model, unchanged. The dynamic batcher hands `execute()` several
+requests at once; they are concatenated along the batch axis, run through ONNX Runtime once, and the
+outputs are split back per request. When that run fails, the requests run one by one, so that only the
+bad ones get an (INVALID_ARGUMENT) error response.
 
 Honoured config parameters (the same keys as Triton's onnxruntime backend):
 `intra_op_thread_count`, `inter_op_thread_count`; `TRITONSTACK_ORT_THREADS` in the server's
