@@ -18,7 +18,7 @@ from tritonstack.convert.options import ConvertOptions, ConvertReport, Variant
 from tritonstack.convert.precision import Precision
 from tritonstack.convert.repository import existing_versions, write_version
 from tritonstack.convert.sources import Source
-from tritonstack.convert.spec import ModelSpec, Platform, TrtAccelerator
+from tritonstack.convert.spec import ModelSpec, Platform, TrtAccelerator, with_max_dims
 
 __all__ = ["write_variants"]
 
@@ -38,6 +38,7 @@ def write_variants(options: ConvertOptions, report: ConvertReport) -> None:
 def _spec(options: ConvertOptions, source: Source, variant: Variant) -> ModelSpec:
 
     inputs, outputs = onnx_tensor_specs(variant.io_path or variant.path)
+    inputs = with_max_dims(inputs, options.inputs)  # --input NAME:DTYPE:DIMS:MAX bounds the -1 dims
     accelerate = options.trt_accelerator and variant.platform is Platform.ONNX
     return ModelSpec(
         name=variant.name, platform=variant.platform, max_batch_size=options.max_batch_size,

@@ -28,19 +28,32 @@ NUMPY_DTYPES = {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "INT
 
 
 def parse_input_specs(texts: Iterable[str]) -> list[TensorSpec]:
-    """Parse `NAME:DTYPE:D1,D2,...` items (dims without the batch axis; -1 for a dynamic one)."""
+    """Parse `NAME:DTYPE:D1,D2,...[:MAX,...]` items (dims without the batch axis; -1 for a dynamic
+    one; the optional last part gives the largest size of each -1 dim, in order, e.g. tokens:INT64:-1:512)."""
     specs = []
     for text in texts:
         parts = text.split(":")
-        if len(parts) != 3:
-            raise InputSpecError(f"input spec {text!r} is not NAME:DTYPE:DIMS; use e.g. image:FP32:3,224,224")
-        name, dtype, dims = parts
+        if len(parts) not in (3, 4):
+            raise InputSpecError(f"input spec {text!r} is not NAME:DTYPE:DIMS[:MAX]; use e.g. "
+                                 "image:FP32:3,224,224 or tokens:INT64:-1:512")
+        name, dtype, dims = parts[:3]
         try:
             shape = tuple(int(d) for d in dims.split(",") if d.strip())
+            maxima = [int(d) for d in parts[3].split(",") if d.strip()] if len(parts) == 4 else None
         except ValueError as exc:
-            raise InputSpecError(f"input spec {text!r}: dims {dims!r} are not integers") from exc
-        specs.append(TensorSpec(name=name, dtype=dtype.upper(), dims=shape))
+            given = ":".join(parts[2:])
+            raise InputSpecError(f"input spec {text!r}: dims {given!r} are not integers") from exc
+        specs.append(TensorSpec(name=name, dtype=dtype.upper(), dims=shape,
+                                max_dims=None if maxima is None else _max_dims(text, shape, maxima)))
     return specs
+
+
+def _max_dims(text: str, dims: tuple[int, ...], maxima: list[int]) -> tuple[int, ...]:
+    if len(maxima) != dims.count(-1):
+        raise InputSpecError(f"input spec {text!r}: give one maximum per -1 dim ({dims.count(-1)}), "
+                             "e.g. tokens:INT64:-1:512")
+    given = iter(maxima)
+    return tuple(next(given) if d == -1 else d for d in dims)
 
 
 def random_feeds(specs: list[TensorSpec], *, batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:

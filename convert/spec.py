@@ -21,7 +21,7 @@ from tritonstack.model_config import new_config
 __all__ = [
     "DEFAULT_MAX_QUEUE_SIZE", "DEFAULT_QUEUE_TIMEOUT_US",
     "Batching", "EnsembleStep", "ModelSpec", "Platform", "TensorSpec", "TrtAccelerator", "VersionPolicy",
-    "check_model_name",
+    "check_model_name", "with_max_dims",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -35,6 +35,19 @@ class Platform(str, Enum):
     TENSORRT = "tensorrt_plan"
     PYTHON = "python"
     ENSEMBLE = "ensemble"
+
+
+def with_max_dims(specs: list[TensorSpec], given: list[TensorSpec] | None) -> list[TensorSpec]:
+    """`specs` (e.g. read from the ONNX file) with the -1 dims' maxima of the same-named `given` specs."""
+    limits = {g.name: g.max_dims for g in given or () if g.max_dims is not None}
+    out = []
+    for spec in specs:
+        maxima = limits.get(spec.name)
+        if maxima is not None and len(maxima) == len(spec.dims):
+            bounded = tuple(m if d == -1 else d for d, m in zip(spec.dims, maxima, strict=True))
+            spec = TensorSpec(name=spec.name, dtype=spec.dtype, dims=spec.dims, max_dims=bounded)
+        out.append(spec)
+    return out
 
 
 def check_model_name(name: str) -> str:

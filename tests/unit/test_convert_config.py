@@ -125,9 +125,45 @@ def test_tokenizer_refuses_bad_text_naming_the_input() -> None:
 def test_cli_queue_defaults_are_the_spec_defaults() -> None:
     import inspect
 
-    from tritonstack.cli.convert import convert
     from tritonstack.convert.spec import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_US
+
+    from tritonstack.cli.convert import convert
 
     parameters = inspect.signature(convert).parameters
     assert parameters["max_queue_size"].default == DEFAULT_MAX_QUEUE_SIZE
     assert parameters["queue_timeout_us"].default == DEFAULT_QUEUE_TIMEOUT_US
+
+
+def _seq_onnx(path):  # noqa: ANN001, ANN202
+    """x FP32[N, S] -> y FP32[N, 1] (sum over the dynamic axis S)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=1)], "seq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "S"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor("axes", TensorProto.INT64, [1], [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_input_maxima_from_the_cli_syntax_reach_the_config(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from tritonstack.convert.pipeline import ConvertOptions, convert_model
+    from tritonstack.convert.samples import parse_input_specs
+
+    from tritonstack.model_config import read_config
+
+    (x,) = parse_input_specs(["x:FP32:-1:32"])
+    assert x.dims == (-1,) and x.max_dims == (32,)
+    assert parse_input_specs(["s:FP32:-1,8,-1:10,20"])[0].max_dims == (10, 8, 20)
+    with pytest.raises(InputSpecError, match="one maximum per -1 dim"):
+        parse_input_specs(["s:FP32:-1,8:10,8"])
+    convert_model(ConvertOptions(model=_seq_onnx(tmp_path / "seq.onnx"), name="seq", inputs=[x],
+                                 repository=tmp_path / "repo", workdir=tmp_path / "w", progress=False))
+    config = read_config(tmp_path / "repo" / "seq" / "config.pbtxt")
+    assert json.loads(config.parameters["max_input_dims"].string_value) == {"x": [32]}

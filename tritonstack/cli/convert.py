@@ -30,9 +30,11 @@ def convert(  # noqa: PLR0913 - one option per documented knob
     name: Annotated[str, _Opt(help="Model name in the repository (variants get _fp16, _int8).")],
     repository: Annotated[Path, _Opt(help="Repository to write into.")] = Path("model_repository"),
     workdir: Annotated[Path, _Opt(help="Scratch folder for intermediate files.")] = Path("build"),
-    input: Annotated[list[str] | None, _Opt(help="NAME:DTYPE:DIMS without the batch axis; -1 marks a "  # noqa: A002, UP007
-                                            "dynamic axis. E.g. image:FP32:3,224,224 or tokens:INT64:-1 "
-                                            "or seq:FP32:-1,8 (repeat per input).")] = None,
+    input: Annotated[list[str] | None, _Opt(help="NAME:DTYPE:DIMS[:MAX] without the batch axis; -1 "  # noqa: A002, UP007
+                                            "marks a dynamic axis, MAX its largest size (served requests "
+                                            "beyond it are refused). E.g. image:FP32:3,224,224 or "
+                                            "tokens:INT64:-1:512 or seq:FP32:-1,8 (repeat per "
+                                            "input).")] = None,
     output: Annotated[list[str] | None, _Opt(help="Output names (PyTorch models).")] = None,  # noqa: UP007
     weights: Annotated[Path | None, _Opt(help="State dict (.pt, torch.save(model.state_dict())) loaded "  # noqa: UP007
                                             "into the module package.module:factory returns.")] = None,
