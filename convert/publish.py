@@ -56,7 +56,8 @@ def _manifest(options: ConvertOptions, source: Source, variant: Variant) -> dict
     manifest: dict[str, Any] = {
         "source": source.location, "source_kind": source.kind, "source_sha256": source.sha256,
         "precision": variant.precision.value, "platform": variant.platform.value,
-        "tolerance": None if tolerance is None else {"atol": tolerance.atol, "rtol": tolerance.rtol},
+        "tolerance": None if tolerance is None else {"atol": tolerance.atol, "rtol": tolerance.rtol,
+                                                     "min_cosine": tolerance.min_cosine},
         "errors": {k: v.as_dict() for k, v in variant.errors.items()},
         "errors_by_set": {kind: {k: v.as_dict() for k, v in errs.items()}
                           for kind, errs in variant.errors_by_set.items()},
