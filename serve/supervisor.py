@@ -13,6 +13,10 @@ enough failures requests hang. So supervision comes from outside: stubs are chil
 process (`triton_python_backend_stub <model.py> <shm region> ... <instance name> ...`). A model whose
 READY versions have fewer live stubs than instances for two polls is reloaded, and its dead stubs'
 shared-memory regions are removed from /dev/shm.
+
+Stubs are told apart by process id: every version of a model names its stubs alike (`digits_mlp_0_0`
+for version 1 and version 2 of a canary). Models that never had a stub (native backends, ensembles)
+are never healed, and one model is healed at most once per `min_heal_interval_s`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HealEvent", "StubSupervisor", "find_stubs"]
+__all__ = ["HealEvent", "Stub", "StubSupervisor", "find_stubs", "stub_named"]
 
 _LOGGER = logging.getLogger(__name__)
 _INSTANCE = re.compile(r"^(?P<model>.+)_\d+_\d+$")
@@ -71,15 +75,23 @@ def _read_stub(entry: Path, server_pid: int) -> Stub | None:
     return Stub(pid=int(entry.name), instance=argv[8].decode(), shm_region=argv[2].decode())
 
 
-def find_stubs(server_pid: int) -> dict[str, Stub]:
-    """Live stub processes of the server, by instance name."""
-    stubs = {}
+def find_stubs(server_pid: int) -> list[Stub]:
+    """Live stub processes of the server (several versions of a model have stubs of the same name)."""
+    stubs = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             stub = _read_stub(entry, server_pid)
             if stub is not None:
-                stubs[stub.instance] = stub
-    return stubs
+                stubs.append(stub)
+    return sorted(stubs, key=lambda stub: stub.pid)
+
+
+def stub_named(server_pid: int, instance: str) -> Stub:
+    """The first live stub of instance `instance` (e.g. `digits_mlp_0_0`); KeyError if none."""
+    for stub in find_stubs(server_pid):
+        if stub.instance == instance:
+            return stub
+    raise KeyError(instance)
 
 
 class StubSupervisor:
@@ -94,12 +106,16 @@ class StubSupervisor:
 
     def __init__(self, server_pid: int, *, heal: Callable[[str], None],
                  states: Callable[[], list[dict]], instances: Callable[[str], int],
-                 interval_s: float = 0.25) -> None:
+                 interval_s: float = 0.25, min_heal_interval_s: float = 5.0,
+                 stubs: Callable[[], list[Stub]] | None = None) -> None:
         self.server_pid = server_pid
+        self.stubs = stubs or (lambda: find_stubs(server_pid))
         self.heal = heal
         self.states = states
         self.instances = instances
         self.interval_s = interval_s
+        self.min_heal_interval_s = min_heal_interval_s
+        self._healed_at: dict[str, float] = {}
         self.events: list[HealEvent] = []
         self._seen: dict[int, Stub] = {}  # pid -> stub, of every stub seen alive
         self._deficit_since: dict[str, float] = {}
@@ -125,19 +141,28 @@ class StubSupervisor:
                 _LOGGER.exception("stub supervisor poll failed")
 
     def _poll(self) -> None:
-        live = list(find_stubs(self.server_pid).values())
+        live = self.stubs()
         self._seen.update({stub.pid: stub for stub in live})
+        with_stubs = {stub.model for stub in self._seen.values()}  # never-stubbed models: nothing to heal
         ready: dict[str, int] = {}
         for state in self.states():
-            if state.get("state") == "READY":
+            if state.get("state") == "READY" and state.get("name") in with_stubs:
                 ready[state["name"]] = ready.get(state["name"], 0) + 1
         now = time.monotonic()
         for model, versions in ready.items():
             have = sum(1 for stub in live if stub.model == model)
             if have >= versions * self._expected(model):
                 self._deficit_since.pop(model, None)
-            elif now - self._deficit_since.setdefault(model, now) >= self.interval_s * 1.5:
+                self._forget_exited(model, {stub.pid for stub in live})
+            elif (now - self._deficit_since.setdefault(model, now) >= self.interval_s * 1.5
+                  and now - self._healed_at.get(model, -1e9) >= self.min_heal_interval_s):
                 self._heal(model, self._deficit_since.pop(model), {stub.pid for stub in live})
+
+    def _forget_exited(self, model: str, live_pids: set[int]) -> None:
+        """Stubs that exited while the model had all it needs (an unloaded or refused version's) are
+        not crashes: forget them, so a later snapshot race cannot pass them off as dead."""
+        for pid in [pid for pid, stub in self._seen.items() if stub.model == model and pid not in live_pids]:
+            del self._seen[pid]
 
     def _expected(self, model: str) -> int:
         if model not in self._instances:
@@ -150,6 +175,8 @@ class StubSupervisor:
             return
         _LOGGER.warning("model %s lost its stub process(es) %s; reloading it", model, [s.pid for s in dead])
         instance = dead[0].instance
+        self._healed_at[model] = time.monotonic()
+        self._instances.pop(model, None)  # the reload may bring a changed instance count
         try:
             self.heal(model)
         except Exception as exc:  # noqa: BLE001 - recorded, tried again if the deficit remains

@@ -22,7 +22,7 @@ from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
 from tritonstack.convert import Batching
 from tritonstack.convert.reference import build_all
 from tritonstack.serve import EmbeddedServer, ServerConfig
-from tritonstack.serve.supervisor import find_stubs
+from tritonstack.serve.supervisor import find_stubs, stub_named
 
 from tests.integration.faults import add_sleepy_model, one, timed
 from tritonstack.errors import (
@@ -142,7 +142,7 @@ def _shm_files(server) -> set[str]:  # noqa: ANN001
 
 def test_r5_dead_stub_is_healed_without_hangs_or_leaks(fault_server) -> None:
     deadline_s = 2.0
-    stub = find_stubs(fault_server.pid)["digits_mlp_0_0"]
+    stub = stub_named(fault_server.pid, "digits_mlp_0_0")
     shm_before = len(_shm_files(fault_server))
     batch = np.zeros((1, 64), np.float32)
     with _client(fault_server) as client, ThreadPoolExecutor(4) as pool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
-from tritonstack.serve.supervisor import find_stubs
+from tritonstack.serve.supervisor import find_stubs, stub_named
 
 SOAK_S = float(os.environ.get("TRITONSTACK_SOAK_S", "600"))
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(SOAK_S + 300)]  # the suite-wide 300 s would cut it
@@ -68,7 +68,7 @@ def test_r10_soak(server) -> None:  # noqa: ANN001
                 next_sample += SAMPLE_EVERY_S
             if time.monotonic() >= next_fault:
                 fault_times.append(time.monotonic())
-                os.kill(find_stubs(server.pid)["digits_mlp_0_0"].pid, signal.SIGKILL)
+                os.kill(stub_named(server.pid, "digits_mlp_0_0").pid, signal.SIGKILL)
                 next_fault += FAULT_EVERY_S
             time.sleep(0.5)
         totals = [sum(x) for x in zip(*(f.result() for f in futures), strict=True)]

@@ -1,0 +1,88 @@
+"""The stub supervisor's decisions, on scripted stub lists and model states (no server)."""
+
+from __future__ import annotations
+
+from tritonstack.serve.supervisor import Stub, StubSupervisor
+
+
+class Scripted:
+    """Live stubs and Triton's states, changed by the test between polls; heals recorded."""
+
+    def __init__(self) -> None:
+        self.live: list[Stub] = []
+        self.states: list[dict] = []
+        self.healed: list[str] = []
+
+    def supervisor(self) -> StubSupervisor:
+        return StubSupervisor(0, heal=self.healed.append, states=lambda: self.states,
+                              instances=lambda model: 1, interval_s=0.0, min_heal_interval_s=0.0,
+                              stubs=lambda: list(self.live))
+
+
+def _stub(pid: int, instance: str = "digits_mlp_0_0") -> Stub:
+    return Stub(pid=pid, instance=instance, shm_region=f"/tritonstack_test_{pid}")
+
+
+def _ready(*versions: int, model: str = "digits_mlp") -> list[dict]:
+    return [{"name": model, "version": str(v), "state": "READY"} for v in versions]
+
+
+def test_two_versions_with_same_named_stubs_are_not_a_crash() -> None:
+    world = Scripted()
+    world.live, world.states = [_stub(11), _stub(12)], _ready(1, 2)  # a canary: both digits_mlp_0_0
+    supervisor = world.supervisor()
+    for _ in range(20):
+        supervisor._poll()
+    assert world.healed == []
+
+
+def test_a_killed_stub_of_one_of_two_versions_is_healed_once() -> None:
+    world = Scripted()
+    world.live, world.states = [_stub(11), _stub(12)], _ready(1, 2)
+    supervisor = world.supervisor()
+    supervisor._poll()
+    world.live = [_stub(12)]
+    supervisor._poll()
+    supervisor._poll()
+    assert world.healed == ["digits_mlp"]
+    world.live = [_stub(12), _stub(13)]  # the reload brought a new stub
+    for _ in range(5):
+        supervisor._poll()
+    assert world.healed == ["digits_mlp"]
+
+
+def test_a_model_without_stubs_is_never_healed() -> None:
+    world = Scripted()
+    world.states = _ready(1, model="native_model")  # e.g. served by the C++ backend
+    supervisor = world.supervisor()
+    for _ in range(5):
+        supervisor._poll()
+    assert world.healed == []
+
+
+def test_an_unloaded_versions_stub_is_not_a_crash() -> None:
+    world = Scripted()
+    world.live, world.states = [_stub(11), _stub(12)], _ready(1, 2)
+    supervisor = world.supervisor()
+    supervisor._poll()
+    world.live, world.states = [_stub(12)], _ready(2)  # promote 2: version 1 unloaded
+    for _ in range(5):
+        supervisor._poll()
+    assert world.healed == []
+    assert 11 not in supervisor._seen  # forgotten: a later race cannot pass it off as a crash
+
+
+def test_heals_of_one_model_are_spaced() -> None:
+    world = Scripted()
+    world.live, world.states = [_stub(11)], _ready(1)
+    supervisor = StubSupervisor(0, heal=world.healed.append, states=lambda: world.states,
+                                instances=lambda model: 1, interval_s=0.0, min_heal_interval_s=60.0,
+                                stubs=lambda: list(world.live))
+    supervisor._poll()
+    world.live = []
+    supervisor._poll()
+    world.live = [_stub(12)]
+    supervisor._poll()
+    world.live = []
+    supervisor._poll()
+    assert world.healed == ["digits_mlp"]
