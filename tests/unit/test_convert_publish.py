@@ -252,3 +252,23 @@ def test_a_leftover_staging_folder_is_readable_like_its_model_folder(tmp_path: P
     _kill_at(_step_names(tmp_path, repo).index("rename version in") + 1, repo, _artifact(tmp_path, b"v2"))
     (staged,) = repo.glob(f"*/{STAGING_PREFIX}*")
     assert staged.stat().st_mode & 0o777 == (repo / "digits_mlp").stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize("at", ["pin old config", "rename version in", "replace config"])
+def test_a_failed_step_is_rolled_back_at_once(tmp_path: Path, at: str) -> None:
+    repo = tmp_path / "repo"
+    write_version(repo, DIGITS_SPEC, files={"model.onnx": _artifact(tmp_path, b"v1")}, manifest={})
+    artifact = _artifact(tmp_path, b"v2")
+    before = tree_digest(repo)
+
+    def fail(name: str) -> None:
+        if name == at:
+            raise OSError(28, "No space left on device")
+
+    atomic_publish.set_step_hook(fail)
+    try:
+        with pytest.raises(RepositoryWriteError, match="No space left on device.*repository is unchanged"):
+            write_version(repo, DIGITS_SPEC, files={"model.onnx": artifact}, manifest={})
+    finally:
+        atomic_publish.set_step_hook(None)
+    assert tree_digest(repo) == before
