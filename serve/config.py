@@ -57,6 +57,9 @@ class ServerConfig:
     runner: str = "native"  # ONNX models: "native" (C++ backend) or "python" (Python-backend runner)
     supervise: bool = True  # reload a model whose Python stub died (Triton 2.51 never does)
     user: str | None = None  # started as root: run as this user (None: "tritonstack"; "root": opt out)
+    restart_on_crash: bool = False  # a watchdog restarts a dead tritonserver on the same ports
+    log_dir: Path | None = None  # where crash logs are kept (None: ~/.local/state/tritonstack/crash-logs)
+    cache_size_mb: int | None = None  # response cache; None: 64 MB when a model enables it, 0: off
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "repository", Path(self.repository))
@@ -77,5 +80,7 @@ class ServerConfig:
         if self.admin_key is not None and not _KEY.fullmatch(self.admin_key):
             raise ConfigError("the admin key must be 1-1000 letters, digits or . _ ~ + / = -; "
                               "generate one with `python -c 'import secrets; print(secrets.token_hex(16))'`")
+        if self.cache_size_mb is not None and not 0 <= self.cache_size_mb <= 1 << 20:
+            raise ConfigError(f"cache_size_mb={self.cache_size_mb} is out of range; use 0 (off) to 1048576")
         if self.ort_threads is not None and self.ort_threads < 1:
             raise ConfigError(f"ort_threads={self.ort_threads} must be >= 1")

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,6 +41,7 @@ from tritonstack.serve.plan import (
 )
 from tritonstack.serve.ports import check_free, owns_listeners
 from tritonstack.serve.supervisor import StubSupervisor
+from tritonstack.serve.watchdog import ServerWatchdog, default_log_dir, keep_log
 
 from tritonstack.errors import ConfigError, ServerError, ServerStartError, TritonStackError
 
@@ -76,18 +78,32 @@ class EmbeddedServer:
         self.ports: dict[str, int] = {}
         self.supervisor: StubSupervisor | None = None
         self.security: LaunchSecurity | None = None
+        self.watchdog: ServerWatchdog | None = None
+        self._stopping = threading.Event()
+        self._pinned_ports: dict[str, int] = {}  # a relaunch keeps the ports it had
+
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> EmbeddedServer:
-        """Start the server and wait until it is ready; raise ServerStartError otherwise."""
+        """Start the server and wait until it is ready; raise ServerStartError otherwise. With
+        `restart_on_crash`, a watchdog restarts it when it dies (same ports; the crash log is kept)."""
+        self._stopping.clear()
+        self._start()
+        if self.config.restart_on_crash and self.watchdog is None:
+            self.watchdog = ServerWatchdog(process=lambda: self.process, relaunch=self.relaunch,
+                                           keep_log=self.keep_crash_log)
+            self.watchdog.start()
+        return self
+
+    def _start(self) -> None:
         install = find_install()
         self.workdir = Path(tempfile.mkdtemp(prefix="tritonstack-serve-"))
         try:
             backends = install.prepare_backends(self.workdir, runner=self.config.runner)
             self.plan = plan_repository(self.config.repository, runner=self.config.runner)
             self._secure(install)
-            self.ports = {k: getattr(self.config, f"{k}_port") or _free_port(self._host(k))
-                          for k in ("grpc", "http", "metrics")}
+            self.ports = dict(self._pinned_ports) or {k: getattr(self.config, f"{k}_port") or _free_port(
+                self._host(k)) for k in ("grpc", "http", "metrics")}
             argv = [str(install.binary), *self._arguments(backends), *install.backend_arguments(
                 runner=self.config.runner, ort_threads=self.config.ort_threads)]
             self._launch(argv, install.environment(ort_threads=self.config.ort_threads))
@@ -99,9 +115,8 @@ class EmbeddedServer:
                                                  instances=self.instance_count)
                 self.supervisor.start()
         except BaseException:
-            self.stop()
+            self._teardown()
             raise
-        return self
 
     def _secure(self, install: TritonInstall) -> None:
         """User, key file, shim, TLS copies (launch_security.py); ports free; unreadable models skipped."""
@@ -154,6 +169,8 @@ class EmbeddedServer:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.config.ready_timeout_s
         while time.monotonic() < deadline:
+            if self._stopping.is_set():
+                raise ServerStartError("tritonserver start-up interrupted: the server is being stopped")
             if self.process is not None and self.process.poll() is not None:
                 raise self._start_failure()
             if self._http_status("/v2/health/ready") == 200 and self._listening():
@@ -188,7 +205,59 @@ class EmbeddedServer:
                                 f"last log lines:\n{tail}")
 
     def stop(self) -> int | None:
-        """Stop the server (SIGTERM, then SIGKILL), its stubs, and remove what it left behind."""
+        """Stop the server (SIGTERM, then SIGKILL), its stubs and watchdog, and remove what it left
+        behind; the log of a server that had died on its own is kept (`keep_crash_log`)."""
+        self._stopping.set()
+        if self.watchdog is not None:
+            self.watchdog.stop(timeout_s=self.config.ready_timeout_s + 10)
+            self.watchdog = None
+        if self.process is not None and self.process.poll() not in (None, 0):
+            self.keep_crash_log(self.process.returncode)
+        return self._teardown()
+
+    def relaunch(self) -> None:
+        """Start the server again after it died: same repository, ports and admin key."""
+        if self._stopping.is_set():
+            return
+        self._pinned_ports = dict(self.ports)
+        try:
+            self._teardown()
+            self._start()
+        finally:
+            self._pinned_ports = {}
+
+    def keep_crash_log(self, exit_code: int | None) -> Path | None:
+        """Copy the server's log to the crash-log folder (ServerConfig.log_dir); return its path."""
+        if self.workdir is None:
+            return None
+        return keep_log(self.workdir / "tritonserver.log", self.crash_log_dir, exit_code)
+
+    @property
+    def crash_log_dir(self) -> Path:
+        """Where the logs of servers that died are kept."""
+        return self.config.log_dir or default_log_dir()
+
+    @property
+    def alive(self) -> bool:
+        """True while the server runs, or is being restarted by its watchdog."""
+        if self.watchdog is not None and not self.watchdog.gave_up:
+            return True
+        return self.process is not None and self.process.poll() is None
+
+    def interrupt(self) -> None:
+        """Make a start-up in progress give up (from a signal handler); stop() still has to follow."""
+        self._stopping.set()
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group now (a second Ctrl-C); stop() still cleans up."""
+        self._stopping.set()
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _teardown(self) -> int | None:
         code = None
         if self.supervisor is not None:
             self.supervisor.stop()

@@ -44,10 +44,17 @@ def serve(
     user: Annotated[str | None, typer.Option(  # noqa: UP007
         help="Started as root: run tritonserver as this user (default: the dedicated 'tritonstack', "
              "created if missing; 'root' opts out, unsafe).")] = None,
+    restart_on_crash: Annotated[bool, typer.Option(
+        help="Restart tritonserver on the same ports if it dies; its log is kept.")] = True,
+    log_dir: Annotated[Path | None, typer.Option(  # noqa: UP007
+        help="Where crashed servers' logs are kept (default ~/.local/state/tritonstack/crash-logs).")] = None,
+    cache_size_mb: Annotated[int | None, typer.Option(  # noqa: UP007
+        help="Response cache size for models with response_cache enabled (default 64 when any "
+             "model enables it; 0 turns it off).")] = None,
 ) -> None:
     """Serve a model repository with the real Triton Inference Server (embedded, CPU)."""
     from tritonstack.cli import console
-    from tritonstack.errors import ConfigError
+    from tritonstack.errors import ConfigError, ServerError
     from tritonstack.serve import EmbeddedServer, ServerConfig, TlsConfig
 
     if (tls_cert is None) != (tls_key is None):
@@ -55,24 +62,42 @@ def serve(
     tls = TlsConfig(server_cert=tls_cert, server_key=tls_key, root_cert=tls_root_cert) if tls_cert else None
     config = ServerConfig(repository=repository, host=host, grpc_port=grpc_port, http_port=http_port,
                           metrics_port=metrics_port, ort_threads=ort_threads, admin_key=admin_key,
-                          restrict_endpoints=not unrestricted, tls=tls, runner=runner, user=user)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+                          restrict_endpoints=not unrestricted, tls=tls, runner=runner, user=user,
+                          restart_on_crash=restart_on_crash, log_dir=log_dir, cache_size_mb=cache_size_mb)
+    stop, server = threading.Event(), EmbeddedServer(config)
+    _stop_on_signals(stop, server)
     with console.status("starting tritonserver..."):
-        server = EmbeddedServer(config).start()
+        server.start()
     try:
         for warning in server.security.warnings if server.security else []:
             console.print(f"[yellow]warning: {warning}[/]")
         console.print(f"gRPC     {server.grpc_url}\nHTTP     {server.http_url}")
         console.print(f"metrics  {server.metrics_url}")
+        console.print(f"logs     crashed servers' logs are kept in {server.crash_log_dir}"
+                      + (" (restarted on crash)" if restart_on_crash else ""))
         console.print(states_table(server.model_states()))
         console.print("serving; Ctrl-C or SIGTERM to stop")
-        while not stop.wait(0.5) and server.process is not None and server.process.poll() is None:
+        while not stop.wait(0.5) and server.alive:
             pass
+        died = not stop.is_set()
     finally:
         code = server.stop()
         console.print(f"tritonserver stopped (exit code {code})")
+    if died:
+        raise ServerError(f"tritonserver died and was not restarted; its log is in {server.crash_log_dir}")
+
+
+def _stop_on_signals(stop: threading.Event, server) -> None:  # noqa: ANN001
+    """SIGINT/SIGTERM: stop (a start-up in progress gives up at once); a second one kills the server."""
+
+    def handler(*_: object) -> None:
+        if stop.is_set():
+            server.kill()
+        stop.set()
+        server.interrupt()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
 
 
 def register(app: typer.Typer) -> None:
