@@ -9,7 +9,10 @@ lines are joined and whitespace collapsed; only one longer than `limit` loses pa
 
 from __future__ import annotations
 
-__all__ = ["one_line"]
+__all__ = ["KEEP_GOING_HINT", "one_line"]
+
+#: Ends the message of a variant a model cannot take; left out where --keep-going already applies.
+KEEP_GOING_HINT = " (or pass --keep-going to write the other variants)"
 
 
 def one_line(exc: BaseException, *, limit: int = 2000) -> str:

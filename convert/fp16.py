@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tritonstack.convert.errtext import one_line
+from tritonstack.convert.errtext import KEEP_GOING_HINT, one_line
 from tritonstack.convert.onnx_io import load_onnx
 
 from tritonstack.errors import PrecisionUnsupportedError
@@ -29,7 +29,7 @@ def onnx2fp16(src: Path, dst: Path) -> Path:
     if foreign:
         raise PrecisionUnsupportedError(
             f"FP16 cannot be made of {Path(src).name}: its operators {', '.join(foreign)} have no FP16 "
-            "version; leave fp16 out for this model (or pass --keep-going to write the other variants)")
+            f"version; leave fp16 out for this model{KEEP_GOING_HINT}")
     try:
         converted = float16.convert_float_to_float16(model, keep_io_types=True)
     except Exception as exc:  # noqa: BLE001 - the converter raises many kinds

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tritonstack.convert.errtext import one_line
+from tritonstack.convert.errtext import KEEP_GOING_HINT, one_line
 from tritonstack.convert.gate import GateResult, run_gate
 from tritonstack.convert.options import ConvertOptions, ConvertReport, Variant
 from tritonstack.convert.precision import Precision
@@ -87,7 +87,7 @@ def _optional(options: ConvertOptions, report: ConvertReport, name: str, build: 
     except (AccuracyGateError, CalibrationError, ExportMismatchError, PrecisionUnsupportedError) as exc:
         if options.on_gate_failure == "raise":
             raise
-        report.rejected[name] = str(exc)
+        report.rejected[name] = str(exc).replace(KEEP_GOING_HINT, "")
 
 
 def _verification_set(options: ConvertOptions, source: Source) -> list[tuple[str, dict[str, np.ndarray]]]:

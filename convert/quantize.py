@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tritonstack.convert.errtext import one_line
+from tritonstack.convert.errtext import KEEP_GOING_HINT, one_line
 from tritonstack.convert.onnx_io import load_onnx
 from tritonstack.convert.quiet import quiet
 from tritonstack.convert.samples import SampleSet, as_batches
@@ -173,7 +173,7 @@ def check_quantized(src: Path, dst: Path) -> None:
     raise PrecisionUnsupportedError(
         f"INT8 quantization left {Path(src).name} unchanged: ONNX Runtime quantizes none of its operators "
         f"({', '.join(source_ops)}), so an INT8 model would be the FP32 model under an INT8 name and is not "
-        "written; leave int8 out for this model (or pass --keep-going to write the other variants)")
+        f"written; leave int8 out for this model{KEEP_GOING_HINT}")
 
 
 def _save_count(cache_path: Path | None, samples: int, recipe: Int8Recipe) -> int:

@@ -47,6 +47,7 @@ def test_int8_and_fp16_of_a_tree_are_refused_alone_with_keep_going(tree: dict[st
     rejected = {line.split(":", 1)[0]: line for line in done.stdout.splitlines() if line.startswith("rejected")}
     assert "TreeEnsembleClassifier" in rejected["rejected gb_fp16"] and "no FP16" in rejected["rejected gb_fp16"]
     assert "FP32 model under an INT8 name" in rejected["rejected gb_int8"]
+    assert not any("--keep-going" in line for line in rejected.values())  # it was passed already
     print(f"\n{rejected['rejected gb_int8']}\n{rejected['rejected gb_fp16']}")
 
 
