@@ -38,13 +38,19 @@ client.infer("minilm", [text], client_timeout=120)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tritonstack.convert.reference.minilm import build_minilm
-    from tritonstack.serve import EmbeddedServer, ServerConfig
 
     root = tmp_path_factory.mktemp("bounded")
     build_minilm(root / "model_repository", root / "build", int8=False)
-    with EmbeddedServer(ServerConfig(repository=root / "model_repository", ort_threads=1)) as running:
+    return root / "model_repository"
+
+
+@pytest.fixture(scope="module")
+def server(repository: Path) -> Iterator:
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    with EmbeddedServer(ServerConfig(repository=repository, ort_threads=1)) as running:
         yield running
 
 
@@ -130,13 +136,30 @@ def test_a_bad_text_fails_alone_in_a_batch_of_good_ones(raw) -> None:  # noqa: A
     assert ok == len(good) and len(refused) == len(bad)
 
 
-def test_encoder_refuses_sequences_over_its_maximum_alone(raw) -> None:  # noqa: ANN001
+def _encoder_refusals(raw: grpcclient.InferenceServerClient, runner: str) -> None:
     calls = [_ids_inputs((1, 16))] * 20 + [_ids_inputs((1, 300)), _ids_inputs((4, 512))] * 2
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda inputs: _status(lambda: raw.infer("minilm_encoder", inputs)), calls))
     refused = [s for s in statuses if s.startswith("StatusCode.INVALID_ARGUMENT") and "at most [256]" in s]
-    print(f"encoder: {statuses.count('OK')}/20 good OK, {len(refused)}/4 over-long refused: {refused[0]}")
+    print(f"encoder ({runner} runner): {statuses.count('OK')}/20 good OK, {len(refused)}/4 over-long "
+          f"refused: {refused[:1]}")
     assert statuses.count("OK") == 20 and len(refused) == 4
+
+
+def test_encoder_refuses_sequences_over_its_maximum_alone(raw) -> None:  # noqa: ANN001
+    _encoder_refusals(raw, "native")
+
+
+def test_python_runner_refuses_sequences_over_the_maximum_alone(repository: Path) -> None:
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    config = ServerConfig(repository=repository, ort_threads=1, runner="python")
+    with EmbeddedServer(config) as running:
+        client = grpcclient.InferenceServerClient(running.grpc_url)
+        try:
+            _encoder_refusals(client, "python")
+        finally:
+            client.close()
 
 
 def test_killed_clients_queued_work_does_not_starve_a_live_client(server, raw) -> None:  # noqa: ANN001
