@@ -1,37 +1,50 @@
-"""Sweep max_batch_size, max_queue_delay and instance count; keep the fastest config under a p99 budget.
+"""Sweep max_batch_size, max_queue_delay and instance count; keep a config only if it beats the current one.
 
     outcome = tune(TuneOptions(repository=Path("model_repository"), model="digits_mlp", p99_ms=5.0))
-    outcome.best, outcome.points, outcome.written
+    outcome.baseline, outcome.points, outcome.skipped, outcome.best, outcome.written
 
-Each candidate is loaded into one embedded server with Triton's load-with-config override (no file
-is touched while sweeping), measured closed-loop at `concurrency` with the asyncio generator, and
-the winner is written to `<model>/configs/tuned.pbtxt` (Triton's custom-config folder; the active
-`config.pbtxt` is left alone). With `apply=True` the winner becomes `config.pbtxt` and the old one
-is kept as `configs/before_tune_<time>.pbtxt`. What Model Analyzer does, for the CPU server here.
+The current config is measured first, as the baseline, on an embedded server that serves only this
+model (`tune_server`). Each candidate is the loaded config with the three fields changed, applied
+with Triton's load-with-config override (no file is touched while sweeping) and measured closed-loop
+at `concurrency` with the asyncio generator. A candidate that fails to load is skipped with Triton's
+reason and the current config is restored (the server restarted if it died). A winner must fit the
+p99 budget without errors and, when the current config fits too, have `min_gain` more throughput;
+it is then measured again next to the baseline, interleaved, and must win again. Only then is it
+written to `<model>/configs/tuned.pbtxt` (Triton's custom-config folder; `config.pbtxt` is left
+alone unless `apply=True`, which keeps the old one as `configs/before_tune_<time>.pbtxt`). When
+nothing wins, the repository is left exactly as it was.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import json
-import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tritonstack.loadtest.generator import closed_loop
 from tritonstack.loadtest.inputs import random_rows
-from tritonstack.loadtest.pinning import CoreSplit, pin_pid, pin_process_group
+from tritonstack.loadtest.pinning import CoreSplit
 from tritonstack.loadtest.stats import Recorder, summarize
 from tritonstack.loadtest.targets import triton_raw
+from tritonstack.loadtest.tune_server import TuneServer, model_folder
 
 from tritonstack.errors import ConfigError, LoadTestError
 
-__all__ = ["Candidate", "TuneOptions", "TuneOutcome", "candidates", "choose", "tune", "with_candidate"]
+__all__ = [
+    "Candidate",
+    "TuneOptions",
+    "TuneOutcome",
+    "beats",
+    "candidates",
+    "choose",
+    "tune",
+    "with_candidate",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +74,7 @@ class TuneOptions:
     duration_s: float = 2.0
     warmup_s: float = 0.5
     apply: bool = False
+    min_gain: float = 0.05  # a winner needs this much more throughput than the current config
     split: CoreSplit = field(default_factory=CoreSplit.default)
 
     def __post_init__(self) -> None:
@@ -69,6 +83,11 @@ class TuneOptions:
                 f"p99_ms={self.p99_ms}, concurrency={self.concurrency} and "
                 f"duration_s={self.duration_s} must be positive"
             )
+        axes = (self.max_batch_sizes, self.max_queue_delays_us, self.instance_counts)
+        if min(min(a, default=1) for a in axes[::2]) < 1 or min(self.max_queue_delays_us, default=0) < 0:
+            raise ConfigError("batch sizes and instance counts must be >= 1 and queue delays >= 0")
+        if not 0 <= self.min_gain < 1:
+            raise ConfigError(f"min_gain={self.min_gain}: use a fraction in [0, 1), e.g. 0.05 for 5 %")
         grid = len(self.max_batch_sizes) * len(self.max_queue_delays_us) * len(self.instance_counts)
         if not 1 <= grid <= 64:
             raise ConfigError(f"the grid has {grid} points; use 1-64 (fewer values per axis)")
@@ -76,13 +95,18 @@ class TuneOptions:
 
 @dataclass
 class TuneOutcome:
-    """Every point tried, the chosen one (None if none met the budget) and the files written."""
+    """The baseline, every point measured or skipped, the winner (None: keep the current config),
+    the second measurement that confirmed it, why, and the files written."""
 
     model: str
     p99_ms: float
     baseline: dict[str, Any]
     points: list[dict[str, Any]]
     best: dict[str, Any] | None
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    confirmation: dict[str, Any] | None = None
+    decision: str = ""
+    server_restarts: int = 0
     written: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,7 +116,11 @@ class TuneOutcome:
             "p99_budget_ms": self.p99_ms,
             "baseline": self.baseline,
             "points": self.points,
+            "skipped": self.skipped,
             "best": self.best,
+            "confirmation": self.confirmation,
+            "decision": self.decision,
+            "server_restarts": self.server_restarts,
             "written": self.written,
         }
 
@@ -116,14 +144,39 @@ def with_candidate(config: Any, candidate: Candidate) -> Any:
         new.instance_group.add()
     for group in new.instance_group:
         group.count = candidate.instances
+    preferred = [b for b in new.dynamic_batching.preferred_batch_size if b <= candidate.max_batch_size]
+    del new.dynamic_batching.preferred_batch_size[:]  # Triton fills in max_batch_size; keep what fits
+    new.dynamic_batching.preferred_batch_size.extend(preferred)
     return new
 
 
-def choose(points: list[dict[str, Any]], p99_ms: float) -> dict[str, Any] | None:
-    """The error-free point with the highest throughput whose p99 is within budget."""
-    fit = [
-        p for p in points if p.get("errors") == 0 and p.get("p99_ms") is not None and p["p99_ms"] <= p99_ms
-    ]
+def fits(point: dict[str, Any] | None, p99_ms: float) -> bool:
+    """Measured without errors and with p99 within the budget."""
+    return (
+        bool(point)
+        and point.get("errors") == 0
+        and point.get("p99_ms") is not None
+        and point["p99_ms"] <= p99_ms
+    )
+
+
+def beats(
+    point: dict[str, Any], baseline: dict[str, Any] | None, p99_ms: float, min_gain: float = 0.0
+) -> bool:
+    """True when `point` fits the budget and is better than `baseline` on the target: the baseline
+    does not fit, or `point` has at least `min_gain` more throughput."""
+    if not fits(point, p99_ms):
+        return False
+    return not fits(baseline, p99_ms) or point["throughput_rps"] >= baseline["throughput_rps"] * (
+        1 + min_gain
+    )
+
+
+def choose(
+    points: list[dict[str, Any]], p99_ms: float, baseline: dict[str, Any] | None = None, min_gain: float = 0.0
+) -> dict[str, Any] | None:
+    """The highest-throughput point that beats `baseline` (without one: that fits the budget)."""
+    fit = [p for p in points if beats(p, baseline, p99_ms, min_gain)]
     return max(fit, key=lambda p: p["throughput_rps"]) if fit else None
 
 
@@ -145,20 +198,6 @@ def _measure(url: str, model: str, rows: list[Any], options: TuneOptions) -> dic
     return {k: s[k] for k in ("count", "errors", "throughput_rps", "p50_ms", "p99_ms")}
 
 
-def _load(server: Any, model: str, config: Any | None) -> None:
-    import tritonclient.grpc as grpcclient
-    from google.protobuf import json_format
-
-    body = json.dumps(json_format.MessageToDict(config, preserving_proto_field_name=True)) if config else None
-    client = grpcclient.InferenceServerClient(server.grpc_url)
-    try:
-        client.load_model(model, headers=server.grpc_admin_headers, config=body, client_timeout=120)
-    except Exception as exc:  # noqa: BLE001 - tritonclient raises its own error type
-        raise LoadTestError(f"loading {model!r} with the candidate config failed: {exc}") from exc
-    finally:
-        client.close()
-
-
 def _write(options: TuneOptions, base: Any, best: Candidate) -> dict[str, str]:
     from tritonstack.model_config import write_config
 
@@ -175,50 +214,103 @@ def _write(options: TuneOptions, base: Any, best: Candidate) -> dict[str, str]:
     return written
 
 
-def tune(options: TuneOptions, *, on_point: Any = None) -> TuneOutcome:
-    """Start a server on the repository, sweep the grid, write the winner; see the module doc."""
-    from tritonstack.client import TritonClient
-    from tritonstack.serve import EmbeddedServer, ServerConfig
+def _point(ts: TuneServer, config: Any, rows: list[Any], options: TuneOptions) -> dict[str, Any]:
+    """Load `config` and measure it; LoadTestError (current config restored) if either fails."""
+    ts.load(config)
+    try:
+        measured = _measure(ts.url, options.model, rows, options)
+    except Exception as exc:  # noqa: BLE001 - e.g. the server went away mid-measure
+        measured, reason = None, f"measuring failed: {exc}"
+    crash = ts.crash_reason() if measured is not None else ""
+    if measured is None or crash:
+        reason = (
+            reason if measured is None else f"tritonserver crashed while this config was measured: {crash}"
+        )
+        ts.restore()
+        raise LoadTestError(reason)
+    return measured
 
+
+def _confirm(ts: TuneServer, best: Candidate, rows: list[Any], options: TuneOptions) -> dict[str, Any]:
+    """The baseline and the winner measured once more, one after the other."""
+    baseline = _point(ts, ts.current, rows, options)
+    winner = _point(ts, with_candidate(ts.current, best), rows, options)
+    return {"baseline": baseline, "best": winner}
+
+
+def _sweep(
+    ts: TuneServer,
+    options: TuneOptions,
+    grid: list[Candidate],
+    on_point: Callable | None,
+    on_skip: Callable | None,
+) -> tuple[dict[str, Any], list[Any], list[Any], list[Any]]:
+    from tritonstack.client import TritonClient
+
+    with TritonClient(ts.url) as client:
+        rows = random_rows(client.model_info(options.model), count=16)
+    try:
+        baseline = {"config": "current config.pbtxt", **_measure(ts.url, options.model, rows, options)}
+    except Exception as exc:  # noqa: BLE001 - without a baseline there is nothing to compare with
+        raise LoadTestError(f"measuring the current config of {options.model!r} failed: {exc}") from exc
+    points, skipped = [], []
+    for candidate in grid:
+        try:
+            point = {**candidate.__dict__, **_point(ts, with_candidate(ts.current, candidate), rows, options)}
+        except LoadTestError as exc:
+            skipped.append({**candidate.__dict__, "reason": str(exc)})
+            if on_skip is not None:
+                on_skip(candidate, str(exc))
+            continue
+        points.append(point)
+        if on_point is not None:
+            on_point(point)
+    return baseline, points, skipped, rows
+
+
+def _decide(ts: TuneServer, outcome: TuneOutcome, rows: list[Any], options: TuneOptions) -> Candidate | None:
+    """Pick the winner and confirm it against the baseline; set outcome.best/decision."""
+    best = choose(outcome.points, options.p99_ms, outcome.baseline, options.min_gain)
+    if best is None:
+        outcome.decision = "no candidate beat the current config; nothing written"
+        return None
+    chosen = Candidate(**{k: best[k] for k in ("max_batch_size", "max_queue_delay_us", "instances")})
+    try:
+        outcome.confirmation = _confirm(ts, chosen, rows, options)
+    except LoadTestError as exc:
+        outcome.decision = f"the winner could not be measured again ({exc}); nothing written"
+        return None
+    again = outcome.confirmation
+    if not beats(again["best"], again["baseline"], options.p99_ms, options.min_gain):
+        outcome.decision = "the winner did not beat the current config when measured again; nothing written"
+        return None
+    outcome.best = best
+    outcome.decision = f"{chosen.label()} beat the current config twice"
+    return chosen
+
+
+def tune(
+    options: TuneOptions, *, on_point: Callable | None = None, on_skip: Callable | None = None
+) -> TuneOutcome:
+    """Measure the current config, sweep the grid, write a winner only if it beats it; see the module doc."""
     from tritonstack.model_config import read_config
 
-    base = read_config(options.repository / options.model / "config.pbtxt")
-    grid = candidates(options, base.max_batch_size)
+    base = read_config(model_folder(options.repository, options.model) / "config.pbtxt")
     if base.max_batch_size == 0:
         raise ConfigError(f"model {options.model!r} has max_batch_size 0 (no batching); nothing to tune")
-    # supervise=False: the stub supervisor would take the stubs that a reload retires for dead ones and
-    # reload the model from config.pbtxt, silently undoing the candidate being measured.
-    config = ServerConfig(
-        repository=options.repository,
-        ort_threads=len(options.split.server),
-        ready_timeout_s=120,
-        supervise=False,
-    )
-    affinity = frozenset(os.sched_getaffinity(0))
-    with EmbeddedServer(config) as server, contextlib.ExitStack() as restore:
-        restore.callback(pin_pid, os.getpid(), affinity)
-        pin_process_group(server.pid, options.split.server)
-        pin_pid(os.getpid(), options.split.generator)  # new stubs inherit the server's CPUs
-        with TritonClient(server.grpc_url) as client:
-            client.wait_until_ready(timeout_s=60, model=options.model)
-            rows = random_rows(client.model_info(options.model), count=16)
-        baseline = {"config": "config.pbtxt as is", **_measure(server.grpc_url, options.model, rows, options)}
-        points = []
-        for candidate in grid:
-            _load(server, options.model, with_candidate(base, candidate))
-            point = {**candidate.__dict__, **_measure(server.grpc_url, options.model, rows, options)}
-            points.append(point)
-            if on_point is not None:
-                on_point(point)
-    best = choose(points, options.p99_ms)
-    outcome = TuneOutcome(
-        model=options.model, p99_ms=options.p99_ms, baseline=baseline, points=points, best=best
-    )
-    if best is not None:
-        chosen = Candidate(
-            max_batch_size=best["max_batch_size"],
-            max_queue_delay_us=best["max_queue_delay_us"],
-            instances=best["instances"],
+    grid = candidates(options, base.max_batch_size)
+    with TuneServer(options.repository, options.model, split=options.split) as ts:
+        baseline, points, skipped, rows = _sweep(ts, options, grid, on_point, on_skip)
+        outcome = TuneOutcome(
+            model=options.model,
+            p99_ms=options.p99_ms,
+            baseline=baseline,
+            points=points,
+            best=None,
+            skipped=skipped,
         )
+        chosen = _decide(ts, outcome, rows, options)
+        outcome.server_restarts = ts.restarts
+    if chosen is not None:
         outcome.written = _write(options, base, chosen)
     return outcome

@@ -31,7 +31,7 @@ def test_local_scenarios_write_reports(server, tmp_path, scenario, extra):
     data = json.loads((tmp_path / f"{scenario}.json").read_text())
     assert data["summary"]["count"] > 0 and data["summary"]["errors"] == 0
     assert data["summary"]["locust"]["requests"] == data["summary"]["count"]
-    assert (tmp_path / f"{scenario}.html").read_text().count("<svg") == 5
+    assert (tmp_path / f"{scenario}.html").read_text().count("<svg") == 6
     assert data["server_total"]["requests"] > 0
 
 

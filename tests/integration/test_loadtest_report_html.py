@@ -1,4 +1,4 @@
-"""The HTML report of a real run, rendered by headless Chromium: the five plots are drawn."""
+"""The HTML report of a real run, rendered by headless Chromium: the six plots are drawn."""
 
 import re
 import shutil
@@ -29,7 +29,7 @@ def test_chromium_renders_the_plots(server, tmp_path):
     url = paths["html"].resolve().as_uri()
     base = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600"]
     dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=60).stdout
-    assert len(re.findall(r'<svg class="chart"', dom)) == 5
+    assert len(re.findall(r'<svg class="chart"', dom)) == 6
     assert len(re.findall(r"<polyline", dom)) >= 5  # p50/p90/p99, error rate, queue/compute, batch
     assert len(re.findall(r'<circle class="point"', dom)) >= 2  # latency against throughput
     shot = tmp_path / "report.png"

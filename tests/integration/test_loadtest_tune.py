@@ -1,36 +1,157 @@
-"""`tune` on a copy of the session repository: two points, winner written, old config kept."""
+"""`tune` against the real server: the README command end to end, a winner only when it beats the
+current config (twice), a candidate that fails to load skipped while the model keeps serving, and the
+repository left exactly as it was when nothing wins."""
 
+import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 
-from tritonstack.loadtest.tune import TuneOptions, tune
+import pytest
+from tritonstack.loadtest import tune as tune_module
+from tritonstack.loadtest.tune import TuneOptions, beats, tune
 
 from tritonstack.model_config import read_config
 
 
-def test_tune_writes_the_winner_and_keeps_the_old_config(repository, tmp_path):
-    repo = tmp_path / "repo"
-    shutil.copytree(repository, repo)
-    before = (repo / "digits_mlp" / "config.pbtxt").read_text()
+def _tree(root):
+    """sha256 of every file under root, by relative path."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.fixture()
+def repo(repository, tmp_path):
+    copy = tmp_path / "repo"
+    shutil.copytree(repository, copy)
+    copy.chmod(0o755)
+    return copy
+
+
+def test_readme_tune_command_end_to_end(repo, tmp_path):
+    """`tritonstack tune digits_mlp --p99-ms 5`, with short points; the grid steps the instance count
+    1 -> 2 at the same batch settings, where tritonserver itself has aborted (see tune_server)."""
+    before = _tree(repo)
+    argv = [
+        sys.executable,
+        "-m",
+        "tritonstack",
+        "tune",
+        "digits_mlp",
+        "--p99-ms",
+        "5",
+        "--repository",
+        str(repo),
+        "--duration",
+        "0.5",
+        "--max-batch",
+        "8,64",
+        "--delay-us",
+        "0",
+        "--instances",
+        "1,2",
+        "--concurrency",
+        "8",
+        "--out",
+        str(tmp_path / "reports"),
+    ]
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    print(done.stdout[-3000:], done.stderr[-2000:])
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    outcome = json.loads((tmp_path / "reports" / "digits_mlp.json").read_text())
+    tried = outcome["points"] + outcome["skipped"]
+    assert len(tried) == 4 and all(p["count"] > 0 for p in outcome["points"])
+    for skip in outcome["skipped"]:  # a candidate that crashed the server: said why, server restarted
+        assert skip["reason"] and "\n" not in skip["reason"] and outcome["server_restarts"] >= 1
+        print(f"skipped {skip}, {outcome['server_restarts']} restart(s)")
+    if outcome["best"] is None:  # nothing beat the current config: the repository is exactly as before
+        assert _tree(repo) == before and "nothing written" in outcome["decision"]
+        return
+    again = outcome["confirmation"]  # a winner beat the current config on the target, measured twice
+    assert beats(outcome["best"], outcome["baseline"], 5, 0.05) and beats(
+        again["best"], again["baseline"], 5, 0.05
+    )
+    after = _tree(repo)
+    assert after["digits_mlp/config.pbtxt"] == before["digits_mlp/config.pbtxt"]  # written aside, not applied
+    assert set(_tree(repo)) - set(before) == {"digits_mlp/configs/tuned.pbtxt"}
+
+
+def test_a_slower_current_config_is_replaced_and_kept(repo):
+    """A current config with a 100 ms queue delay misses a 50 ms p99 budget at concurrency 1; the
+    candidate without delay fits it, wins twice, and --apply makes it config.pbtxt (old one kept)."""
+    config = repo / "digits_mlp" / "config.pbtxt"
+    text = config.read_text()
+    assert "max_queue_delay_microseconds: 200" in text
+    config.write_text(
+        text.replace("max_queue_delay_microseconds: 200", "max_queue_delay_microseconds: 100000")
+    )
+    before = config.read_text()
+    outcome = tune(
+        TuneOptions(
+            repository=repo,
+            model="digits_mlp",
+            p99_ms=50,
+            max_batch_sizes=(16,),
+            max_queue_delays_us=(0,),
+            instance_counts=(1,),
+            concurrency=1,
+            duration_s=1.0,
+            warmup_s=0.2,
+            apply=True,
+        )
+    )
+    print(json.dumps(outcome.as_dict(), indent=1))
+    assert outcome.baseline["p99_ms"] > 50 and outcome.best is not None, outcome.decision
+    assert outcome.confirmation["baseline"]["p99_ms"] > 50 and outcome.confirmation["best"]["p99_ms"] <= 50
+    tuned = read_config(repo / "digits_mlp" / "configs" / "tuned.pbtxt")
+    assert (tuned.max_batch_size, tuned.dynamic_batching.max_queue_delay_microseconds) == (16, 0)
+    assert "tritonstack_tune_load" not in config.read_text()  # the reload stamp never reaches a file
+    assert config.read_text() != before and open(outcome.written["previous"]).read() == before
+
+
+def test_a_candidate_that_fails_to_load_is_skipped_and_the_model_still_serves(repo, monkeypatch):
+    real = tune_module.with_candidate
+
+    def broken_for_777(config, candidate):  # a config Triton refuses at load time
+        new = real(config, candidate)
+        if candidate.max_queue_delay_us == 777:
+            new.dynamic_batching.preferred_batch_size.append(candidate.max_batch_size * 2)
+        return new
+
+    monkeypatch.setattr(tune_module, "with_candidate", broken_for_777)
+    before = _tree(repo)
+    skipped = []
     outcome = tune(
         TuneOptions(
             repository=repo,
             model="digits_mlp",
             p99_ms=10_000,
             max_batch_sizes=(16,),
-            max_queue_delays_us=(0, 1000),
+            max_queue_delays_us=(777, 0),
             instance_counts=(1,),
-            concurrency=8,
-            duration_s=0.7,
+            concurrency=4,
+            duration_s=0.5,
             warmup_s=0.2,
-            apply=True,
-        )
+            min_gain=0.5,
+        ),
+        on_skip=lambda c, reason: skipped.append(reason),
     )
     print(json.dumps(outcome.as_dict(), indent=1))
-    assert len(outcome.points) == 2 and all(p["count"] > 0 and p["errors"] == 0 for p in outcome.points)
-    assert outcome.best is not None
-    tuned = read_config(repo / "digits_mlp" / "configs" / "tuned.pbtxt")
-    assert tuned.max_batch_size == 16
-    assert tuned.dynamic_batching.max_queue_delay_microseconds == outcome.best["max_queue_delay_us"]
-    assert (repo / "digits_mlp" / "config.pbtxt").read_text() != before  # --apply
-    assert open(outcome.written["previous"]).read() == before  # ... keeping the old one
+    assert len(outcome.skipped) == 1 and outcome.skipped[0]["max_queue_delay_us"] == 777
+    assert "preferred" in skipped[0] and "\n" not in skipped[0]
+    (after_skip,) = outcome.points  # measured after the failed load: the model kept serving
+    assert after_skip["max_queue_delay_us"] == 0 and after_skip["count"] > 0 and after_skip["errors"] == 0
+    assert outcome.server_restarts == 0
+    if not outcome.written:
+        assert _tree(repo) == before

@@ -9,7 +9,7 @@ from tritonstack.loadtest.bench.workloads import WORKLOADS, Row, pick
 from tritonstack.loadtest.perf_analyzer import compare, parse_csv
 from tritonstack.loadtest.pinning import CoreSplit
 from tritonstack.loadtest.scenario import Kind, Scenario, spike_users_at, step_users_at
-from tritonstack.loadtest.tune import Candidate, TuneOptions, candidates, choose, with_candidate
+from tritonstack.loadtest.tune import Candidate, TuneOptions, beats, candidates, choose, with_candidate
 
 from tritonstack.errors import ConfigError
 
@@ -84,8 +84,33 @@ def test_tune_grid_config_and_choice():
     ]
     assert choose(points, 5.0) is points[1]
     assert choose(points, 1.0) is None
+    # never worse than the current config: the run wrote 4,069 req/s p99 5.60 over 4,673 p99 4.43
+    current = {"throughput_rps": 4673, "p99_ms": 4.43, "errors": 0}
+    worse = {"throughput_rps": 4069, "p99_ms": 5.60, "errors": 0}
+    assert choose([worse], 6.0, current) is None and not beats(worse, current, 6.0)
+    slightly = {"throughput_rps": 4700, "p99_ms": 4.0, "errors": 0}
+    assert choose([slightly], 5.0, current, min_gain=0.05) is None  # within noise: keep the current
+    assert choose([slightly], 5.0, current) is slightly
+    over = {"throughput_rps": 5000, "p99_ms": 9.0, "errors": 0}  # the current one misses the budget:
+    assert choose([points[3]], 5.0, over) is points[3]  # anything that fits it is better
+    failing = {"throughput_rps": 5000, "p99_ms": 1.0, "errors": 3}
+    assert choose([points[1]], 5.0, failing) is points[1]
     with pytest.raises(ConfigError):
         TuneOptions(repository=".", model="m", p99_ms=0)
+    with pytest.raises(ConfigError, match=">= 1"):
+        TuneOptions(repository=".", model="m", p99_ms=5, instance_counts=(0,))
+    loaded = parse_config('name: "m" max_batch_size: 64 dynamic_batching { preferred_batch_size: [4, 64] }')
+    small = with_candidate(loaded, Candidate(max_batch_size=8, max_queue_delay_us=0, instances=1))
+    assert list(small.dynamic_batching.preferred_batch_size) == [4]  # 64 > 8 would not load
+
+
+def test_tune_names_the_models_of_a_repository_without_the_one_asked(tmp_path):
+    from tritonstack.loadtest.tune_server import model_folder
+
+    (tmp_path / "digits_mlp").mkdir()
+    (tmp_path / "digits_mlp" / "config.pbtxt").write_text('name: "digits_mlp"')
+    with pytest.raises(ConfigError, match="models in .*: digits_mlp"):
+        model_folder(tmp_path, "nope")
 
 
 def test_bench_rows_and_model_picking():
