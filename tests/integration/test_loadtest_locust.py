@@ -114,3 +114,35 @@ def test_loadtest_starts_its_own_server(repository, tmp_path):
         timeout=120,
     )
     assert json.loads((tmp_path / "steady.json").read_text())["summary"]["count"] > 0
+
+
+def test_real_samples_and_the_shapes_sent_are_in_the_report(server, digits_data, tmp_path):
+    """--inputs samples.npz: every request carries one real row, and the report says what was sent."""
+    import numpy as np
+
+    x_test, _ = digits_data
+    np.savez(tmp_path / "samples.npz", features=x_test[:50].astype(np.float64))  # cast to FP32 on the way
+    out = _loadtest(
+        "steady",
+        "--url",
+        server.grpc_url,
+        "--duration",
+        "1",
+        "--users",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+        "--inputs",
+        str(tmp_path / "samples.npz"),
+        "--shape",
+        "features:64",
+        "--model-version",
+        "1",
+    )
+    print(out)
+    data = json.loads((tmp_path / "r" / "steady.json").read_text())
+    assert data["summary"]["count"] > 0 and data["summary"]["errors"] == 0
+    assert data["scenario"]["input_shapes"] == {"features": [[1, 64]]}
+    assert data["scenario"]["inputs"].endswith("samples.npz") and data["scenario"]["version"] == "1"
+    html = (tmp_path / "r" / "steady.html").read_text()
+    assert "input_shapes" in html and "[[1, 64]]" in html
