@@ -25,6 +25,7 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 app = typer.Typer(
     name="tritonstack", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: wraps at the terminal width, never cuts a name with '…'
     help="Convert, serve, call and load-test models on a real Triton Inference Server.",
 )
 
