@@ -129,10 +129,10 @@ def write_report(result: RunResult, out_dir: Path) -> dict[str, Path]:
 
 
 def _duration_s(result: RunResult) -> float:
-    s = result.summary
-    if s.get("duration_s"):
-        return float(s["duration_s"])
-    return max([r["t_s"] for r in result.windows] or [float(result.scenario.get("duration_s", 1.0))])
+    """The end of the shared time axis: the last client window's end (the run's windows tile it)."""
+    if result.windows:
+        return float(max(r["t_s"] for r in result.windows))
+    return float(result.summary.get("duration_s") or result.scenario.get("duration_s") or 1.0)
 
 
 def _bands(result: RunResult) -> list[Band]:
@@ -194,7 +194,7 @@ def _charts(result: RunResult) -> list[str]:
     tput = [r["throughput_rps"] for r in w]
     vs = [Series(p, tput, [r[f"{p}_ms"] for r in w], COLORS[p], dots=True) for p in ("p50", "p99")]
     errors = [Series("error rate %", ts, [100 * r["error_rate"] for r in w], COLORS["errors"])]
-    st = [r["t_s"] for r in s]
+    st = [min(r["t_s"], axis["x_range"][1]) for r in s]  # the last poll ends with the run
 
     def served(key: str) -> list[float | None]:  # an interval without requests has no average
         return [r[key] if r["requests"] else None for r in s]

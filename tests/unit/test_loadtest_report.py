@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 from tritonstack.loadtest.report import RunResult, render_html, write_report
@@ -72,3 +73,26 @@ def test_chart_without_data_says_so():
 def test_ticks_cover_the_range(low, high):
     ticks = nice_ticks(low, high)
     assert ticks[0] <= low and ticks[-1] >= high and len(ticks) >= 2
+
+
+def test_time_charts_share_one_axis_and_a_spike_is_shaded():
+    result = _result()
+    result.scenario = {
+        "kind": "spike",
+        "users": 2,
+        "spike_users": 16,
+        "spike_at_s": 1.0,
+        "spike_s": 1.5,
+        "duration_s": 4.0,
+    }
+    result.server.append({**result.server[-1], "t_s": 4.07})  # the final poll, just after the run
+    result.server.append({**result.server[-1], "t_s": 4.5, "requests": 0})  # an empty interval
+    html = render_html(result)
+    charts = html.split('<svg class="chart"')[1:]
+    time_charts = [c for c in charts if "time (s)" in c]
+    assert len(time_charts) == 5  # offered load, latency, errors, queue/compute, batch
+    for chart in time_charts:
+        ticks = re.findall(r'y="270" text-anchor="middle">([^<]+)</text>', chart)  # x-axis labels
+        assert ticks[0] == "0" and ticks[-1] == "4", ticks  # 0 to the run's end, client and server alike
+        assert chart.count('class="band"') == 1 and "spike: 16 users" in chart
+    assert "users asked" in time_charts[0]
