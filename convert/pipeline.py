@@ -30,7 +30,7 @@ from tritonstack.convert.repository import check_repository
 from tritonstack.convert.samples import SampleSet, as_batches, load_samples, random_feeds, row_digests
 from tritonstack.convert.sources import Source, load_source
 from tritonstack.convert.spec import Platform
-from tritonstack.convert.verify import OutputError, run_onnx, verify_outputs
+from tritonstack.convert.verify import run_onnx, verify_outputs
 
 from tritonstack.errors import (
     AccuracyGateError,
@@ -110,10 +110,7 @@ def _checked(options: ConvertOptions, source: Source, checks: list[tuple[str, di
                                   min_cosine=tolerance.min_cosine if tolerance else None)
         for target in (variant.errors, variant.errors_by_set.setdefault(kind, {})):
             for name, error in measured.items():
-                old = target.get(name, error)
-                target[name] = OutputError(name=name, max_abs=max(old.max_abs, error.max_abs),
-                                           max_rel=max(old.max_rel, error.max_rel),
-                                           min_cosine=min(old.min_cosine, error.min_cosine))
+                target[name] = target.get(name, error).merged(error)
     return variant
 
 

@@ -77,3 +77,48 @@ def test_tolerance_parses_an_optional_cosine() -> None:
         Tolerance.parse("1,2,3,4")
     with pytest.raises(ConfigError, match="min_cosine=2.0 must be in"):
         Tolerance(atol=0, rtol=0, min_cosine=2.0)
+
+
+def test_outputs_of_the_wrong_size_fail_even_with_cosine_one() -> None:
+    """Issue 13 (outside tester) item 4: outputs 119x the source's have cosine 1.0; the norm check fails them."""
+    rng = np.random.default_rng(0)
+    reference = rng.standard_normal((16, 4)) * 1e-9
+    fp16 = DEFAULT_TOLERANCES[Precision.FP16]
+    with pytest.raises(ExportMismatchError, match=r"m fp16: output 'y' is not the size of the source's: a row's "
+                                                  r"norm is off by 118"):
+        verify_outputs(expected={"y": reference}, actual={"y": reference * 119}, atol=fp16.atol, rtol=fp16.rtol,
+                       min_cosine=fp16.min_cosine, what="m fp16")
+    good = verify_outputs(expected={"y": reference}, actual={"y": reference * 1.001}, atol=fp16.atol,
+                          rtol=fp16.rtol, min_cosine=fp16.min_cosine, what="m fp16")
+    print(f"norm error of a 0.1% larger output: {good['y'].max_norm_rel:.2e}, max_rel {good['y'].max_rel:.2e}")
+    assert good["y"].max_norm_rel == pytest.approx(1e-3) and good["y"].max_rel == pytest.approx(1e-3, rel=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore:the float32 number:UserWarning")  # onnxconverter-common's FP16 clamp
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.onnx.export
+def test_fp16_of_a_torch_linear_times_1e_minus_9_is_rejected(tmp_path: Path) -> None:
+    """The tester's model: torch Linear(8, 4) whose output is multiplied by 1e-9, exported, fp16 variant."""
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x) * 1e-9
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.onnx"
+    torch.onnx.export(Tiny().eval(), (torch.zeros(2, 8),), str(path), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, dynamo=False)
+    options = {"model": path, "name": "lin", "repository": tmp_path / "repo", "workdir": tmp_path / "w",
+               "progress": False}
+    report = convert_model(ConvertOptions(**options))
+    fp32 = report.variants[0].errors["y"]
+    print(f"fp32 of Linear*1e-9: max_rel {fp32.max_rel:.2e}, norm error {fp32.max_norm_rel:.2e}")
+    assert fp32.max_rel < 1e-3 and fp32.max_norm_rel < 1e-3
+    with pytest.raises(ExportMismatchError, match="lin2_fp16 fp16: output 'y'") as caught:
+        convert_model(ConvertOptions(**{**options, "name": "lin2"}, precisions=parse_precisions("fp16")))
+    print(f"FP16 of Linear*1e-9: {caught.value}")
+    assert not (tmp_path / "repo" / "lin2_fp16").exists()
