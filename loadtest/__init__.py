@@ -10,5 +10,7 @@ our client, HTTP baseline), `server_stats` (Triton statistics: queue, compute, b
 `report` + `svg` (JSON/CSV/self-contained HTML), `scenario`, `locust_user`, `shapes`,
 `locustfile`, `locust_runner` (Locust, local or distributed), `asyncio_runner`, `perf_analyzer`
 (referee), `pinning` (core split), `baseline_app` + `baseline` (FastAPI + PyTorch seed server),
-`bench/` (the W1-W8 harness), `tune`. Locust (gevent) is imported only by `locust_user`.
+`bench/` (the W1-W8 harness), `tune` + `tune_server` (sweep on a server serving only the model),
+`inputs` (random rows, `--shape`, `--inputs samples.npz`), `preflight` (model, version and inputs
+checked before any load). Locust (gevent) is imported only by `locust_user`.
 """
