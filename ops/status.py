@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tritonstack.convert.manifest import VersionCheck, check_version
 
-__all__ = ["ALERT_THRESHOLDS", "DriftRow", "drift_status", "verification"]
+__all__ = ["ALERT_THRESHOLDS", "DriftRow", "cache_counts", "drift_status", "verification"]
 
 #: gauge -> value above which the Prometheus alert fires (DataDriftHigh, EmbeddingShiftHigh)
 ALERT_THRESHOLDS = {"psi_mean": 0.1, "embedding_mmd": 0.05}
@@ -70,3 +70,13 @@ def verification(repository: Path) -> dict[tuple[str, int], VersionCheck]:
                                   key=lambda p: int(p.name)):
             checks[(model_dir.name, int(version_dir.name))] = check_version(version_dir)
     return checks
+
+
+def cache_counts(model_stats: list[dict]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(model, version) -> (response-cache hits, misses) from Triton's statistics (`model_stats`)."""
+    counts = {}
+    for entry in model_stats:
+        stats = entry.get("inference_stats", {})
+        counts[(entry.get("name", ""), str(entry.get("version", "")))] = (
+            int(stats.get("cache_hit", {}).get("count", 0)), int(stats.get("cache_miss", {}).get("count", 0)))
+    return counts

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tritonstack.convert.manifest import write_added_manifest
+from tritonstack.convert.onnx_io import load_onnx
+from tritonstack.convert.repository import check_repository
 from tritonstack.serve.config import ADMIN_HEADER
 
 from tritonstack.errors import (
@@ -46,6 +48,8 @@ __all__ = ["HISTORY_FILE", "TritonControl", "VersionInfo", "VersionManager"]
 
 _LOGGER = logging.getLogger(__name__)
 HISTORY_FILE = "tritonstack_versions.json"
+#: Triton's version numbers are int64 and start at 1.
+MAX_VERSION = 2**63 - 1
 
 
 class _LoadRefused(Exception):
@@ -64,28 +68,49 @@ def _translate(url: str, what: str) -> Iterator[None]:
                 f"{what}: {url} refused the call ({detail.strip()}); pass --admin-key "
                 f"(the key of the server's restricted model-repository endpoint)") from exc
         raise _LoadRefused(detail) from exc
+    except TimeoutError as exc:
+        raise ServerUnavailableError(
+            f"{what}: Triton at {url} did not answer in time ({exc}); it is up but busy or stuck: "
+            "read its log") from exc
     except (urllib.error.URLError, OSError) as exc:
+        if isinstance(getattr(exc, "reason", None), TimeoutError):
+            raise ServerUnavailableError(
+                f"{what}: Triton at {url} did not answer in time; it is up but busy or stuck: "
+                "read its log") from exc
         raise ServerUnavailableError(f"{what}: cannot reach Triton at {url} ({exc}); is it running?") from exc
 
 
 class TritonControl:
-    """Triton's HTTP model-control and readiness endpoints."""
+    """Triton's HTTP model-control and readiness endpoints.
 
-    def __init__(self, url: str, *, admin_key: str | None = None, timeout_s: float = 120.0) -> None:
+    Every call is bounded: a model load by `timeout_s`, every other call by `query_timeout_s`, so a
+    stuck server is reported in seconds, as such, not as unreachable."""
+
+    def __init__(self, url: str, *, admin_key: str | None = None, timeout_s: float = 30.0,
+                 query_timeout_s: float = 5.0) -> None:
         self.url = url.rstrip("/")
         self.headers = {ADMIN_HEADER: admin_key} if admin_key else {}
         self.timeout_s = timeout_s
+        self.query_timeout_s = query_timeout_s
 
-    def _call(self, path: str, body: bytes | None = None) -> bytes:
+    def _call(self, path: str, body: bytes | None = None, *, timeout_s: float | None = None) -> bytes:
         request = urllib.request.Request(self.url + path, data=body, headers=self.headers)
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout_s or self.query_timeout_s) as response:  # noqa: S310
             return response.read()
+
+    def statistics(self) -> list[dict]:
+        """Triton's inference statistics of every loaded model version (`model_stats`)."""
+        try:
+            with _translate(self.url, "statistics"):
+                return json.loads(self._call("/v2/models/stats") or b"{}").get("model_stats", [])
+        except _LoadRefused as exc:
+            raise OperationsError(f"statistics failed: {exc}") from exc
 
     def load(self, model: str) -> str | None:
         """(Re)load `model` from the repository as it is now; Triton's error text, or None if loaded."""
         try:
             with _translate(self.url, f"load of {model!r}"):
-                self._call(f"/v2/repository/models/{model}/load", b"{}")
+                self._call(f"/v2/repository/models/{model}/load", b"{}", timeout_s=self.timeout_s)
         except _LoadRefused as exc:
             return str(exc)
         return None
@@ -128,6 +153,7 @@ class VersionManager:
 
     # -- reading --------------------------------------------------------------------------------
     def _model_dir(self, model: str) -> Path:
+        check_repository(self.repository, [model])  # a plain name, no link out of the repository
         path = self.repository / model
         if not (path / "config.pbtxt").is_file():
             raise ConfigError(f"model {model!r} has no config.pbtxt in {self.repository}; "
@@ -151,6 +177,7 @@ class VersionManager:
 
     def list(self, model: str) -> list[VersionInfo]:
         """Every version on disk or known to Triton, with its state."""
+        self._model_dir(model)
         states = {int(s["version"]): s for s in self.control.index()
                   if s.get("name") == model and str(s.get("version", "")).isdigit()}
         served, disk = set(self.policy(model)), set(self.on_disk(model))
@@ -166,14 +193,21 @@ class VersionManager:
         version gets a manifest with the SHA-256 of its files (one that came with the folder is kept
         if the files still match it; if not, nothing is added).
         """
+        self._model_dir(model)  # the name first: nothing is read before it is known to be plain
         source = Path(source)
-        if not source.exists() or (source.is_dir() and not any(source.iterdir())):
-            raise ConfigError(f"{source} is not a model file or a non-empty version folder")
+        _check_source(source)
         taken = self.on_disk(model)
-        version = version or (taken[-1] + 1 if taken else 1)
-        if version < 1 or version in taken:
-            raise ConfigError(f"version {version} of {model!r} exists or is invalid; taken: {taken}")
-        self._write_policy(model, self.policy(model))
+        version = _check_version(version if version is not None else (taken[-1] + 1 if taken else 1))
+        if version in taken:
+            raise ConfigError(f"version {version} of {model!r} exists; taken: {taken}")
+        _check_onnx(source, self._model_filename(model))
+        with self._config_restored_on_failure(model):
+            self._write_policy(model, self.policy(model))
+            self._copy_in(model, source, version)
+        _LOGGER.info("added version %s of %s from %s", version, model, source)
+        return version
+
+    def _copy_in(self, model: str, source: Path, version: int) -> None:
         staging = Path(tempfile.mkdtemp(prefix=f".{model}.{version}.", dir=self._model_dir(model)))
         os.chmod(staging, self._model_dir(model).stat().st_mode & 0o777)  # mkdtemp's 0700 would hide it
         try:
@@ -185,12 +219,10 @@ class VersionManager:
             os.rename(staging, self._model_dir(model) / str(version))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        _LOGGER.info("added version %s of %s from %s", version, model, source)
-        return version
 
     def promote(self, model: str, version: int, *, keep: Sequence[int] = ()) -> list[int]:
         """Serve `version` (plus `keep`, for a canary); raise VersionRefusedError if it fails to load."""
-        target = sorted({int(version), *map(int, keep)})
+        target = sorted({_check_version(int(v)) for v in (version, *keep)})
         missing = sorted(set(target) - set(self.on_disk(model)))
         if missing:
             raise ConfigError(f"versions {missing} of {model!r} are not in {self.repository}; add them first")
@@ -210,15 +242,31 @@ class VersionManager:
         self._save_history(model, history[:-1])
         return previous
 
+    @contextmanager
+    def _config_restored_on_failure(self, model: str) -> Iterator[None]:
+        """Put config.pbtxt back byte for byte (atomically) if the block fails in any way, Ctrl-C too."""
+        path = self._model_dir(model) / "config.pbtxt"
+        original = path.read_bytes()
+        try:
+            yield
+        except BaseException:
+            _atomic_write(path, original)
+            raise
+
     def _apply(self, model: str, target: list[int], previous: list[int]) -> None:
-        self._write_policy(model, target)
-        error = self.control.load(model)
-        not_ready = [v for v in target if not self.control.is_ready(model, v)] if error is None else target
-        if error is None and not not_ready:
-            _LOGGER.info("model %s now serves versions %s (was %s)", model, target, previous,
-                         extra={"model": model, "served": str(target), "previous": str(previous)})
-            return
-        self._write_policy(model, previous)
+        with self._config_restored_on_failure(model):
+            self._write_policy(model, target)
+            error = self.control.load(model)
+            not_ready = target if error else [v for v in target if not self.control.is_ready(model, v)]
+            if error is None and not not_ready:
+                _LOGGER.info("model %s now serves versions %s (was %s)", model, target, previous,
+                             extra={"model": model, "served": str(target), "previous": str(previous)})
+                return
+            self._refused(model, target, previous, error, not_ready)
+
+    def _refused(self, model: str, target: list[int], previous: list[int], error: str | None,
+                 not_ready: list[int]) -> None:
+        """Log and raise the refusal; the caller's context puts config.pbtxt back."""
         _LOGGER.warning("Triton refused versions %s of %s; %s keep serving", target, model, previous,
                         extra={"model": model, "refused": str(target),
                                "reason": (error or "not ready")[:500]})
@@ -256,7 +304,44 @@ class VersionManager:
         _atomic_write(self._model_dir(model) / HISTORY_FILE, json.dumps({"served": history[-50:]}) + "\n")
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, content: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     os.replace(tmp, path)
+
+
+def _check_version(version: int) -> int:
+    """`version` if Triton can take it (1 .. 2**63-1); ConfigError otherwise."""
+    if not 1 <= version <= MAX_VERSION:
+        raise ConfigError(f"version {version} is out of range; a Triton version is a whole number from 1 "
+                          f"to {MAX_VERSION}")
+    return version
+
+
+def _check_source(source: Path) -> None:
+    """Refuse a missing or empty source, a non-regular file, and links out of a source folder."""
+    if not source.exists() or (source.is_dir() and not any(source.iterdir())):
+        raise ConfigError(f"{source} is not a model file or a non-empty version folder")
+    if not source.is_dir():
+        if not source.is_file():
+            raise ConfigError(f"{source} is not a regular file; pass a model file or a version folder")
+        return
+    root = source.resolve()
+    for folder, dirs, files in os.walk(source):
+        for entry in (Path(folder) / n for n in (*dirs, *files)):
+            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+                raise ConfigError(f"{entry} is a symbolic link to {entry.resolve()}, outside {source}; "
+                                  "nothing was added: copy the real file into the folder")
+            if not entry.is_dir() and not entry.is_file():
+                raise ConfigError(f"{entry} is not a regular file; nothing was added: remove it from "
+                                  f"{source}")
+
+
+def _check_onnx(source: Path, model_filename: str) -> None:
+    """Refuse ONNX files that do not load (ModelLoadError), before anything is written."""
+    if source.is_dir():
+        paths = sorted(p for p in source.rglob("*.onnx") if p.is_file())
+    else:
+        paths = [source] if model_filename.endswith(".onnx") or source.suffix == ".onnx" else []
+    for path in paths:
+        load_onnx(path)

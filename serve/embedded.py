@@ -30,8 +30,10 @@ from pathlib import Path
 from types import TracebackType
 
 from tritonstack.serve.binary import PYTHON_RUNNER_BACKEND, TritonInstall, find_install
+from tritonstack.serve.cache import cache_arguments
 from tritonstack.serve.config import ADMIN_HEADER, ServerConfig
 from tritonstack.serve.launch_security import LaunchSecurity, http_host
+from tritonstack.serve.limits import with_large_stack
 from tritonstack.serve.plan import (
     RepositoryPlan,
     plan_repository,
@@ -48,6 +50,9 @@ from tritonstack.errors import ConfigError, ServerError, ServerStartError, Trito
 __all__ = ["EmbeddedServer", "ModelState"]
 
 _LOGGER = logging.getLogger(__name__)
+#: Keep no gRPC request objects for reuse: a reused one keeps the buffer of the largest request it
+#: held (two refused 200 MB requests kept 480 MB of RSS); without reuse it is freed (issue 12, A10).
+_ALLOCATION_POOL = ["--grpc-infer-allocation-pool-size=0"]
 ModelState = dict  # {"name", "version", "state", "reason"} as Triton's repository index reports
 
 
@@ -141,7 +146,8 @@ class EmbeddedServer:
         _LOGGER.debug("starting %s", " ".join(argv))
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our arguments
             argv, env=self.security.environment(env), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=self.workdir, preexec_fn=self.security.preexec, umask=0o077,
+            start_new_session=True, cwd=self.workdir, umask=0o077,
+            preexec_fn=with_large_stack(self.security.preexec),  # limits.py: 2.51's HTTP stack overflow
         )
         log.close()
 
@@ -164,7 +170,8 @@ class EmbeddedServer:
             "--metrics-config=summary_quantiles=0.5:0.05,0.9:0.01,0.99:0.001",
         ]
         assert self.security is not None
-        return args + self.security.arguments(c)
+        cache = cache_arguments(c.repository, self.plan.models, c.cache_size_mb)
+        return args + self.security.arguments(c) + cache + _ALLOCATION_POOL
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.config.ready_timeout_s

@@ -30,10 +30,11 @@ from tritonstack.loadtest.stats import Recorder, summarize
 
 from tritonstack.errors import LoadTestError
 
-__all__ = ["NOBATCH", "Bench", "BenchOptions"]
+__all__ = ["CACHED", "NOBATCH", "Bench", "BenchOptions"]
 
 _LOGGER = logging.getLogger(__name__)
 NOBATCH = "digits_mlp_nobatch"
+CACHED = "digits_mlp_cached"
 SendFactory = Callable[[], contextlib.AbstractAsyncContextManager[Send]]
 _NP = {
     "FP32": np.float32,
@@ -123,6 +124,12 @@ class Bench:
             config.name = NOBATCH
             config.ClearField("dynamic_batching")
             write_config(config, self.repository / NOBATCH / "config.pbtxt")
+        if (mlp / "config.pbtxt").exists() and not (self.repository / CACHED).exists():
+            shutil.copytree(mlp, self.repository / CACHED)  # C1: the same model with the response cache
+            config = read_config(mlp / "config.pbtxt")
+            config.name = CACHED
+            config.response_cache.enable = True
+            write_config(config, self.repository / CACHED / "config.pbtxt")
         return self.repository
 
     def models(self) -> list[str]:

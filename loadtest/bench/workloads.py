@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tritonstack.loadtest.bench.context import NOBATCH, Bench
+from tritonstack.loadtest.bench.context import CACHED, NOBATCH, Bench
 from tritonstack.loadtest.bench.inprocess import ort_best_batch, tile
 from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, run_perf_analyzer
 from tritonstack.loadtest.targets import http_json, our_client_available, triton_ours, triton_raw
@@ -311,6 +311,17 @@ def w8(bench: Bench, row: Row) -> None:
         row.detail["unavailable"] = bench.unavailable
 
 
+# -- C1 repeated input with the response cache / without ------------------------------------------
+def c1(bench: Bench, row: Row) -> None:
+    """Req/s of the MLP with Triton's response cache / the same model without, concurrency 8, the same
+    16 inputs sent over and over (after the first 16, every cached request is a hit)."""
+    bench.require(MLP, "digits MLP")
+    bench.require(CACHED, "digits MLP with the response cache")
+    cached, plain = _triton(bench, CACHED, concurrency=8), _triton(bench, MLP, concurrency=8)
+    row.value = cached["ok_throughput_rps"] / plain["ok_throughput_rps"]
+    row.detail = {"cache_on": _brief(cached), "cache_off": _brief(plain), "distinct_inputs": 16}
+
+
 WORKLOADS = (
     Workload("W1", "ResNet-18 FP32 Triton / in-process ORT (best batch)", 0.97, "higher", "x", w1),
     Workload("W2", "MLP Triton / FastAPI+PyTorch, concurrency 32", 15.0, "higher", "x", w2),
@@ -321,4 +332,5 @@ WORKLOADS = (
     Workload("W6", "our async client / perf_analyzer throughput", 0.8, "higher", "x", w6),
     Workload("W7", "predict_many rows/s / in-process ORT rows/s", 0.4, "higher", "x", w7),
     Workload("W8", "serve start to ready, all reference models", 15.0, "lower", "s", w8),
+    Workload("C1", "MLP repeated input, response cache on / off, concurrency 8", 3.0, "higher", "x", c1),
 )

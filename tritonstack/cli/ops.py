@@ -126,18 +126,22 @@ def status_command(
 
     if not repository.is_dir():
         raise ConfigError(f"repository {repository} is not a folder; pass --repository")
-    states = {}
+    states, cache = {}, {}
     if url:
+        from tritonstack.ops.status import cache_counts
         from tritonstack.ops.versions import TritonControl
 
-        states = {(s.get("name"), str(s.get("version"))): s.get("state", "")
-                  for s in TritonControl(url, admin_key=admin_key).index()}
-    table = Table("model", "version", "state", "verified")
+        control = TritonControl(url, admin_key=admin_key)
+        states = {(s.get("name"), str(s.get("version"))): s.get("state", "") for s in control.index()}
+        cache = cache_counts(control.statistics())
+    table = Table("model", "version", "state", "verified", "cache hits/misses")
     checks = verification(repository)
     for (model, version), check in checks.items():
         colour = "green" if check.verified else ("red" if check.status.startswith("changed") else "yellow")
         state = states.get((model, str(version)), "NOT LOADED") if url else "-"
-        table.add_row(model, str(version), state, f"[{colour}]{check.status}[/]")
+        hits = cache.get((model, str(version)))
+        table.add_row(model, str(version), state, f"[{colour}]{check.status}[/]",
+                      f"{hits[0]}/{hits[1]}" if hits and any(hits) else "-")
     console.print(table)
     if any(c.status.startswith("changed") for c in checks.values()):
         sys.exit(1)
