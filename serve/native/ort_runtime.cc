@@ -9,10 +9,23 @@
 
 namespace tritonstack {
 
+namespace {
+
+// ORT's own name of an error code, as its Python API prints it ("INVALID_PROTOBUF").
+const char* OrtCodeName(OrtErrorCode code) {
+  static const char* const kNames[] = {"OK", "FAIL", "INVALID_ARGUMENT", "NO_SUCHFILE", "NO_MODEL",
+                                       "ENGINE_ERROR", "RUNTIME_EXCEPTION", "INVALID_PROTOBUF", "MODEL_LOADED",
+                                       "NOT_IMPLEMENTED", "INVALID_GRAPH", "EP_FAIL"};
+  size_t index = static_cast<size_t>(code);
+  return index < sizeof(kNames) / sizeof(kNames[0]) ? kNames[index] : "UNKNOWN";
+}
+
+}  // namespace
+
 TRITONSERVER_Error* FromOrt(const OrtApi* api, OrtStatus* status, const std::string& context) {
   if (status == nullptr) return nullptr;
   OrtErrorCode code = api->GetErrorCode(status);
-  std::string message = context + ": " + api->GetErrorMessage(status);
+  std::string message = context + ": " + OrtCodeName(code) + ": " + api->GetErrorMessage(status);
   api->ReleaseStatus(status);
   return Error(code == ORT_INVALID_ARGUMENT ? TRITONSERVER_ERROR_INVALID_ARG : TRITONSERVER_ERROR_INTERNAL,
                message);
