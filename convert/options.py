@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ class ConvertOptions:
             raise ConfigError(f"max_batch_size={self.max_batch_size} must be >= 1")
         for name in self.variant_names():  # before anything is written anywhere (workdir included)
             check_model_name(name)
+        _check_base_name(self.name)
 
     def variant_names(self) -> list[str]:
         """Every model name this conversion may write (`name`, `name_fp16`, `name_int8`, TensorRT)."""
@@ -77,6 +79,20 @@ class ConvertOptions:
         if self.trt_engine:
             names += [f"{self.name}_trt_{p.value}" for p in (Precision.FP16, Precision.INT8)]
         return names
+
+
+#: Endings of variant names; the base name holds FP32, so it must not end like a variant.
+_VARIANT_SUFFIX = re.compile(r"_(fp16|int8|trt(_\w*)?)$", re.IGNORECASE)
+
+
+def _check_base_name(name: str) -> None:
+    """Refuse a --name that reads as a variant (`base_fp16`) but would hold the FP32 model."""
+    match = _VARIANT_SUFFIX.search(name)
+    if match:
+        raise ConfigError(
+            f"model name {name!r} ends with {match.group(0)!r}, the suffix of a variant, but holds the FP32 "
+            f"model; pass the base name (--name {name[:match.start()] or 'NAME'}) and get "
+            f"{match.group(0)[1:]} with --precision")
 
 
 @dataclass

@@ -126,6 +126,7 @@ def onnx2int8(src: Path, dst: Path, *, calibration: SampleSet | Iterable[dict[st
               progress: bool = True) -> Int8Result:
     """Write a QDQ INT8 model of `src` to `dst`, calibrated on `calibration` (or the cache)."""
     recipe = recipe or Int8Recipe()
+    check_quantizable(Path(src))
     if recipe.dynamic:
         return _dynamic(Path(src), Path(dst), recipe)
     prepared = _preprocess(Path(src), Path(dst).with_suffix(".prep.onnx"))
@@ -164,12 +165,24 @@ def _dynamic(src: Path, dst: Path, recipe: Int8Recipe) -> Int8Result:
                       dynamic=True)
 
 
+def check_quantizable(src: Path) -> None:
+    """Raise PrecisionUnsupportedError, before quantizing, for a graph with no standard ONNX operator
+    (scikit-learn trees and linear models are `ai.onnx.ml` operators ONNX Runtime does not quantize)."""
+    nodes = load_onnx(src).graph.node
+    if any(node.domain in ("", "ai.onnx") for node in nodes):
+        return
+    _unchanged(src, sorted({node.op_type for node in nodes}))
+
+
 def check_quantized(src: Path, dst: Path) -> None:
     """Raise PrecisionUnsupportedError unless `dst` holds INT8 operators (an FP32 graph is no INT8 model)."""
     ops = {node.op_type for node in load_onnx(dst).graph.node}
     if ops & _INT8_OPS:
         return
-    source_ops = sorted({node.op_type for node in load_onnx(src).graph.node})
+    _unchanged(src, sorted({node.op_type for node in load_onnx(src).graph.node}))
+
+
+def _unchanged(src: Path, source_ops: list[str]) -> None:
     raise PrecisionUnsupportedError(
         f"INT8 quantization left {Path(src).name} unchanged: ONNX Runtime quantizes none of its operators "
         f"({', '.join(source_ops)}), so an INT8 model would be the FP32 model under an INT8 name and is not "

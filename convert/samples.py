@@ -98,6 +98,8 @@ def load_samples(source: Path | SampleSet | Mapping[str, np.ndarray] | np.ndarra
     if missing:
         raise error(f"{what}: no array for input(s) {missing}; keys seen {sorted(arrays)}")
     feeds = {s.name: _check(np.asarray(arrays[s.name]), s, what, error) for s in specs}
+    for name, array in (*feeds.items(), *([("labels", np.asarray(labels))] if labels is not None else [])):
+        _check_finite(array, name, what, error)
     counts = {len(a) for a in feeds.values()} | ({len(labels)} if labels is not None else set())
     if len(counts) != 1 or 0 in counts:
         raise error(f"{what}: inputs and labels have different or zero sample counts {sorted(counts)}")
@@ -116,6 +118,16 @@ def _read(path: Path, what: str, error: type[ConversionError]) -> np.ndarray | d
         return loaded
     with loaded:
         return {key: loaded[key] for key in loaded.files}
+
+
+def _check_finite(array: np.ndarray, name: str, what: str, error: type[ConversionError]) -> None:
+    """Refuse NaN/Inf up front: quantizers and metrics would turn them into warnings and vague errors."""
+    if not np.issubdtype(array.dtype, np.floating) or array.size == 0:
+        return
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise error(f"{what} {name!r} contains NaN/Inf ({bad} of {array.size} values); drop or fix those "
+                    "samples and retry")
 
 
 def _check(array: np.ndarray, spec: TensorSpec, what: str, error: type[ConversionError]) -> np.ndarray:
