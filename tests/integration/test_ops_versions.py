@@ -149,7 +149,7 @@ def test_broken_version_is_refused_and_the_old_one_keeps_serving(vserver, digits
                                                                  capsys, json_logs) -> None:  # noqa: ANN001
     broken = tmp_path / "3"
     broken.mkdir()
-    (broken / "model.onnx").write_bytes(b"not an onnx file")
+    (broken / "model.onnx").write_bytes(_unloadable_model())  # a valid ONNX file (add checks that) ORT refuses
     _cli(vserver, "add", MODEL, str(broken))
     config_before = (vserver.config.repository / MODEL / "config.pbtxt").read_text()
     with Load(vserver, digits_data[0]) as load, pytest.raises(SystemExit) as exit_info:
@@ -162,7 +162,20 @@ def test_broken_version_is_refused_and_the_old_one_keeps_serving(vserver, digits
     assert (vserver.config.repository / MODEL / "config.pbtxt").read_text() == config_before
     assert _served_by(vserver) == "2"
     refused = [r for r in _records(json_logs, "tritonstack.ops.versions") if r["level"] == "WARNING"]
-    assert refused and refused[0]["refused"] == "[3]" and "INVALID_PROTOBUF" in refused[0]["reason"]
+    assert refused and refused[0]["refused"] == "[3]" and "NoSuchOp" in refused[0]["reason"]
+
+
+def _unloadable_model() -> bytes:
+    """An ONNX model that passes onnx.checker but whose operator ONNX Runtime does not have."""
+    from onnx import TensorProto, helper
+
+    domain = "com.tritonstack.missing"
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["INPUT"], ["OUTPUT"], domain=domain)], "broken",
+                              [helper.make_tensor_value_info("INPUT", TensorProto.FLOAT, ["N", 64])],
+                              [helper.make_tensor_value_info("OUTPUT", TensorProto.FLOAT, ["N", 10])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(domain, 1)])
+    model.ir_version = 8
+    return model.SerializeToString()
 
 
 def test_rollback_serves_the_previous_version(vserver, capsys) -> None:  # noqa: ANN001

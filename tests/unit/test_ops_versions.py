@@ -34,10 +34,22 @@ class FakeControl:
         return [{"name": "m", "version": str(v), "state": "READY"} for v in self._policy()]
 
 
+def model_bytes(tag: str) -> bytes:
+    """A small valid ONNX model (Identity), told apart by its doc string (`versions add` checks models)."""
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "m", [value],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], doc_string=tag)
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
 @pytest.fixture()
 def repo(tmp_path: Path) -> Path:
     (tmp_path / "m" / "1").mkdir(parents=True)
-    (tmp_path / "m" / "1" / "model.onnx").write_bytes(b"v1")
+    (tmp_path / "m" / "1" / "model.onnx").write_bytes(model_bytes("v1"))
     (tmp_path / "m" / "config.pbtxt").write_text(CONFIG)
     return tmp_path
 
@@ -45,9 +57,9 @@ def repo(tmp_path: Path) -> Path:
 def test_add_pins_the_served_version_and_copies_a_file(repo: Path, tmp_path: Path) -> None:
     manager = VersionManager(repo, FakeControl(repo))
     assert manager.policy("m") == [1]  # no policy: latest 1
-    (tmp_path / "new.onnx").write_bytes(b"v2")
+    (tmp_path / "new.onnx").write_bytes(model_bytes("v2"))
     assert manager.add("m", tmp_path / "new.onnx") == 2
-    assert (repo / "m" / "2" / "model.onnx").read_bytes() == b"v2"
+    assert (repo / "m" / "2" / "model.onnx").read_bytes() == model_bytes("v2")
     assert manager.policy("m") == [1], "the new folder must not be served before promote"
     assert [p.name for p in (repo / "m").iterdir() if p.name.startswith(".")] == []
     with pytest.raises(ConfigError, match="exists"):

@@ -16,7 +16,7 @@ from tritonstack.ops.versions import VersionManager
 
 from tritonstack.errors import ConfigError
 
-from .test_ops_versions import FakeControl
+from .test_ops_versions import FakeControl, model_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     artifact = tmp_path / "model.onnx"
-    artifact.write_bytes(b"v1")
+    artifact.write_bytes(model_bytes("v1"))
     write_version(repo, DIGITS_SPEC, files={"model.onnx": artifact},
                   manifest={"verified_by": "tritonstack convert"})
     return repo
@@ -33,11 +33,11 @@ def _repo(tmp_path: Path) -> Path:
 def test_versions_add_writes_a_manifest_with_the_file_hashes(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     new = tmp_path / "new.onnx"
-    new.write_bytes(b"v2")
+    new.write_bytes(model_bytes("v2"))
     manager = VersionManager(repo, FakeControl(repo))
     assert manager.add("digits_mlp", new) == 2
     manifest = json.loads((repo / "digits_mlp" / "2" / "manifest.json").read_text())
-    assert manifest["files"] == {"model.onnx": hashlib.sha256(b"v2").hexdigest()}
+    assert manifest["files"] == {"model.onnx": hashlib.sha256(model_bytes("v2")).hexdigest()}
     assert manifest["source_sha256"] == manifest["files"]["model.onnx"]
     assert manifest["version"] == 2 and manifest["added_by"] == "tritonstack versions add"
     assert check_version(repo / "digits_mlp" / "2").status == "unverified"
@@ -47,12 +47,12 @@ def test_versions_add_writes_a_manifest_with_the_file_hashes(tmp_path: Path) -> 
 def test_a_converted_folder_keeps_its_manifest_and_a_tampered_one_is_refused(tmp_path: Path) -> None:
     repo, other = _repo(tmp_path), tmp_path / "other"
     artifact = tmp_path / "m2.onnx"
-    artifact.write_bytes(b"v2 converted")
+    artifact.write_bytes(model_bytes("v2 converted"))
     write_version(other, DIGITS_SPEC, files={"model.onnx": artifact}, manifest={"verified_by": "tritonstack convert"})
     manager = VersionManager(repo, FakeControl(repo))
     assert manager.add("digits_mlp", other / "digits_mlp" / "1") == 2
     assert check_version(repo / "digits_mlp" / "2").status == "verified"
-    (other / "digits_mlp" / "1" / "model.onnx").write_bytes(b"tampered")
+    (other / "digits_mlp" / "1" / "model.onnx").write_bytes(model_bytes("tampered"))
     with pytest.raises(ConfigError, match=r"changed: model.onnx"):
         manager.add("digits_mlp", other / "digits_mlp" / "1")
     assert sorted(p.name for p in (repo / "digits_mlp").iterdir() if p.name.isdigit()) == ["1", "2"]
