@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tritonstack.convert.manifest import VersionCheck, check_version
 
-__all__ = ["ALERT_THRESHOLDS", "DriftRow", "cache_counts", "drift_status", "verification"]
+__all__ = ["ALERT_THRESHOLDS", "DriftRow", "cache_counts", "drift_status", "served_by_policy",
+           "unverified_served", "verification"]
 
 #: gauge -> value above which the Prometheus alert fires (DataDriftHigh, EmbeddingShiftHigh)
 ALERT_THRESHOLDS = {"psi_mean": 0.1, "embedding_mmd": 0.05}
@@ -70,6 +71,21 @@ def verification(repository: Path) -> dict[tuple[str, int], VersionCheck]:
                                   key=lambda p: int(p.name)):
             checks[(model_dir.name, int(version_dir.name))] = check_version(version_dir)
     return checks
+
+
+def served_by_policy(repository: Path, models: set[str]) -> set[tuple[str, int]]:
+    """(model, version) pairs the `version_policy` of each model's config.pbtxt serves."""
+    from tritonstack.ops.versions import VersionManager
+
+    manager = VersionManager(Path(repository), control=None)  # reading the policy needs no server
+    return {(model, version) for model in sorted(models) for version in manager.policy(model)}
+
+
+def unverified_served(checks: dict[tuple[str, int], VersionCheck], served: set[tuple[str, int]]) -> list[str]:
+    """`model version (status)` of each served version that is neither verified nor changed (e.g.
+    "unverified", "no manifest"): nothing says it passed `tritonstack convert`'s checks."""
+    return [f"{model} {version} ({check.status})" for (model, version), check in sorted(checks.items())
+            if (model, version) in served and not check.verified and not check.status.startswith("changed")]
 
 
 def cache_counts(model_stats: list[dict]) -> dict[tuple[str, str], tuple[int, int]]:

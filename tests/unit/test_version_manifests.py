@@ -63,13 +63,17 @@ def test_ops_status_flags_changed_files_and_exits_1(tmp_path: Path) -> None:
     (repo / "digits_mlp" / "2").mkdir()  # a version folder copied in by hand, no manifest
     (repo / "digits_mlp" / "2" / "model.onnx").write_bytes(b"x")
 
-    def status() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tritonstack", "ops", "status", "--repository", str(repo)],
-                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+    def status(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tritonstack", "ops", "status", "--repository", str(repo),
+                               *extra], capture_output=True, text=True, timeout=60, cwd=ROOT)
 
-    calm = status()
+    calm = status("--allow-unverified")
     assert calm.returncode == 0, calm.stderr
     assert "verified" in calm.stdout and "no manifest" in calm.stdout
+    served_unverified = status()  # the config serves the latest version: 2, which has no manifest
+    print(served_unverified.stderr.strip())
+    assert served_unverified.returncode == 1 and len(served_unverified.stderr.strip().splitlines()) == 1
+    assert "served versions not verified: digits_mlp 2 (no manifest)" in served_unverified.stderr
     (repo / "digits_mlp" / "1" / "model.onnx").write_bytes(b"swapped after verification")
-    alarmed = status()
+    alarmed = status("--allow-unverified")
     assert alarmed.returncode == 1 and "changed: model.onnx" in alarmed.stdout

@@ -114,8 +114,11 @@ def status_command(
     url: Annotated[str | None, typer.Option(help="Triton's HTTP endpoint, to show what it serves.")] = None,  # noqa: UP007
     admin_key: Annotated[str | None, typer.Option(  # noqa: UP007
         envvar="TRITONSTACK_ADMIN_KEY", help="Key of the restricted model-repository endpoint.")] = None,
+    allow_unverified: Annotated[bool, typer.Option(
+        help="Exit 0 even if a served version is unverified or has no manifest.")] = False,
 ) -> None:
-    """Every version: Triton's state and whether its files are what was verified; exit 1 if one changed."""
+    """Every version: Triton's state and whether its files are what was verified; exit 1 if one changed,
+    or if a served version (READY with --url, else in the config's policy) is not verified."""
     import sys
 
     from rich.table import Table
@@ -144,6 +147,25 @@ def status_command(
                       f"{hits[0]}/{hits[1]}" if hits and any(hits) else "-")
     console.print(table)
     if any(c.status.startswith("changed") for c in checks.values()):
+        sys.exit(1)
+    _refuse_unverified(repository, checks, states if url else None, allow_unverified)
+
+
+def _refuse_unverified(repository: Path, checks: dict, states: dict | None, allow: bool) -> None:
+    """Exit 1 with one line naming the served versions nothing verified (unless `allow`)."""
+    import sys
+
+    from tritonstack.cli import err_console
+    from tritonstack.ops.status import served_by_policy, unverified_served
+
+    if states is None:
+        served = served_by_policy(repository, {model for model, _ in checks})
+    else:
+        served = {(m, int(v)) for (m, v), state in states.items() if state == "READY" and str(v).isdigit()}
+    risky = unverified_served(checks, served)
+    if risky and not allow:
+        err_console.print(f"served versions not verified: {', '.join(risky)}; rebuild them with `tritonstack "
+                          "convert` (or pass --allow-unverified)", soft_wrap=True)
         sys.exit(1)
 
 
