@@ -66,7 +66,7 @@ def tune(
             f"{p['throughput_rps']:.0f} req/s, p99 {p['p99_ms'] or 0:.2f} ms, {p['errors']} errors"
         ),
         on_skip=lambda c, reason: console.print(
-            f"  {c.label()}: skipped, it failed to load: {reason}; the current config was restored"
+            f"  {c.label()}: skipped ({reason}); the current config was restored"
         ),
     )
     _print(outcome, concurrency, p99_ms)
