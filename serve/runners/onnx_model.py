@@ -62,10 +62,14 @@ class TritonPythonModel:
         self.drift = _drift_monitor(args, os.path.dirname(path))
         limits = config.get("parameters", {}).get("max_input_dims", {}).get("string_value", "")
         self.max_dims = json.loads(limits) if limits else {}
+        self.max_batch = config.get("max_batch_size", 0)
+        self.item_bytes = {i["name"]: _item_bytes(i["data_type"]) for i in config["input"]}
+        self.ranks = {i["name"]: len(i.get("dims", [])) + self.batched for i in config["input"]
+                      if "reshape" not in i}
 
     def execute(self, requests):
         """Run the requests handed over by the dynamic batcher in one session call."""
-        refused = [_too_large(r, self.max_dims, self.batched) for r in requests] if self.max_dims else []
+        refused = [self._refusal(r) for r in requests]
         if any(refused):
             good = [r for r, error in zip(requests, refused, strict=True) if error is None]
             answers = iter(self.execute(good) if good else [])
@@ -73,6 +77,22 @@ class TritonPythonModel:
         if not self.batched:
             return [self._run([request])[0] for request in requests]
         return self._run(requests)
+
+    def _refusal(self, request):
+        """An INVALID_ARGUMENT response for a request that must not run, else None: a shape whose
+        byte size overflows 64 bits (Triton 2.51's own size check wraps around and lets it through),
+        a batch above max_batch_size, or an input above its `max_input_dims`."""
+        for name, item_bytes in self.item_bytes.items():
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            shape = list(tensor.shape()) if tensor is not None else []
+            message = _shape_problem(name, shape, item_bytes, self.max_batch if self.batched else 0)
+            if not message and len(shape) != self.ranks.get(name, len(shape)):
+                message = (f"input '{name}' arrived with shape {shape}; this model expects rank "
+                           f"{self.ranks[name]} (a batch dimension above 2**32 is cut by Triton 2.51)")
+            if message:
+                error = pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
+                return pb_utils.InferenceResponse(output_tensors=[], error=error)
+        return _too_large(request, self.max_dims, self.batched) if self.max_dims else None
 
     def _run(self, requests):
         try:
@@ -169,6 +189,28 @@ def _too_large(request, max_dims, batched):
                        f"(without the batch axis): shorten the input")
             error = pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
             return pb_utils.InferenceResponse(output_tensors=[], error=error)
+    return None
+
+
+def _item_bytes(data_type):
+    """Bytes per element of a config data type, or 0 for BYTES (variable size)."""
+    dtype = pb_utils.triton_string_to_numpy(data_type)
+    return 0 if dtype in (np.object_, np.bytes_) else np.dtype(dtype).itemsize
+
+
+def _shape_problem(name, shape, item_bytes, max_batch):
+    """Why `shape` cannot be run (in exact integer arithmetic), or None."""
+    if any(d < 0 for d in shape):
+        return f"input '{name}' has shape {shape}: negative dimension; send the real shape"
+    if max_batch and shape and shape[0] > max_batch:
+        return (f"input '{name}' has batch {shape[0]}; this model accepts at most {max_batch}: "
+                f"split the request")
+    elements = 1
+    for d in shape:
+        elements *= d
+    if elements * max(item_bytes, 1) >= 2**63:
+        return (f"input '{name}' has shape {shape}, whose byte size does not fit in 64 bits; "
+                f"send the real shape of the data")
     return None
 
 
