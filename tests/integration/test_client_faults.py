@@ -62,6 +62,8 @@ def _build_repository(root: Path) -> Path:
     config.dynamic_batching.max_queue_delay_microseconds = QUEUE_DELAY_US
     config.dynamic_batching.preferred_batch_size.append(512)
     config.dynamic_batching.default_queue_policy.max_queue_size = 2
+    # the generated 2 s queue timeout would expire the batch this model waits 2 s to fill
+    config.dynamic_batching.default_queue_policy.default_timeout_microseconds = 0
     write_config(config, queue / "config.pbtxt")
     _add_failing_model(repo / "always_fails")
     return repo
