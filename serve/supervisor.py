@@ -137,6 +137,8 @@ class StubSupervisor:
         while not self._stop.wait(self.interval_s):
             try:
                 self._poll()
+            except (OSError, ConnectionError) as exc:  # the server is restarting or stopping
+                _LOGGER.warning("stub supervisor: server not reachable (%s); polling again", exc)
             except Exception:  # noqa: BLE001 - the watcher must outlive any one bad poll
                 _LOGGER.exception("stub supervisor poll failed")
 

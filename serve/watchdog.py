@@ -130,9 +130,12 @@ class ServerWatchdog:
                 return
             try:
                 self.relaunch()
-            except TritonStackError as exc:
-                error = str(exc).splitlines()[0]
+            except Exception as exc:  # noqa: BLE001 - any failure (the new server dying mid-start too) is retried
+                error = (str(exc).splitlines() or [type(exc).__name__])[0]
+                if not isinstance(exc, TritonStackError):
+                    error = f"{type(exc).__name__}: {error}"
                 _LOGGER.warning("restart %d/%d of tritonserver failed: %s", attempt, self.attempts, error)
+                self._keep_failed_attempt_log()
                 self._stop.wait(1.0)
                 continue
             ready = time.monotonic()
@@ -142,3 +145,11 @@ class ServerWatchdog:
         self.events.append(RestartEvent(exit_code=code, detected_s=detected, ready_s=None, log=log,
                                         error=error))
         self.gave_up = not self._stop.is_set()
+
+    def _keep_failed_attempt_log(self) -> None:
+        process = self.process()
+        if process is not None and process.poll() is not None:
+            try:
+                self.keep_log(process.returncode)
+            except OSError as exc:
+                _LOGGER.warning("could not keep the log of the failed restart: %s", exc)
