@@ -131,10 +131,11 @@ def status_command(
         raise ConfigError(f"repository {repository} is not a folder; pass --repository")
     states, cache = {}, {}
     if url:
+        from tritonstack.cli.admin_key import admin_key as key_of
         from tritonstack.ops.status import cache_counts
         from tritonstack.ops.versions import TritonControl
 
-        control = TritonControl(url, admin_key=admin_key)
+        control = TritonControl(url, admin_key=key_of(admin_key))
         states = {(s.get("name"), str(s.get("version"))): s.get("state", "") for s in control.index()}
         cache = cache_counts(control.statistics())
     table = Table("model", "version", "state", "verified", "cache hits/misses")

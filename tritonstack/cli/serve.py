@@ -35,7 +35,8 @@ def serve(
         help="ONNX models run on the 'native' C++ backend or the 'python' runner.")] = "native",
     admin_key: Annotated[str | None, typer.Option(  # noqa: UP007
         envvar="TRITONSTACK_ADMIN_KEY",
-        help="Key for the restricted endpoints (model control, shared memory, logging, trace).")] = None,
+        help="Key for the restricted endpoints (model control, shared memory, logging, trace). "
+             "Prefer TRITONSTACK_ADMIN_KEY or @FILE: a value here shows in `ps`.")] = None,
     unrestricted: Annotated[bool, typer.Option(help="Do not restrict admin endpoints (unsafe).")] = False,
     tls_cert: Annotated[Path | None, typer.Option(help="gRPC TLS server certificate (PEM).")] = None,  # noqa: UP007
     tls_key: Annotated[Path | None, typer.Option(help="gRPC TLS server key (PEM).")] = None,  # noqa: UP007
@@ -54,6 +55,7 @@ def serve(
 ) -> None:
     """Serve a model repository with the real Triton Inference Server (embedded, CPU)."""
     from tritonstack.cli import console
+    from tritonstack.cli.admin_key import admin_key as key_of
     from tritonstack.errors import ConfigError, ServerError
     from tritonstack.serve import EmbeddedServer, ServerConfig, TlsConfig
 
@@ -61,7 +63,7 @@ def serve(
         raise ConfigError("--tls-cert and --tls-key go together; pass both or neither")
     tls = TlsConfig(server_cert=tls_cert, server_key=tls_key, root_cert=tls_root_cert) if tls_cert else None
     config = ServerConfig(repository=repository, host=host, grpc_port=grpc_port, http_port=http_port,
-                          metrics_port=metrics_port, ort_threads=ort_threads, admin_key=admin_key,
+                          metrics_port=metrics_port, ort_threads=ort_threads, admin_key=key_of(admin_key),
                           restrict_endpoints=not unrestricted, tls=tls, runner=runner, user=user,
                           restart_on_crash=restart_on_crash, log_dir=log_dir, cache_size_mb=cache_size_mb)
     stop, server = threading.Event(), EmbeddedServer(config)

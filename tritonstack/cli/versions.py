@@ -23,7 +23,8 @@ versions_app = typer.Typer(no_args_is_help=True, help="Add, promote, canary and 
 
 Url = Annotated[str, typer.Option(help="Triton's HTTP endpoint.")]
 AdminKey = Annotated[str | None, typer.Option(  # noqa: UP007
-    envvar="TRITONSTACK_ADMIN_KEY", help="Key of the restricted model-repository endpoint.")]
+    envvar="TRITONSTACK_ADMIN_KEY", help="Key of the restricted model-repository endpoint (prefer the "
+    "TRITONSTACK_ADMIN_KEY variable or @FILE: a value here shows in `ps`).")]
 Repository = Annotated[Path, typer.Option(help="The model repository the server serves.")]
 Model = Annotated[str, typer.Argument(help="Model name.")]
 
@@ -32,9 +33,10 @@ _REPOSITORY = Path("model_repository")
 
 
 def _manager(url: str, admin_key: str | None, repository: Path):  # noqa: ANN202
+    from tritonstack.cli.admin_key import admin_key as key_of
     from tritonstack.ops.versions import TritonControl, VersionManager
 
-    return VersionManager(repository, TritonControl(url, admin_key=admin_key))
+    return VersionManager(repository, TritonControl(url, admin_key=key_of(admin_key)))
 
 
 def _operation(name: str):  # noqa: ANN202
