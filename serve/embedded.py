@@ -5,9 +5,10 @@
     with EmbeddedServer(ServerConfig(repository=Path("model_repository"))) as server:
         print(server.grpc_url, server.model_states())
 
-The repository is served as it is. The server gets its own process group, a private work directory
-(backend directory, log)
-and a private shared-memory prefix, so `stop()` leaves no tritonserver or stub process and no
+The repository is served through a shadow of it in the server's work dir (`shadow.py`: the models left
+to the Python runner switched to it, so every model is loaded before ready). The server gets its own process
+group, a private work directory (backend directory, shadow repository, log) and a private shared-memory
+prefix, so `stop()` leaves no tritonserver or stub process and no
 /dev/shm file behind.
 """
 
@@ -42,6 +43,7 @@ from tritonstack.serve.plan import (
     skip_reason,
 )
 from tritonstack.serve.ports import check_free, owns_listeners
+from tritonstack.serve.shadow import build_shadow, release_shadow
 from tritonstack.serve.supervisor import StubSupervisor
 from tritonstack.serve.watchdog import ServerWatchdog, default_log_dir, keep_log
 
@@ -80,6 +82,7 @@ class EmbeddedServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.workdir: Path | None = None
         self.plan: RepositoryPlan | None = None
+        self.shadow: Path | None = None  # the repository tritonserver serves (shadow.py)
         self.ports: dict[str, int] = {}
         self.supervisor: StubSupervisor | None = None
         self.security: LaunchSecurity | None = None
@@ -107,14 +110,15 @@ class EmbeddedServer:
             backends = install.prepare_backends(self.workdir, runner=self.config.runner)
             self.plan = plan_repository(self.config.repository, runner=self.config.runner)
             self._secure(install)
+            self.shadow = build_shadow(self.config.repository, self.plan, self.workdir / "repository",
+                                       owner=self.security.user if self.security else None)
             self.ports = dict(self._pinned_ports) or {k: getattr(self.config, f"{k}_port") or _free_port(
                 self._host(k)) for k in ("grpc", "http", "metrics")}
             argv = [str(install.binary), *self._arguments(backends), *install.backend_arguments(
                 runner=self.config.runner, ort_threads=self.config.ort_threads)]
             self._launch(argv, install.environment(ort_threads=self.config.ort_threads))
             self._wait_ready()
-            for name in self.plan.python:  # ONNX models the native default leaves to the Python runner
-                self.load_model(name)
+            release_shadow(self.shadow, self.config.repository, self.plan)  # later loads: user's files
             if self.config.supervise:
                 self.supervisor = StubSupervisor(self.pid, heal=self.reload_model, states=self.model_states,
                                                  instances=self.instance_count)
@@ -155,14 +159,14 @@ class EmbeddedServer:
         assert self.plan is not None
         c = self.config
         args = [
-            f"--model-repository={c.repository.resolve()}",
+            f"--model-repository={self.shadow}",
             f"--backend-directory={backends}",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             f"--http-address={self._host('http')}", f"--http-port={self.ports['http']}",
             f"--grpc-address={c.host}", f"--grpc-port={self.ports['grpc']}",
             f"--metrics-address={c.host}", f"--metrics-port={self.ports['metrics']}",
             "--model-control-mode=explicit",
-            *(f"--load-model={m}" for m in self.plan.models if m not in self.plan.python),
+            *(f"--load-model={m}" for m in self.plan.models),  # Python-routed ones too: see shadow.py
             "--exit-on-error=false", "--strict-readiness=false",
             f"--exit-timeout-secs={c.exit_timeout_s}", f"--log-verbose={c.log_verbose}",
             "--allow-cpu-metrics=true",
@@ -276,6 +280,7 @@ class EmbeddedServer:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+            self.shadow = None
         return code
 
     def _terminate(self, process: subprocess.Popen[bytes]) -> int | None:

@@ -10,8 +10,9 @@ CPU host lives in the server's backend directory, not in the repository: see `bi
 native runner (default), an ONNX model still goes to the Python runner when its config.pbtxt says
 `parameters { key: "tritonstack_runner" value { string_value: "python" } }`, or when a version folder
 holds a drift reference (the `tritonstack_drift_*` gauges are published by the Python runner);
-`string_value: "native"` keeps it native regardless. Such models are loaded with a config override
-(`python_runner_config`) naming the Python-based backend `onnxruntime_python`.
+`string_value: "native"` keeps it native regardless. Such models are served at launch from a shadow
+repository holding their config switched to the Python-based backend `onnxruntime_python` (`shadow.py`),
+and loaded later with the same switch as a config override (`python_runner_config`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tritonstack.serve.binary import PYTHON_RUNNER_BACKEND
 
 from tritonstack.errors import ConfigError
 from tritonstack.model_config import read_config
 
+if TYPE_CHECKING:
+    from tritonclient.grpc.model_config_pb2 import ModelConfig
+
 __all__ = ["RUNNER_PARAMETER", "RepositoryPlan", "gpu_available", "plan_repository", "python_runner_config",
-           "python_runner_reason"]
+           "python_runner_model_config", "python_runner_reason"]
 
 _TENSORRT = ("tensorrt_plan", "tensorrt")
 _ONNX = ("onnxruntime_onnx", "onnxruntime")
@@ -79,14 +84,20 @@ def python_runner_reason(model_dir: Path) -> str | None:
     return None
 
 
-def python_runner_config(model_dir: Path) -> str:
-    """The model's config as JSON, switched to the Python runner: the config override of a load call."""
-    from google.protobuf import json_format
-
+def python_runner_model_config(model_dir: Path) -> ModelConfig:
+    """The model's config switched to the Python runner (what the launch shadow serves, `shadow.py`)."""
     config = read_config(model_dir / "config.pbtxt")
     config.name = config.name or model_dir.name
     config.platform = ""
     config.backend = PYTHON_RUNNER_BACKEND
+    return config
+
+
+def python_runner_config(model_dir: Path) -> str:
+    """The model's config as JSON, switched to the Python runner: the config override of a load call."""
+    from google.protobuf import json_format
+
+    config = python_runner_model_config(model_dir)
     return json_format.MessageToJson(config, preserving_proto_field_name=True)
 
 

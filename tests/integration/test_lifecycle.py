@@ -83,10 +83,10 @@ def repo(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lserver(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    """One server with the watchdog on, fixed ports, crash logs in a temp folder. The Python runner
-    loads every model before the ports open; with the native default, models it leaves to the Python
-    runner (drift references) are loaded after ready, and answer NOT_FOUND meanwhile."""
-    config = ServerConfig(repository=repo, ort_threads=1, restart_on_crash=True, runner="python",
+    """One server with the watchdog on, fixed ports, crash logs in a temp folder. Default runner: the
+    models it leaves to the Python runner (drift references, digits_mlp) are loaded before ready too
+    (serve/shadow.py), so a restart answers no NOT_FOUND."""
+    config = ServerConfig(repository=repo, ort_threads=1, restart_on_crash=True,
                           log_dir=tmp_path_factory.mktemp("crash-logs"), **_fixed_ports())
     with EmbeddedServer(config) as server:
         yield server
