@@ -33,7 +33,9 @@ from pathlib import Path
 from tritonstack.convert.manifest import write_added_manifest
 from tritonstack.convert.onnx_io import load_onnx
 from tritonstack.convert.repository import check_repository
+from tritonstack.serve.binary import PYTHON_RUNNER_BACKEND
 from tritonstack.serve.config import ADMIN_HEADER
+from tritonstack.serve.plan import python_runner_config
 
 from tritonstack.errors import (
     AccessDeniedError,
@@ -106,14 +108,24 @@ class TritonControl:
         except _LoadRefused as exc:
             raise OperationsError(f"statistics failed: {exc}") from exc
 
-    def load(self, model: str) -> str | None:
-        """(Re)load `model` from the repository as it is now; Triton's error text, or None if loaded."""
+    def load(self, model: str, config_override: str | None = None) -> str | None:
+        """(Re)load `model` from the repository as it is now (with `config_override`, a config as JSON,
+        in place of its config.pbtxt); Triton's error text, or None if loaded."""
+        body = json.dumps({"parameters": {"config": config_override}}).encode() if config_override else b"{}"
         try:
             with _translate(self.url, f"load of {model!r}"):
-                self._call(f"/v2/repository/models/{model}/load", b"{}", timeout_s=self.timeout_s)
+                self._call(f"/v2/repository/models/{model}/load", body, timeout_s=self.timeout_s)
         except _LoadRefused as exc:
             return str(exc)
         return None
+
+    def served_backend(self, model: str) -> str | None:
+        """The backend the loaded `model` runs on (None when Triton cannot say)."""
+        try:
+            with _translate(self.url, f"config of {model!r}"):
+                return json.loads(self._call(f"/v2/models/{model}/config") or b"{}").get("backend")
+        except (_LoadRefused, OperationsError, ValueError):
+            return None
 
     def index(self) -> list[dict]:
         """Triton's repository index: every model version it knows, with state and reason."""
@@ -242,6 +254,13 @@ class VersionManager:
         self._save_history(model, history[:-1])
         return previous
 
+    def _runner_override(self, model: str) -> str | None:
+        """A model `tritonstack serve` runs on the Python runner (a drift reference, or asked for) is
+        loaded with the same switch, so a version change keeps its runner and its drift gauges."""
+        if self.control.served_backend(model) != PYTHON_RUNNER_BACKEND:
+            return None
+        return python_runner_config(self._model_dir(model))
+
     @contextmanager
     def _config_restored_on_failure(self, model: str) -> Iterator[None]:
         """Put config.pbtxt back byte for byte (atomically) if the block fails in any way, Ctrl-C too."""
@@ -256,7 +275,7 @@ class VersionManager:
     def _apply(self, model: str, target: list[int], previous: list[int]) -> None:
         with self._config_restored_on_failure(model):
             self._write_policy(model, target)
-            error = self.control.load(model)
+            error = self.control.load(model, self._runner_override(model))
             not_ready = target if error else [v for v in target if not self.control.is_ready(model, v)]
             if error is None and not not_ready:
                 _LOGGER.info("model %s now serves versions %s (was %s)", model, target, previous,

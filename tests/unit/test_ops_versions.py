@@ -16,14 +16,20 @@ CONFIG = 'name: "m"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n'
 class FakeControl:
     """Loads succeed unless the policy names a version listed in `broken`."""
 
-    def __init__(self, repository: Path, broken: set[int] = frozenset()) -> None:  # noqa: B006
-        self.repository, self.broken, self.loads = repository, set(broken), []
+    def __init__(self, repository: Path, broken: set[int] = frozenset(),  # noqa: B006
+                 backend: str = "onnxruntime") -> None:
+        self.repository, self.broken, self.loads, self.overrides = repository, set(broken), [], []
+        self.backend = backend
+
+    def served_backend(self, model: str) -> str | None:
+        return self.backend
 
     def _policy(self) -> list[int]:
         return list(read_config(self.repository / "m" / "config.pbtxt").version_policy.specific.versions)
 
-    def load(self, model: str) -> str | None:
+    def load(self, model: str, config_override: str | None = None) -> str | None:
         self.loads.append(self._policy())
+        self.overrides.append(config_override)
         bad = self.broken & set(self._policy())
         return f"version {min(bad)} is at UNAVAILABLE state" if bad else None
 
@@ -88,3 +94,22 @@ def test_refused_version_restores_the_config(repo: Path) -> None:
     assert (repo / "m" / "config.pbtxt").read_text() == before
     with pytest.raises(ConfigError, match="not in"):
         manager.promote("m", 9)
+
+
+def test_a_model_served_by_the_python_runner_keeps_it_across_a_version_change(repo: Path, tmp_path: Path) -> None:
+    """`serve` runs drift-monitored models on the Python runner (a config switch); a promote that
+    reloaded them plainly moved them to the native backend and lost their drift gauges."""
+    import json
+
+    (tmp_path / "new.onnx").write_bytes(model_bytes("v2"))
+    for backend, switched in (("onnxruntime", False), ("onnxruntime_python", True)):
+        control = FakeControl(repo, backend=backend)
+        manager = VersionManager(repo, control)
+        if backend == "onnxruntime":
+            manager.add("m", tmp_path / "new.onnx")
+        manager.promote("m", 2)
+        override = control.overrides[-1]
+        assert (override is not None) == switched
+        if switched:
+            config = json.loads(override)
+            assert config["backend"] == "onnxruntime_python" and config["version_policy"]["specific"]["versions"] in ([2], ["2"])

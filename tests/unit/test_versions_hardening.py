@@ -118,7 +118,7 @@ def test_promote_to_an_unreachable_server_leaves_config_byte_identical(repo: Pat
 
 
 class _Interrupted(FakeControl):
-    def load(self, model: str) -> str | None:
+    def load(self, model: str, config_override: str | None = None) -> str | None:
         raise KeyboardInterrupt
 
 
