@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from tritonstack.loadtest.schedule import Arrival
 
@@ -34,21 +34,25 @@ class Kind(str, Enum):
     OPEN = "open"
 
 
+E = TypeVar("E", bound=Enum)
+
+
+def _parse(enum: type[E], text: E | str, what: str) -> E:
+    """The member of `enum` named `text`; ConfigError listing the valid names otherwise."""
+    try:
+        return enum(text)
+    except ValueError:
+        valid = " | ".join(member.value for member in enum)
+        raise ConfigError(f"unknown {what} {text!r}; use one of: {valid}") from None
+
+
 def parse_kind(text: Kind | str) -> Kind:
     """The Kind named `text`; ConfigError listing the valid names otherwise."""
-    try:
-        return Kind(text)
-    except ValueError:
-        valid = " | ".join(k.value for k in Kind)
-        raise ConfigError(f"unknown scenario {text!r}; use one of: {valid}") from None
+    return _parse(Kind, text, "scenario")
 
 
 def _parse_arrival(text: Arrival | str) -> Arrival:
-    try:
-        return Arrival(text)
-    except ValueError:
-        valid = " | ".join(a.value for a in Arrival)
-        raise ConfigError(f"unknown arrival process {text!r}; use one of: {valid}") from None
+    return _parse(Arrival, text, "arrival process")
 
 
 @dataclass(frozen=True, kw_only=True)
