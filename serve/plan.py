@@ -68,8 +68,9 @@ def skip_reason(model_dir: Path) -> str | None:
     return None
 
 
-def python_runner_reason(model_dir: Path) -> str | None:
-    """Why the ONNX model in `model_dir` goes to the Python runner under the native default, or None."""
+def python_runner_reason(model_dir: Path, *, drift_gauges: bool = True) -> str | None:
+    """Why the ONNX model in `model_dir` goes to the Python runner under the native default, or None.
+    drift_gauges=False: a drift reference alone keeps it native (`tune` measures the native data path)."""
     try:
         config = read_config(model_dir / "config.pbtxt")
     except ConfigError:
@@ -79,7 +80,7 @@ def python_runner_reason(model_dir: Path) -> str | None:
     asked = config.parameters[RUNNER_PARAMETER].string_value if RUNNER_PARAMETER in config.parameters else ""
     if asked in ("python", "native"):
         return f"config.pbtxt asks for it ({RUNNER_PARAMETER}={asked})" if asked == "python" else None
-    if any((version / _DRIFT_REFERENCE).is_file() for version in model_dir.iterdir() if version.is_dir()):
+    if drift_gauges and any((version / _DRIFT_REFERENCE).is_file() for version in model_dir.iterdir() if version.is_dir()):
         return "it carries a drift reference (the Python runner publishes the tritonstack_drift_* gauges)"
     return None
 
@@ -101,7 +102,7 @@ def python_runner_config(model_dir: Path) -> str:
     return json_format.MessageToJson(config, preserving_proto_field_name=True)
 
 
-def plan_repository(repository: Path, *, runner: str = "native") -> RepositoryPlan:
+def plan_repository(repository: Path, *, runner: str = "native", drift_gauges: bool = True) -> RepositoryPlan:
     """Sort every model folder of `repository` (one holding config.pbtxt) into load or skip, and mark
     the ONNX models that the native runner leaves to the Python runner."""
     plan = RepositoryPlan()
@@ -111,7 +112,7 @@ def plan_repository(repository: Path, *, runner: str = "native") -> RepositoryPl
             plan.skipped[model_dir.name] = reason
             continue
         plan.models.append(model_dir.name)
-        why = python_runner_reason(model_dir) if runner == "native" else None
+        why = python_runner_reason(model_dir, drift_gauges=drift_gauges) if runner == "native" else None
         if why:
             plan.python[model_dir.name] = why
     return plan

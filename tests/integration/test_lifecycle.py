@@ -226,8 +226,8 @@ def test_r15_canary_settles_under_load(canary_server: EmbeddedServer) -> None:
     assert not failures and quiet_events == 0 and min(counts.values()) > 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: after one version's stub is killed, the reload of the two-version model completes but the "
+@pytest.mark.xfail(strict=False, reason=(
+    "open, passes in some runs: after one version's stub is killed, the reload of the two-version model completes but the "
     "model then stalls (queue timeouts, the repository index times out): Triton 2.51's unload of an "
     "instance whose stub died sticks (see FACTS). Healing by a server restart is the candidate fix."))
 def test_r15_killed_stub_of_a_two_version_model_heals_under_load(canary_server: EmbeddedServer) -> None:
