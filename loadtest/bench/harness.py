@@ -101,6 +101,7 @@ def run_bench(
     started = time.perf_counter()
     with Bench(options) as bench:
         document["machine"]["models"] = bench.ready_models()
+        document["machine"]["runner"] = "native for every ONNX model (drift gauges off: see context.py)"
         for workload in chosen:
             row = _measure(bench, workload)
             document["workloads"][row.key] = _as_json(row)
