@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tritonstack.loadtest.generator import closed_loop, open_loop
+from tritonstack.loadtest.generator import StopCheck, closed_loop, open_loop
 from tritonstack.loadtest.inputs import sent_shapes
 from tritonstack.loadtest.preflight import preflight
 from tritonstack.loadtest.report import RunResult
@@ -26,30 +26,45 @@ from tritonstack.errors import LoadTestError
 __all__ = ["run_asyncio"]
 
 
-async def _run(scenario: Scenario, url: str, rows: list[Any], recorder: Recorder) -> Any:
+async def _run(
+    scenario: Scenario, url: str, rows: list[Any], recorder: Recorder, should_stop: StopCheck
+) -> Any:
     async with triton_raw(
         url, scenario.model, rows, timeout_s=scenario.timeout_s, version=scenario.version
     ) as send:
         if scenario.kind is Kind.STEADY:
             return await closed_loop(
-                send, concurrency=scenario.users, duration_s=scenario.duration_s, recorder=recorder
+                send,
+                concurrency=scenario.users,
+                duration_s=scenario.duration_s,
+                recorder=recorder,
+                should_stop=should_stop,
             )
         offsets = arrival_offsets(
             rate_rps=scenario.rate_rps, duration_s=scenario.duration_s, process=scenario.arrival
         )
         return await open_loop(
-            send, offsets=offsets, recorder=recorder, max_in_flight=scenario.max_in_flight * scenario.users
+            send,
+            offsets=offsets,
+            recorder=recorder,
+            max_in_flight=scenario.max_in_flight * scenario.users,
+            should_stop=should_stop,
         )
 
 
-def run_asyncio(scenario: Scenario, url: str, *, name: str | None = None) -> RunResult:
-    """Run a steady (closed loop) or open-loop scenario; ramp and spike need Locust."""
+def run_asyncio(
+    scenario: Scenario, url: str, *, name: str | None = None, should_stop: StopCheck | None = None
+) -> RunResult:
+    """Run a steady (closed loop) or open-loop scenario; ramp and spike need Locust.
+
+    `should_stop`: polled while running; once true the load ends early and the result covers what
+    was measured until then (e.g. `StopOnSignals().is_set` for Ctrl-C)."""
     if scenario.kind not in (Kind.STEADY, Kind.OPEN):
         raise LoadTestError(f"scenario {scenario.kind.value!r} needs Locust; use --engine locust")
     _, rows = preflight(scenario, url)
     recorder = Recorder()
     with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
-        run = asyncio.run(_run(scenario, url, rows, recorder))
+        run = asyncio.run(_run(scenario, url, rows, recorder, should_stop or (lambda: False)))
     return RunResult.build(
         name=name or scenario.kind.value,
         scenario={

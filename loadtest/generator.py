@@ -25,6 +25,8 @@ from tritonstack.errors import ConfigError
 __all__ = ["Run", "Send", "closed_loop", "error_kind", "open_loop"]
 
 Send = Callable[[int], Awaitable[object]]
+StopCheck = Callable[[], bool]
+_POLL_S = 0.1  # how often a waiting loop looks at `should_stop`
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ async def _timed(send: Send, i: int, scheduled_s: float, recorder: Recorder | No
     try:
         await send(i)
     except Exception as exc:  # noqa: BLE001 - every failure is a sample, never lost
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # e.g. asyncio.run's Ctrl-C: pass it on
+            raise asyncio.CancelledError from exc
         if recorder is not None:
             recorder.add(
                 scheduled_s=scheduled_s,
@@ -64,14 +69,19 @@ async def _timed(send: Send, i: int, scheduled_s: float, recorder: Recorder | No
         recorder.add(scheduled_s=scheduled_s, start_s=start, end_s=time.perf_counter(), ok=True)
 
 
-async def _until(instant_s: float, *, spin_s: float = 0.002) -> None:
-    """Wait until `instant_s` (perf_counter): sleep, then yield to the loop for the last `spin_s`.
+def _never() -> bool:
+    return False
+
+
+async def _until(instant_s: float, *, spin_s: float = 0.002, should_stop: StopCheck = _never) -> None:
+    """Wait until `instant_s` (perf_counter): sleep, then yield to the loop for the last `spin_s`;
+    return early once `should_stop()` (checked at least every `_POLL_S`).
 
     The event loop's timers have ~1 ms granularity (epoll timeouts are in ms), so sleeping to the
     exact instant would send requests up to a millisecond late and charge that to the server.
     """
-    while (delay := instant_s - time.perf_counter()) > 0:
-        await asyncio.sleep(delay - spin_s if delay > spin_s else 0)
+    while (delay := instant_s - time.perf_counter()) > 0 and not should_stop():
+        await asyncio.sleep(min(delay - spin_s, _POLL_S) if delay > spin_s else 0)
 
 
 async def closed_loop(
@@ -82,8 +92,10 @@ async def closed_loop(
     recorder: Recorder,
     warmup_s: float = 0.0,
     max_requests: int = 2_000_000,
+    should_stop: StopCheck = _never,
 ) -> Run:
-    """Keep `concurrency` requests in flight for `warmup_s + duration_s`; record after warm-up."""
+    """Keep `concurrency` requests in flight for `warmup_s + duration_s`; record after warm-up.
+    Once `should_stop()` is true no new request starts (those in flight finish)."""
     if concurrency < 1 or duration_s <= 0:
         raise ConfigError(f"concurrency={concurrency} must be >= 1 and duration_s={duration_s} > 0")
     begin = time.perf_counter()
@@ -93,7 +105,7 @@ async def closed_loop(
     async def worker() -> None:
         for i in counter:
             now = time.perf_counter()
-            if now >= stop:
+            if now >= stop or should_stop():
                 return
             await _timed(send, i, now, recorder if now >= origin else None)
 
@@ -108,11 +120,13 @@ async def open_loop(
     recorder: Recorder,
     max_in_flight: int = 1024,
     drain_timeout_s: float = 30.0,
+    should_stop: StopCheck = _never,
 ) -> Run:
     """Send request i at `start + offsets[i]`; latency counts from that scheduled instant.
 
     When `max_in_flight` requests are outstanding the next one waits for a slot, and the wait is
-    part of its latency (the schedule does not move).
+    part of its latency (the schedule does not move). Once `should_stop()` is true nothing more is
+    sent; the run ends when those in flight finish.
     """
     slots = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
@@ -126,7 +140,9 @@ async def open_loop(
 
     for i, offset in enumerate(offsets):
         scheduled = origin + float(offset)
-        await _until(scheduled)
+        await _until(scheduled, should_stop=should_stop)
+        if should_stop():
+            break
         await slots.acquire()
         task = asyncio.create_task(one(i, scheduled))
         tasks.add(task)

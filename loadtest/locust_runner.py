@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tritonstack.loadtest.generator import StopCheck
 from tritonstack.loadtest.locust_hdr import ENV_OUT
 from tritonstack.loadtest.report import RunResult
 from tritonstack.loadtest.scenario import Kind, Scenario
@@ -51,14 +52,17 @@ def _recording_listener(recorder: Recorder):  # noqa: ANN202
     return on_request
 
 
-def _wait(runner: Any, scenario: Scenario, shaped: bool, origin_s: float) -> list[dict[str, Any]]:
-    """Until the run ends (bounded); return the users running, sampled every 0.1 s (offered load)."""
+def _wait(
+    runner: Any, scenario: Scenario, shaped: bool, origin_s: float, should_stop: StopCheck
+) -> list[dict[str, Any]]:
+    """Until the run ends (bounded) or `should_stop()`; return the users running, sampled every
+    0.1 s (offered load)."""
     import gevent
     from locust.runners import STATE_STOPPED
 
     deadline = time.perf_counter() + scenario.duration_s + (5.0 if shaped else 0.0)
     users = []
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and not should_stop():
         if shaped and runner.state == STATE_STOPPED:
             break
         users.append({"t_s": round(time.perf_counter() - origin_s, 3), "users": runner.user_count})
@@ -78,11 +82,18 @@ def _locust_totals(env: Any) -> dict[str, Any]:
 
 
 def run_local(
-    scenario: Scenario, url: str, *, name: str | None = None, user: type | None = None
+    scenario: Scenario,
+    url: str,
+    *,
+    name: str | None = None,
+    user: type | None = None,
+    should_stop: StopCheck | None = None,
 ) -> RunResult:
     """Run `scenario` against `url` with a Locust LocalRunner in this process; return the result.
 
     `user`: your own TritonGrpcUser subclass instead of the scenario's (the shape still applies).
+    `should_stop`: polled every 0.1 s; once true the users stop and the result covers what was
+    measured until then.
     """
     from locust.env import Environment
     from tritonstack.loadtest.inputs import sent_shapes
@@ -102,7 +113,7 @@ def run_local(
             runner.start_shape()
         else:
             runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
-        users = _wait(runner, scenario, shape is not None, origin)
+        users = _wait(runner, scenario, shape is not None, origin, should_stop or (lambda: False))
         duration = time.perf_counter() - origin
     close_clients()
     described = {"url": url, "runner": "locust local", "inputs": scenario.inputs_path or "random"}
@@ -174,10 +185,31 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def _wait_master(master: subprocess.Popen[bytes], timeout_s: float, should_stop: StopCheck) -> None:
+    """Until the master exits (TimeoutExpired after `timeout_s`); once `should_stop()`, SIGTERM it
+    (Locust then stops its users and writes its CSV files) and give it 30 s more."""
+    deadline = time.monotonic() + timeout_s
+    while master.poll() is None:
+        if should_stop():
+            master.send_signal(signal.SIGTERM)
+            master.wait(timeout=30)
+            return
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(master.args, timeout_s)
+        time.sleep(0.1)
+
+
 def run_distributed(
-    scenario: Scenario, url: str, *, workers: int, out_dir: Path, name: str | None = None
+    scenario: Scenario,
+    url: str,
+    *,
+    workers: int,
+    out_dir: Path,
+    name: str | None = None,
+    should_stop: StopCheck | None = None,
 ) -> RunResult:
-    """Run `scenario` with `locust --master` and `workers` x `locust --worker` on loopback."""
+    """Run `scenario` with `locust --master` and `workers` x `locust --worker` on loopback;
+    `should_stop` as in `run_local`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or f"{scenario.kind.value}_distributed"
     prefix, port = out_dir / f"{name}_locust", _free_port()
@@ -215,7 +247,7 @@ def run_distributed(
     origin = time.perf_counter()  # the master starts the users once its workers are in (~1 s)
     try:
         with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
-            master.wait(timeout=scenario.duration_s + 60)
+            _wait_master(master, scenario.duration_s + 60, should_stop or (lambda: False))
     except subprocess.TimeoutExpired as exc:
         raise LoadTestError(f"locust master did not finish; see {out_dir / (name + '_locust.log')}") from exc
     finally:

@@ -9,15 +9,16 @@ requests and write a report of them; this turns that into one line before the fi
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from tritonstack.loadtest.inputs import request_rows
+from tritonstack.loadtest.inputs import request_rows, sent_shapes
 from tritonstack.loadtest.scenario import Scenario
 
 from tritonstack.errors import ClientError, ConfigError, ModelNotFoundError, ModelNotReadyError
 
-__all__ = ["preflight"]
+__all__ = ["check_maxima", "in_context", "max_input_dims", "preflight"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,8 +44,64 @@ def _model_info(scenario: Scenario, url: str, timeout_s: float) -> Any:
     return info
 
 
+def in_context(line: str, where: str, model: str, url: str) -> str:
+    """`line` with the model and server it is about, each said once: a message that names the model
+    already (`model 'x' ...`) keeps its own wording and gets the server only if it lacks it."""
+    if repr(model) in line:
+        return line if url in line else f"{line} (server {url})"
+    return f"{where} at {url}: {line}"
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _config_json(scenario: Scenario, url: str, timeout_s: float) -> dict[str, Any]:
+    """The model's config as the server loaded it (JSON form); {} when it cannot be had."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        return client.get_model_config(
+            scenario.model, scenario.version, as_json=True, client_timeout=timeout_s
+        ).get("config", {})
+    except Exception as exc:  # noqa: BLE001 - model_info above already answered; this only adds limits
+        _LOGGER.warning("could not read the config of %s for its input limits: %s", _where(scenario), exc)
+        return {}
+    finally:
+        client.close()
+
+
+def max_input_dims(config: dict[str, Any]) -> dict[str, list[int]]:
+    """Per input, the largest dims (without the batch axis) the converter declared in the config's
+    `max_input_dims` parameter (a JSON object); {} when there is none."""
+    text = config.get("parameters", {}).get("max_input_dims", {}).get("string_value", "")
+    try:
+        limits = json.loads(text) if text else {}
+    except ValueError:
+        _LOGGER.warning("ignoring a max_input_dims parameter that is not JSON: %r", text)
+        return {}
+    return {str(k): [int(d) for d in v] for k, v in limits.items()} if isinstance(limits, dict) else {}
+
+
+def check_maxima(info: Any, rows: list, limits: dict[str, list[int]], scenario: Scenario) -> None:
+    """ConfigError when a request would carry an input larger than the model allows: more rows than
+    max_batch_size, or a dim above its `max_input_dims` bound."""
+    source = f"--inputs {scenario.inputs_path}" if scenario.inputs_path else "--shape"
+    for name, shapes in sent_shapes(rows).items():
+        for shape in shapes:
+            batch, dims = (shape[0], shape[1:]) if info.batched else (1, shape)
+            if info.batched and batch > info.max_batch_size:
+                raise ConfigError(
+                    f"{source}: requests of {batch} rows exceed max_batch_size {info.max_batch_size} of "
+                    f"{_where(scenario)}; send at most {info.max_batch_size} rows per request"
+                )
+            maxima = limits.get(name)
+            if maxima and len(maxima) == len(dims) and any(d > m for d, m in zip(dims, maxima, strict=True)):
+                raise ConfigError(
+                    f"{source} gives input {name!r} dims {tuple(dims)}; {_where(scenario)} accepts at most "
+                    f"{tuple(maxima)} (max_input_dims in its config): choose -1 dims within those"
+                )
 
 
 def preflight(scenario: Scenario, url: str, *, timeout_s: float = 10.0, count: int = 64) -> tuple[Any, list]:
@@ -56,7 +113,8 @@ def preflight(scenario: Scenario, url: str, *, timeout_s: float = 10.0, count: i
     try:
         info = _model_info(scenario, url, timeout_s)
     except ClientError as exc:
-        raise type(exc)(f"{_where(scenario)} at {url}: {_first_line(exc)}") from exc
+        raise type(exc)(in_context(_first_line(exc), _where(scenario), scenario.model, url)) from exc
     rows = request_rows(info, count=count, shapes=scenario.shapes, samples_path=scenario.inputs_path)
+    check_maxima(info, rows, max_input_dims(_config_json(scenario, url, timeout_s)), scenario)
     _LOGGER.debug("preflight ok: %s, %d prepared requests", _where(scenario), len(rows))
     return info, rows

@@ -58,6 +58,7 @@ class RunResult:
     referee: dict[str, Any] | None = None
     load: list[dict[str, Any]] = field(default_factory=list)  # [{"t_s", "users"}] sampled while running
     notes: list[str] = field(default_factory=list)
+    interrupted_after_s: float | None = None  # set when Ctrl-C/SIGTERM ended the load early
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
     @classmethod
@@ -87,6 +88,19 @@ class RunResult:
             if server.error:
                 result.notes.append(server.error)
         return result
+
+    def mark_interrupted(self, after_s: float, signal_name: str = "SIGINT") -> None:
+        """Record that `signal_name` ended the load after `after_s`: the report is partial."""
+        self.interrupted_after_s = round(after_s, 1)
+        self.notes.append(
+            f"interrupted by {signal_name} after {after_s:.1f} s: a partial run, every figure covers only "
+            "what was measured until then"
+        )
+
+    def fail_referee(self, reason: str) -> None:
+        """Record that the referee (perf_analyzer) run failed, and why; the load test's figures stand."""
+        self.referee = {"failed": reason}
+        self.notes.append(f"the referee (perf_analyzer) failed: {reason}")
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""

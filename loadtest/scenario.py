@@ -11,6 +11,7 @@ arrivals at `rate_rps` in total, latency from the scheduled send time).
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -82,6 +83,7 @@ class Scenario:
         object.__setattr__(self, "arrival", _parse_arrival(self.arrival))
         object.__setattr__(self, "version", str(self.version or ""))
         object.__setattr__(self, "shapes", {str(k): tuple(int(d) for d in v) for k, v in self.shapes.items()})
+        self._check_finite()
         if self.users < 1 or self.duration_s <= 0 or self.timeout_s <= 0:
             raise ConfigError(
                 f"users={self.users} must be >= 1, duration_s={self.duration_s} and "
@@ -91,6 +93,18 @@ class Scenario:
             raise ConfigError(f"open loop needs rate_rps > 0 (got {self.rate_rps}) and max_in_flight >= 1")
         if self.duration_s > 3600:
             raise ConfigError(f"duration_s={self.duration_s} is over an hour; split the run")
+
+    def _check_finite(self) -> None:
+        """Rates and times must be finite and positive (inf/nan would reach the JSON report)."""
+        flags = {"rate_rps": "--rate", "duration_s": "--duration", "timeout_s": "--timeout-s",
+                 "step_s": "--step", "spike_s": "--spike-s", "spawn_rate": ""}
+        for name, flag in flags.items():
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                shown = f"{flag} {value}" if flag else f"{name}={value}"
+                raise ConfigError(f"{shown}: use a finite number > 0 (e.g. {getattr(Scenario, name):g})")
+        if not math.isfinite(self.spike_at_s) or self.spike_at_s < 0:
+            raise ConfigError(f"--spike-at {self.spike_at_s}: use a finite number of seconds >= 0")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (enums as strings)."""

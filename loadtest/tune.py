@@ -47,6 +47,12 @@ __all__ = [
 ]
 
 
+DEFAULT_BATCH_SIZES = (8, 32, 128)
+#: What a grid value may be (inclusive): Triton's int32 batch size, a queue delay of at most 10 s,
+#: at most 16 instances (each one a copy of the model; more never helps on a CPU host).
+GRID_RANGES = {"max_batch": (1, 2**31 - 1), "delay_us": (0, 10_000_000), "instances": (1, 16)}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Candidate:
     """One point of the sweep."""
@@ -67,7 +73,7 @@ class TuneOptions:
     repository: Path
     model: str
     p99_ms: float
-    max_batch_sizes: tuple[int, ...] = (8, 32, 128)
+    max_batch_sizes: tuple[int, ...] | None = None  # None: DEFAULT_BATCH_SIZES up to the model's limit
     max_queue_delays_us: tuple[int, ...] = (0, 500, 2000)
     instance_counts: tuple[int, ...] = (1, 2)
     concurrency: int = 32
@@ -76,6 +82,8 @@ class TuneOptions:
     apply: bool = False
     min_gain: float = 0.05  # a winner needs this much more throughput than the current config
     split: CoreSplit = field(default_factory=CoreSplit.default)
+    #: Polled while sweeping (e.g. `StopOnSignals().is_set`): once true the sweep ends, nothing is written.
+    should_stop: Callable[[], bool] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.p99_ms <= 0 or self.concurrency < 1 or self.duration_s <= 0:
@@ -83,12 +91,19 @@ class TuneOptions:
                 f"p99_ms={self.p99_ms}, concurrency={self.concurrency} and "
                 f"duration_s={self.duration_s} must be positive"
             )
-        axes = (self.max_batch_sizes, self.max_queue_delays_us, self.instance_counts)
-        if min(min(a, default=1) for a in axes[::2]) < 1 or min(self.max_queue_delays_us, default=0) < 0:
-            raise ConfigError("batch sizes and instance counts must be >= 1 and queue delays >= 0")
+        for flag, values, (low, high) in (
+            ("--max-batch", self.max_batch_sizes or (), GRID_RANGES["max_batch"]),
+            ("--delay-us", self.max_queue_delays_us, GRID_RANGES["delay_us"]),
+            ("--instances", self.instance_counts, GRID_RANGES["instances"]),
+        ):
+            bad = [v for v in values if not low <= v <= high]
+            if bad:
+                raise ConfigError(f"{flag} {bad[0]} is out of range; use values from {low} to {high}")
         if not 0 <= self.min_gain < 1:
             raise ConfigError(f"min_gain={self.min_gain}: use a fraction in [0, 1), e.g. 0.05 for 5 %")
-        grid = len(self.max_batch_sizes) * len(self.max_queue_delays_us) * len(self.instance_counts)
+        grid = len(self.max_batch_sizes or DEFAULT_BATCH_SIZES) * len(self.max_queue_delays_us) * len(
+            self.instance_counts
+        )
         if not 1 <= grid <= 64:
             raise ConfigError(f"the grid has {grid} points; use 1-64 (fewer values per axis)")
 
@@ -108,6 +123,7 @@ class TuneOutcome:
     decision: str = ""
     server_restarts: int = 0
     written: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -122,12 +138,23 @@ class TuneOutcome:
             "decision": self.decision,
             "server_restarts": self.server_restarts,
             "written": self.written,
+            "interrupted": self.interrupted,
         }
 
 
 def candidates(options: TuneOptions, model_max_batch: int) -> list[Candidate]:
-    """The grid, without batch sizes above what the model was built for (0: no batching axis)."""
-    sizes = [b for b in options.max_batch_sizes if b <= model_max_batch] or [model_max_batch]
+    """The grid. Batch sizes given above what the model was built for: ConfigError; the default
+    sizes are cut to it instead."""
+    if options.max_batch_sizes is None:
+        sizes = [b for b in DEFAULT_BATCH_SIZES if b <= model_max_batch] or [model_max_batch]
+    else:
+        sizes = list(options.max_batch_sizes)
+        over = [b for b in sizes if b > model_max_batch]
+        if over:
+            raise ConfigError(
+                f"--max-batch {over[0]} is above the max_batch_size {model_max_batch} that model "
+                f"{options.model!r} was built for; use values from 1 to {model_max_batch}"
+            )
     return [
         Candidate(max_batch_size=b, max_queue_delay_us=d, instances=i)
         for b, d, i in itertools.product(sizes, options.max_queue_delays_us, options.instance_counts)
@@ -181,6 +208,7 @@ def choose(
 
 
 def _measure(url: str, model: str, rows: list[Any], options: TuneOptions) -> dict[str, Any]:
+    """One closed-loop measurement (ends early once `options.should_stop()`)."""
     recorder = Recorder()
 
     async def go() -> Any:
@@ -191,6 +219,7 @@ def _measure(url: str, model: str, rows: list[Any], options: TuneOptions) -> dic
                 duration_s=options.duration_s,
                 warmup_s=options.warmup_s,
                 recorder=recorder,
+                should_stop=options.should_stop or _never,
             )
 
     run = asyncio.run(go())
@@ -252,9 +281,13 @@ def _sweep(
     try:
         baseline = {"config": "current config.pbtxt", **_measure(ts.url, options.model, rows, options)}
     except Exception as exc:  # noqa: BLE001 - without a baseline there is nothing to compare with
-        raise LoadTestError(f"measuring the current config of {options.model!r} failed: {exc}") from exc
+        said = repr(options.model) in str(exc)  # the reason names the model already: say it once
+        whose = "" if said else f" of {options.model!r}"
+        raise LoadTestError(f"measuring the current config{whose} failed: {exc}") from exc
     points, skipped = [], []
     for candidate in grid:
+        if options.should_stop and options.should_stop():
+            break
         try:
             point = {**candidate.__dict__, **_point(ts, with_candidate(ts.current, candidate), rows, options)}
         except LoadTestError as exc:
@@ -289,6 +322,19 @@ def _decide(ts: TuneServer, outcome: TuneOutcome, rows: list[Any], options: Tune
     return chosen
 
 
+def _never() -> bool:
+    return False
+
+
+def _stopped(options: TuneOptions, outcome: TuneOutcome) -> bool:
+    """True (and the outcome marked interrupted) once `options.should_stop()`."""
+    if options.should_stop is None or not options.should_stop():
+        return False
+    outcome.interrupted, outcome.best = True, None
+    outcome.decision = "interrupted; nothing written"
+    return True
+
+
 def tune(
     options: TuneOptions, *, on_point: Callable | None = None, on_skip: Callable | None = None
 ) -> TuneOutcome:
@@ -309,8 +355,10 @@ def tune(
             best=None,
             skipped=skipped,
         )
-        chosen = _decide(ts, outcome, rows, options)
+        chosen = None if _stopped(options, outcome) else _decide(ts, outcome, rows, options)
         outcome.server_restarts = ts.restarts
+    if _stopped(options, outcome):  # also when the stop came while confirming the winner
+        return outcome
     if chosen is not None:
         outcome.written = _write(options, base, chosen)
     return outcome

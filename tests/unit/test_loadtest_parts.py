@@ -1,5 +1,6 @@
 """Scenario, load shapes, perf_analyzer CSV, tuning choices, bench rows, core split: no server."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -63,12 +64,14 @@ def test_tune_grid_config_and_choice():
         repository=".",
         model="m",
         p99_ms=5,
-        max_batch_sizes=(8, 128),
         max_queue_delays_us=(0, 100),
         instance_counts=(1, 2),
     )
-    grid = candidates(options, base.max_batch_size)
-    assert {c.max_batch_size for c in grid} == {8} and len(grid) == 4  # 128 > the model's 64
+    grid = candidates(options, base.max_batch_size)  # the default sizes, cut to the model's 64
+    assert {c.max_batch_size for c in grid} == {8, 32} and len(grid) == 8
+    given = dataclasses.replace(options, max_batch_sizes=(8, 128))
+    with pytest.raises(ConfigError, match="--max-batch 128 is above the max_batch_size 64"):
+        candidates(given, base.max_batch_size)  # given explicitly: refused, never dropped
     new = with_candidate(base, Candidate(max_batch_size=8, max_queue_delay_us=100, instances=2))
     assert (
         new.max_batch_size,
@@ -97,7 +100,7 @@ def test_tune_grid_config_and_choice():
     assert choose([points[1]], 5.0, failing) is points[1]
     with pytest.raises(ConfigError):
         TuneOptions(repository=".", model="m", p99_ms=0)
-    with pytest.raises(ConfigError, match=">= 1"):
+    with pytest.raises(ConfigError, match="--instances 0 is out of range; use values from 1 to 16"):
         TuneOptions(repository=".", model="m", p99_ms=5, instance_counts=(0,))
     loaded = parse_config('name: "m" max_batch_size: 64 dynamic_batching { preferred_batch_size: [4, 64] }')
     small = with_candidate(loaded, Candidate(max_batch_size=8, max_queue_delay_us=0, instances=1))

@@ -16,6 +16,8 @@ channel finalised at interpreter exit under gevent can block forever.
 from __future__ import annotations
 
 import contextlib
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -66,8 +68,22 @@ def loadtest(
             "rate (open) and print both side by side."
         ),
     ] = False,
+    max_error_rate: Annotated[
+        float,
+        typer.Option(
+            "--max-error-rate",
+            help="Exit 1 (report still written) when more than this percentage of requests failed.",
+            min=0,
+            max=100,
+        ),
+    ] = 1.0,
 ) -> None:
-    """Run one load scenario and write <out>/<scenario>.json, _windows.csv, _server.csv and .html."""
+    """Run one load scenario and write <out>/<scenario>.json, _windows.csv, _server.csv and .html.
+
+    Exit 0; 1 when more than --max-error-rate % of requests failed or the referee failed (the report
+    is written); 2 on bad input (nothing written); 130 on Ctrl-C (143 on SIGTERM) during the load:
+    the load stops and the report of what was measured is written, marked interrupted.
+    """
     from tritonstack.loadtest.inputs import parse_shapes
     from tritonstack.loadtest.scenario import Scenario
 
@@ -92,13 +108,19 @@ def loadtest(
     with _exit_hard_after_gevent():
         with _server(repository) as started:
             target = url or started
+            from tritonstack.loadtest.interrupt import StopOnSignals
             from tritonstack.loadtest.preflight import preflight
 
             info, rows = preflight(spec, target)
-            result = _run(spec, target, workers=workers, engine=engine, out=out)
-            if referee:
+            with StopOnSignals() as stop:
+                result = _run(spec, target, workers=workers, engine=engine, out=out, should_stop=stop.is_set)
+            if stop.is_set():
+                result.mark_interrupted(stop.after_s or 0.0, signal.Signals(stop.signum).name)
+            elif referee:
                 _referee(result, spec, target, _shapes(info, rows))
-        _finish(result, out)
+        code = _finish(result, out, max_error_rate_pct=max_error_rate, interrupted_code=stop.exit_code)
+        if code:
+            sys.exit(code)
 
 
 def _check_options(spec, *, url, repository, engine: str, referee: bool, inputs) -> None:  # noqa: ANN001
@@ -124,13 +146,15 @@ def _check_options(spec, *, url, repository, engine: str, referee: bool, inputs)
 def _exit_hard_after_gevent():  # noqa: ANN202
     """Once Locust (gevent) is loaded, leave through os._exit, after an error too: the error is
     printed as one line (as the CLI does), output flushed, no interpreter-exit hooks run."""
-    import sys
-
     from tritonstack.errors import TritonStackError
 
     code = 0
     try:
         yield
+    except SystemExit as exc:
+        if "gevent" not in sys.modules:
+            raise
+        code = exc.code if isinstance(exc.code, int) else 1
     except TritonStackError as exc:
         if "gevent" not in sys.modules:
             raise
@@ -152,7 +176,6 @@ def _exit_hard_after_gevent():  # noqa: ANN202
 def _exit_now(code: int) -> None:
     """Leave without interpreter-exit hooks (after a gevent-patched Locust run, error or not)."""
     import os
-    import sys
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -170,18 +193,18 @@ def _server(repository: Path | None):  # noqa: ANN202
         yield server.grpc_url
 
 
-def _run(spec, url: str, *, workers: int, engine: str, out: Path):  # noqa: ANN001, ANN202
+def _run(spec, url: str, *, workers: int, engine: str, out: Path, should_stop):  # noqa: ANN001, ANN202
     if workers:
         from tritonstack.loadtest.locust_runner import run_distributed
 
-        return run_distributed(spec, url, workers=workers, out_dir=out)
+        return run_distributed(spec, url, workers=workers, out_dir=out, should_stop=should_stop)
     if engine == "asyncio":
         from tritonstack.loadtest.asyncio_runner import run_asyncio
 
-        return run_asyncio(spec, url)
+        return run_asyncio(spec, url, should_stop=should_stop)
     from tritonstack.loadtest.locust_runner import run_local
 
-    return run_local(spec, url)
+    return run_local(spec, url, should_stop=should_stop)
 
 
 def _shapes(info, rows) -> dict[str, list[int]]:  # noqa: ANN001
@@ -191,40 +214,78 @@ def _shapes(info, rows) -> dict[str, list[int]]:  # noqa: ANN001
 
 def _referee(result, spec, url: str, shapes: dict[str, list[int]]) -> None:  # noqa: ANN001
     """perf_analyzer on the same model: same concurrency (steady) or same rate (open loop)."""
+    from tritonstack.errors import TritonStackError
     from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, compare, run_perf_analyzer
     from tritonstack.loadtest.scenario import Kind
 
     rate = spec.rate_rps if spec.kind is Kind.OPEN else None
-    figures = run_perf_analyzer(
-        PerfAnalyzerRun(
-            url=url,
-            model=spec.model,
-            concurrency=spec.users,
-            shapes=shapes,
-            request_rate=rate,
-            distribution=spec.arrival.value,
+    try:
+        figures = run_perf_analyzer(
+            PerfAnalyzerRun(
+                url=url,
+                model=spec.model,
+                concurrency=spec.users,
+                shapes=shapes,
+                request_rate=rate,
+                distribution=spec.arrival.value,
+            )
         )
-    )
+    except TritonStackError as exc:  # the load test's own figures stand; the report says why
+        result.fail_referee(" ".join(str(exc).split()))
+        return
     side = compare(result.summary, figures)
     load = {"request_rate": rate} if rate else {"concurrency": spec.users}
     result.referee = {**load, **{f"{k} ({who})": v for k, row in side.items() for who, v in row.items()}}
 
 
-def _finish(result, out: Path) -> None:  # noqa: ANN001
-    from tritonstack.cli import console
+def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: int) -> int:  # noqa: ANN001
+    """Write the report and print its lines; the exit code (0, 1: too many errors or the referee
+    failed, 130/143: interrupted)."""
+    from tritonstack.cli import err_console
     from tritonstack.errors import LoadTestError
     from tritonstack.loadtest.report import write_report
 
-    if not result.summary["count"]:
+    s, after = result.summary, result.interrupted_after_s
+    if not s["count"]:
+        if after is not None:
+            err_console.print(f"interrupted after {after:.1f} s before any request finished; nothing written")
+            return interrupted_code
         raise LoadTestError(f"{result.name}: no request completed; nothing written (see the log above)")
     paths = write_report(result, out)
+    if after is not None:
+        err_console.print(f"interrupted after {after:.1f} s; partial report written to {paths['json']}")
+        return interrupted_code
+    _print_summary(result, paths)
+    return _verdict(result, max_error_rate_pct)
+
+
+def _verdict(result, max_error_rate_pct: float) -> int:  # noqa: ANN001
+    """1 with one stderr line when too many requests failed or the referee failed; else 0."""
+    from tritonstack.cli import err_console
+
+    s, code = result.summary, 0
+    if (result.referee or {}).get("failed"):
+        err_console.print(f"referee failed: {result.referee['failed']}; the load test's report is kept")
+        code = 1
+    if 100 * s["error_rate"] > max_error_rate_pct:
+        err_console.print(
+            f"{s['errors']} of {s['count']} requests failed ({100 * s['error_rate']:.1f}%), "
+            f"over the --max-error-rate {max_error_rate_pct:g}%"
+        )
+        code = 1
+    return code
+
+
+def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
+    from tritonstack.cli import console
+
     s = result.summary
     console.print(
         f"{result.name}: {s['count']} requests, {s['errors']} failed, "
         f"{s['throughput_rps']:.0f} req/s, p50 {s['p50_ms'] or 0:.2f} ms, "
         f"p90 {s['p90_ms'] or 0:.2f} ms, p99 {s['p99_ms'] or 0:.2f} ms (failures included)"
     )
-    if result.referee:
+    if result.referee and not result.referee.get("failed"):
         r = result.referee
         load = f"rate {r['request_rate']:g}/s" if r.get("request_rate") else f"concurrency {r['concurrency']}"
         console.print(

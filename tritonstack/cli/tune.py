@@ -19,16 +19,21 @@ def _ints(text: str) -> tuple[int, ...]:
     from tritonstack.errors import ConfigError
 
     try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
+        values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError as exc:
         raise ConfigError(f"{text!r} is not a comma-separated list of integers, e.g. 8,32,128") from exc
+    if not values:
+        raise ConfigError(f"{text!r} gives no value; pass a comma-separated list of integers, e.g. 8,32,128")
+    return values
 
 
 def tune(
     model: Annotated[str, typer.Argument(help="Model folder in the repository.")],
     p99_ms: Annotated[float, typer.Option("--p99-ms", help="p99 latency budget (ms).", min=0.01)],
     repository: Annotated[Path, typer.Option(help="Model repository.")] = Path("model_repository"),
-    max_batch: Annotated[str, typer.Option(help="max_batch_size values.")] = "8,32,128",
+    max_batch: Annotated[
+        str, typer.Option(help="max_batch_size values (default: 8,32,128 up to the model's own).")
+    ] = "",
     delay_us: Annotated[str, typer.Option(help="max_queue_delay_microseconds values.")] = "0,500,2000",
     instances: Annotated[str, typer.Option(help="Instance counts.")] = "1,2",
     concurrency: Annotated[int, typer.Option(help="Requests in flight while measuring.", min=1)] = 32,
@@ -42,37 +47,61 @@ def tune(
         "reports/tune"
     ),
 ) -> None:
-    """Sweep max_batch_size x queue delay x instance count; keep a config only if it beats the current one."""
+    """Sweep max_batch_size x queue delay x instance count; keep a config only if it beats the current one.
+
+    Ctrl-C or SIGTERM: the sweep stops, tritonserver is stopped, nothing is written; exit 130 / 143.
+    """
     from tritonstack.cli import console
+    from tritonstack.loadtest.interrupt import StopOnSignals
     from tritonstack.loadtest.tune import TuneOptions
     from tritonstack.loadtest.tune import tune as run_tune
 
+    stop = StopOnSignals()
     options = TuneOptions(
         repository=repository,
         model=model,
         p99_ms=p99_ms,
-        max_batch_sizes=_ints(max_batch),
+        max_batch_sizes=_ints(max_batch) if max_batch.strip() else None,
         max_queue_delays_us=_ints(delay_us),
         instance_counts=_ints(instances),
         concurrency=concurrency,
         duration_s=duration,
         min_gain=min_gain,
         apply=apply,
+        should_stop=stop.is_set,
     )
-    outcome = run_tune(
-        options,
-        on_point=lambda p: console.print(
-            f"  batch {p['max_batch_size']:>4} delay {p['max_queue_delay_us']:>5} us x{p['instances']}: "
-            f"{p['throughput_rps']:.0f} req/s, p99 {p['p99_ms'] or 0:.2f} ms, {p['errors']} errors"
-        ),
-        on_skip=lambda c, reason: console.print(
-            f"  {c.label()}: skipped ({reason}); the current config was restored"
-        ),
-    )
+    with stop:
+        outcome = run_tune(
+            options,
+            on_point=lambda p: console.print(
+                f"  batch {p['max_batch_size']:>4} delay {p['max_queue_delay_us']:>5} us x{p['instances']}: "
+                f"{p['throughput_rps']:.0f} req/s, p99 {p['p99_ms'] or 0:.2f} ms, {p['errors']} errors"
+            ),
+            on_skip=lambda c, reason: console.print(
+                f"  {c.label()}: skipped ({reason}); the current config was restored"
+            ),
+        )
+    if stop.is_set():
+        _interrupted(stop, repository)
     _print(outcome, concurrency, p99_ms)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{model}.json").write_text(json.dumps(outcome.as_dict(), indent=2), encoding="utf-8")
     console.print(f"report: {out / (model + '.json')}")
+
+
+def _interrupted(stop, repository: Path) -> None:  # noqa: ANN001
+    """One line and exit 128 + signal: the sweep stopped, its server too, nothing written."""
+    import signal
+    import sys
+
+    from tritonstack.cli import err_console
+
+    name = signal.Signals(stop.signum).name
+    err_console.print(
+        f"interrupted ({name}) after {stop.after_s or 0:.1f} s; tritonserver stopped, "
+        f"nothing written to {repository}"
+    )
+    sys.exit(stop.exit_code)
 
 
 def _print(outcome, concurrency: int, p99_ms: float) -> None:  # noqa: ANN001
