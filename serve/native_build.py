@@ -72,6 +72,9 @@ def native_backend(*, sanitize: bool = False) -> Path:
     target = build_directory(sanitize) / LIBRARY_NAME
     if target.is_file():
         return target
+    if not any(SOURCES.glob("*.cc")):  # an install without its package data: nothing to build
+        raise NativeBuildError(f"the native backend's C++ sources are missing from {SOURCES}; reinstall "
+                               "tritonstack from a release that ships serve/native, or use --runner python")
     target.parent.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent.parent / ".lock", "w") as lock:  # one builder at a time
         fcntl.flock(lock, fcntl.LOCK_EX)

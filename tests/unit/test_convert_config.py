@@ -65,15 +65,15 @@ def test_minilm_ensemble_configs() -> None:
 
 def test_tokenizer_model_helpers_match_transformers() -> None:
     from tritonstack.convert.reference import minilm_tokenizer_model as model
-    from tritonstack.convert.reference.minilm_encoder import tokenizer
+    from tritonstack.convert.reference.minilm_encoder import model_dir, tokenizer
 
     tok = tokenizer()
     texts = model.decode([[b"hello world"], ["\xfcber lange S\xe4tze " * 200]])
-    ids, mask = model.tokenize(tok, texts)
+    ids, mask = model.tokenize(model.load_tokenizer(model_dir()), texts)
     assert texts[0] == "hello world" and ids.dtype == mask.dtype == "int64"
     assert ids.shape == mask.shape == (2, 256)  # truncated at max_seq_length
     assert mask[0].sum() == len(tok("hello world")["input_ids"]) and mask[1].all()
-    ids, mask = model.tokenize(tok, ["hello world", "a bit longer text"], multiple=16)
+    ids, mask = model.tokenize(model.load_tokenizer(model_dir(), multiple=16), ["hello world", "a bit longer text"])
     assert ids.shape == (2, 16) and mask.sum(1).tolist() == [4, 6]
 
 

@@ -102,3 +102,16 @@ def test_plan_sends_drift_and_opted_in_models_to_the_python_runner(tmp_path: Pat
     assert plan_repository(tmp_path, runner="python").python == {}
     override = python_runner_config(tmp_path / "asks")
     assert '"backend": "onnxruntime_python"' in override and "platform" not in override
+
+
+def test_missing_sources_are_refused_before_any_compiler_runs(tmp_path: Path, monkeypatch) -> None:
+    """An install without serve/native (package data left out) gets one clear error, not an empty library."""
+    from tritonstack.serve import native_build
+
+    from tritonstack.errors import NativeBuildError
+
+    monkeypatch.setattr(native_build, "SOURCES", tmp_path / "native")
+    monkeypatch.setattr(native_build, "_build_root", lambda: tmp_path / "build")
+    with pytest.raises(NativeBuildError, match=r"C\+\+ sources are missing from .*native; reinstall"):
+        native_build.native_backend()
+    assert not (tmp_path / "build").exists() or not any((tmp_path / "build").rglob("*.so"))
