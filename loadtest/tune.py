@@ -345,7 +345,8 @@ def tune(
     if base.max_batch_size == 0:
         raise ConfigError(f"model {options.model!r} has max_batch_size 0 (no batching); nothing to tune")
     grid = candidates(options, base.max_batch_size)
-    with TuneServer(options.repository, options.model, split=options.split) as ts:
+    stop = options.should_stop
+    with TuneServer(options.repository, options.model, split=options.split, should_stop=stop) as ts:
         baseline, points, skipped, rows = _sweep(ts, options, grid, on_point, on_skip)
         outcome = TuneOutcome(
             model=options.model,

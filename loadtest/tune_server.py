@@ -35,6 +35,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -89,8 +90,11 @@ def _view(repository: Path, model: str) -> Path:
 class TuneServer:
     """An embedded server on the model's repository view, pinned to the server side of `split`."""
 
-    def __init__(self, repository: Path, model: str, *, split: CoreSplit) -> None:
+    def __init__(
+        self, repository: Path, model: str, *, split: CoreSplit, should_stop: Callable[[], bool] | None = None
+    ) -> None:
         self.repository, self.model, self.split = Path(repository), model, split
+        self.should_stop = should_stop  # once true (Ctrl-C/SIGTERM), nothing is restored or restarted
         self.view: Path | None = None
         self.server: Any = None
         self.current: Any = None
@@ -199,7 +203,11 @@ class TuneServer:
         return "; ".join(marks[:2])
 
     def restore(self) -> None:
-        """Serve the current (baseline) config again; restart the server if it crashed or hangs."""
+        """Serve the current (baseline) config again; restart the server if it crashed or hangs.
+        Nothing once `should_stop()`: the server is about to be stopped anyway."""
+        if self.should_stop is not None and self.should_stop():
+            _LOGGER.info("stopping: the current config is not restored")
+            return
         if not self.crash_reason():
             try:
                 self._load(self.current)

@@ -1,0 +1,194 @@
+"""`loadtest` and `tune` as a user runs them, against the real server, each a subprocess with a time
+limit: Ctrl-C during a load keeps a partial report (exit 130); too many failed requests exit 1 with the
+report written; a failing referee keeps the report; SIGTERM to `tune` mid-sweep, with its tritonserver
+hung (SIGSTOP), stops that server's process group, writes nothing and exits 143."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+LIMIT_S = 120
+
+
+def _env(**extra):
+    return {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _successes(url: str, model: str = "digits_mlp") -> int:
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        stats = client.get_inference_statistics(model, as_json=True, client_timeout=10)
+    finally:
+        client.close()
+    return sum(int(m["inference_stats"]["success"].get("count", 0)) for m in stats.get("model_stats", []))
+
+
+def _wait_for(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("engine", ["locust", "asyncio"])
+def test_ctrl_c_during_a_load_writes_a_partial_report_and_exits_130(server, tmp_path, engine):
+    argv = [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "2",
+            "--duration", "600", "--engine", engine, "--out", str(tmp_path / "r")]
+    before = _successes(server.grpc_url)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for(lambda: _successes(server.grpc_url) > before + 50 or process.poll() is not None, 60, "the load")
+        time.sleep(1.0)
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=LIMIT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    took = time.monotonic() - started
+    print(f"{engine}: exit {process.returncode} {took:.1f} s after SIGINT; stdout {out!r}; stderr {err!r}")
+    assert process.returncode == 130 and "Traceback" not in out + err
+    assert _lines(err) == [line for line in _lines(err) if "interrupted after" in line] and len(_lines(err)) == 1
+    assert "partial report written to" in err and not _lines(out)
+    report = json.loads((tmp_path / "r" / "steady.json").read_text())
+    assert report["interrupted_after_s"] > 0 and report["summary"]["count"] > 0
+    assert any("interrupted by SIGINT" in note for note in report["notes"])
+    print(f"{engine}: {report['summary']['count']} requests kept, interrupted after {report['interrupted_after_s']} s")
+
+
+def test_most_requests_failing_exits_1_with_the_report_written(server, tmp_path):
+    """A 1 µs deadline: nearly every request fails with DEADLINE_EXCEEDED."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "2",
+         "--duration", "1", "--engine", "asyncio", "--timeout-s", "0.000001", "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=LIMIT_S, env=_env(),
+    )
+    print(f"exit {done.returncode}; stdout {done.stdout!r}; stderr {done.stderr!r}")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(_lines(done.stderr)) == 1 and "requests failed (" in done.stderr
+    assert "over the --max-error-rate 1%" in done.stderr
+    report = json.loads((tmp_path / "r" / "steady.json").read_text())
+    assert report["summary"]["error_rate"] > 0.01
+
+
+def test_a_failing_referee_keeps_the_load_tests_report(server, tmp_path):
+    script = tmp_path / "perf_analyzer"
+    script.write_text("#!/bin/sh\necho 'Failed to obtain stable measurement within 10 windows' >&2\nexit 99\n")
+    script.chmod(0o755)
+    done = subprocess.run(
+        [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "1",
+         "--duration", "1", "--referee", "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=LIMIT_S, env=_env(TRITONSTACK_PERF_ANALYZER=str(script)),
+    )
+    print(f"exit {done.returncode}; stdout {done.stdout!r}; stderr {done.stderr!r}")
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    assert len(_lines(done.stderr)) == 1 and done.stderr.startswith("referee failed: perf_analyzer failed (exit 99)")
+    report = json.loads((tmp_path / "r" / "steady.json").read_text())
+    assert "exit 99" in report["referee"]["failed"] and report["summary"]["count"] > 0
+
+
+# -- tune ------------------------------------------------------------------------------------------------
+def _stat(pid: int) -> tuple[int, int, str] | None:
+    """(ppid, pgid, starttime) of a live process; None once it is gone (a zombie counts as live)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[2]), fields[19]
+
+
+def _descendants(root: int) -> dict[int, tuple[int, str]]:
+    """{pid: (pgid, starttime)} of every process below `root`."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (found := _stat(int(entry.name))) is not None:
+            table[int(entry.name)] = found
+    out, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, pgid, start) in table.items():
+            if ppid == parent and pid not in out:
+                out[pid] = (pgid, start)
+                todo.append(pid)
+    return out
+
+
+def _survivors(seen: dict[int, tuple[int, str]]) -> list[int]:
+    """Processes of `seen` still there (same PID and start time) or still in one of its groups."""
+    alive = [pid for pid, (_, start) in seen.items() if (s := _stat(pid)) is not None and s[2] == start]
+    for pgid in {g for g, _ in seen.values()} - {os.getpgid(0)}:
+        try:
+            os.killpg(pgid, 0)
+            alive.append(-pgid)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            alive.append(-pgid)
+    return alive
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*")
+            if p.is_file()}
+
+
+@pytest.fixture()
+def repo(repository, tmp_path):
+    copy = tmp_path / "repo"
+    shutil.copytree(repository, copy)
+    copy.chmod(0o755)
+    return copy
+
+
+def test_sigterm_to_tune_stops_a_hung_server_writes_nothing_and_exits_143(repo, tmp_path):
+    before = _tree(repo)
+    argv = [sys.executable, "-m", "tritonstack", "tune", "digits_mlp", "--p99-ms", "50", "--repository", str(repo),
+            "--duration", "1", "--max-batch", "8,16,32,64", "--delay-us", "0,100", "--instances", "1",
+            "--concurrency", "4", "--out", str(tmp_path / "report")]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                               cwd=tmp_path)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        _wait_for(lambda: any("req/s" in line for line in out) or process.poll() is not None, 240, "a first point")
+        assert process.poll() is None, "".join(out) + process.stderr.read()
+        seen = _descendants(process.pid)
+        servers = [pid for pid in seen if "tritonserver" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(
+            errors="replace")]
+        assert servers, f"no tritonserver below the tune process: {seen}"
+        for pid in servers:
+            os.kill(pid, signal.SIGSTOP)  # a hung server: it can no longer act on SIGTERM
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        err = process.communicate(timeout=LIMIT_S)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    took = time.monotonic() - started
+    reader.join(timeout=10)
+    print(f"exit {process.returncode} {took:.1f} s after SIGTERM; stderr {err!r}; {len(seen)} processes below tune")
+    assert process.returncode == 143 and "Traceback" not in err
+    said = [line for line in _lines(err) if " WARNING " not in line]  # log lines: the forced kill, expected
+    assert len(said) == 1 and "interrupted (SIGTERM)" in said[0] and "nothing written" in said[0], err
+    assert _survivors(seen) == [], f"left running: {_survivors(seen)} of {seen}"
+    assert _tree(repo) == before
