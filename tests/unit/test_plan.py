@@ -33,3 +33,14 @@ def test_native_backend_dir_has_the_library_and_the_python_runner_beside(tmp_pat
     assert (backends / "onnxruntime" / "libtriton_onnxruntime.so").is_file()
     assert not (backends / "onnxruntime" / "model.py").exists()  # Triton would pick the .so anyway
     assert "class TritonPythonModel" in (backends / "onnxruntime_python" / "model.py").read_text()
+
+
+def test_server_environment_fixes_glibc_mmap_threshold(monkeypatch) -> None:
+    """Freed model-load buffers go back to the OS (W9: ~100 MiB of tritonserver's RSS); the caller's own
+    setting wins."""
+    from tritonstack.serve.binary import MMAP_THRESHOLD_BYTES
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert find_install().environment()["MALLOC_MMAP_THRESHOLD_"] == str(MMAP_THRESHOLD_BYTES) == "131072"
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert find_install().environment()["MALLOC_MMAP_THRESHOLD_"] == "65536"
