@@ -26,12 +26,12 @@ COPY ops ops
 FROM base AS serve
 RUN pip install -c requirements/lock.txt ".[serve]"
 USER tritonstack
-EXPOSE 8000 8001 8002
+# gRPC and metrics only: `serve` runs with HTTP off (Triton 2.51's HTTP can be crashed; README, Security)
+EXPOSE 8001 8002
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=2)"]
+    CMD ["python", "-c", "import sys, tritonclient.grpc as g; sys.exit(not g.InferenceServerClient('127.0.0.1:8001').is_server_ready(client_timeout=2))"]
 ENTRYPOINT ["tritonstack"]
-CMD ["serve", "--repository", "/models", "--host", "0.0.0.0", \
-     "--http-port", "8000", "--grpc-port", "8001", "--metrics-port", "8002"]
+CMD ["serve", "--repository", "/models", "--host", "0.0.0.0", "--grpc-port", "8001", "--metrics-port", "8002"]
 
 FROM base AS loadtest
 RUN apt-get update && apt-get install -y --no-install-recommends libb64-0d \

@@ -1,6 +1,6 @@
 """Model versions on a running Triton (explicit model control): list, add, promote, canary, roll back.
 
-    control = TritonControl("http://127.0.0.1:8000", admin_key=key)
+    control = TritonControl("127.0.0.1:8001", admin_key=key)     # Triton's gRPC endpoint
     versions = VersionManager(Path("model_repository"), control)
     new = versions.add("digits_mlp", Path("build/digits_mlp/model.onnx"))   # copied in; not served yet
     versions.promote("digits_mlp", new, keep=(1,))                  # canary: 1 and 2 are served
@@ -12,7 +12,7 @@ command rewrites it (atomically, through the ModelConfig protobuf) and asks Trit
 Triton loads the new versions next to the old ones and switches only when they are ready, so no
 request is lost; if a new version fails to load, Triton keeps the old ones and this module puts the
 old policy back and raises VersionRefusedError. Works against the embedded server and the NGC image
-alike (HTTP model-control API; the admin header when the repository endpoint is restricted).
+alike (gRPC model-control API; the admin key as metadata when the repository endpoint is restricted).
 Served sets are stacked in `<model>/tritonstack_versions.json` for rollback.
 """
 
@@ -23,18 +23,17 @@ import logging
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tritonclient.utils import InferenceServerException
 from tritonstack.convert.manifest import write_added_manifest
 from tritonstack.convert.onnx_io import load_onnx
 from tritonstack.convert.repository import check_repository
 from tritonstack.serve.binary import PYTHON_RUNNER_BACKEND
-from tritonstack.serve.config import ADMIN_HEADER
+from tritonstack.serve.control import TritonGrpc, status_name
 from tritonstack.serve.plan import python_runner_config
 
 from tritonstack.errors import (
@@ -58,63 +57,70 @@ class _LoadRefused(Exception):
     """Triton answered a load request with an error (internal to this module)."""
 
 
-@contextmanager
-def _translate(url: str, what: str) -> Iterator[None]:
-    """Map urllib errors of a call to Triton onto tritonstack's error tree (the one place)."""
-    try:
-        yield
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        if exc.code == 403:
-            raise AccessDeniedError(
-                f"{what}: {url} refused the call ({detail.strip()}); pass --admin-key "
-                f"(the key of the server's restricted model-repository endpoint)") from exc
-        raise _LoadRefused(detail) from exc
-    except TimeoutError as exc:
-        raise ServerUnavailableError(
-            f"{what}: Triton at {url} did not answer in time ({exc}); it is up but busy or stuck: "
-            "read its log") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        if isinstance(getattr(exc, "reason", None), TimeoutError):
-            raise ServerUnavailableError(
-                f"{what}: Triton at {url} did not answer in time; it is up but busy or stuck: "
-                "read its log") from exc
-        raise ServerUnavailableError(f"{what}: cannot reach Triton at {url} ({exc}); is it running?") from exc
-
-
 class TritonControl:
-    """Triton's HTTP model-control and readiness endpoints.
+    """Triton's model-control, readiness and statistics calls, over gRPC (`serve/control.py`).
 
-    Every call is bounded: a model load by `timeout_s`, every other call by `query_timeout_s`, so a
-    stuck server is reported in seconds, as such, not as unreachable."""
+    `url` is Triton's gRPC endpoint, host:port: the embedded server runs with HTTP off. Every call is
+    bounded: a model load by `timeout_s`, every other call by `query_timeout_s`, so a stuck server is
+    reported in seconds, as such, not as unreachable."""
 
     def __init__(self, url: str, *, admin_key: str | None = None, timeout_s: float = 30.0,
                  query_timeout_s: float = 5.0) -> None:
+        if url.lower().startswith(("http://", "https://")):
+            raise ConfigError(f"--url {url} is an HTTP URL; pass Triton's gRPC endpoint as host:port "
+                              "(e.g. 127.0.0.1:8001): `tritonstack serve` runs with HTTP off")
         self.url = url.rstrip("/")
-        self.headers = {ADMIN_HEADER: admin_key} if admin_key else {}
+        self.admin_key = admin_key
         self.timeout_s = timeout_s
         self.query_timeout_s = query_timeout_s
 
-    def _call(self, path: str, body: bytes | None = None, *, timeout_s: float | None = None) -> bytes:
-        request = urllib.request.Request(self.url + path, data=body, headers=self.headers)
-        with urllib.request.urlopen(request, timeout=timeout_s or self.query_timeout_s) as response:  # noqa: S310
-            return response.read()
+    @contextmanager
+    def _call(self, what: str) -> Iterator[TritonGrpc]:
+        """A channel for one call; its errors mapped onto tritonstack's error tree (the one place)."""
+        triton = TritonGrpc(self.url, admin_key=self.admin_key)
+        try:
+            yield triton
+        except InferenceServerException as exc:
+            raise self._translate(triton, exc, what) from exc
+        finally:
+            triton.close()
+
+    def _translate(self, triton: TritonGrpc, exc: InferenceServerException, what: str) -> Exception:
+        """By status code: DEADLINE_EXCEEDED is a stuck server; UNAVAILABLE from a server that answers
+        live is the restricted endpoint refusing the key, else an unreachable server."""
+        code = status_name(exc)
+        if code == "DEADLINE_EXCEEDED":
+            return ServerUnavailableError(f"{what}: Triton at {self.url} did not answer in time; it is up "
+                                          "but busy or stuck: read its log")
+        if code == "UNAVAILABLE" and self._live(triton):
+            return AccessDeniedError(
+                f"{what}: {self.url} refused the call ({exc.message()}); pass --admin-key "
+                "(the key of the server's restricted model-repository endpoint)")
+        if code == "UNAVAILABLE":
+            return ServerUnavailableError(f"{what}: cannot reach Triton at {self.url} ({exc.message()}); "
+                                          "is it running? (--url is its gRPC endpoint, host:port)")
+        return _LoadRefused(exc.message())
+
+    def _live(self, triton: TritonGrpc) -> bool:
+        try:
+            return triton.is_live(timeout_s=self.query_timeout_s)
+        except InferenceServerException:
+            return False
 
     def statistics(self) -> list[dict]:
-        """Triton's inference statistics of every loaded model version (`model_stats`)."""
+        """Triton's inference statistics of every loaded model version (`model_stats`, HTTP's shape)."""
         try:
-            with _translate(self.url, "statistics"):
-                return json.loads(self._call("/v2/models/stats") or b"{}").get("model_stats", [])
+            with self._call("statistics") as triton:
+                return triton.statistics(timeout_s=self.query_timeout_s).get("model_stats", [])
         except _LoadRefused as exc:
             raise OperationsError(f"statistics failed: {exc}") from exc
 
     def load(self, model: str, config_override: str | None = None) -> str | None:
         """(Re)load `model` from the repository as it is now (with `config_override`, a config as JSON,
         in place of its config.pbtxt); Triton's error text, or None if loaded."""
-        body = json.dumps({"parameters": {"config": config_override}}).encode() if config_override else b"{}"
         try:
-            with _translate(self.url, f"load of {model!r}"):
-                self._call(f"/v2/repository/models/{model}/load", body, timeout_s=self.timeout_s)
+            with self._call(f"load of {model!r}") as triton:
+                triton.load(model, config=config_override, timeout_s=self.timeout_s)
         except _LoadRefused as exc:
             return str(exc)
         return None
@@ -122,27 +128,26 @@ class TritonControl:
     def served_backend(self, model: str) -> str | None:
         """The backend the loaded `model` runs on (None when Triton cannot say)."""
         try:
-            with _translate(self.url, f"config of {model!r}"):
-                return json.loads(self._call(f"/v2/models/{model}/config") or b"{}").get("backend")
+            with self._call(f"config of {model!r}") as triton:
+                return triton.config(model, timeout_s=self.query_timeout_s).get("backend")
         except (_LoadRefused, OperationsError, ValueError):
             return None
 
     def index(self) -> list[dict]:
         """Triton's repository index: every model version it knows, with state and reason."""
         try:
-            with _translate(self.url, "repository index"):
-                return json.loads(self._call("/v2/repository/index", b"{}") or b"[]")
+            with self._call("repository index") as triton:
+                return triton.index(timeout_s=self.query_timeout_s)
         except _LoadRefused as exc:
             raise OperationsError(f"repository index failed: {exc}") from exc
 
     def is_ready(self, model: str, version: int) -> bool:
         """True when `model` version `version` answers ready."""
         try:
-            with _translate(self.url, "readiness"):
-                self._call(f"/v2/models/{model}/versions/{version}/ready")
+            with self._call("readiness") as triton:
+                return triton.is_model_ready(model, str(version), timeout_s=self.query_timeout_s)
         except _LoadRefused:
             return False
-        return True
 
 
 @dataclass(frozen=True)

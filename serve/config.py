@@ -1,6 +1,9 @@
 """Configuration of the embedded Triton server.
 
     config = ServerConfig(repository=Path("model_repository"), grpc_port=8001)
+
+HTTP is off unless `http=True`: Triton 2.51's HTTP endpoint can be crashed by one request body over
+about 256 MiB even with the large thread stacks of `limits.py`, with no key needed; gRPC and metrics stay.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ class ServerConfig:
     repository: Path = Path("model_repository")
     host: str = "127.0.0.1"
     grpc_port: int = 0
-    http_port: int = 0
+    http: bool = False  # Triton's HTTP endpoint; off: 2.51's can be crashed by a large body (limits.py)
+    http_port: int = 0  # used only with http=True
     metrics_port: int = 0
     ort_threads: int | None = None
     admin_key: str | None = None  # None: a random key per start

@@ -9,7 +9,8 @@ The repository is served through a shadow of it in the server's work dir (`shado
 to the Python runner switched to it, so every model is loaded before ready). The server gets its own process
 group, a private work directory (backend directory, shadow repository, log) and a private shared-memory
 prefix, so `stop()` leaves no tritonserver or stub process and no
-/dev/shm file behind.
+/dev/shm file behind. HTTP is off unless `ServerConfig.http` (config.py): every call the launcher makes
+(readiness, model control, the repository index) goes over gRPC with the admin key (`control.py`).
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+from tritonclient.utils import InferenceServerException
 from tritonstack.serve.binary import PYTHON_RUNNER_BACKEND, TritonInstall, find_install
 from tritonstack.serve.cache import cache_arguments
 from tritonstack.serve.config import ADMIN_HEADER, ServerConfig
+from tritonstack.serve.control import TritonGrpc, grpc_key_headers, status_name
 from tritonstack.serve.launch_security import LaunchSecurity, http_host
 from tritonstack.serve.limits import with_large_stack
 from tritonstack.serve.plan import (
@@ -55,6 +58,8 @@ _LOGGER = logging.getLogger(__name__)
 #: Keep no gRPC request objects for reuse: a reused one keeps the buffer of the largest request it
 #: held (two refused 200 MB requests kept 480 MB of RSS); without reuse it is freed (issue 12, A10).
 _ALLOCATION_POOL = ["--grpc-infer-allocation-pool-size=0"]
+#: Bounds of the launcher's own gRPC calls (seconds): a model load, a readiness probe, anything else.
+LOAD_TIMEOUT_S, PROBE_TIMEOUT_S, QUERY_TIMEOUT_S = 120.0, 1.0, 10.0
 ModelState = dict  # {"name", "version", "state", "reason"} as Triton's repository index reports
 
 
@@ -114,7 +119,7 @@ class EmbeddedServer:
             self.shadow = build_shadow(self.config.repository, self.plan, self.workdir / "repository",
                                        owner=self.security.user if self.security else None)
             self.ports = dict(self._pinned_ports) or {k: getattr(self.config, f"{k}_port") or _free_port(
-                self._host(k)) for k in ("grpc", "http", "metrics")}
+                self._host(k)) for k in self._listeners}
             argv = [str(install.binary), *self._arguments(backends), *install.backend_arguments(
                 runner=self.config.runner, ort_threads=self.config.ort_threads)]
             self._launch(argv, install.environment(ort_threads=self.config.ort_threads))
@@ -132,7 +137,8 @@ class EmbeddedServer:
         """User, key file, shim, TLS copies (launch_security.py); ports free; unreadable models skipped."""
         assert self.workdir is not None and self.plan is not None
         check_free(self.config.host, {"grpc": self.config.grpc_port, "metrics": self.config.metrics_port})
-        check_free(self._host("http"), {"http": self.config.http_port})
+        if self.config.http:
+            check_free(self._host("http"), {"http": self.config.http_port})
         self.security = LaunchSecurity.prepare(self.workdir, self.config, admin_key=self.admin_key,
                                                runtime=[install.root, install.libs])
         for warning in self.security.warnings:
@@ -144,6 +150,11 @@ class EmbeddedServer:
 
     def _host(self, kind: str) -> str:
         return http_host(self.config) if kind == "http" else self.config.host
+
+    @property
+    def _listeners(self) -> tuple[str, ...]:
+        """The endpoints tritonserver opens: no HTTP unless asked for (config.py)."""
+        return ("grpc", "http", "metrics") if self.config.http else ("grpc", "metrics")
 
     def _launch(self, argv: list[str], env: dict[str, str]) -> None:
         assert self.workdir is not None and self.security is not None
@@ -163,7 +174,7 @@ class EmbeddedServer:
             f"--model-repository={self.shadow}",
             f"--backend-directory={backends}",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
-            f"--http-address={self._host('http')}", f"--http-port={self.ports['http']}",
+            *self._http_arguments(),
             f"--grpc-address={c.host}", f"--grpc-port={self.ports['grpc']}",
             f"--metrics-address={c.host}", f"--metrics-port={self.ports['metrics']}",
             "--model-control-mode=explicit",
@@ -178,6 +189,11 @@ class EmbeddedServer:
         cache = cache_arguments(c.repository, self.plan.models, c.cache_size_mb)
         return args + self.security.arguments(c) + cache + _ALLOCATION_POOL
 
+    def _http_arguments(self) -> list[str]:
+        if not self.config.http:
+            return ["--allow-http=false"]
+        return [f"--http-address={self._host('http')}", f"--http-port={self.ports['http']}"]
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.config.ready_timeout_s
         while time.monotonic() < deadline:
@@ -185,7 +201,7 @@ class EmbeddedServer:
                 raise ServerStartError("tritonserver start-up interrupted: the server is being stopped")
             if self.process is not None and self.process.poll() is not None:
                 raise self._start_failure()
-            if self._http_status("/v2/health/ready") == 200 and self._listening():
+            if self._answers_ready() and self._listening():
                 return
             time.sleep(0.1)
         raise ServerStartError(
@@ -318,24 +334,19 @@ class EmbeddedServer:
         if self.config.runner == "native" and python_runner_reason(self.config.repository / name,
                                                                    drift_gauges=self.config.drift_gauges):
             config = python_runner_config(self.config.repository / name)
-            return self._model_control(name, "load", json.dumps({"parameters": {"config": config}}).encode())
+            return self._model_control(name, "load", config)
         self._model_control(name, "load")
 
     def reload_model(self, name: str) -> None:
         """Force a reload of `name` with its current config (new model instances, new stubs)."""
-        config = json.loads(self._http_get(f"/v2/models/{name}/config"))
+        config = self._query(lambda triton: triton.config(name, timeout_s=QUERY_TIMEOUT_S))
         # Triton reloads only when the config differs from the loaded one: stamp it.
         config.setdefault("parameters", {})["tritonstack_reload"] = {"string_value": str(time.time_ns())}
-        body = json.dumps({"parameters": {"config": json.dumps(config)}}).encode()
-        try:
-            self._http_post(f"/v2/repository/models/{name}/load", body, timeout_s=120)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            raise ServerError(f"reload of model {name!r} failed: {detail}") from exc
+        self._model_control(name, "reload", json.dumps(config))
 
     def instance_count(self, name: str) -> int:
         """How many Python stubs one loaded version of `name` runs (0 for ensembles)."""
-        config = json.loads(self._http_get(f"/v2/models/{name}/config"))
+        config = self._query(lambda triton: triton.config(name, timeout_s=QUERY_TIMEOUT_S))
         native = self.config.runner == "native"
         stub_backends = ("python", PYTHON_RUNNER_BACKEND) + (() if native else ("onnxruntime",))
         if config.get("platform") == "ensemble" or config.get("backend") not in stub_backends:
@@ -344,18 +355,52 @@ class EmbeddedServer:
 
     def is_model_ready(self, name: str) -> bool:
         """True when Triton reports `name` ready."""
-        return self._http_status(f"/v2/models/{name}/ready") == 200
+        try:
+            with self._grpc() as triton:
+                return triton.is_model_ready(name, timeout_s=PROBE_TIMEOUT_S)
+        except InferenceServerException:
+            return False
 
     def unload_model(self, name: str) -> None:
         """Unload `name` (in-flight requests finish first)."""
         self._model_control(name, "unload")
 
-    def _model_control(self, name: str, action: str, body: bytes = b"{}") -> None:
+    def _model_control(self, name: str, action: str, config: str | None = None) -> None:
+        """Load/reload/unload over gRPC; ServerError with Triton's reason if it fails."""
         try:
-            self._http_post(f"/v2/repository/models/{name}/{action}", body, timeout_s=120)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            raise ServerError(f"{action} of model {name!r} failed: {detail}") from exc
+            with self._grpc() as triton:
+                if action == "unload":
+                    triton.unload(name, timeout_s=LOAD_TIMEOUT_S)
+                else:
+                    triton.load(name, config=config, timeout_s=LOAD_TIMEOUT_S)
+        except InferenceServerException as exc:
+            raise ServerError(f"{action} of model {name!r} failed: {exc.message()}") from exc
+
+    @contextmanager
+    def _grpc(self) -> Iterator[TritonGrpc]:
+        """A channel for one control call (a relaunch may change nothing but the process behind it)."""
+        triton = TritonGrpc(self._control_target, admin_key=self.admin_key, tls=self.config.tls)
+        try:
+            yield triton
+        finally:
+            triton.close()
+
+    def _query(self, call):  # noqa: ANN001, ANN202 - TritonGrpc -> answer
+        """Run a read-only call; an unreachable or silent server is ConnectionError (as a refused socket
+        is), any other refusal ServerError."""
+        try:
+            with self._grpc() as triton:
+                return call(triton)
+        except InferenceServerException as exc:
+            if status_name(exc) in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                raise ConnectionError(f"tritonserver at {self._control_target}: {exc.message()}") from exc
+            raise ServerError(f"tritonserver at {self._control_target} refused: {exc.message()}") from exc
+
+    @property
+    def _control_target(self) -> str:
+        """host:port the launcher calls: loopback when bound to every address."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.config.host, self.config.host)  # noqa: S104
+        return f"[{host}]:{self.ports['grpc']}" if ":" in host else f"{host}:{self.ports['grpc']}"
 
     # -- inspection --------------------------------------------------------------------------
     @property
@@ -369,8 +414,10 @@ class EmbeddedServer:
         return f"{self.config.host}:{self.ports['grpc']}"
 
     @property
-    def http_url(self) -> str:
-        """http://host:port of the HTTP endpoint."""
+    def http_url(self) -> str | None:
+        """http://host:port of the HTTP endpoint; None when HTTP is off (the default, config.py)."""
+        if "http" not in self.ports:
+            return None
         host = self._host("http")
         return f"http://[{host}]:{self.ports['http']}" if ":" in host else f"http://{host}:{self.ports['http']}"
 
@@ -387,13 +434,13 @@ class EmbeddedServer:
     @property
     def grpc_admin_headers(self) -> dict[str, str]:
         """gRPC metadata that unlocks the restricted protocols (Triton prefixes the key)."""
-        return {f"triton-grpc-protocol-{ADMIN_HEADER}": self.admin_key}
+        return grpc_key_headers(self.admin_key)
 
     def model_states(self) -> list[ModelState]:
         """Every model of the repository with its state and reason, plus skipped ones."""
-        body = self._http_post("/v2/repository/index", b"{}")
+        index = self._query(lambda triton: triton.index(timeout_s=QUERY_TIMEOUT_S))
         assert self.plan is not None
-        states = [s for s in (json.loads(body) if body else []) if s["name"] not in self.plan.skipped]
+        states = [s for s in index if s["name"] not in self.plan.skipped]
         for entry in states:  # a folder Triton lists but never loaded has no state
             if "state" not in entry:
                 entry.update(version=entry.get("version", ""), state="UNAVAILABLE",
@@ -421,19 +468,10 @@ class EmbeddedServer:
         text = (self.workdir / "tritonserver.log").read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
-    def _http_status(self, path: str) -> int | None:
+    def _answers_ready(self) -> bool:
+        """True when the gRPC endpoint answers server-ready (ownership of the ports: `_listening`)."""
         try:
-            with urllib.request.urlopen(self.http_url + path, timeout=1) as response:  # noqa: S310
-                return response.status
-        except (urllib.error.URLError, OSError):
-            return None
-
-    def _http_get(self, path: str) -> bytes:
-        request = urllib.request.Request(self.http_url + path, headers=self.admin_headers)
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.read()
-
-    def _http_post(self, path: str, data: bytes, timeout_s: float = 10) -> bytes:
-        request = urllib.request.Request(self.http_url + path, data=data, headers=self.admin_headers)
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            return response.read()
+            with self._grpc() as triton:
+                return triton.is_ready(timeout_s=PROBE_TIMEOUT_S)
+        except InferenceServerException:
+            return False

@@ -118,12 +118,12 @@ class LaunchSecurity:
     def arguments(self, config: ServerConfig) -> list[str]:
         """The restricted-endpoint and TLS arguments of tritonserver.
 
-        With TLS, HTTP (plaintext, and without client certificates) serves no inference without the
-        admin key, and listens on loopback only (`http_host`): the launcher needs it for health and
-        model control; clients use gRPC over TLS."""
+        HTTP is off by default (config.py). When it is asked for with TLS, HTTP (plaintext, and without
+        client certificates) serves no inference without the admin key, and listens on loopback only
+        (`http_host`); clients use gRPC over TLS."""
         key = f"{ADMIN_HEADER}={self.key_argument}"
-        http_apis = [*RESTRICTED_APIS] if config.restrict_endpoints else []
-        http_apis += ["inference"] if config.tls is not None else []
+        http_apis = [*RESTRICTED_APIS] if config.restrict_endpoints and config.http else []
+        http_apis += ["inference"] if config.tls is not None and config.http else []
         grpc_rule = f"--grpc-restricted-protocol={','.join(RESTRICTED_APIS)}:{key}"
         args = [grpc_rule] if config.restrict_endpoints else []
         args += [f"--http-restricted-api={','.join(http_apis)}:{key}"] if http_apis else []

@@ -80,18 +80,20 @@ def test_tls_arguments_restrict_http_inference_and_use_loopback(tmp_path: Path, 
     monkeypatch.chdir(tmp_path)
     tls = TlsConfig(server_cert=Path("cert.pem"), server_key=Path("key.pem"))
     assert tls.server_cert == tmp_path / "cert.pem"  # relative paths resolved where they were given
-    config = _config(tmp_path, host="0.0.0.0", tls=tls, restrict_endpoints=False)
+    config = _config(tmp_path, host="0.0.0.0", tls=tls, restrict_endpoints=False, http=True)
     guard = LaunchSecurity(workdir=tmp_path, admin_key="k", tls=tls)
     args = guard.arguments(config)
     assert "--http-restricted-api=inference:tritonstack-admin-key=k" in args
+    assert not any("http" in a for a in guard.arguments(_config(tmp_path, tls=tls)))  # HTTP off: no rule
     assert not any(a.startswith("--grpc-restricted-protocol") for a in args)
     assert http_host(config) == "127.0.0.1" and http_host(_config(tmp_path, host="0.0.0.0")) == "0.0.0.0"
 
 
 def test_key_argument_is_the_placeholder_when_the_shim_runs(tmp_path: Path) -> None:
     guard = LaunchSecurity(workdir=tmp_path, admin_key="k", shim=tmp_path / "shim.so")
-    args = guard.arguments(_config(tmp_path))
+    args = guard.arguments(_config(tmp_path, http=True))
     assert all(a.endswith(launch_shim.PLACEHOLDER) for a in args) and len(args) == 2
+    assert len(guard.arguments(_config(tmp_path))) == 1  # HTTP off (the default): the gRPC rule only
     assert "k" not in " ".join(args).replace(launch_shim.PLACEHOLDER, "").split("=")[-1]
 
 

@@ -94,7 +94,7 @@ def test_compose_cpu_profile_builds_our_embedded_server() -> None:
     assert triton["build"]["target"] == "serve" and Path(triton["build"]["context"]) == ROOT
     assert "triton" in triton["networks"]["default"]["aliases"]
     assert triton["environment"]["TRITONSTACK_ADMIN_KEY"] == "k3y"
-    assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+    assert "is_server_ready" in " ".join(triton["healthcheck"]["test"])  # gRPC: `serve` has HTTP off
 
 
 @needs_compose
@@ -128,7 +128,7 @@ def test_dockerfile_copies_every_package_and_the_locustfile_exists() -> None:
     copied = set(re.findall(r"^COPY (\S+) \1$", text, re.MULTILINE))
     assert folders <= copied, f"Dockerfile does not COPY {folders - copied}"
     assert {"base", "serve", "loadtest"} <= set(re.findall(r"^FROM \S+ AS (\w+)$", text, re.MULTILINE))
-    assert "/v2/health/ready" in text and "--host\", \"0.0.0.0" in text
+    assert "is_server_ready" in text and "--http" not in text and "--host\", \"0.0.0.0" in text
     entry = re.search(r'ENTRYPOINT \["locust", "-f", "/app/(\S+)"\]', text)
     assert entry and (ROOT / entry.group(1)).is_file()
 

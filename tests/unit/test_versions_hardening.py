@@ -29,7 +29,7 @@ def repo(tmp_path: Path) -> Path:
     return repository
 
 
-def _cli(repo: Path, *args: object, url: str = "http://127.0.0.1:1") -> subprocess.CompletedProcess:
+def _cli(repo: Path, *args: object, url: str = "127.0.0.1:1") -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "tritonstack", "versions", *map(str, args), "--repository", str(repo),
                "--url", url]

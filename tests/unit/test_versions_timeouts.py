@@ -20,7 +20,7 @@ def stuck_url() -> Iterator[str]:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield f"127.0.0.1:{listener.getsockname()[1]}"  # Triton's gRPC endpoint
 
 
 def test_a_stuck_server_is_reported_as_stuck_within_the_timeout(stuck_url: str) -> None:

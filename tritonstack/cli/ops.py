@@ -3,7 +3,7 @@
     tritonstack ops drift-reference build/digits_mlp/2 --values x_train.npy --tensor features
     tritonstack ops drift-status --metrics-url http://127.0.0.1:8002/metrics
     tritonstack ops drift-tap digits_mlp --repository model_repository   # for native backends (NGC)
-    tritonstack ops status --repository model_repository [--url http://127.0.0.1:8000]
+    tritonstack ops status --repository model_repository [--url 127.0.0.1:8001]   # gRPC endpoint
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def _print_drift_table(rows: list) -> None:
 @ops_app.command("status")
 def status_command(
     repository: Annotated[Path, typer.Option(help="The served repository.")] = Path("model_repository"),
-    url: Annotated[str | None, typer.Option(help="Triton's HTTP endpoint, to show what it serves.")] = None,  # noqa: UP007
+    url: Annotated[str | None, typer.Option(  # noqa: UP007
+        help="Triton's gRPC endpoint (host:port), to show what it serves.")] = None,
     admin_key: Annotated[str | None, typer.Option(  # noqa: UP007
         envvar="TRITONSTACK_ADMIN_KEY", help="Key of the restricted model-repository endpoint.")] = None,
     allow_unverified: Annotated[bool, typer.Option(

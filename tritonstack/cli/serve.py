@@ -1,4 +1,8 @@
-"""`tritonstack serve`: run the embedded Triton server until Ctrl-C or SIGTERM."""
+"""`tritonstack serve`: run the embedded Triton server until Ctrl-C or SIGTERM.
+
+    tritonstack serve                     # gRPC :8001 and metrics :8002 on 127.0.0.1; no HTTP
+    tritonstack serve --http              # also HTTP :8000 (one warning line: its residual risk)
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-__all__ = ["register", "states_table"]
+__all__ = ["HTTP_RISK", "register", "states_table"]
+
+#: The one line `serve --http` prints at start (serve/limits.py has the measurements).
+HTTP_RISK = ("HTTP is on: Triton 2.51's HTTP endpoint can be crashed by one request body over 256 MiB "
+             "(no key needed); `serve` restarts it (--restart-on-crash), see README, Security")
 
 
 def states_table(states: list[dict]) -> Table:
@@ -28,7 +36,10 @@ def serve(
         "model_repository"),
     host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
     grpc_port: Annotated[int, typer.Option(help="gRPC port (0: any free port).")] = 8001,
-    http_port: Annotated[int, typer.Option(help="HTTP port (0: any free port).")] = 8000,
+    http: Annotated[bool, typer.Option(
+        "--http", help="Also open Triton's HTTP endpoint (off by default: 2.51's can be crashed by a "
+                       "request body over 256 MiB; see README, Security).")] = False,
+    http_port: Annotated[int, typer.Option(help="HTTP port, with --http (0: any free port).")] = 8000,
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 8002,
     ort_threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per instance.")] = None,  # noqa: UP007
     runner: Annotated[str, typer.Option(
@@ -62,18 +73,22 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together; pass both or neither")
     tls = TlsConfig(server_cert=tls_cert, server_key=tls_key, root_cert=tls_root_cert) if tls_cert else None
-    config = ServerConfig(repository=repository, host=host, grpc_port=grpc_port, http_port=http_port,
-                          metrics_port=metrics_port, ort_threads=ort_threads, admin_key=key_of(admin_key),
-                          restrict_endpoints=not unrestricted, tls=tls, runner=runner, user=user,
-                          restart_on_crash=restart_on_crash, log_dir=log_dir, cache_size_mb=cache_size_mb)
+    config = ServerConfig(repository=repository, host=host, grpc_port=grpc_port, http=http,
+                          http_port=http_port, metrics_port=metrics_port, ort_threads=ort_threads,
+                          admin_key=key_of(admin_key), restrict_endpoints=not unrestricted, tls=tls,
+                          runner=runner, user=user, restart_on_crash=restart_on_crash, log_dir=log_dir,
+                          cache_size_mb=cache_size_mb)
     stop, server = threading.Event(), EmbeddedServer(config)
     _stop_on_signals(stop, server)
+    if http:
+        restart = "" if restart_on_crash else " (not with --no-restart-on-crash: it stays down)"
+        console.print(f"[yellow]warning: {HTTP_RISK}{restart}[/]", soft_wrap=True)
     with console.status("starting tritonserver..."):
         server.start()
     try:
         for warning in server.security.warnings if server.security else []:
             console.print(f"[yellow]warning: {warning}[/]")
-        console.print(f"gRPC     {server.grpc_url}\nHTTP     {server.http_url}")
+        console.print(f"gRPC     {server.grpc_url}\nHTTP     {server.http_url or 'off (--http to open it)'}")
         console.print(f"metrics  {server.metrics_url}")
         console.print(f"logs     crashed servers' logs are kept in {server.crash_log_dir}"
                       + (" (restarted on crash)" if restart_on_crash else ""))

@@ -6,7 +6,7 @@
     tritonstack versions promote digits_mlp 2                   # serve 2 only
     tritonstack versions rollback digits_mlp                    # back to what was served before
 
-Every command takes --url (Triton's HTTP endpoint), --admin-key (or TRITONSTACK_ADMIN_KEY) and
+Every command takes --url (Triton's gRPC endpoint, host:port), --admin-key (or TRITONSTACK_ADMIN_KEY) and
 --repository (the folder the server serves). Works against `tritonstack serve` and the NGC image.
 """
 
@@ -21,14 +21,14 @@ __all__ = ["register"]
 
 versions_app = typer.Typer(no_args_is_help=True, help="Add, promote, canary and roll back model versions.")
 
-Url = Annotated[str, typer.Option(help="Triton's HTTP endpoint.")]
+Url = Annotated[str, typer.Option(help="Triton's gRPC endpoint, host:port (HTTP is off by default).")]
 AdminKey = Annotated[str | None, typer.Option(  # noqa: UP007
     envvar="TRITONSTACK_ADMIN_KEY", help="Key of the restricted model-repository endpoint (prefer the "
     "TRITONSTACK_ADMIN_KEY variable or @FILE: a value here shows in `ps`).")]
 Repository = Annotated[Path, typer.Option(help="The model repository the server serves.")]
 Model = Annotated[str, typer.Argument(help="Model name.")]
 
-_URL = "http://127.0.0.1:8000"
+_URL = "127.0.0.1:8001"
 _REPOSITORY = Path("model_repository")
 
 
