@@ -1,4 +1,4 @@
-"""Issue 12 against the real server: the launch path (A1, A9, A11, A12, ports in use, broken models).
+"""Issue 12 against the real server: the launch path (A1, A2, A9, A11, A12, ports in use, broken models).
 
 Each test prints its measured figure (`pytest -s`).
 """
@@ -22,10 +22,11 @@ from tritonclient.utils import InferenceServerException
 from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
 from tritonstack.convert import Batching
 from tritonstack.serve import EmbeddedServer, ServerConfig, TlsConfig
+from tritonstack.serve.control import grpc_key_headers
 from tritonstack.serve.launch_shim import PLACEHOLDER
 
 from tests.integration.faults import add_sleepy_model, one
-from tritonstack.errors import ConfigError
+from tritonstack.errors import AccessDeniedError, ConfigError
 
 ROOT = os.geteuid() == 0
 KEY = "a1-" + os.urandom(12).hex()
@@ -80,12 +81,13 @@ def test_a1_key_is_in_no_cmdline_or_environ_and_still_guards_the_endpoints(sec_s
     if ROOT:
         assert 0 not in uids
     assert KEY not in (sec_server.workdir / "tritonserver.log").read_text(errors="replace")
-    assert _http(sec_server, "/v2/repository/index", b"{}") == 403
-    assert _http(sec_server, "/v2/repository/index", b"{}", PLACEHOLDER) == 403
-    assert _http(sec_server, "/v2/repository/index", b"{}", KEY) == 200
     raw = grpcclient.InferenceServerClient(sec_server.grpc_url)
-    with pytest.raises(InferenceServerException):
-        raw.get_system_shared_memory_status()
+    for key in (None, PLACEHOLDER):
+        with pytest.raises(InferenceServerException):
+            raw.get_model_repository_index(headers=grpc_key_headers(key))
+        with pytest.raises(InferenceServerException):
+            raw.get_system_shared_memory_status(headers=grpc_key_headers(key))
+    raw.get_model_repository_index(headers=grpc_key_headers(KEY))
     raw.get_system_shared_memory_status(headers=sec_server.grpc_admin_headers)
     raw.close()
     print(f"\nA1: key absent from cmdline+environ of {len(pids)} processes (server + stubs), uids {sorted(uids)}; "
@@ -137,16 +139,10 @@ def test_a9_mutual_tls_leaves_no_plaintext_inference_and_relative_paths_work(
     monkeypatch.chdir(tmp_path)
     tls = TlsConfig(server_cert=Path("cert.pem"), server_key=Path("key.pem"), root_cert=Path("cert.pem"))
     config = ServerConfig(repository=sec_repo, host="0.0.0.0", tls=tls, supervise=False)  # noqa: S104
-    with EmbeddedServer(config) as server:
-        http_port = server.ports["http"]
-        assert server.http_url == f"http://127.0.0.1:{http_port}"
-        with socket.socket() as probe:  # HTTP listens on loopback only, whatever --host says
-            probe.settimeout(1)
-            assert probe.connect_ex((_outside_address(), http_port)) != 0
-        body = b'{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1.0]}]}'
-        plain = _http(server, "/v2/models/sleepy/infer", body)
-        assert plain == 403
-        assert _http(server, "/v2/models/sleepy/infer", body, server.admin_key) == 200
+    with EmbeddedServer(config) as server:  # started at all: the launcher's calls went over mutual TLS
+        assert server.http_url is None and _listening_ports(server.pid) == {server.ports["grpc"],
+                                                                            server.ports["metrics"]}
+        assert server.model_states()[0]["state"] == "READY"
         url = f"127.0.0.1:{server.ports['grpc']}"
         mutual = grpcclient.InferenceServerClient(url, ssl=True, root_certificates="cert.pem",
                                                   private_key="key.pem", certificate_chain="cert.pem")
@@ -158,8 +154,76 @@ def test_a9_mutual_tls_leaves_no_plaintext_inference_and_relative_paths_work(
                                        retry=RetryPolicy(attempts=1))
         with TritonClient(url, no_client_cert) as client:
             assert not client.is_ready()
-    print(f"\nA9: mutual TLS from relative paths; plaintext HTTP inference without the key -> {plain}; "
-          "HTTP bound to 127.0.0.1 only; gRPC answered a client certificate, refused a client without one")
+    print("\nA9: mutual TLS from relative paths; no HTTP listener (only gRPC and metrics); the launcher's "
+          "control calls and a client with a certificate answered over gRPC, a client without one refused")
+
+
+def test_a9_with_http_asked_for_tls_leaves_http_inference_behind_the_key(sec_repo: Path, tmp_path: Path) -> None:
+    _certs(tmp_path)
+    tls = TlsConfig(server_cert=tmp_path / "cert.pem", server_key=tmp_path / "key.pem")
+    config = ServerConfig(repository=sec_repo, host="0.0.0.0", tls=tls, supervise=False, http=True)  # noqa: S104
+    with EmbeddedServer(config) as server:
+        http_port = server.ports["http"]
+        assert server.http_url == f"http://127.0.0.1:{http_port}"
+        with socket.socket() as probe:  # HTTP listens on loopback only, whatever --host says
+            probe.settimeout(1)
+            assert probe.connect_ex((_outside_address(), http_port)) != 0
+        body = b'{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1.0]}]}'
+        plain = _http(server, "/v2/models/sleepy/infer", body)
+        assert plain == 403
+        assert _http(server, "/v2/models/sleepy/infer", body, server.admin_key) == 200
+    print(f"\nA9 (--http): plaintext HTTP inference without the key -> {plain}, with it 200; HTTP on 127.0.0.1 only")
+
+
+def _listening_ports(pid: int) -> set[int]:
+    """The TCP ports process `pid` listens on (IPv4 and IPv6)."""
+    inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            port = int(fields[1].rsplit(":", 1)[1], 16)
+            if fields[3] == "0A" and f"socket:[{fields[9]}]" in inodes:
+                ports.add(port)
+    return ports
+
+
+def test_a2_http_is_off_by_default_and_control_goes_over_grpc(sec_server: EmbeddedServer) -> None:
+    from tritonstack.ops.status import cache_counts
+    from tritonstack.ops.versions import TritonControl
+
+    assert sec_server.http_url is None and set(sec_server.ports) == {"grpc", "metrics"}
+    listening = _listening_ports(sec_server.pid)
+    assert listening == {sec_server.ports["grpc"], sec_server.ports["metrics"]}, listening
+    assert "--allow-http=false" in Path(f"/proc/{sec_server.pid}/cmdline").read_text().split("\0")
+    control = TritonControl(sec_server.grpc_url, admin_key=KEY)
+    control.load("sleepy")  # a reload of the loaded model
+    sec_server.unload_model("sleepy")
+    assert not control.is_ready("sleepy", 1)
+    sec_server.load_model("sleepy")
+    states = {(s["name"], s.get("version")): s["state"] for s in control.index()}
+    assert states[("sleepy", "1")] == "READY" and control.is_ready("sleepy", 1)
+    stats = {s["name"]: s for s in control.statistics()}
+    assert isinstance(stats["sleepy"]["inference_count"], int)
+    assert cache_counts(list(stats.values()))[("sleepy", "1")] == (0, 0)
+    with pytest.raises(AccessDeniedError):
+        TritonControl(sec_server.grpc_url).index()
+    answer = _post_body(sec_server.ports["metrics"], 300 << 20)  # the one HTTP listener left: another library
+    time.sleep(1)
+    assert answer.startswith(b"HTTP/1.1 4") and sec_server.process.poll() is None, answer
+    print(f"\nA2: default server listens on {sorted(listening)} only (gRPC, metrics; no HTTP listener); "
+          "load/unload/index/statistics over gRPC with the key, refused without; a 300 MiB POST to the "
+          f"metrics port -> {answer.splitlines()[0].decode()!r}, server alive")
+
+
+def _post_body(port: int, size: int) -> bytes:
+    """POST a `size`-byte body to 127.0.0.1:`port` in 1 MiB pieces; the first bytes of the answer."""
+    chunk = b"x" * (1 << 20)
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(f"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode())
+        for start in range(0, size, len(chunk)):
+            sock.sendall(chunk[:size - start])
+        return sock.recv(200)
 
 
 def _outside_address() -> str:
@@ -182,18 +246,21 @@ def test_serve_on_a_port_in_use_is_one_line_and_no_banner(sec_repo: Path) -> Non
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        with pytest.raises(ConfigError, match=f"http port {port}"):
-            EmbeddedServer(ServerConfig(repository=sec_repo, http_port=port)).start()
+        with pytest.raises(ConfigError, match=f"grpc port {port}"):
+            EmbeddedServer(ServerConfig(repository=sec_repo, grpc_port=port)).start()
         started = time.monotonic()
         proc = _cli("serve", "--repository", str(sec_repo), "--grpc-port", "0", "--metrics-port", "0",
-                    "--http-port", str(port))
+                    "--http", "--http-port", str(port))
         out, err = proc.communicate(timeout=60)
         elapsed = time.monotonic() - started
     assert proc.returncode == 2, (out, err)
     assert "Traceback" not in out + err and "serving" not in out and "gRPC" not in out
+    warnings = [line for line in out.splitlines() if "256 MiB" in line]
+    assert len(warnings) == 1 and "HTTP is on" in warnings[0], out
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and str(port) in lines[0] and "--http-port" in lines[0], err
-    print(f"\nports: `serve --http-port {port}` (held) -> exit 2 in {elapsed:.1f} s, one line: {lines[0]!r}")
+    print(f"\nports: `serve --http --http-port {port}` (held) -> exit 2 in {elapsed:.1f} s, one line: "
+          f"{lines[0]!r}; the --http warning: {warnings[0]!r}")
 
 
 def test_broken_model_folders_are_listed_while_the_others_serve(sec_repo: Path, tmp_path: Path) -> None:
@@ -217,6 +284,7 @@ def test_broken_model_folders_are_listed_while_the_others_serve(sec_repo: Path, 
     rows = {name: line for line in out.splitlines() for name in ("good", "malformed", "empty", "no_version",
                                                                    "unreadable") if f" {name} " in line}
     assert "READY" in rows["good"], out
+    assert "HTTP     off" in out, out  # the default: no HTTP endpoint
     for broken in ("malformed", "empty", "no_version", "unreadable"):
         assert "UNAVAILABLE" in rows[broken] or "SKIPPED" in rows[broken], (broken, out)
     assert proc.returncode == 0 and "Traceback" not in out + rest + err, (out, rest, err)
