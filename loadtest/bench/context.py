@@ -30,11 +30,12 @@ from tritonstack.loadtest.stats import Recorder, summarize
 
 from tritonstack.errors import LoadTestError
 
-__all__ = ["CACHED", "NOBATCH", "Bench", "BenchOptions"]
+__all__ = ["CACHED", "NATIVE_MLP", "NOBATCH", "Bench", "BenchOptions"]
 
 _LOGGER = logging.getLogger(__name__)
 NOBATCH = "digits_mlp_nobatch"
 CACHED = "digits_mlp_cached"
+NATIVE_MLP = "digits_mlp_native"  # W10: the MLP kept on the native backend despite its drift reference
 SendFactory = Callable[[], contextlib.AbstractAsyncContextManager[Send]]
 _NP = {
     "FP32": np.float32,
@@ -79,6 +80,8 @@ class Bench:
         self.build_s: dict[str, float] = {}
         self.server: Any = None
         self.start_to_ready_s: float | None = None
+        self.python_server: Any = None  # W9/W10: the reference models on the Python runner (runners.py)
+        self.python_start_to_ready_s: float | None = None
         self._affinity = frozenset(os.sched_getaffinity(0))
 
     # -- repository ---------------------------------------------------------------------------
@@ -130,6 +133,8 @@ class Bench:
             config.name = CACHED
             config.response_cache.enable = True
             write_config(config, self.repository / CACHED / "config.pbtxt")
+        if (mlp / "config.pbtxt").exists() and not (self.repository / NATIVE_MLP).exists():
+            _native_copy(mlp, self.repository / NATIVE_MLP)
         return self.repository
 
     def models(self) -> list[str]:
@@ -174,9 +179,10 @@ class Bench:
 
     def stop(self) -> None:
         """Stop the server and give this process back the CPUs it had."""
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+        for attribute in ("python_server", "server"):
+            if getattr(self, attribute) is not None:
+                getattr(self, attribute).stop()
+                setattr(self, attribute, None)
         pin_pid(os.getpid(), self._affinity)
 
     def __enter__(self) -> Bench:
@@ -285,3 +291,16 @@ def _dtype_name(data_type: int) -> str:
     from tritonclient.grpc import model_config_pb2
 
     return model_config_pb2.DataType.Name(data_type).removeprefix("TYPE_")
+
+
+def _native_copy(mlp: Path, folder: Path) -> None:
+    """W10: the MLP under another name, its config asking for the native backend (`serve.plan`)."""
+    from tritonstack.serve.plan import RUNNER_PARAMETER
+
+    from tritonstack.model_config import read_config, write_config
+
+    shutil.copytree(mlp, folder)
+    config = read_config(mlp / "config.pbtxt")
+    config.name = folder.name
+    config.parameters[RUNNER_PARAMETER].string_value = "native"
+    write_config(config, folder / "config.pbtxt")

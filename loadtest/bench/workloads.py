@@ -311,6 +311,18 @@ def w8(bench: Bench, row: Row) -> None:
         row.detail["unavailable"] = bench.unavailable
 
 
+# -- W9, W10 native backend / Python runner (bench/runners.py) -------------------------------------
+def _runners(name: str) -> Callable[[Bench, Row], None]:
+    """The measure function `name` of `bench.runners`, imported when it runs (no import cycle)."""
+
+    def measure(bench: Bench, row: Row) -> None:
+        from tritonstack.loadtest.bench import runners
+
+        getattr(runners, name)(bench, row)
+
+    return measure
+
+
 # -- C1 repeated input with the response cache / without ------------------------------------------
 def c1(bench: Bench, row: Row) -> None:
     """Req/s of the MLP with Triton's response cache / the same model without, concurrency 8, the same
@@ -333,4 +345,7 @@ WORKLOADS = (
     Workload("W7", "predict_many rows/s / in-process ORT rows/s", 0.4, "higher", "x", w7),
     Workload("W8", "serve start to ready, all reference models", 15.0, "lower", "s", w8),
     Workload("C1", "MLP repeated input, response cache on / off, concurrency 8", 3.0, "higher", "x", c1),
+    Workload("W9", "RSS, all reference models: native / Python runner", 0.35, "lower", "x", _runners("w9")),
+    Workload("W10", "MLP throughput native / Python runner, concurrency 32", 1.5, "higher", "x",
+             _runners("w10")),
 )

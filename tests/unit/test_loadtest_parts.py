@@ -117,7 +117,8 @@ def test_tune_names_the_models_of_a_repository_without_the_one_asked(tmp_path):
 
 
 def test_bench_rows_and_model_picking():
-    assert [w.key for w in WORKLOADS] == ["W1", "W2", "W2-p99", "W3", "W4", "W5", "W6", "W7", "W8", "C1"]
+    assert [w.key for w in WORKLOADS] == ["W1", "W2", "W2-p99", "W3", "W4", "W5", "W6", "W7", "W8", "C1", "W9",
+                                          "W10"]
     models = ["digits_mlp", "minilm", "minilm_encoder", "minilm_int8", "resnet18", "resnet18_int8"]
     assert pick(models, "resnet", without=("int8",)) == "resnet18"
     assert pick(models, "resnet", "int8") == "resnet18_int8"
