@@ -22,7 +22,7 @@ from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
 from tritonstack.convert import Batching
 from tritonstack.convert.reference import build_all
 from tritonstack.serve import EmbeddedServer, ServerConfig
-from tritonstack.serve.supervisor import find_stubs, stub_named
+from tritonstack.serve.supervisor import stub_named
 
 from tests.integration.faults import add_sleepy_model, one, timed
 from tritonstack.errors import (
@@ -54,7 +54,7 @@ def fault_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fault_server(fault_repo: Path):
-    with EmbeddedServer(ServerConfig(repository=fault_repo)) as server:
+    with EmbeddedServer(ServerConfig(repository=fault_repo, http=True)) as server:  # R9 checks HTTP's rules too
         yield server
 
 

@@ -1,7 +1,8 @@
 """Lifecycle and robustness of the embedded server, against the real tritonserver (issues 12, 13, 14).
 
 - R12 (A2): the exact crashing request (an HTTP inference JSON body over 4.1 MiB, a junk field plus
-  valid inputs) is answered and the server survives;
+  valid inputs) is answered and the server survives (HTTP asked for: it is off by default, see
+  test_security.py);
 - R13 (A10): two 200 MB gRPC requests far over the model's batch limit are refused and their memory
   is given back;
 - R14 (issue 14, 6a): a SIGKILLed tritonserver is restarted on the same ports under load, its log kept,
@@ -86,7 +87,7 @@ def lserver(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Em
     """One server with the watchdog on, fixed ports, crash logs in a temp folder. Default runner: the
     models it leaves to the Python runner (drift references, digits_mlp) are loaded before ready too
     (serve/shadow.py), so a restart answers no NOT_FOUND."""
-    config = ServerConfig(repository=repo, ort_threads=1, restart_on_crash=True,
+    config = ServerConfig(repository=repo, ort_threads=1, restart_on_crash=True, http=True,  # R12 needs HTTP on
                           log_dir=tmp_path_factory.mktemp("crash-logs"), **_fixed_ports())
     with EmbeddedServer(config) as server:
         yield server
@@ -256,7 +257,7 @@ def test_r16_serve_stops_on_sigterm_in_bounded_time(repo: Path, tmp_path: Path) 
         serve = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603
         try:
             if when == "serving":
-                _wait_for(lambda: _ready(ports["http_port"]), timeout_s=90)
+                _wait_for(lambda: _ready(ports["grpc_port"]), timeout_s=90)
             else:
                 time.sleep(1.5)
             start = time.monotonic()
@@ -270,15 +271,18 @@ def test_r16_serve_stops_on_sigterm_in_bounded_time(repo: Path, tmp_path: Path) 
         print(f"\nR16: SIGTERM to `serve` while {when}: exit {code} after {elapsed:.1f} s")
         assert "Traceback" not in output, output[-2000:]
         assert elapsed < 30
-        assert not _ready(ports["http_port"])
+        assert not _ready(ports["grpc_port"])
 
 
-def _ready(port: int) -> bool:
+def _ready(grpc_port: int) -> bool:
+    """Server-ready over gRPC (`serve` runs with HTTP off)."""
+    raw = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as answer:  # noqa: S310
-            return answer.status == 200
-    except (urllib.error.URLError, OSError):
+        return raw.is_server_ready(client_timeout=1)
+    except grpcclient.InferenceServerException:
         return False
+    finally:
+        raw.close()
 
 
 # -- R17 (issue 13, 2) -----------------------------------------------------------------------------
@@ -290,7 +294,7 @@ def test_r17_response_cache_hits_and_identical_results(lserver: EmbeddedServer) 
     with TritonClient(lserver.grpc_url) as client:
         answers = [client.infer("digits_cached", rows)["probabilities"] for _ in range(50)]
         plain = client.infer(MODEL, rows, version="1")["probabilities"]
-    control = TritonControl(lserver.http_url, admin_key=lserver.admin_key)
+    control = TritonControl(lserver.grpc_url, admin_key=lserver.admin_key)  # statistics over gRPC
     _wait_for(lambda: cache_counts(control.statistics()).get(("digits_cached", "1"), (0, 0))[0] >= 49,
               timeout_s=10)
     hits, misses = cache_counts(control.statistics())[("digits_cached", "1")]

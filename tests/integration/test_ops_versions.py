@@ -71,7 +71,7 @@ def _records(stream: _Stderr, logger: str) -> list[dict]:
 
 
 def _cli(server, *args: str) -> None:  # noqa: ANN001
-    main(["--log-json", "--log-level", "INFO", "versions", *args, "--url", server.http_url, "--admin-key", server.admin_key,
+    main(["--log-json", "--log-level", "INFO", "versions", *args, "--url", server.grpc_url, "--admin-key", server.admin_key,
           "--repository", str(server.config.repository)])
 
 
