@@ -77,19 +77,21 @@ def test_tokenizer_model_helpers_match_transformers() -> None:
     assert ids.shape == (2, 16) and mask.sum(1).tolist() == [4, 6]
 
 
-def test_every_generated_queue_is_bounded_by_default_and_overridable() -> None:
+def test_no_queue_policy_by_default_and_one_when_asked() -> None:
+    """Triton 2.51's batcher stalls 500 ms at a time with any queue policy (convert/spec.py): none is
+    written unless asked for; a size or a timeout writes exactly that (REJECT on timeout)."""
     from tritonstack.convert.spec import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_US, Batching
 
-    policy = _config().dynamic_batching.default_queue_policy
-    assert (policy.max_queue_size, policy.default_timeout_microseconds) == (DEFAULT_MAX_QUEUE_SIZE,
-                                                                            DEFAULT_QUEUE_TIMEOUT_US)
-    assert policy.timeout_action == policy.REJECT and 0 < DEFAULT_QUEUE_TIMEOUT_US <= 3_000_000
+    assert (DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_US) == (0, 0)
+    for config in (_config(), tokenizer_spec().to_config(), encoder_spec("minilm_encoder").to_config()):
+        assert not config.dynamic_batching.HasField("default_queue_policy"), config.name
+        assert not config.dynamic_batching.priority_queue_policy, config.name
     policy = _config(batching=Batching(max_queue_size=7, queue_timeout_us=100_000)).dynamic_batching \
         .default_queue_policy
     assert (policy.max_queue_size, policy.default_timeout_microseconds) == (7, 100_000)
-    for spec in (tokenizer_spec(), encoder_spec("minilm_encoder")):
-        policy = spec.to_config().dynamic_batching.default_queue_policy
-        assert policy.max_queue_size and policy.default_timeout_microseconds, spec.name
+    assert policy.timeout_action == policy.REJECT
+    policy = _config(batching=Batching(max_queue_size=7)).dynamic_batching.default_queue_policy
+    assert (policy.max_queue_size, policy.default_timeout_microseconds) == (7, 0)
     with pytest.raises(InputSpecError, match="must be >= 0"):
         Batching(queue_timeout_us=-1)
 

@@ -58,9 +58,10 @@ def convert(  # noqa: PLR0913 - one option per documented knob
     preferred_batch_size: Annotated[list[int] | None, _Opt(help="Dynamic batching preferred sizes.")] = None,  # noqa: UP007
     max_queue_delay_us: Annotated[int, _Opt(help="Dynamic batching queue delay.")] = 500,
     max_queue_size: Annotated[int, _Opt(help="Requests that may wait in the queue; more are refused "
-                                        "at once (0: unbounded).")] = 512,
+                                        "at once (0: unbounded). Any queue bound makes Triton 2.51's "
+                                        "batcher stall up to 500 ms (README).")] = 0,
     queue_timeout_us: Annotated[int, _Opt(help="Longest wait in the queue before a request is refused "
-                                          "(0: none).")] = 2_000_000,
+                                          "(0: none). Same cost as --max-queue-size.")] = 0,
     dynamic_batching: Annotated[bool, _Opt(help="Enable dynamic batching.")] = True,
     instances: Annotated[int, _Opt(help="Model instances.")] = 1,
     warmup_batch_size: Annotated[int, _Opt(help="Warm-up batch size (0: none).")] = 1,
