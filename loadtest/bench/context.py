@@ -30,12 +30,13 @@ from tritonstack.loadtest.stats import Recorder, summarize
 
 from tritonstack.errors import LoadTestError
 
-__all__ = ["CACHED", "NATIVE_MLP", "NOBATCH", "Bench", "BenchOptions"]
+__all__ = ["CACHED", "IDENTITY", "NATIVE_MLP", "NOBATCH", "Bench", "BenchOptions"]
 
 _LOGGER = logging.getLogger(__name__)
 NOBATCH = "digits_mlp_nobatch"
 CACHED = "digits_mlp_cached"
 NATIVE_MLP = "digits_mlp_native"  # W10: the MLP kept on the native backend despite its drift reference
+IDENTITY = "digits_identity"  # W5: an Identity ONNX model with the MLP's input, batching and config
 SendFactory = Callable[[], contextlib.AbstractAsyncContextManager[Send]]
 _NP = {
     "FP32": np.float32,
@@ -133,6 +134,8 @@ class Bench:
             config.name = CACHED
             config.response_cache.enable = True
             write_config(config, self.repository / CACHED / "config.pbtxt")
+        if (mlp / "config.pbtxt").exists() and not (self.repository / IDENTITY).exists():
+            _identity_model(mlp, self.repository / IDENTITY)
         if (mlp / "config.pbtxt").exists() and not (self.repository / NATIVE_MLP).exists():
             _native_copy(mlp, self.repository / NATIVE_MLP)
         return self.repository
@@ -303,4 +306,32 @@ def _native_copy(mlp: Path, folder: Path) -> None:
     config = read_config(mlp / "config.pbtxt")
     config.name = folder.name
     config.parameters[RUNNER_PARAMETER].string_value = "native"
+    write_config(config, folder / "config.pbtxt")
+
+
+def _identity_model(mlp: Path, folder: Path) -> None:
+    """`folder`: the MLP's config (batching, queue, instances) serving an ONNX Identity of its input,
+    so W5 can compare the MLP with Triton's own per-request floor on the same input shape."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tritonstack.model_config import read_config, write_config
+
+    config = read_config(mlp / "config.pbtxt")
+    source = config.input[0]
+    dims = ["N", *source.dims] if config.max_batch_size > 0 else list(source.dims)
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [source.name], ["copy"])],
+        "identity",
+        [helper.make_tensor_value_info(source.name, TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("copy", TensorProto.FLOAT, dims)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (folder / "1").mkdir(parents=True)
+    onnx.save(model, str(folder / "1" / "model.onnx"))
+    config.name = IDENTITY
+    del config.output[:]
+    config.output.add(name="copy", data_type=source.data_type, dims=source.dims)
+    config.ClearField("model_warmup")
     write_config(config, folder / "config.pbtxt")

@@ -21,6 +21,7 @@ def test_quick_bench_rows(repository, tmp_path):
         assert rows[key]["value"] > 0, rows[key]
         assert set(rows[key]) >= {"value", "goal", "better", "detail"}
     assert rows["W5"]["detail"]["batching_off"]["server"]["avg_batch"] == 1.0
+    assert rows["W5"]["detail"]["identity"]["errors"] == 0 and rows["W5"]["detail"]["mlp"]["errors"] == 0
     assert "core_split" in document["machine"]
     json.dumps(document, default=str)
 
