@@ -38,16 +38,27 @@ _MIB = 2**20
 def python_runner_server(bench: Bench) -> Any:
     """The bench's Python-runner server on the reference models (started at the first call, warmed)."""
     if bench.python_server is None:
-        from tritonstack.serve import EmbeddedServer, ServerConfig
-
-        config = ServerConfig(repository=bench.source_repository(), runner="python",
-                              ort_threads=len(bench.split.server), ready_timeout_s=180, supervise=False)
-        start = time.perf_counter()
-        bench.python_server = EmbeddedServer(config).start()
-        bench.python_start_to_ready_s = time.perf_counter() - start
-        pin_process_group(bench.python_server.pid, bench.split.server)
-        warm_up(bench.python_server, bench)
+        bench.python_server, bench.python_start_to_ready_s = start_server(bench, "python")
     return bench.python_server
+
+
+def start_server(bench: Bench, runner: str) -> tuple[Any, float]:
+    """A server with `serve`'s defaults and `runner` on the reference models, pinned to the server CPUs
+    and warmed up; and its start-to-ready seconds. The caller stops it."""
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    config = ServerConfig(repository=bench.source_repository(), runner=runner,
+                          ort_threads=len(bench.split.server), ready_timeout_s=180, supervise=False)
+    start = time.perf_counter()
+    server = EmbeddedServer(config).start()
+    seconds = time.perf_counter() - start
+    try:
+        pin_process_group(server.pid, bench.split.server)
+        warm_up(server, bench)
+    except BaseException:
+        server.stop()
+        raise
+    return server, seconds
 
 
 def warm_up(server: Any, bench: Bench) -> dict[str, str]:
@@ -66,6 +77,7 @@ def warm_up(server: Any, bench: Bench) -> dict[str, str]:
                 outcome[state["name"]] = "ok"
             except Exception as exc:  # noqa: BLE001 - warm-up is best effort; the row says what failed
                 outcome[state["name"]] = str(exc)[:200]
+                _LOGGER.warning("warm-up request to %s failed: %s", state["name"], outcome[state["name"]])
     finally:
         client.close()
     return outcome
@@ -125,18 +137,28 @@ def _mib(tree: TreeRss) -> dict[str, Any]:
 
 # -- W9 RSS native / Python runner ------------------------------------------------------------------
 def w9(bench: Bench, row: Row) -> None:
-    """RSS of tritonserver and every child process, all reference models loaded and warm:
-    the bench server (native default) / the Python-runner server."""
-    warmed = warm_up(bench.server, bench)
-    time.sleep(1.0)  # let the stubs settle after their first requests
-    native = reference_rss(bench.server.pid)
-    python = reference_rss(python_runner_server(bench).pid)
-    row.value = native.total_bytes / python.total_bytes
-    row.detail = {"native": _mib(native), "python_runner": _mib(python), "warmed": warmed,
-                  "python_runner_start_to_ready_s": round(bench.python_start_to_ready_s or 0, 2),
-                  "native_python_stubs": dict(getattr(bench.server.plan, "python", {}) or {}),
-                  "native_drift_gauges": bench.server.config.drift_gauges,  # False: drift models native too
-                  "note": f"the Python stubs of the bench-only copies {list(_BENCH_ONLY)} are left out"}
+    """RSS of tritonserver and every child process, all reference models loaded and warm, `serve`'s
+    defaults on both sides (drift-reference models on the Python runner under native, for their gauges):
+    native / Python runner. The bench server itself (drift gauges off) is in the detail."""
+    python = python_runner_server(bench)
+    native_server, native_start_s = start_server(bench, "native")
+    try:
+        time.sleep(1.0)  # let the stubs settle after their first requests
+        native = tree_rss(native_server.pid)
+        python_tree = tree_rss(python.pid)
+        stubs = dict(native_server.plan.python) if native_server.plan else {}
+    finally:
+        native_server.stop()
+    warm_up(bench.server, bench)
+    bench_native = reference_rss(bench.server.pid)
+    row.value = native.total_bytes / python_tree.total_bytes
+    row.detail = {"native": _mib(native), "python_runner": _mib(python_tree),
+                  "native_python_stubs": stubs,
+                  "start_to_ready_s": {"native": round(native_start_s, 2),
+                                       "python_runner": round(bench.python_start_to_ready_s or 0, 2)},
+                  "bench_server_drift_gauges_off": {
+                      **_mib(bench_native), "ratio": bench_native.total_bytes / python_tree.total_bytes,
+                      "note": f"the Python stubs of the bench-only copies {list(_BENCH_ONLY)} are left out"}}
 
 
 # -- W10 MLP throughput native / Python runner ------------------------------------------------------

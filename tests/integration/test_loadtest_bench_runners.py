@@ -24,7 +24,8 @@ def test_w9_w10_measure_both_runners(repository, tmp_path):
     assert native["total_mib"] > 0 and python["total_mib"] > 0
     # the Python-runner server serves digits_mlp from a stub: tritonserver and at least one child
     assert python["processes"] >= 2 and "tritonserver" in python["by_name_mib"]
-    assert w9["detail"]["python_runner_start_to_ready_s"] > 0
+    assert w9["detail"]["start_to_ready_s"]["python_runner"] > 0 and w9["detail"]["start_to_ready_s"]["native"] > 0
+    assert 0 < w9["detail"]["bench_server_drift_gauges_off"]["ratio"] < 10
     assert w10["value"] is not None and w10["value"] > 0, w10
     assert w10["detail"]["native"]["model"] == NATIVE_MLP and w10["detail"]["python_runner"]["model"] == "digits_mlp"
     assert w10["detail"]["native"]["throughput_rps"] > 0 and w10["detail"]["python_runner"]["throughput_rps"] > 0
