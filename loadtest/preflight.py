@@ -84,11 +84,18 @@ def max_input_dims(config: dict[str, Any]) -> dict[str, list[int]]:
     return {str(k): [int(d) for d in v] for k, v in limits.items()} if isinstance(limits, dict) else {}
 
 
+def _source(scenario: Scenario, name: str) -> str:
+    """What gave input `name` its shape, as the user would name it."""
+    if scenario.inputs_path:
+        return f"--inputs {scenario.inputs_path}"
+    return f"--shape {name}" if name in scenario.shapes else "the model's declared dims"
+
+
 def check_maxima(info: Any, rows: list, limits: dict[str, list[int]], scenario: Scenario) -> None:
     """ConfigError when a request would carry an input larger than the model allows: more rows than
     max_batch_size, or a dim above its `max_input_dims` bound."""
-    source = f"--inputs {scenario.inputs_path}" if scenario.inputs_path else "--shape"
     for name, shapes in sent_shapes(rows).items():
+        source = _source(scenario, name)
         for shape in shapes:
             batch, dims = (shape[0], shape[1:]) if info.batched else (1, shape)
             if info.batched and batch > info.max_batch_size:
