@@ -45,7 +45,7 @@ def _cases(url, repository, tmp):
         "convert missing file": (["convert", str(tmp / "missing.onnx"), "--name", "x"], "does not exist"),
         "serve missing repository": (["serve", "--repository", str(tmp / "nope")], "does not exist"),
         "versions unreachable": (
-            ["versions", "list", "digits_mlp", "--url", f"http://{dead}", "--repository", str(repository)],
+            ["versions", "list", "digits_mlp", "--url", dead, "--repository", str(repository)],
             "cannot reach",
         ),
     }
