@@ -7,7 +7,10 @@ whatever the path (inference, health, an unknown URL) and before any restricted-
 measured here, 8 MiB stacks (the usual `ulimit -s`) crash on bodies over 4 MiB (SIGSEGV), 64 MiB
 stacks on 40 MiB but not 30 MiB. Threads take their default stack size from RLIMIT_STACK at exec,
 and stack pages cost memory only when touched, so the server runs with SERVER_STACK_BYTES of stack.
-The watchdog (`watchdog.py`) restarts the server if a larger body still crashes it.
+A larger body still crashes it: that is why HTTP is off unless asked for (`ServerConfig.http`,
+`serve --http`), and why the watchdog (`watchdog.py`) restarts the server. The large stack is kept with
+HTTP off too (it costs nothing); the metrics port, another HTTP library, answered a 300 MiB POST with 405
+with 8 MiB and 1 GiB stacks alike.
 """
 
 from __future__ import annotations
