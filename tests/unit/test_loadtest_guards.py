@@ -206,3 +206,19 @@ def test_an_error_that_names_the_model_is_not_prefixed_with_it_again():
     bare = "failed to connect to all addresses"
     assert in_context(bare, "model 'x'", "x", "h:1") == "model 'x' at h:1: failed to connect to all addresses"
     assert in_context("model 'x' is gone", "model 'x'", "x", "h:1") == "model 'x' is gone (server h:1)"
+
+
+# -- g: where the KeyboardInterrupt went ------------------------------------------------------------------
+def test_a_keyboard_interrupt_in_any_command_exits_130_with_one_line(tmp_path):
+    """typer turns KeyboardInterrupt into Exit(130) and, in non-standalone mode, *returns* 130; `main`
+    dropped that value, so Ctrl-C (or SIGTERM made a KeyboardInterrupt) ended `tune` with exit 0."""
+    code = (
+        "from tritonstack import cli\n"
+        "@cli.app.command('interrupted-here')\n"
+        "def interrupted_here() -> None:\n"
+        "    raise KeyboardInterrupt\n"
+        "cli.main(['interrupted-here'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=LIMIT_S, cwd=tmp_path)
+    print(f"exit {done.returncode}: {done.stderr!r}")
+    assert done.returncode == 130 and _one_line(done) == "interrupted"

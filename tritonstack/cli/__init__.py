@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     _register()
     json_lines = _json_errors(argv)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except TritonStackError as exc:
         _fail(str(exc), type(exc).__name__, 2, json_lines=json_lines, plain=f"[bold red]error:[/] {exc}")
     except KeyboardInterrupt:
@@ -110,3 +110,14 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         _fail(exc.format_message(), type(exc).__name__, exc.exit_code, json_lines=True)
+    _exit_code(code, json_lines=json_lines)
+
+
+def _exit_code(code: object, *, json_lines: bool) -> None:
+    """Honour the exit code typer returns in non-standalone mode instead of raising: it turns a
+    KeyboardInterrupt (Ctrl-C, or SIGTERM converted) into Exit(130) and returns 130, which was
+    silently dropped (exit 0, no message); a command's `typer.Exit(n)` comes back the same way."""
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        if code == 130:
+            _fail("interrupted", "KeyboardInterrupt", 130, json_lines=json_lines)
+        sys.exit(code)
