@@ -1,1 +1,1 @@
-"""`tritonstack bench`: the eight workloads W1-W8 measured in one run (see harness)."""
+"""`tritonstack bench`: the workloads W1-W10 and C1 measured in one run (see harness; W9/W10 in runners)."""

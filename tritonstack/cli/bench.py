@@ -1,4 +1,4 @@
-"""`tritonstack bench`: measure W1-W8 in one run on this machine and print each ratio with its goal.
+"""`tritonstack bench`: measure W1-W10 and C1 in one run on this machine and print each ratio with its goal.
 
 tritonstack bench                         # build reference models into build/bench, measure all
 tritonstack bench --quick --only W2,W5    # short points, two workloads
@@ -35,7 +35,7 @@ def bench(
         typer.Option(help="Core split SERVER:GENERATOR, e.g. 0:1 (default: lower half for the server side)."),
     ] = None,
 ) -> None:
-    """Run the benchmark workloads W1-W8 against one embedded Triton server and print the table."""
+    """Run the benchmark workloads W1-W10 and C1 against the embedded Triton server and print the table."""
     from tritonstack.cli import console
     from tritonstack.loadtest.bench.context import BenchOptions
     from tritonstack.loadtest.bench.harness import run_bench
@@ -76,7 +76,7 @@ def _split(cores: str | None):  # noqa: ANN202
 
 
 def _selected(only: str | None) -> list[str] | None:
-    """The workloads of --only, each checked against W1-W8 (before any build)."""
+    """The workloads of --only, each checked against the known workloads (before any build)."""
     from tritonstack.errors import ConfigError
     from tritonstack.loadtest.bench.workloads import WORKLOADS
 
