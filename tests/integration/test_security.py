@@ -208,11 +208,16 @@ def test_a2_http_is_off_by_default_and_control_goes_over_grpc(sec_server: Embedd
     assert cache_counts(list(stats.values()))[("sleepy", "1")] == (0, 0)
     with pytest.raises(AccessDeniedError):
         TritonControl(sec_server.grpc_url).index()
+    status = _cli("ops", "status", "--repository", str(sec_server.config.repository), "--url", sec_server.grpc_url,
+                  "--admin-key", KEY, "--allow-unverified")
+    out, err = status.communicate(timeout=60)
+    assert status.returncode == 0 and any("sleepy" in r and "READY" in r for r in out.splitlines()), (out, err)
     answer = _post_body(sec_server.ports["metrics"], 300 << 20)  # the one HTTP listener left: another library
     time.sleep(1)
     assert answer.startswith(b"HTTP/1.1 4") and sec_server.process.poll() is None, answer
     print(f"\nA2: default server listens on {sorted(listening)} only (gRPC, metrics; no HTTP listener); "
-          "load/unload/index/statistics over gRPC with the key, refused without; a 300 MiB POST to the "
+          "load/unload/index/statistics (and `ops status --url`) over gRPC with the key, refused without; "
+          "a 300 MiB POST to the "
           f"metrics port -> {answer.splitlines()[0].decode()!r}, server alive")
 
 
