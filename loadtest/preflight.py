@@ -87,8 +87,8 @@ def max_input_dims(config: dict[str, Any]) -> dict[str, list[int]]:
 def _source(scenario: Scenario, name: str) -> str:
     """What gave input `name` its shape, as the user would name it."""
     if scenario.inputs_path:
-        return f"--inputs {scenario.inputs_path}"
-    return f"--shape {name}" if name in scenario.shapes else "the model's declared dims"
+        return f"from --inputs {scenario.inputs_path}"
+    return f"from --shape {name}" if name in scenario.shapes else "its declared dims"
 
 
 def check_maxima(info: Any, rows: list, limits: dict[str, list[int]], scenario: Scenario) -> None:
@@ -100,14 +100,15 @@ def check_maxima(info: Any, rows: list, limits: dict[str, list[int]], scenario: 
             batch, dims = (shape[0], shape[1:]) if info.batched else (1, shape)
             if info.batched and batch > info.max_batch_size:
                 raise ConfigError(
-                    f"{source}: requests of {batch} rows exceed max_batch_size {info.max_batch_size} of "
+                    f"requests of {batch} rows ({source}) exceed max_batch_size {info.max_batch_size} of "
                     f"{_where(scenario)}; send at most {info.max_batch_size} rows per request"
                 )
             maxima = limits.get(name)
             if maxima and len(maxima) == len(dims) and any(d > m for d, m in zip(dims, maxima, strict=True)):
                 raise ConfigError(
-                    f"{source} gives input {name!r} dims {tuple(dims)}; {_where(scenario)} accepts at most "
-                    f"{tuple(maxima)} (max_input_dims in its config): choose -1 dims within those"
+                    f"input {name!r} would be sent with dims {tuple(dims)} ({source}); {_where(scenario)} "
+                    f"accepts at most {tuple(maxima)} (max_input_dims in its config): choose -1 dims "
+                    "within those"
                 )
 
 

@@ -136,7 +136,7 @@ def test_dims_beyond_the_configs_maxima_are_refused_before_any_load():
     with pytest.raises(ConfigError) as caught:
         check_maxima(_info(), rows, limits, scenario)
     print(caught.value)
-    assert "--shape input_ids gives input 'input_ids' dims (300,); model 'enc' accepts at most (256,)" in str(caught.value)
+    assert "input 'input_ids' would be sent with dims (300,) (from --shape input_ids); model 'enc' accepts at most (256,)" in str(caught.value)
     check_maxima(_info(), [{"input_ids": np.zeros((1, 256), np.int64)}], limits, scenario)  # at the limit
     with pytest.raises(ConfigError, match="exceed max_batch_size 2"):
         check_maxima(_info(max_batch_size=2), [{"input_ids": np.zeros((3, 8), np.int64)}], {}, scenario)
