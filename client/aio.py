@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import numpy as np
 from tritonstack.client import bulk
+from tritonstack.client.coalesce import Coalescer, eligible
 from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, model_infer, version_string
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
@@ -56,6 +57,7 @@ class AsyncTritonClient:
         )
         self._model_infer = model_infer(self._raw._channel)  # noqa: SLF001 - tritonclient's channel
         self._loading: dict[tuple[str, str], asyncio.Future[ModelInfo]] = {}
+        self._coalescer = Coalescer(self._send) if self._core.options.coalesce else None
 
     @property
     def url(self) -> str:
@@ -70,6 +72,8 @@ class AsyncTritonClient:
     async def close(self) -> None:
         """Close the channel; later calls raise ClientClosedError. Closing twice is harmless."""
         if self._core.mark_closed():
+            if self._coalescer is not None:
+                await self._coalescer.close()
             await self._raw.close()
 
     async def __aenter__(self) -> AsyncTritonClient:
@@ -138,9 +142,14 @@ class AsyncTritonClient:
                     ) -> dict[str, np.ndarray]:
         """Validate, send and decode one inference; retry only retryable errors, within the deadline.
 
-        Same arguments and result as `TritonClient.infer`.
+        Same arguments and result as `TritonClient.infer`. With `ClientOptions(coalesce=True)`,
+        calls ready in the same event-loop turn may share one request (`client.coalesce`).
         """
         call = await self._call(model, inputs, outputs, version, timeout_s, request_id, headers)
+        if self._coalescer is not None and eligible(call):
+            merged = await self._coalescer.infer(call)
+            if merged is not None:
+                return merged
         try:  # the first attempt inline: the common case costs no retry machinery
             return await self._send(call)
         except ClientError as error:

@@ -76,6 +76,8 @@ class ClientOptions:
     `probe_timeout_s` bounds each readiness probe (`is_ready`, balancer health checks).
     `max_reconnect_backoff_s` caps gRPC's reconnect backoff (default 120 s in gRPC), so a
     restarted server is reached again within seconds.
+    `coalesce` (asyncio client): concurrent `infer` calls of a dynamically batched model that are
+    ready in the same event-loop turn share one request (see `client.coalesce`).
     """
 
     timeout_s: float = 10.0
@@ -88,6 +90,7 @@ class ClientOptions:
     headers: Mapping[str, str] = field(default_factory=dict)
     probe_timeout_s: float = 1.0
     max_reconnect_backoff_s: float = 2.0
+    coalesce: bool = False
 
     def __post_init__(self) -> None:
         if min(self.timeout_s, self.probe_timeout_s, self.max_reconnect_backoff_s) <= 0:

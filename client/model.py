@@ -58,6 +58,8 @@ class ModelInfo:
     outputs: dict[str, TensorInfo]
     versions: tuple[str, ...] = ()
     platform: str = ""
+    #: The config enables dynamic batching (and no sequence batching): the server may merge requests.
+    dynamic_batching: bool = False
     #: (input name, dtype, shape without the batch axis) combinations that passed validation
     checked: set[tuple[str, np.dtype, tuple[int, ...]]] = field(
         default_factory=set, compare=False, repr=False)
@@ -93,6 +95,7 @@ class ModelInfo:
             outputs=tensors(config.get("output", [])),
             versions=tuple(str(v) for v in (metadata or {}).get("versions", [])),
             platform=str((metadata or {}).get("platform", "")),
+            dynamic_batching="dynamic_batching" in config and "sequence_batching" not in config,
         )
 
 

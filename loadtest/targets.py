@@ -85,15 +85,18 @@ def _wire_type(data_type: int) -> str:
 
 @contextlib.asynccontextmanager
 async def triton_ours(
-    url: str, model: str, rows: Rows, *, timeout_s: float = 10.0, validate: bool = True
+    url: str, model: str, rows: Rows, *, timeout_s: float = 10.0, validate: bool = True,
+    coalesce: bool = False,
 ) -> AsyncIterator[Send]:
-    """Send rows with our AsyncTritonClient (decoding included; validation unless turned off)."""
+    """Send rows with our AsyncTritonClient (decoding included; validation unless turned off;
+    `coalesce`: concurrent calls may share a request, see `tritonstack.client.coalesce`)."""
     reason = our_client_available()
     if reason:
         raise LoadTestError(reason)
     from tritonstack.client import AsyncTritonClient, ClientOptions
 
-    async with AsyncTritonClient(url, ClientOptions(timeout_s=timeout_s, validate=validate)) as client:
+    options = ClientOptions(timeout_s=timeout_s, validate=validate, coalesce=coalesce)
+    async with AsyncTritonClient(url, options) as client:
         await client.model_info(model)
 
         async def send(i: int) -> object:

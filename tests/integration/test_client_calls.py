@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -204,3 +205,39 @@ def test_async_infer_shm(server, digits_data) -> None:
     assert np.abs(plain - shared).max() <= 1e-6
     assert shm_leftovers() == []
     assert not server_regions(server).get("regions")
+
+
+# -- coalescing (ClientOptions(coalesce=True)) -------------------------------------------------------
+def _successes(server, model: str) -> int:  # noqa: ANN001
+    raw = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        stats = raw.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    finally:
+        raw.close()
+    return int(stats.get("inference_stats", {}).get("success", {}).get("count", 0))
+
+
+def test_coalesced_calls_match_unary_in_order_with_fewer_requests(server, client, digits_data) -> None:
+    x, _ = digits_data
+    sizes = [1] * 40 + [3, 2] + [1] * 22  # a different batch size shares the request too
+    starts = np.cumsum([0, *sizes])
+    batches = [x[lo:hi] for lo, hi in zip(starts[:-1], starts[1:], strict=True)]
+    expected = [client.infer(MODEL, b)["probabilities"] for b in batches]
+
+    async def run() -> list[dict[str, np.ndarray]]:
+        async with AsyncTritonClient(server.grpc_url, ClientOptions(coalesce=True, timeout_s=30)) as aio:
+            assert (await aio.model_info(MODEL)).dynamic_batching
+            return await asyncio.gather(*(aio.infer(MODEL, b) for b in batches))
+
+    before = _successes(server, MODEL)
+    results = asyncio.run(run())
+    for _ in range(50):  # Triton updates its statistics just after it answers
+        requests = _successes(server, MODEL) - before
+        if requests >= 1:
+            break
+        time.sleep(0.1)
+    print(f"\n{len(batches)} coalesced infer() calls reached the server as {requests} request(s)")
+    assert 1 <= requests < len(batches)
+    for got, want in zip(results, expected, strict=True):
+        assert got["probabilities"].shape == want.shape
+        assert np.abs(got["probabilities"] - want).max() <= 1e-5

@@ -156,6 +156,26 @@ def test_deadline_is_inference_timeout_and_not_retried(own) -> None:
         assert time.monotonic() - start < QUEUE_DELAY_US / 1e6, "gave up at the deadline, no retry"
 
 
+def test_coalesced_calls_keep_their_deadline_and_typed_error(own) -> None:
+    """Two calls merged into one request that outlives their deadline: each caller gets its own
+    InferenceTimeoutError (the merged failure sends each alone; nothing is retried merged)."""
+    options = ClientOptions(retry=RetryPolicy(attempts=5), coalesce=True)
+
+    async def run() -> list[BaseException | dict]:
+        async with AsyncTritonClient(own.grpc_url, options) as client:
+            await client.model_info("digits_queue")
+            calls = (client.infer("digits_queue", _rows(1), timeout_s=0.3) for _ in range(2))
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    start = time.monotonic()
+    results = asyncio.run(run())
+    elapsed = time.monotonic() - start
+    print(f"\ncoalesced calls with a 0.3 s deadline ended after {elapsed:.2f} s: "
+          f"{[type(r).__name__ for r in results]}")
+    assert all(isinstance(r, errors.InferenceTimeoutError) for r in results), results
+    assert elapsed < QUEUE_DELAY_US / 1e6, "gave up at the deadline, no retry"
+
+
 def test_model_failure_is_internal_and_not_retried(own) -> None:
     with TritonClient(own.grpc_url, ClientOptions(retry=RetryPolicy(attempts=5))) as client:
         with pytest.raises(errors.InternalServerError, match="deliberate failure"):
