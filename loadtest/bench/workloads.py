@@ -292,9 +292,8 @@ def _cpu_use(measure: Callable[[], dict[str, Any]], *, children: bool = False) -
 # -- W7 predict_many rows/s / in-process ORT rows/s -------------------------------------------------
 #: (batch_size, in_flight) settings of predict_many tried by W7; None: the model's batch limit, the
 #: default. Each side keeps its best setting (ORT: its best batch). Measured 2026-12-02 (digits_mlp,
-#: native backend, 4 bench runs): 1024 rows x 4 in flight was the best in all 4 (the dynamic batcher
-#: merges them into ~2.5k-row batches); at the 4096-row limit, 2 in flight beat 4 with the
-#: generated queue policy and lost to it without.
+#: native backend, 8 bench runs): no setting won every run (1024 x 4 is merged by the dynamic
+#: batcher into ~2.5k-row batches); with the generated queue policy, 4096 x 2 beat 4096 x 4 in all 4.
 W7_SETTINGS: tuple[tuple[int | None, int], ...] = ((None, 2), (None, 4), (1024, 4))
 
 
