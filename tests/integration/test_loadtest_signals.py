@@ -192,3 +192,29 @@ def test_sigterm_to_tune_stops_a_hung_server_writes_nothing_and_exits_143(repo, 
     assert len(said) == 1 and "interrupted (SIGTERM)" in said[0] and "nothing written" in said[0], err
     assert _survivors(seen) == [], f"left running: {_survivors(seen)} of {seen}"
     assert _tree(repo) == before
+
+
+def test_ctrl_c_during_the_referee_keeps_the_report_and_exits_130(server, tmp_path):
+    """A terminal's Ctrl-C reaches the whole foreground group: perf_analyzer (here a stand-in that would
+    run 60 s) fails, and the load test's report is written, marked interrupted, with no traceback."""
+    marker = tmp_path / "started"
+    script = tmp_path / "perf_analyzer"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\nsleep 60\nexit 0\n")
+    script.chmod(0o755)
+    argv = [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "2",
+            "--duration", "1", "--referee", "--out", str(tmp_path / "r")]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=_env(TRITONSTACK_PERF_ANALYZER=str(script)), start_new_session=True)
+    try:
+        _wait_for(lambda: marker.exists() or process.poll() is not None, 60, "the referee")
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=LIMIT_S)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    print(f"exit {process.returncode}; stdout {out!r}; stderr {err!r}")
+    assert process.returncode == 130 and "Traceback" not in out + err
+    assert len(_lines(err)) == 1 and "partial report written to" in err
+    report = json.loads((tmp_path / "r" / "steady.json").read_text())
+    assert report["interrupted_after_s"] > 0 and report["referee"]["failed"] and report["summary"]["count"] > 0

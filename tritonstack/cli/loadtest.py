@@ -112,12 +112,12 @@ def loadtest(
             from tritonstack.loadtest.preflight import preflight
 
             info, rows = preflight(spec, target)
-            with StopOnSignals() as stop:
+            with StopOnSignals() as stop:  # a Ctrl-C during the referee too: perf_analyzer gets it and fails
                 result = _run(spec, target, workers=workers, engine=engine, out=out, should_stop=stop.is_set)
+                if referee and not stop.is_set():
+                    _referee(result, spec, target, _shapes(info, rows))
             if stop.is_set():
                 result.mark_interrupted(stop.after_s or 0.0, signal.Signals(stop.signum).name)
-            elif referee:
-                _referee(result, spec, target, _shapes(info, rows))
         code = _finish(result, out, max_error_rate_pct=max_error_rate, interrupted_code=stop.exit_code)
         if code:
             sys.exit(code)
