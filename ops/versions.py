@@ -33,7 +33,7 @@ from tritonstack.convert.manifest import write_added_manifest
 from tritonstack.convert.onnx_io import load_onnx
 from tritonstack.convert.repository import check_repository
 from tritonstack.serve.binary import PYTHON_RUNNER_BACKEND
-from tritonstack.serve.control import TritonGrpc, status_name
+from tritonstack.serve.control import ClientTls, TritonGrpc, status_name
 from tritonstack.serve.plan import python_runner_config
 
 from tritonstack.errors import (
@@ -65,19 +65,20 @@ class TritonControl:
     reported in seconds, as such, not as unreachable."""
 
     def __init__(self, url: str, *, admin_key: str | None = None, timeout_s: float = 30.0,
-                 query_timeout_s: float = 5.0) -> None:
+                 query_timeout_s: float = 5.0, tls: ClientTls | None = None) -> None:
         if url.lower().startswith(("http://", "https://")):
             raise ConfigError(f"--url {url} is an HTTP URL; pass Triton's gRPC endpoint as host:port "
                               "(e.g. 127.0.0.1:8001): `tritonstack serve` runs with HTTP off")
         self.url = url.rstrip("/")
         self.admin_key = admin_key
+        self.tls = tls
         self.timeout_s = timeout_s
         self.query_timeout_s = query_timeout_s
 
     @contextmanager
     def _call(self, what: str) -> Iterator[TritonGrpc]:
         """A channel for one call; its errors mapped onto tritonstack's error tree (the one place)."""
-        triton = TritonGrpc(self.url, admin_key=self.admin_key)
+        triton = TritonGrpc(self.url, admin_key=self.admin_key, client_tls=self.tls)
         try:
             yield triton
         except InferenceServerException as exc:
@@ -98,7 +99,8 @@ class TritonControl:
                 "(the key of the server's restricted model-repository endpoint)")
         if code == "UNAVAILABLE":
             return ServerUnavailableError(f"{what}: cannot reach Triton at {self.url} ({exc.message()}); "
-                                          "is it running? (--url is its gRPC endpoint, host:port)")
+                                          "is it running? (--url is its gRPC endpoint, host:port; "
+                                          "a TLS server also needs --tls-root-cert)")
         return _LoadRefused(exc.message())
 
     def _live(self, triton: TritonGrpc) -> bool:

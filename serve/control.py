@@ -14,6 +14,8 @@ tritonclient's InferenceServerException; callers map them onto the error tree by
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -23,7 +25,10 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from tritonstack.serve.config import ADMIN_HEADER, TlsConfig
 
-__all__ = ["TritonGrpc", "grpc_key_headers", "normalise_statistics", "status_name", "tls_credentials"]
+from tritonstack.errors import ConfigError
+
+__all__ = ["ClientTls", "TritonGrpc", "grpc_key_headers", "normalise_statistics", "status_name",
+           "tls_credentials"]
 
 #: Keys whose values are strings in Triton's HTTP statistics too (never turned into numbers).
 _TEXT_KEYS = frozenset({"name", "version", "type"})
@@ -64,13 +69,42 @@ def _certificate_name(tls: TlsConfig) -> str | None:
     return names[0] if names else None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClientTls:
+    """A user's TLS files for calling a TLS server: the CA to trust, and a client pair for mutual TLS."""
+
+    root_cert: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError("--tls-cert and --tls-key go together; pass both or neither")
+        for name in ("root_cert", "cert", "key"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"--tls-{name.replace('_', '-')} {path} is not a file; pass a PEM file")
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """gRPC channel credentials from these files (system CAs when no root is given)."""
+        def read(path: Path | None) -> bytes | None:
+            return Path(path).read_bytes() if path is not None else None
+
+        return grpc.ssl_channel_credentials(root_certificates=read(self.root_cert),
+                                            private_key=read(self.key), certificate_chain=read(self.cert))
+
+
 class TritonGrpc:
     """One gRPC channel to Triton for control calls; every call takes its own timeout (seconds)."""
 
-    def __init__(self, url: str, *, admin_key: str | None = None, tls: TlsConfig | None = None) -> None:
+    def __init__(self, url: str, *, admin_key: str | None = None, tls: TlsConfig | None = None,
+                 client_tls: ClientTls | None = None) -> None:
+        """`tls`: the launcher's call to its own TLS server; `client_tls`: a user's files for any server."""
         self.url = url
         self.headers = grpc_key_headers(admin_key)
         creds, args = tls_credentials(tls) if tls is not None else (None, None)
+        if client_tls is not None:
+            creds, args = client_tls.credentials(), None
         self._client = grpcclient.InferenceServerClient(url, creds=creds, channel_args=args)
 
     def close(self) -> None:

@@ -154,8 +154,24 @@ def test_a9_mutual_tls_leaves_no_plaintext_inference_and_relative_paths_work(
                                        retry=RetryPolicy(attempts=1))
         with TritonClient(url, no_client_cert) as client:
             assert not client.is_ready()
+        listed = _versions_list(url, server.admin_key, sec_repo, "--tls-root-cert", "cert.pem",
+                                "--tls-cert", "cert.pem", "--tls-key", "key.pem")
+        assert listed.returncode == 0 and "READY" in listed.stdout, listed.stdout + listed.stderr
+        plain = _versions_list(url, server.admin_key, sec_repo)
+        assert plain.returncode != 0 and "Traceback" not in plain.stderr
+        assert len(plain.stderr.strip().splitlines()) == 1, plain.stderr
+        half = _versions_list(url, server.admin_key, sec_repo, "--tls-cert", "cert.pem")
+        assert half.returncode == 2 and "--tls-key" in half.stderr, half.stderr
     print("\nA9: mutual TLS from relative paths; no HTTP listener (only gRPC and metrics); the launcher's "
-          "control calls and a client with a certificate answered over gRPC, a client without one refused")
+          "control calls, a client with a certificate and `versions list --tls-*` answered over gRPC, a "
+          f"client without one refused; `versions list` without TLS files: {plain.stderr.strip()}")
+
+
+def _versions_list(url: str, key: str, repository: Path, *tls: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "tritonstack", "versions", "list", "sleepy", "--url", url,
+            "--repository", str(repository), *tls]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60,  # noqa: S603
+                          env={**os.environ, "TRITONSTACK_ADMIN_KEY": key, "COLUMNS": "200"})
 
 
 def test_a9_with_http_asked_for_tls_leaves_http_inference_behind_the_key(sec_repo: Path, tmp_path: Path) -> None:

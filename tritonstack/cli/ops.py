@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from tritonstack.cli.tls_options import TlsCert, TlsKey, TlsRootCert
+
 __all__ = ["register"]
 
 ops_app = typer.Typer(no_args_is_help=True, help="Day-two helpers: drift references and drift status.")
@@ -117,6 +119,7 @@ def status_command(
         envvar="TRITONSTACK_ADMIN_KEY", help="Key of the restricted model-repository endpoint.")] = None,
     allow_unverified: Annotated[bool, typer.Option(
         help="Exit 0 even if a served version is unverified or has no manifest.")] = False,
+    tls_root_cert: TlsRootCert = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
 ) -> None:
     """Every version: Triton's state and whether its files are what was verified; exit 1 if one changed,
     or if a served version (READY with --url, else in the config's policy) is not verified."""
@@ -133,10 +136,12 @@ def status_command(
     states, cache = {}, {}
     if url:
         from tritonstack.cli.admin_key import admin_key as key_of
+        from tritonstack.cli.tls_options import client_tls
         from tritonstack.ops.status import cache_counts
         from tritonstack.ops.versions import TritonControl
 
-        control = TritonControl(url, admin_key=key_of(admin_key))
+        tls = client_tls(tls_root_cert, tls_cert, tls_key)
+        control = TritonControl(url, admin_key=key_of(admin_key), tls=tls)
         states = {(s.get("name"), str(s.get("version"))): s.get("state", "") for s in control.index()}
         cache = cache_counts(control.statistics())
     table = Table("model", "version", "state", "verified", "cache hits/misses")

@@ -6,8 +6,9 @@
     tritonstack versions promote digits_mlp 2                   # serve 2 only
     tritonstack versions rollback digits_mlp                    # back to what was served before
 
-Every command takes --url (Triton's gRPC endpoint, host:port), --admin-key (or TRITONSTACK_ADMIN_KEY) and
---repository (the folder the server serves). Works against `tritonstack serve` and the NGC image.
+Every command takes --url (Triton's gRPC endpoint, host:port), --admin-key (or TRITONSTACK_ADMIN_KEY),
+--repository (the folder the server serves) and, for a TLS server, --tls-root-cert [--tls-cert --tls-key].
+Works against `tritonstack serve` and the NGC image.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from tritonstack.cli.tls_options import TlsCert, TlsKey, TlsRootCert
 
 __all__ = ["register"]
 
@@ -32,11 +35,13 @@ _URL = "127.0.0.1:8001"
 _REPOSITORY = Path("model_repository")
 
 
-def _manager(url: str, admin_key: str | None, repository: Path):  # noqa: ANN202
+def _manager(url: str, admin_key: str | None, repository: Path,  # noqa: ANN202
+             tls: tuple[Path | None, Path | None, Path | None]):
     from tritonstack.cli.admin_key import admin_key as key_of
+    from tritonstack.cli.tls_options import client_tls
     from tritonstack.ops.versions import TritonControl, VersionManager
 
-    return VersionManager(repository, TritonControl(url, admin_key=key_of(admin_key)))
+    return VersionManager(repository, TritonControl(url, admin_key=key_of(admin_key), tls=client_tls(*tls)))
 
 
 def _operation(name: str):  # noqa: ANN202
@@ -50,14 +55,15 @@ def _operation(name: str):  # noqa: ANN202
 
 @versions_app.command("list")
 def list_versions(model: Model, url: Url = _URL, admin_key: AdminKey = None,
-                  repository: Repository = _REPOSITORY) -> None:
+                  repository: Repository = _REPOSITORY,
+        tls_root_cert: TlsRootCert = None, tls_cert: TlsCert = None, tls_key: TlsKey = None) -> None:
     """Show every version: on disk, served by the policy, Triton's state."""
     from rich.table import Table
 
     from tritonstack.cli import console
 
     table = Table("version", "on disk", "served", "state", "reason")
-    for info in _manager(url, admin_key, repository).list(model):
+    for info in _manager(url, admin_key, repository, (tls_root_cert, tls_cert, tls_key)).list(model):
         colour = "green" if info.state == "READY" else "yellow"
         reason = info.reason.splitlines()[0] if info.reason else ""
         table.add_row(str(info.version), "yes" if info.in_repository else "no",
@@ -68,12 +74,14 @@ def list_versions(model: Model, url: Url = _URL, admin_key: AdminKey = None,
 @versions_app.command()
 def add(model: Model, source: Annotated[Path, typer.Argument(help="Version folder or model file.")],
         version: Annotated[int | None, typer.Option(help="Version number (default: next).")] = None,  # noqa: UP007
-        url: Url = _URL, admin_key: AdminKey = None, repository: Repository = _REPOSITORY) -> None:
+        url: Url = _URL, admin_key: AdminKey = None, repository: Repository = _REPOSITORY,
+        tls_root_cert: TlsRootCert = None, tls_cert: TlsCert = None, tls_key: TlsKey = None) -> None:
     """Copy a new version into the repository; it is not served until promoted."""
+    tls = (tls_root_cert, tls_cert, tls_key)
     from tritonstack.cli import console
 
     with _operation("add"):
-        number = _manager(url, admin_key, repository).add(model, source, version=version)
+        number = _manager(url, admin_key, repository, tls).add(model, source, version=version)
     console.print(f"added {model} version {number} "
                   f"(not served; `tritonstack versions promote {model} {number}`)")
 
@@ -82,22 +90,26 @@ def add(model: Model, source: Annotated[Path, typer.Argument(help="Version folde
 def promote(model: Model, version: Annotated[int, typer.Argument(help="Version to serve.")],
             keep: Annotated[list[int] | None, typer.Option(  # noqa: UP007
                 help="Also keep serving this version (repeatable).")] = None,
-            url: Url = _URL, admin_key: AdminKey = None, repository: Repository = _REPOSITORY) -> None:
+            url: Url = _URL, admin_key: AdminKey = None, repository: Repository = _REPOSITORY,
+        tls_root_cert: TlsRootCert = None, tls_cert: TlsCert = None, tls_key: TlsKey = None) -> None:
     """Serve VERSION (and --keep versions); a version that fails to load is refused."""
+    tls = (tls_root_cert, tls_cert, tls_key)
     from tritonstack.cli import console
 
     with _operation("promote"):
-        served = _manager(url, admin_key, repository).promote(model, version, keep=keep or ())
+        served = _manager(url, admin_key, repository, tls).promote(model, version, keep=keep or ())
     console.print(f"{model} serves versions {served}")
 
 
 @versions_app.command()
 def canary(model: Model, version: Annotated[int, typer.Argument(help="Canary version.")],
-           url: Url = _URL, admin_key: AdminKey = None, repository: Repository = _REPOSITORY) -> None:
+           url: Url = _URL, admin_key: AdminKey = None, repository: Repository = _REPOSITORY,
+        tls_root_cert: TlsRootCert = None, tls_cert: TlsCert = None, tls_key: TlsKey = None) -> None:
     """Serve VERSION next to the versions served now; split traffic with the client's TrafficSplit."""
+    tls = (tls_root_cert, tls_cert, tls_key)
     from tritonstack.cli import console
 
-    manager = _manager(url, admin_key, repository)
+    manager = _manager(url, admin_key, repository, tls)
     with _operation("canary"):
         served = manager.promote(model, version, keep=manager.policy(model))
     console.print(f"{model} serves versions {served}; requests without a version go to {max(served)}, "
@@ -106,12 +118,14 @@ def canary(model: Model, version: Annotated[int, typer.Argument(help="Canary ver
 
 @versions_app.command()
 def rollback(model: Model, url: Url = _URL, admin_key: AdminKey = None,
-             repository: Repository = _REPOSITORY) -> None:
+             repository: Repository = _REPOSITORY,
+        tls_root_cert: TlsRootCert = None, tls_cert: TlsCert = None, tls_key: TlsKey = None) -> None:
     """Serve again what was served before the last promote or canary."""
+    tls = (tls_root_cert, tls_cert, tls_key)
     from tritonstack.cli import console
 
     with _operation("rollback"):
-        served = _manager(url, admin_key, repository).rollback(model)
+        served = _manager(url, admin_key, repository, tls).rollback(model)
     console.print(f"{model} rolled back; serves versions {served}")
 
 
