@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -86,6 +87,8 @@ class TuneOptions:
     should_stop: Callable[[], bool] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.p99_ms) or not math.isfinite(self.duration_s):
+            raise ConfigError(f"--p99-ms {self.p99_ms} and --duration {self.duration_s}: use finite numbers")
         if self.p99_ms <= 0 or self.concurrency < 1 or self.duration_s <= 0:
             raise ConfigError(
                 f"p99_ms={self.p99_ms}, concurrency={self.concurrency} and "

@@ -186,6 +186,7 @@ def test_rate_inf_on_the_command_line_is_one_line_and_exit_2(tmp_path):
         (["--instances", "0"], "--instances 0 is out of range; use values from 1 to 16"),
         (["--instances=-2"], "--instances -2 is out of range"),
         (["--delay-us=-5"], "--delay-us -5 is out of range"),
+        (["--p99-ms", "inf"], "--p99-ms inf and --duration 2.0: use finite numbers"),
     ],
     ids=lambda v: "_".join(v) if isinstance(v, list) else "",
 )
