@@ -3,10 +3,8 @@ limit: Ctrl-C during a load keeps a partial report (exit 130); too many failed r
 report written; a failing referee keeps the report; SIGTERM to `tune` mid-sweep, with its tritonserver
 hung (SIGSTOP), stops that server's process group, writes nothing and exits 143."""
 
-import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.integration.conftest import tree_digest
 
 LIMIT_S = 120
 
@@ -145,22 +145,9 @@ def _survivors(seen: dict[int, tuple[int, str]]) -> list[int]:
     return alive
 
 
-def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*")
-            if p.is_file()}
-
-
-@pytest.fixture()
-def repo(repository, tmp_path):
-    copy = tmp_path / "repo"
-    shutil.copytree(repository, copy)
-    copy.chmod(0o755)
-    return copy
-
-
-def test_sigterm_to_tune_stops_a_hung_server_writes_nothing_and_exits_143(repo, tmp_path):
-    before = _tree(repo)
-    argv = [sys.executable, "-m", "tritonstack", "tune", "digits_mlp", "--p99-ms", "50", "--repository", str(repo),
+def test_sigterm_to_tune_stops_a_hung_server_writes_nothing_and_exits_143(repo_copy, tmp_path):
+    before = tree_digest(repo_copy)
+    argv = [sys.executable, "-m", "tritonstack", "tune", "digits_mlp", "--p99-ms", "50", "--repository", str(repo_copy),
             "--duration", "1", "--max-batch", "8,16,32,64", "--delay-us", "0,100", "--instances", "1",
             "--concurrency", "4", "--out", str(tmp_path / "report")]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
@@ -191,7 +178,7 @@ def test_sigterm_to_tune_stops_a_hung_server_writes_nothing_and_exits_143(repo, 
     said = [line for line in _lines(err) if " WARNING " not in line]  # log lines: the forced kill, expected
     assert len(said) == 1 and "interrupted (SIGTERM)" in said[0] and "nothing written" in said[0], err
     assert _survivors(seen) == [], f"left running: {_survivors(seen)} of {seen}"
-    assert _tree(repo) == before
+    assert tree_digest(repo_copy) == before
 
 
 def test_ctrl_c_during_the_referee_keeps_the_report_and_exits_130(server, tmp_path):

@@ -2,41 +2,22 @@
 current config (twice), a candidate that fails to load skipped while the model keeps serving, and the
 repository left exactly as it was when nothing wins."""
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 
-import pytest
 from tritonstack.loadtest import tune as tune_module
 from tritonstack.loadtest.tune import TuneOptions, beats, tune
 
+from tests.integration.conftest import tree_digest
 from tritonstack.model_config import read_config
 
 
-def _tree(root):
-    """sha256 of every file under root, by relative path."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in root.rglob("*")
-        if p.is_file()
-    }
-
-
-@pytest.fixture()
-def repo(repository, tmp_path):
-    copy = tmp_path / "repo"
-    shutil.copytree(repository, copy)
-    copy.chmod(0o755)
-    return copy
-
-
-def test_readme_tune_command_end_to_end(repo, tmp_path):
+def test_readme_tune_command_end_to_end(repo_copy, tmp_path):
     """`tritonstack tune digits_mlp --p99-ms 5`, with short points; the grid steps the instance count
     1 -> 2 at the same batch settings, where tritonserver itself has aborted (see tune_server)."""
-    before = _tree(repo)
+    before = tree_digest(repo_copy)
     argv = [
         sys.executable,
         "-m",
@@ -46,7 +27,7 @@ def test_readme_tune_command_end_to_end(repo, tmp_path):
         "--p99-ms",
         "5",
         "--repository",
-        str(repo),
+        str(repo_copy),
         "--duration",
         "0.5",
         "--max-batch",
@@ -76,21 +57,21 @@ def test_readme_tune_command_end_to_end(repo, tmp_path):
         assert skip["reason"] and "\n" not in skip["reason"] and outcome["server_restarts"] >= 1
         print(f"skipped {skip}, {outcome['server_restarts']} restart(s)")
     if outcome["best"] is None:  # nothing beat the current config: the repository is exactly as before
-        assert _tree(repo) == before and "nothing written" in outcome["decision"]
+        assert tree_digest(repo_copy) == before and "nothing written" in outcome["decision"]
         return
     again = outcome["confirmation"]  # a winner beat the current config on the target, measured twice
     assert beats(outcome["best"], outcome["baseline"], 5, 0.05) and beats(
         again["best"], again["baseline"], 5, 0.05
     )
-    after = _tree(repo)
+    after = tree_digest(repo_copy)
     assert after["digits_mlp/config.pbtxt"] == before["digits_mlp/config.pbtxt"]  # written aside, not applied
-    assert set(_tree(repo)) - set(before) == {"digits_mlp/configs/tuned.pbtxt"}
+    assert set(tree_digest(repo_copy)) - set(before) == {"digits_mlp/configs/tuned.pbtxt"}
 
 
-def test_a_slower_current_config_is_replaced_and_kept(repo):
+def test_a_slower_current_config_is_replaced_and_kept(repo_copy):
     """A current config with a 100 ms queue delay misses a 50 ms p99 budget at concurrency 1; the
     candidate without delay fits it, wins twice, and --apply makes it config.pbtxt (old one kept)."""
-    config = repo / "digits_mlp" / "config.pbtxt"
+    config = repo_copy / "digits_mlp" / "config.pbtxt"
     text = config.read_text()
     assert "max_queue_delay_microseconds: 200" in text
     config.write_text(
@@ -99,7 +80,7 @@ def test_a_slower_current_config_is_replaced_and_kept(repo):
     before = config.read_text()
     outcome = tune(
         TuneOptions(
-            repository=repo,
+            repository=repo_copy,
             model="digits_mlp",
             p99_ms=50,
             max_batch_sizes=(16,),
@@ -114,13 +95,13 @@ def test_a_slower_current_config_is_replaced_and_kept(repo):
     print(json.dumps(outcome.as_dict(), indent=1))
     assert outcome.baseline["p99_ms"] > 50 and outcome.best is not None, outcome.decision
     assert outcome.confirmation["baseline"]["p99_ms"] > 50 and outcome.confirmation["best"]["p99_ms"] <= 50
-    tuned = read_config(repo / "digits_mlp" / "configs" / "tuned.pbtxt")
+    tuned = read_config(repo_copy / "digits_mlp" / "configs" / "tuned.pbtxt")
     assert (tuned.max_batch_size, tuned.dynamic_batching.max_queue_delay_microseconds) == (16, 0)
     assert "tritonstack_tune_load" not in config.read_text()  # the reload stamp never reaches a file
     assert config.read_text() != before and open(outcome.written["previous"]).read() == before
 
 
-def test_a_candidate_that_fails_to_load_is_skipped_and_the_model_still_serves(repo, monkeypatch):
+def test_a_candidate_that_fails_to_load_is_skipped_and_the_model_still_serves(repo_copy, monkeypatch):
     real = tune_module.with_candidate
 
     def broken_for_777(config, candidate):  # a config Triton refuses at load time
@@ -130,11 +111,11 @@ def test_a_candidate_that_fails_to_load_is_skipped_and_the_model_still_serves(re
         return new
 
     monkeypatch.setattr(tune_module, "with_candidate", broken_for_777)
-    before = _tree(repo)
+    before = tree_digest(repo_copy)
     skipped = []
     outcome = tune(
         TuneOptions(
-            repository=repo,
+            repository=repo_copy,
             model="digits_mlp",
             p99_ms=10_000,
             max_batch_sizes=(16,),
@@ -154,4 +135,4 @@ def test_a_candidate_that_fails_to_load_is_skipped_and_the_model_still_serves(re
     assert after_skip["max_queue_delay_us"] == 0 and after_skip["count"] > 0 and after_skip["errors"] == 0
     assert outcome.server_restarts == 0
     if not outcome.written:
-        assert _tree(repo) == before
+        assert tree_digest(repo_copy) == before
