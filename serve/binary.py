@@ -101,13 +101,17 @@ class TritonInstall:
         shutil.copy2(_ONNX_RUNNER, python_runner_dir / "model.py")
         return workdir / "backends"
 
-    def backend_arguments(self, *, runner: str = "native", ort_threads: int | None = None) -> list[str]:
-        """tritonserver arguments for the native backend: where ONNX Runtime is, and the thread override."""
+    def backend_arguments(self, *, runner: str = "native", ort_threads: int | None = None,
+                          drift_gauges: bool = True) -> list[str]:
+        """tritonserver arguments for the native backend: where ONNX Runtime is, the thread override, and
+        drift_gauges=False to leave out the tritonstack_drift_* gauges of models with a drift reference."""
         if runner == "python":
             return []
         args = [f"--backend-config=onnxruntime,ort-library={ort_library()}"]
         if ort_threads:
             args.append(f"--backend-config=onnxruntime,ort-threads={ort_threads}")
+        if not drift_gauges:
+            args.append("--backend-config=onnxruntime,drift-gauges=0")
         return args
 
     def environment(self, *, ort_threads: int | None = None) -> dict[str, str]:

@@ -60,7 +60,7 @@ class ServerConfig:
     log_verbose: int = 0
     runner: str = "native"  # ONNX models: "native" (C++ backend) or "python" (Python-backend runner)
     supervise: bool = True  # reload a model whose Python stub died (Triton 2.51 never does)
-    drift_gauges: bool = True  # False: a drift reference does not move a model to the Python runner
+    drift_gauges: bool = True  # False: no tritonstack_drift_* gauges (native: drift references ignored)
     user: str | None = None  # started as root: run as this user (None: "tritonstack"; "root": opt out)
     restart_on_crash: bool = False  # a watchdog restarts a dead tritonserver on the same ports
     log_dir: Path | None = None  # where crash logs are kept (None: ~/.local/state/tritonstack/crash-logs)

@@ -121,7 +121,8 @@ class EmbeddedServer:
             self.ports = dict(self._pinned_ports) or {k: getattr(self.config, f"{k}_port") or _free_port(
                 self._host(k)) for k in self._listeners}
             argv = [str(install.binary), *self._arguments(backends), *install.backend_arguments(
-                runner=self.config.runner, ort_threads=self.config.ort_threads)]
+                runner=self.config.runner, ort_threads=self.config.ort_threads,
+                drift_gauges=self.config.drift_gauges)]
             self._launch(argv, install.environment(ort_threads=self.config.ort_threads))
             self._wait_ready()
             release_shadow(self.shadow, self.config.repository, self.plan)  # later loads: user's files

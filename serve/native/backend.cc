@@ -1,8 +1,10 @@
 // The TRITONBACKEND entry points of the `onnxruntime` backend (libtriton_onnxruntime.so).
 //
 // Backend: checks Triton's backend API version, opens ONNX Runtime from `ort-library` in the backend config
-// (--backend-config=onnxruntime,ort-library=<path>[,ort-threads=N]). Model: reads and checks config.pbtxt.
-// Instance: one ORT session and one Executor. No C++ exception crosses this C ABI.
+// (--backend-config=onnxruntime,ort-library=<path>[,ort-threads=N][,drift-gauges=0]). Model: reads and checks
+// config.pbtxt. Instance: one ORT session and one Executor, plus a drift monitor publishing the
+// tritonstack_drift_* gauges when the version folder holds drift_reference.json (unless drift-gauges=0).
+// No C++ exception crosses this C ABI.
 #include <sys/stat.h>
 
 #include <exception>
@@ -10,6 +12,7 @@
 #include <string>
 
 #include "common.h"
+#include "drift_monitor.h"
 #include "executor.h"
 #include "json.h"
 #include "model_config.h"
@@ -23,11 +26,15 @@ namespace {
 struct BackendState {
   std::unique_ptr<OrtRuntime> runtime;
   int ort_threads = 0;  // > 0: intra-op threads for every session (tritonstack serve --ort-threads)
+  bool drift_gauges = true;  // publish the drift gauges of models that carry a drift reference
+  DriftFamilies families;    // declared last: deleted first, after every model's metrics
 };
 
 struct ModelState {
   ModelConfig config;
   std::string path;  // <repository>/<version>/<default_model_filename>
+  std::string version_dir;
+  uint64_t version = 0;
   BackendState* backend = nullptr;
 };
 
@@ -41,7 +48,8 @@ TRITONSERVER_Error* MessageJson(TRITONSERVER_Message* message, Json* out) {
   return nullptr;
 }
 
-TRITONSERVER_Error* ReadBackendConfig(TRITONBACKEND_Backend* backend, std::string* library, int* threads) {
+TRITONSERVER_Error* ReadBackendConfig(TRITONBACKEND_Backend* backend, std::string* library, int* threads,
+                                      bool* drift_gauges) {
   TRITONSERVER_Message* message = nullptr;
   TS_RETURN_IF_ERROR(TRITONBACKEND_BackendConfig(backend, &message));  // owned by Triton
   Json config;
@@ -49,6 +57,7 @@ TRITONSERVER_Error* ReadBackendConfig(TRITONBACKEND_Backend* backend, std::strin
   const Json* cmdline = config.Get("cmdline");
   if (cmdline == nullptr) return nullptr;
   *library = cmdline->String("ort-library");
+  *drift_gauges = cmdline->String("drift-gauges", "1") != "0";
   std::string text = cmdline->String("ort-threads");
   int64_t value = 0;
   Json number;
@@ -67,7 +76,7 @@ TRITONSERVER_Error* Initialize(TRITONBACKEND_Backend* backend) {
   if (!refusal.empty()) return Error(TRITONSERVER_ERROR_UNSUPPORTED, refusal);
   std::unique_ptr<BackendState> state(new BackendState());
   std::string library;
-  TS_RETURN_IF_ERROR(ReadBackendConfig(backend, &library, &state->ort_threads));
+  TS_RETURN_IF_ERROR(ReadBackendConfig(backend, &library, &state->ort_threads, &state->drift_gauges));
   TS_RETURN_IF_ERROR(OrtRuntime::Load(library, &state->runtime));
   TS_LOG(TRITONSERVER_LOG_INFO, "tritonstack native onnxruntime backend: ONNX Runtime " + state->runtime->version() +
                                     " from " + library + ", Triton backend API " + std::to_string(major) + "." +
@@ -92,7 +101,9 @@ TRITONSERVER_Error* ModelInitialize(TRITONBACKEND_Model* model) {
   uint64_t version = 0;
   TS_RETURN_IF_ERROR(TRITONBACKEND_ModelRepository(model, &artifact, &location));
   TS_RETURN_IF_ERROR(TRITONBACKEND_ModelVersion(model, &version));
-  state->path = std::string(location) + "/" + std::to_string(version) + "/" + state->config.model_filename;
+  state->version = version;
+  state->version_dir = std::string(location) + "/" + std::to_string(version);
+  state->path = state->version_dir + "/" + state->config.model_filename;
   struct stat info;
   if (stat(state->path.c_str(), &info) != 0) {
     return Error(TRITONSERVER_ERROR_NOT_FOUND, "model '" + state->config.name + "': " + state->path +
@@ -108,6 +119,48 @@ TRITONSERVER_Error* ModelInitialize(TRITONBACKEND_Model* model) {
   return nullptr;
 }
 
+// The index of the monitored tensor among the config's inputs (or outputs), or why it cannot be monitored.
+std::string DriftTensor(const ModelConfig& config, const DriftReference& reference, size_t* index,
+                        const DataType** type) {
+  const std::vector<TensorSpec>& tensors = reference.output ? config.outputs : config.inputs;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (tensors[i].name != reference.tensor) continue;
+    *index = i, *type = tensors[i].type;
+    return tensors[i].type->byte_size == 0 ? "tensor '" + reference.tensor + "' holds strings" : "";
+  }
+  return std::string("the model has no ") + (reference.output ? "output" : "input") + " '" + reference.tensor + "'";
+}
+
+// Attach a drift monitor when the version folder holds drift_reference.json. A bad reference is logged and
+// skipped, and so is a metrics API failure: the model still serves.
+TRITONSERVER_Error* AttachDrift(ModelState* state, TRITONBACKEND_ModelInstance* instance, Executor* executor) {
+  std::string path = state->version_dir + "/drift_reference.json";
+  struct stat info;
+  if (!state->backend->drift_gauges || stat(path.c_str(), &info) != 0) return nullptr;
+  std::unique_ptr<DriftReference> reference(new DriftReference());
+  std::string problem = LoadDriftReference(path, reference.get());
+  size_t index = 0;
+  const DataType* type = nullptr;
+  if (problem.empty()) problem = DriftTensor(state->config, *reference, &index, &type);
+  if (!problem.empty()) {
+    TS_LOG(TRITONSERVER_LOG_WARN, "model '" + state->config.name +
+                                      "': drift monitoring off: cannot read drift_reference.json: " + problem);
+    return nullptr;
+  }
+  const char* instance_name = nullptr;
+  TS_RETURN_IF_ERROR(TRITONBACKEND_ModelInstanceName(instance, &instance_name));
+  std::vector<std::pair<std::string, std::string>> labels = {
+      {"model", state->config.name}, {"version", std::to_string(state->version)}, {"model_instance", instance_name}};
+  std::unique_ptr<DriftMonitor> monitor;
+  TRITONSERVER_Error* err = DriftMonitor::Create(std::move(reference), &state->backend->families, labels, type, &monitor);
+  if (err != nullptr) {  // e.g. the metrics API refused: serve without the gauges
+    LogIfError(err, ("model '" + state->config.name + "': drift monitoring off: metrics").c_str());
+    return nullptr;
+  }
+  executor->SetDrift(std::move(monitor), index);
+  return nullptr;
+}
+
 TRITONSERVER_Error* InstanceInitialize(TRITONBACKEND_ModelInstance* instance) {
   TRITONBACKEND_Model* model = nullptr;
   void* model_state = nullptr;
@@ -118,6 +171,7 @@ TRITONSERVER_Error* InstanceInitialize(TRITONBACKEND_ModelInstance* instance) {
   TS_RETURN_IF_ERROR(Session::Create(*state->backend->runtime, state->config, state->path,
                                      state->backend->ort_threads, &session));
   std::unique_ptr<Executor> executor(new Executor(state->config, std::move(session), instance));
+  TS_RETURN_IF_ERROR(AttachDrift(state, instance, executor.get()));
   TS_RETURN_IF_ERROR(TRITONBACKEND_ModelInstanceSetState(instance, executor.get()));
   executor.release();
   return nullptr;

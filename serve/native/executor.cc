@@ -1,6 +1,7 @@
 #include "executor.h"
 
 #include <cstring>
+#include <exception>
 
 #include "common.h"
 
@@ -119,6 +120,7 @@ TRITONSERVER_Error* Executor::RunAndSend(const std::vector<Pending*>& group) {
   std::vector<OutputInfo> described;
   if (err == nullptr) err = DescribeOutputs(session_->runtime(), config_, rows, outputs, &described);
   if (err != nullptr) return err;
+  if (drift_) Observe(described);
   int64_t offset = 0;
   for (Pending* one : group) {
     one->compute_start_ns = compute_start;
@@ -138,6 +140,7 @@ TRITONSERVER_Error* Executor::MakeInputs(const std::vector<Pending*>& group, std
   static char empty = 0;
   const OrtApi* api = session_->runtime().api();
   scratch_.resize(config_.inputs.size());
+  input_data_.assign(config_.inputs.size(), {nullptr, 0});
   for (size_t i = 0; i < config_.inputs.size(); ++i) {
     std::vector<int64_t> shape = group[0]->inputs[i].shape;
     const char* data = group[0]->inputs[i].data;
@@ -154,6 +157,7 @@ TRITONSERVER_Error* Executor::MakeInputs(const std::vector<Pending*>& group, std
       }
       data = scratch_[i].data();
     }
+    input_data_[i] = {data, bytes};
     OrtValue* value = nullptr;
     void* buffer = bytes > 0 ? const_cast<char*>(data) : &empty;  // ORT only reads inputs
     TS_RETURN_IF_ORT(api, api->CreateTensorWithDataAsOrtValue(session_->cpu(), buffer, bytes, shape.data(), shape.size(),
@@ -162,6 +166,22 @@ TRITONSERVER_Error* Executor::MakeInputs(const std::vector<Pending*>& group, std
     values->push_back(session_->runtime().Own(value));
   }
   return nullptr;
+}
+
+// Drift never fails a request: a tensor the reference does not fit turns monitoring off, with a warning.
+void Executor::Observe(const std::vector<OutputInfo>& outputs) {
+  const DriftReference& reference = drift_->reference();
+  std::pair<const char*, uint64_t> tensor = input_data_[drift_index_];
+  if (reference.output) tensor = {outputs[drift_index_].data, outputs[drift_index_].bytes};
+  std::string problem;
+  try {
+    problem = drift_->Observe(tensor.first, tensor.second);
+  } catch (const std::exception& exc) {
+    problem = exc.what();
+  }
+  if (problem.empty()) return;
+  TS_LOG(TRITONSERVER_LOG_WARN, "drift monitoring disabled: " + problem);
+  drift_.reset();
 }
 
 // Statistics for every request, then release them all (each has had its one response).

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "drift_monitor.h"
 #include "io.h"
 #include "session.h"
 
@@ -18,6 +19,8 @@ class Executor {
 
   // Takes over `requests`: responds to and releases every one of them.
   void Execute(TRITONBACKEND_Request** requests, uint32_t count);
+  // Feed the drift monitor the tensor at `index` of the config's inputs (or outputs) after every good Run.
+  void SetDrift(std::unique_ptr<DriftMonitor> monitor, size_t index) { drift_ = std::move(monitor), drift_index_ = index; }
 
  private:
   void Validate(std::vector<Pending>* pending);
@@ -27,12 +30,16 @@ class Executor {
   TRITONSERVER_Error* RunAndSend(const std::vector<Pending*>& group);
   TRITONSERVER_Error* MakeInputs(const std::vector<Pending*>& group, std::vector<OrtPtr<OrtValue>>* values);
   void Finish(std::vector<Pending>* pending);
+  void Observe(const std::vector<OutputInfo>& outputs);
 
   const ModelConfig& config_;
   std::unique_ptr<Session> session_;
   TRITONBACKEND_ModelInstance* instance_;
   uint64_t exec_start_ns_ = 0;
   std::vector<std::vector<char>> scratch_;  // concatenated inputs, reused across batches
+  std::vector<std::pair<const char*, uint64_t>> input_data_;  // the last Run's input bytes, config order
+  std::unique_ptr<DriftMonitor> drift_;  // null: no drift reference, or monitoring turned off
+  size_t drift_index_ = 0;
 };
 
 }  // namespace tritonstack

@@ -212,6 +212,12 @@ bool Json::AsInt(int64_t* out) const {
   return true;
 }
 
+bool Json::AsDouble(double* out) const {
+  if (kind_ != Kind::kNumber) return false;
+  *out = number_;
+  return true;
+}
+
 bool Json::Int(const std::string& key, int64_t* out) const {
   const Json* value = Get(key);
   return value != nullptr && value->AsInt(out);

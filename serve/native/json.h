@@ -26,6 +26,8 @@ class Json {
   std::string String(const std::string& key, const std::string& fallback = "") const;
   bool Int(const std::string& key, int64_t* out) const;
   bool AsInt(int64_t* out) const;
+  // A number as a double (false for anything else).
+  bool AsDouble(double* out) const;
   const std::string& text() const { return text_; }
 
  private:

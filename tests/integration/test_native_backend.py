@@ -313,14 +313,19 @@ def _libasan() -> str | None:
 
 
 @pytest.mark.timeout(240)
-def test_backend_under_address_sanitizer(native_repo: Path, tmp_path: Path) -> None:
+def test_backend_under_address_sanitizer(native_repo: Path, repository: Path, tmp_path: Path) -> None:
     """ASan build of the backend, libasan preloaded into tritonserver (not built with ASan): the models
-    above, concurrent batches and malformed requests; any AddressSanitizer report fails the test."""
+    above plus `digits_drift` (digits_mlp with its drift reference: the native drift gauges), concurrent
+    batches and malformed requests; any AddressSanitizer report fails the test."""
     libasan = _libasan()
     if libasan is None:
         pytest.skip("needs g++ with libasan (make sysdeps)")
+    reference_mlp = repository / "digits_mlp"
     repository = tmp_path / "repo"
     shutil.copytree(native_repo, repository, ignore=shutil.ignore_patterns("refuse_*"))
+    shutil.copytree(reference_mlp, repository / "digits_drift")
+    config = (repository / "digits_drift" / "config.pbtxt").read_text()
+    (repository / "digits_drift" / "config.pbtxt").write_text(config.replace('"digits_mlp"', '"digits_drift"'))
     install = find_install()
     backends = install.prepare_backends(tmp_path / "work")
     shutil.copy2(native_backend(sanitize=True), backends / "onnxruntime" / LIBRARY_NAME)
@@ -330,21 +335,39 @@ def test_backend_under_address_sanitizer(native_repo: Path, tmp_path: Path) -> N
     log = tmp_path / "tritonserver.log"
     argv = [str(install.binary), f"--model-repository={repository}", f"--backend-directory={backends}",
             "--http-address=127.0.0.1", f"--http-port={ports[0]}", "--grpc-address=127.0.0.1",
-            f"--grpc-port={ports[1]}", "--allow-metrics=false", "--exit-timeout-secs=5",
+            f"--grpc-port={ports[1]}", "--metrics-address=127.0.0.1", f"--metrics-port={ports[2]}",
+            "--exit-timeout-secs=5",
             *install.backend_arguments(ort_threads=1)]
     with open(log, "wb") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
     try:
         _wait_http_ready(ports[0], process, log)
         counts = _asan_traffic(f"127.0.0.1:{ports[1]}", repository)
+        psi = _drift_psi_after_pause(f"127.0.0.1:{ports[1]}", ports[2])
         alive = process.poll() is None
-        print(f"under ASan: {counts}, server alive after the traffic: {alive}")
+        print(f"under ASan: {counts}, digits_drift psi_mean gauge {psi}, server alive after the traffic: {alive}")
     finally:
         _stop(process, log)
     text = log.read_text(errors="replace")
     reports = [line for line in text.splitlines() if "AddressSanitizer" in line]
     assert not reports, "AddressSanitizer reported:\n" + "\n".join(text.splitlines()[-60:])
     assert alive, text[-3000:]
+
+
+def _drift_psi_after_pause(url: str, metrics_port: int) -> float:
+    """One more digits_drift request after the one-second publishing interval: the native backend scores
+    the window (>= min_rows rows by now) and sets its gauges; return the published psi_mean."""
+    time.sleep(1.5)
+    channel = grpc.insecure_channel(url)
+    request = _raw_request("digits_drift", "features", "FP32", [3, 64], np.ones((3, 64), np.float32).tobytes())
+    service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=60)
+    channel.close()
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:  # noqa: S310
+        text = response.read().decode()
+    found = re.search(r'^tritonstack_drift_psi_mean\{[^}]*model="digits_drift"[^}]*\} (\S+)$', text, re.MULTILINE)
+    assert found, "no drift gauge for digits_drift:\n" + text[-2000:]
+    assert float(found.group(1)) > 0
+    return float(found.group(1))
 
 
 def _stop(process: subprocess.Popen, log: Path) -> None:
@@ -393,6 +416,8 @@ def _asan_traffic(url: str, repository: Path) -> dict[str, int]:
     for _ in range(24):
         rows = int(rng.integers(1, 40))
         calls.append(_raw_request("digits_mlp", "features", "FP32", [rows, 64], rng.random((rows, 64), np.float32).tobytes()))
+        calls.append(_raw_request("digits_drift", "features", "FP32", [rows + 10, 64],
+                                  rng.random((rows + 10, 64), np.float32).tobytes()))
         calls.append(_raw_request("gather", "i", "INT64", [1, 1], np.array([[rng.integers(0, 12)]], np.int64).tobytes()))
         n = int(rng.integers(1, 9))
         calls.append(_raw_request("dyn_rowsum", "x", "FP32", [1, n], np.ones(n, np.float32).tobytes()))
