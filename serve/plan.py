@@ -3,16 +3,17 @@
     plan = plan_repository(Path("model_repository"))
     plan.models        # ["digits_mlp", ...]: loaded at start
     plan.skipped       # {"resnet18_trt": "TensorRT plan needs an NVIDIA GPU ..."}
-    plan.python        # {"digits_mlp": "it carries a drift reference ..."}: ONNX models for the Python runner
+    plan.python        # {"digits_mlp": "config.pbtxt asks for it ..."}: ONNX models for the Python runner
 
 The repository is served as it is (the NGC container serves the same folder). What differs on this
 CPU host lives in the server's backend directory, not in the repository: see `binary.py`. With the
 native runner (default), an ONNX model still goes to the Python runner when its config.pbtxt says
-`parameters { key: "tritonstack_runner" value { string_value: "python" } }`, or when a version folder
-holds a drift reference (the `tritonstack_drift_*` gauges are published by the Python runner);
-`string_value: "native"` keeps it native regardless. Such models are served at launch from a shadow
-repository holding their config switched to the Python-based backend `onnxruntime_python` (`shadow.py`),
-and loaded later with the same switch as a config override (`python_runner_config`).
+`parameters { key: "tritonstack_runner" value { string_value: "python" } }`; `string_value: "native"`
+or no such parameter keeps it native. A drift reference no longer moves a model: the native backend
+publishes the same `tritonstack_drift_*` gauges itself (serve/native/drift_monitor.cc). Models for the
+Python runner are served at launch from a shadow repository holding their config switched to the
+Python-based backend `onnxruntime_python` (`shadow.py`), and loaded later with the same switch as a
+config override (`python_runner_config`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ _TENSORRT = ("tensorrt_plan", "tensorrt")
 _ONNX = ("onnxruntime_onnx", "onnxruntime")
 #: config.pbtxt parameter that picks the runner of one ONNX model ("python" or "native").
 RUNNER_PARAMETER = "tritonstack_runner"
-_DRIFT_REFERENCE = "drift_reference.json"  # tritonstack.ops.drift.REFERENCE_FILE
 
 
 @dataclass
@@ -68,9 +68,10 @@ def skip_reason(model_dir: Path) -> str | None:
     return None
 
 
-def python_runner_reason(model_dir: Path, *, drift_gauges: bool = True) -> str | None:
-    """Why the ONNX model in `model_dir` goes to the Python runner under the native default, or None.
-    drift_gauges=False: a drift reference alone keeps it native (`tune` measures the native data path)."""
+def python_runner_reason(model_dir: Path, *, drift_gauges: bool = True) -> str | None:  # noqa: ARG001
+    """Why the ONNX model in `model_dir` goes to the Python runner under the native default, or None:
+    only when its config.pbtxt asks for it. A drift reference keeps it native whatever `drift_gauges`
+    says (kept for callers): the native backend publishes the drift gauges itself."""
     try:
         config = read_config(model_dir / "config.pbtxt")
     except ConfigError:
@@ -80,8 +81,6 @@ def python_runner_reason(model_dir: Path, *, drift_gauges: bool = True) -> str |
     asked = config.parameters[RUNNER_PARAMETER].string_value if RUNNER_PARAMETER in config.parameters else ""
     if asked in ("python", "native"):
         return f"config.pbtxt asks for it ({RUNNER_PARAMETER}={asked})" if asked == "python" else None
-    if drift_gauges and any((version / _DRIFT_REFERENCE).is_file() for version in model_dir.iterdir() if version.is_dir()):
-        return "it carries a drift reference (the Python runner publishes the tritonstack_drift_* gauges)"
     return None
 
 

@@ -65,8 +65,8 @@ def _descendants(root: int) -> list[int]:
 
 
 def test_serve_sigterm_leaves_nothing_behind(repository: Path, tmp_path: Path) -> None:
-    cli = [sys.executable, "-m", "tritonstack", "serve", "--repository", str(repository),
-           "--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"]
+    cli = [sys.executable, "-m", "tritonstack", "serve", "--repository", str(repository), "--runner", "python",
+           "--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"]  # python: a stub must be left behind too
     proc = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     assert proc.stdout is not None

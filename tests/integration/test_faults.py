@@ -32,6 +32,7 @@ from tritonstack.errors import (
     ServerError,
     ServerStoppingError,
 )
+from tritonstack.model_config import read_config, write_config
 
 #: R2's queue timeout. Triton 2.51's dynamic batcher notices expired requests when it wakes, on a
 #: 500 ms cycle: measured here, a 0.8 s timeout rejects at 1.0 s, 0.5-1.0 s at 1.0 s, 1.0 s at
@@ -45,6 +46,9 @@ def fault_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("faults")
     repo = root / "repo"
     build_all(repo, root / "build", ["digits_mlp"])
+    config = read_config(repo / "digits_mlp" / "config.pbtxt")  # R5 kills its Python stub: ask for that runner
+    config.parameters["tritonstack_runner"].string_value = "python"
+    write_config(config, repo / "digits_mlp" / "config.pbtxt")
     add_sleepy_model(repo, "sleepy_queue", delay_ms=300, batching=Batching(max_queue_size=2))
     add_sleepy_model(repo, "sleepy_timeout", delay_ms=3000,
                      batching=Batching(queue_timeout_us=QUEUE_TIMEOUT_US, max_queue_delay_us=100_000))

@@ -90,15 +90,18 @@ def _onnx_model(repository: Path, name: str, *, runner: str | None = None, drift
     return repository / name
 
 
-def test_plan_sends_drift_and_opted_in_models_to_the_python_runner(tmp_path: Path) -> None:
+def test_plan_sends_only_opted_in_models_to_the_python_runner(tmp_path: Path) -> None:
+    """A drift reference keeps a model native (the native backend publishes the drift gauges)."""
     _onnx_model(tmp_path, "plain")
     _onnx_model(tmp_path, "drifty", drift=True)
     _onnx_model(tmp_path, "asks", runner="python")
+    _onnx_model(tmp_path, "asks_drifty", runner="python", drift=True)
     _onnx_model(tmp_path, "keeps", runner="native", drift=True)
     plan = plan_repository(tmp_path)
-    assert sorted(plan.models) == ["asks", "drifty", "keeps", "plain"]
-    assert sorted(plan.python) == ["asks", "drifty"]
-    assert "drift reference" in plan.python["drifty"]
+    assert sorted(plan.models) == ["asks", "asks_drifty", "drifty", "keeps", "plain"]
+    assert sorted(plan.python) == ["asks", "asks_drifty"]
+    assert "tritonstack_runner=python" in plan.python["asks_drifty"]
+    assert plan_repository(tmp_path, drift_gauges=False).python == plan.python
     assert plan_repository(tmp_path, runner="python").python == {}
     override = python_runner_config(tmp_path / "asks")
     assert '"backend": "onnxruntime_python"' in override and "platform" not in override

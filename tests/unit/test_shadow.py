@@ -10,10 +10,13 @@ from tritonstack.serve.shadow import build_shadow, release_shadow
 from tritonstack.model_config import new_config, read_config, write_config
 
 
-def _model(repository: Path, name: str, *, platform: str = "onnxruntime_onnx", drift: bool = False) -> Path:
+def _model(repository: Path, name: str, *, platform: str = "onnxruntime_onnx", drift: bool = False,
+           runner: str = "") -> Path:
     (repository / name / "1").mkdir(parents=True)
     config = new_config()
     config.name, config.platform = name, platform
+    if runner:
+        config.parameters["tritonstack_runner"].string_value = runner
     config.version_policy.specific.versions.append(1)
     write_config(config, repository / name / "config.pbtxt")
     (repository / name / "1" / "model.onnx").write_bytes(b"onnx")
@@ -26,11 +29,13 @@ def _model(repository: Path, name: str, *, platform: str = "onnxruntime_onnx", d
 def test_shadow_switches_python_routed_models_and_links_the_rest(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     _model(repo, "plain")
-    drifty = _model(repo, "drifty", drift=True)
+    drifty = _model(repo, "drifty", drift=True, runner="python")
+    _model(repo, "native_drift", drift=True)  # a drift reference alone stays native: linked
     _model(repo, "trt", platform="tensorrt_plan")
     plan = plan_repository(repo)
     shadow = build_shadow(repo, plan, tmp_path / "shadow")
-    assert sorted(p.name for p in shadow.iterdir()) == ["drifty", "plain"]  # skipped TensorRT left out
+    assert sorted(p.name for p in shadow.iterdir()) == ["drifty", "native_drift", "plain"]  # TensorRT left out
+    assert (shadow / "native_drift").is_symlink()
     assert (shadow / "plain").is_symlink() and (shadow / "plain").resolve() == (repo / "plain").resolve()
     switched = shadow / "drifty"
     assert switched.is_dir() and not switched.is_symlink()
@@ -45,7 +50,7 @@ def test_shadow_switches_python_routed_models_and_links_the_rest(tmp_path: Path)
 
 def test_released_shadow_follows_the_users_folder(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    drifty = _model(repo, "drifty", drift=True)
+    drifty = _model(repo, "drifty", drift=True, runner="python")
     plan = plan_repository(repo)
     shadow = build_shadow(repo, plan, tmp_path / "shadow")
     release_shadow(shadow, repo, plan)
