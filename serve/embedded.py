@@ -55,9 +55,10 @@ from tritonstack.errors import ConfigError, ServerError, ServerStartError, Trito
 __all__ = ["EmbeddedServer", "ModelState"]
 
 _LOGGER = logging.getLogger(__name__)
-#: Keep no gRPC request objects for reuse: a reused one keeps the buffer of the largest request it
-#: held (two refused 200 MB requests kept 480 MB of RSS); without reuse it is freed (issue 12, A10).
-_ALLOCATION_POOL = ["--grpc-infer-allocation-pool-size=0"]
+#: Triton's default gRPC request-object reuse pool is kept: with `--grpc-infer-allocation-pool-size=0`
+#: (which freed a refused huge request's buffer, issue 12 A10) tritonserver 2.51 segfaults in
+#: TRITONSERVER_InferenceRequestDelete as soon as a ModelStreamInfer stream has two requests in flight;
+#: with 1 the memory is kept all the same. So reused objects keep their largest buffers (R13, open).
 #: Bounds of the launcher's own gRPC calls (seconds): a model load, a readiness probe, anything else.
 LOAD_TIMEOUT_S, PROBE_TIMEOUT_S, QUERY_TIMEOUT_S = 120.0, 1.0, 10.0
 ModelState = dict  # {"name", "version", "state", "reason"} as Triton's repository index reports
@@ -188,7 +189,7 @@ class EmbeddedServer:
         ]
         assert self.security is not None
         cache = cache_arguments(c.repository, self.plan.models, c.cache_size_mb)
-        return args + self.security.arguments(c) + cache + _ALLOCATION_POOL
+        return args + self.security.arguments(c) + cache
 
     def _http_arguments(self) -> list[str]:
         if not self.config.http:
