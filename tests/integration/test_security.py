@@ -309,7 +309,23 @@ def test_broken_model_folders_are_listed_while_the_others_serve(sec_repo: Path, 
     for broken in ("malformed", "empty", "no_version", "unreadable"):
         assert "UNAVAILABLE" in rows[broken] or "SKIPPED" in rows[broken], (broken, out)
     assert proc.returncode == 0 and "Traceback" not in out + rest + err, (out, rest, err)
+    assert "no model is READY" not in out
     print(f"\nbroken folders: {len(rows) - 1} listed UNAVAILABLE/SKIPPED with a reason, 'good' READY, exit 0")
+
+
+def test_a_repository_with_no_model_ready_is_said_so(tmp_path: Path) -> None:
+    repo = tmp_path / "model_repository"
+    add_sleepy_model(repo, "unreadable", delay_ms=1, batching=Batching())
+    (repo / "unreadable" / "1" / "model.py").write_text("raise SystemExit('broken on purpose')\n")
+    proc = _cli("serve", "--repository", str(repo), "--grpc-port", "0", "--metrics-port", "0")
+    try:
+        out = _read_until(proc, "serving", timeout_s=120)
+    finally:
+        proc.send_signal(15)
+        rest, err = proc.communicate(timeout=60)
+    assert "warning: no model is READY" in out, out
+    assert proc.returncode == 0 and "Traceback" not in out + rest, (out, rest, err)
+    print("\nno model READY: serve says so in one warning line")
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, timeout_s: float) -> str:

@@ -83,8 +83,14 @@ def serve(
     if http:
         restart = "" if restart_on_crash else " (not with --no-restart-on-crash: it stays down)"
         console.print(f"[yellow]warning: {HTTP_RISK}{restart}[/]", soft_wrap=True)
-    with console.status("starting tritonserver..."):
-        server.start()
+    try:
+        with console.status("starting tritonserver..."):
+            server.start()
+    except ServerError:
+        if not stop.is_set():
+            raise
+        console.print("stopped during start-up (SIGINT/SIGTERM); nothing left running")
+        return  # a stop asked for: exit 0, as while serving
     try:
         for warning in server.security.warnings if server.security else []:
             console.print(f"[yellow]warning: {warning}[/]")
@@ -92,7 +98,11 @@ def serve(
         console.print(f"metrics  {server.metrics_url}")
         console.print(f"logs     crashed servers' logs are kept in {server.crash_log_dir}"
                       + (" (restarted on crash)" if restart_on_crash else ""))
-        console.print(states_table(server.model_states()))
+        states = server.model_states()
+        console.print(states_table(states))
+        if states and not any(state.get("state") == "READY" for state in states):
+            console.print("[yellow]warning: no model is READY: every request will fail; see the reasons "
+                          "above (or the server log) and fix the repository[/]")
         console.print("serving; Ctrl-C or SIGTERM to stop")
         while not stop.wait(0.5) and server.alive:
             pass
