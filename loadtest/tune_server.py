@@ -15,9 +15,9 @@ no file is touched.
 Every load is a full reload (each config carries a fresh `tritonstack_tune_load` parameter), so each
 candidate is measured on fresh instances, never on an in-place instance update of the previous one.
 
-The model is measured on the native runner even when `serve` would put it on the Python runner for its
-drift gauges (`drift_gauges=False`): that is the data path being tuned, and the Python backend is what
-broke the README's sweep: loading a 2-instance candidate sometimes aborted tritonserver itself
+The model is measured as `serve` runs it, without drift gauges (`drift_gauges=False`: no work that is
+not the model's). Drift-reference models used to run on the Python backend, which is what broke the
+README's sweep: loading a 2-instance candidate sometimes aborted tritonserver itself
 during the second Python stub's ModelInstanceInitialize ("malloc_consolidate(): unaligned fastbin
 chunk detected", SIGABRT; 2 of 3 sweeps here, 0 of 24 loads of the same configs in a loop). The
 server then either exits (the next load: "Connection refused") or hangs in its shutdown (the next
@@ -128,8 +128,7 @@ class TuneServer:
 
         # supervise=False: the stub supervisor would take the stubs that a reload retires for dead
         # ones and reload the model from config.pbtxt, silently undoing the candidate being measured.
-        # drift_gauges=False: a model that `serve` runs on the Python runner only for its drift gauges
-        # is measured on the native data path (and Triton 2.51's Python backend aborts on reloads).
+        # drift_gauges=False: the drift gauges' per-batch work is not part of what is tuned.
         config = ServerConfig(repository=self.view, ort_threads=len(self.split.server), ready_timeout_s=120,
                               supervise=False, drift_gauges=False)
         self.server = EmbeddedServer(config).start()

@@ -114,8 +114,7 @@ class EmbeddedServer:
         self.workdir = Path(tempfile.mkdtemp(prefix="tritonstack-serve-"))
         try:
             backends = install.prepare_backends(self.workdir, runner=self.config.runner)
-            self.plan = plan_repository(self.config.repository, runner=self.config.runner,
-                                        drift_gauges=self.config.drift_gauges)
+            self.plan = plan_repository(self.config.repository, runner=self.config.runner)
             self._secure(install)
             self.shadow = build_shadow(self.config.repository, self.plan, self.workdir / "repository",
                                        owner=self.security.user if self.security else None)
@@ -333,8 +332,7 @@ class EmbeddedServer:
         reason = skip_reason(self.config.repository / name)
         if reason:
             raise ServerError(f"model {name!r} cannot run on this host: {reason}")
-        if self.config.runner == "native" and python_runner_reason(self.config.repository / name,
-                                                                   drift_gauges=self.config.drift_gauges):
+        if self.config.runner == "native" and python_runner_reason(self.config.repository / name):
             config = python_runner_config(self.config.repository / name)
             return self._model_control(name, "load", config)
         self._model_control(name, "load")

@@ -68,10 +68,10 @@ def skip_reason(model_dir: Path) -> str | None:
     return None
 
 
-def python_runner_reason(model_dir: Path, *, drift_gauges: bool = True) -> str | None:  # noqa: ARG001
+def python_runner_reason(model_dir: Path) -> str | None:
     """Why the ONNX model in `model_dir` goes to the Python runner under the native default, or None:
-    only when its config.pbtxt asks for it. A drift reference keeps it native whatever `drift_gauges`
-    says (kept for callers): the native backend publishes the drift gauges itself."""
+    only when its config.pbtxt asks for it. A drift reference keeps it native: the native backend
+    publishes the drift gauges itself."""
     try:
         config = read_config(model_dir / "config.pbtxt")
     except ConfigError:
@@ -101,7 +101,7 @@ def python_runner_config(model_dir: Path) -> str:
     return json_format.MessageToJson(config, preserving_proto_field_name=True)
 
 
-def plan_repository(repository: Path, *, runner: str = "native", drift_gauges: bool = True) -> RepositoryPlan:
+def plan_repository(repository: Path, *, runner: str = "native") -> RepositoryPlan:
     """Sort every model folder of `repository` (one holding config.pbtxt) into load or skip, and mark
     the ONNX models that the native runner leaves to the Python runner."""
     plan = RepositoryPlan()
@@ -111,7 +111,7 @@ def plan_repository(repository: Path, *, runner: str = "native", drift_gauges: b
             plan.skipped[model_dir.name] = reason
             continue
         plan.models.append(model_dir.name)
-        why = python_runner_reason(model_dir, drift_gauges=drift_gauges) if runner == "native" else None
+        why = python_runner_reason(model_dir) if runner == "native" else None
         if why:
             plan.python[model_dir.name] = why
     return plan

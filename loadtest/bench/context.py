@@ -171,7 +171,7 @@ class Bench:
             ort_threads=len(self.split.server),
             ready_timeout_s=180,
             supervise=False,
-            drift_gauges=False,  # the MLP carries a drift reference: measure it on the native data path
+            drift_gauges=False,  # the model alone: no drift-gauge work on the MLP (it has a reference)
         )  # no watcher thread in the generator
         start = time.perf_counter()
         self.server = EmbeddedServer(config).start()

@@ -2,7 +2,7 @@
 
 The embedded tritonserver (nvidia-pytriton wheel) has no onnxruntime backend. By default
 `tritonstack serve` installs our native one (serve/native) and this file as the Python-based backend
-`onnxruntime_python`, for the ONNX models that ask for it or carry a drift reference (serve/plan.py);
+`onnxruntime_python`, for the ONNX models that ask for it (serve/plan.py);
 with `--runner python` this file is the backend `onnxruntime` and serves every standard
 `platform: "onnxruntime_onnx"` model, unchanged. The dynamic batcher hands `execute()` several
 requests at once; they are concatenated along the batch axis, run through ONNX Runtime once, and the

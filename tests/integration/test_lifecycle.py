@@ -84,9 +84,8 @@ def repo(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lserver(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    """One server with the watchdog on, fixed ports, crash logs in a temp folder. Default runner: the
-    models it leaves to the Python runner (drift references, digits_mlp) are loaded before ready too
-    (serve/shadow.py), so a restart answers no NOT_FOUND."""
+    """One server with the watchdog on, fixed ports, crash logs in a temp folder, the default runner
+    (every model loaded before ready, so a restart answers no NOT_FOUND)."""
     config = ServerConfig(repository=repo, ort_threads=1, restart_on_crash=True, http=True,  # R12 needs HTTP on
                           log_dir=tmp_path_factory.mktemp("crash-logs"), **_fixed_ports())
     with EmbeddedServer(config) as server:

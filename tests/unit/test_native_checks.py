@@ -101,7 +101,6 @@ def test_plan_sends_only_opted_in_models_to_the_python_runner(tmp_path: Path) ->
     assert sorted(plan.models) == ["asks", "asks_drifty", "drifty", "keeps", "plain"]
     assert sorted(plan.python) == ["asks", "asks_drifty"]
     assert "tritonstack_runner=python" in plan.python["asks_drifty"]
-    assert plan_repository(tmp_path, drift_gauges=False).python == plan.python
     assert plan_repository(tmp_path, runner="python").python == {}
     override = python_runner_config(tmp_path / "asks")
     assert '"backend": "onnxruntime_python"' in override and "platform" not in override
