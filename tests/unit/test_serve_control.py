@@ -39,3 +39,21 @@ def test_the_admin_key_goes_as_triton_prefixed_grpc_metadata() -> None:
 def test_an_http_url_is_refused_in_one_line_naming_the_grpc_form() -> None:
     with pytest.raises(ConfigError, match="host:port"):
         TritonControl("http://127.0.0.1:8000")
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1", "127.0.0.1:80x", ":8001"])
+def test_a_url_that_is_not_host_and_a_valid_port_is_refused_before_any_call(url: str) -> None:
+    with pytest.raises(ConfigError, match="port from 1 to 65535"):
+        TritonControl(url)
+
+
+def test_versions_list_refuses_an_out_of_range_port_in_one_line_exit_2(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "tritonstack", "versions", "list", "digits_mlp", "--url",
+                          "127.0.0.1:99999", "--repository", str(tmp_path)], capture_output=True, text=True,
+                         timeout=60)
+    print(run.stderr.strip())
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    assert "99999" in run.stderr and "34463" not in run.stderr
