@@ -115,14 +115,21 @@ def build_minilm(repository: Path, workdir: Path, *, int8: bool = True) -> dict[
     tolerance = DEFAULT_TOLERANCES[Precision.FP32]
     errors = verify_outputs(expected=expected, actual=run_onnx(fp32, check), atol=tolerance.atol,
                             rtol=tolerance.rtol, min_cosine=tolerance.min_cosine, what="minilm_encoder fp32")
-    base = {"source": str(model_dir()), "source_sha256": file_sha256(model_dir() / "model.safetensors"),
-            "tools": tool_versions()}
+    base = _base_manifest()
     summary: dict[str, Any] = {"model": "minilm", "variants": {}, "rejected": {}, "skipped": {},
                                "warnings": []}
     _write_fp32(Path(repository), fp32, base, errors, summary)
     if int8:
         _int8(Path(repository), folder, fp32, tok, holdout, base, summary)
     return summary
+
+
+def _base_manifest() -> dict[str, Any]:
+    """What every MiniLM manifest records; `verified_by` as `tritonstack convert` writes it, so that
+    `ops status` takes the versions as verified while their files match the hashes (`files`)."""
+    return {"source": str(model_dir()), "source_sha256": file_sha256(model_dir() / "model.safetensors"),
+            "tools": tool_versions(), "verified_by": "tritonstack models build (minilm: ONNX vs PyTorch "
+            "outputs within tolerance; INT8 behind its cosine gate)"}
 
 
 def _write_fp32(repository: Path, fp32: Path, base: dict, errors: dict, summary: dict) -> None:
