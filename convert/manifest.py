@@ -21,10 +21,13 @@ from typing import Any
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["MANIFEST", "VersionCheck", "base_manifest", "check_version", "file_sha256", "files_sha256",
-           "tool_versions", "write_added_manifest"]
+__all__ = ["ADDED", "MANIFEST", "VersionCheck", "base_manifest", "check_version", "file_sha256",
+           "files_sha256", "tool_versions", "write_added_manifest"]
 
 MANIFEST = "manifest.json"
+#: status of a version `versions add` copied in: its files match the hashes recorded then, but no
+#: accuracy check ran on it (not a problem for `ops status`'s exit code; a later change is)
+ADDED = "unverified: added by `versions add`, hashes match, no accuracy gate ran"
 
 _TOOLS = ("torch", "onnx", "onnxruntime", "skl2onnx", "scikit-learn", "onnxconverter-common",
           "transformers", "tritonstack")
@@ -73,7 +76,7 @@ def files_sha256(version_dir: Path) -> dict[str, str]:
 class VersionCheck:
     """Whether a version folder holds what its manifest describes."""
 
-    status: str  # verified | unverified | changed: <files> | no manifest | no file hashes
+    status: str  # verified | ADDED | unverified | changed: <files> | no manifest | no file hashes
     verified: bool
 
 
@@ -91,7 +94,7 @@ def check_version(version_dir: Path) -> VersionCheck:
     if changed:
         return VersionCheck(f"changed: {', '.join(changed)}", False)
     if not manifest.get("verified_by"):
-        return VersionCheck("unverified", False)
+        return VersionCheck(ADDED if manifest.get("added_by") else "unverified", False)
     return VersionCheck("verified", True)
 
 
@@ -100,7 +103,7 @@ def write_added_manifest(version_dir: Path, *, source: Path, model: str, version
 
     A manifest that came with the folder is kept (with `model`/`version` updated) if its hashes
     match the files; a mismatch raises ConfigError naming the files. Without one, a manifest is
-    written that records the hashes but no verification (status "unverified").
+    written that records the hashes but no verification (status ADDED).
     """
     path = Path(version_dir) / MANIFEST
     actual = files_sha256(version_dir)

@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tritonstack.convert.manifest import VersionCheck, check_version
+from tritonstack.convert.manifest import ADDED, VersionCheck, check_version
 
-__all__ = ["ALERT_THRESHOLDS", "DriftRow", "cache_counts", "drift_status", "served_by_policy",
-           "unverified_served", "verification"]
+__all__ = ["ALERT_THRESHOLDS", "DriftRow", "cache_counts", "drift_status", "not_ready_served",
+           "served_by_policy", "unverified_served", "verification"]
 
 #: gauge -> value above which the Prometheus alert fires (DataDriftHigh, EmbeddingShiftHigh)
 ALERT_THRESHOLDS = {"psi_mean": 0.1, "embedding_mmd": 0.05}
@@ -82,10 +82,27 @@ def served_by_policy(repository: Path, models: set[str]) -> set[tuple[str, int]]
 
 
 def unverified_served(checks: dict[tuple[str, int], VersionCheck], served: set[tuple[str, int]]) -> list[str]:
-    """`model version (status)` of each served version that is neither verified nor changed (e.g.
-    "unverified", "no manifest"): nothing says it passed `tritonstack convert`'s checks."""
+    """`model version (status)` of each served version that is neither verified, nor changed, nor added by
+    `versions add` with its hashes intact (e.g. "unverified", "no manifest"): nothing records where
+    its files came from."""
     return [f"{model} {version} ({check.status})" for (model, version), check in sorted(checks.items())
-            if (model, version) in served and not check.verified and not check.status.startswith("changed")]
+            if (model, version) in served and not check.verified and check.status != ADDED
+            and not check.status.startswith("changed")]
+
+
+def not_ready_served(index: list[dict], served: set[tuple[str, int]]) -> list[str]:
+    """`model version (state: reason)` of each version the config serves that is not READY, for the
+    models Triton loaded or tried to (Triton's repository index; a model never loaded is left out)."""
+    entries = {(e.get("name"), str(e.get("version", ""))): e for e in index}
+    tried = {e.get("name") for e in index if e.get("state")}
+    problems = []
+    for model, version in sorted(served):
+        entry = entries.get((model, str(version))) or entries.get((model, ""), {})
+        if model in tried and entry.get("state") != "READY":
+            reason = (entry.get("reason") or "").strip().splitlines()
+            problems.append(f"{model} {version} ({entry.get('state') or 'NOT LOADED'}"
+                            f"{': ' + reason[0][:200] if reason else ''})")
+    return problems
 
 
 def cache_counts(model_stats: list[dict]) -> dict[tuple[str, str], tuple[int, int]]:

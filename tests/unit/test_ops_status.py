@@ -93,3 +93,18 @@ def test_drift_status_exits_1_while_an_alert_fires_and_0_when_calm(tmp_path: Pat
     assert {r["model"]: r["alerting"] for r in map(json.loads, as_json.stdout.splitlines())} == {
         "e": ["embedding_mmd"], "m": ["psi_mean"], }
     print(f"drift-status exit codes: calm {calm.returncode}, alerting {firing.returncode}")
+
+
+def test_served_versions_that_are_not_ready_are_named_with_their_reason() -> None:
+    """Outside tester's find: with every model UNAVAILABLE, `ops status --url` exited 0."""
+    from tritonstack.ops.status import not_ready_served
+
+    index = [{"name": "a", "version": "1", "state": "UNAVAILABLE", "reason": "failed to load\ndetail"},
+             {"name": "a", "version": "2", "state": "READY"},
+             {"name": "b", "version": "1", "state": "READY"},
+             {"name": "c", "version": "", "state": "UNAVAILABLE", "reason": "unloaded"},
+             {"name": "never_loaded"}]
+    served = {("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 1), ("never_loaded", 1)}
+    problems = not_ready_served(index, served)
+    print(problems)
+    assert problems == ["a 1 (UNAVAILABLE: failed to load)", "b 2 (NOT LOADED)", "c 1 (UNAVAILABLE: unloaded)"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from tritonstack.convert.manifest import check_version
+from tritonstack.convert.manifest import ADDED, check_version
 from tritonstack.convert.reference.digits import DIGITS_SPEC
 from tritonstack.convert.repository import write_version
 from tritonstack.ops.versions import VersionManager
@@ -40,7 +41,7 @@ def test_versions_add_writes_a_manifest_with_the_file_hashes(tmp_path: Path) -> 
     assert manifest["files"] == {"model.onnx": hashlib.sha256(model_bytes("v2")).hexdigest()}
     assert manifest["source_sha256"] == manifest["files"]["model.onnx"]
     assert manifest["version"] == 2 and manifest["added_by"] == "tritonstack versions add"
-    assert check_version(repo / "digits_mlp" / "2").status == "unverified"
+    assert check_version(repo / "digits_mlp" / "2").status == ADDED
     assert check_version(repo / "digits_mlp" / "1").status == "verified"
 
 
@@ -77,3 +78,24 @@ def test_ops_status_flags_changed_files_and_exits_1(tmp_path: Path) -> None:
     (repo / "digits_mlp" / "1" / "model.onnx").write_bytes(b"swapped after verification")
     alarmed = status("--allow-unverified")
     assert alarmed.returncode == 1 and "changed: model.onnx" in alarmed.stdout
+
+
+def test_a_served_versions_add_version_says_no_gate_ran_and_passes_ops_status(tmp_path: Path) -> None:
+    """Outside tester's find: after the documented `versions add`, the new version showed a bare
+    "unverified". It is deliberate (no accuracy gate ran), so the table says so and the exit code
+    stays 0 while its hashes match; a later change to its files still exits 1."""
+    repo, new = _repo(tmp_path), tmp_path / "new.onnx"
+    new.write_bytes(model_bytes("v2"))
+    manager = VersionManager(repo, FakeControl(repo))
+    manager._write_policy("digits_mlp", [manager.add("digits_mlp", new), 1])  # as `versions canary` leaves it
+
+    def status() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tritonstack", "ops", "status", "--repository", str(repo)],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, "COLUMNS": "200"})
+
+    ok = status()
+    print(ok.stdout)
+    assert ok.returncode == 0, ok.stderr
+    assert "no accuracy gate ran" in ok.stdout
+    (repo / "digits_mlp" / "2" / "model.onnx").write_bytes(model_bytes("swapped"))
+    assert status().returncode == 1

@@ -122,7 +122,8 @@ def status_command(
     tls_root_cert: TlsRootCert = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
 ) -> None:
     """Every version: Triton's state and whether its files are what was verified; exit 1 if one changed,
-    or if a served version (READY with --url, else in the config's policy) is not verified."""
+    if a version the config serves is not READY (with --url), or if a served version (READY with --url,
+    else in the config's policy) is not verified (`versions add` ones with intact hashes excepted)."""
     import sys
 
     from rich.table import Table
@@ -133,7 +134,7 @@ def status_command(
 
     if not repository.is_dir():
         raise ConfigError(f"repository {repository} is not a folder; pass --repository")
-    states, cache = {}, {}
+    states, cache, index = {}, {}, []
     if url:
         from tritonstack.cli.admin_key import admin_key as key_of
         from tritonstack.cli.tls_options import client_tls
@@ -142,7 +143,8 @@ def status_command(
 
         tls = client_tls(tls_root_cert, tls_cert, tls_key)
         control = TritonControl(url, admin_key=key_of(admin_key), tls=tls)
-        states = {(s.get("name"), str(s.get("version"))): s.get("state", "") for s in control.index()}
+        index = control.index()
+        states = {(s.get("name"), str(s.get("version"))): s.get("state", "") for s in index}
         cache = cache_counts(control.statistics())
     table = Table("model", "version", "state", "verified", "cache hits/misses")
     checks = verification(repository)
@@ -155,7 +157,23 @@ def status_command(
     console.print(table)
     if any(c.status.startswith("changed") for c in checks.values()):
         sys.exit(1)
+    if url:
+        _refuse_not_ready(repository, {model for model, _ in checks}, index)
     _refuse_unverified(repository, checks, states if url else None, allow_unverified)
+
+
+def _refuse_not_ready(repository: Path, models: set[str], index: list[dict]) -> None:
+    """Exit 1 with one line naming the versions the config serves that Triton does not have READY."""
+    import sys
+
+    from tritonstack.cli import err_console
+    from tritonstack.ops.status import not_ready_served, served_by_policy
+
+    problems = not_ready_served(index, served_by_policy(repository, models))
+    if problems:
+        err_console.print(f"served versions not READY: {', '.join(problems)}; read the server's log, fix the "
+                          "model and load it again (`tritonstack versions promote`)", soft_wrap=True)
+        sys.exit(1)
 
 
 def _refuse_unverified(repository: Path, checks: dict, states: dict | None, allow: bool) -> None:
