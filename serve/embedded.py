@@ -23,7 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -49,6 +48,7 @@ from tritonstack.serve.ports import check_free, owns_listeners
 from tritonstack.serve.shadow import build_shadow, release_shadow
 from tritonstack.serve.supervisor import StubSupervisor
 from tritonstack.serve.watchdog import ServerWatchdog, default_log_dir, keep_log
+from tritonstack.serve.workdirs import make_workdir
 
 from tritonstack.errors import ConfigError, ServerError, ServerStartError, TritonStackError
 
@@ -111,7 +111,7 @@ class EmbeddedServer:
 
     def _start(self) -> None:
         install = find_install()
-        self.workdir = Path(tempfile.mkdtemp(prefix="tritonstack-serve-"))
+        self.workdir = make_workdir()  # stale ones of a SIGKILLed serve removed first
         try:
             backends = install.prepare_backends(self.workdir, runner=self.config.runner)
             self.plan = plan_repository(self.config.repository, runner=self.config.runner)
