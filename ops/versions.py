@@ -33,7 +33,7 @@ from tritonstack.convert.manifest import write_added_manifest
 from tritonstack.convert.onnx_io import load_onnx
 from tritonstack.convert.repository import check_repository
 from tritonstack.serve.binary import PYTHON_RUNNER_BACKEND
-from tritonstack.serve.control import ClientTls, TritonGrpc, status_name
+from tritonstack.serve.control import ClientTls, TritonGrpc, check_grpc_url, status_name
 from tritonstack.serve.plan import python_runner_config
 
 from tritonstack.errors import (
@@ -69,7 +69,7 @@ class TritonControl:
         if url.lower().startswith(("http://", "https://")):
             raise ConfigError(f"--url {url} is an HTTP URL; pass Triton's gRPC endpoint as host:port "
                               "(e.g. 127.0.0.1:8001): `tritonstack serve` runs with HTTP off")
-        self.url = _check_url(url.rstrip("/"))
+        self.url = check_grpc_url(url.rstrip("/"))
         self.admin_key = admin_key
         self.tls = tls
         self.timeout_s = timeout_s
@@ -334,15 +334,6 @@ def _atomic_write(path: Path, content: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     os.replace(tmp, path)
-
-
-def _check_url(url: str) -> str:
-    """`url` if it is host:port with a port of 1-65535; ConfigError otherwise."""
-    host, _, port = url.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ConfigError(f"--url {url!r} is not host:port with a port from 1 to 65535; pass Triton's gRPC "
-                          "endpoint, e.g. 127.0.0.1:8001")
-    return url
 
 
 def _check_version(version: int) -> int:

@@ -27,8 +27,8 @@ from tritonstack.serve.config import ADMIN_HEADER, TlsConfig
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["ClientTls", "TritonGrpc", "grpc_key_headers", "normalise_statistics", "status_name",
-           "tls_credentials"]
+__all__ = ["ClientTls", "TritonGrpc", "check_grpc_url", "grpc_key_headers", "normalise_statistics",
+           "status_name", "tls_credentials"]
 
 #: Keys whose values are strings in Triton's HTTP statistics too (never turned into numbers).
 _TEXT_KEYS = frozenset({"name", "version", "type"})
@@ -37,6 +37,15 @@ _TEXT_KEYS = frozenset({"name", "version", "type"})
 def grpc_key_headers(admin_key: str | None) -> dict[str, str]:
     """The gRPC metadata that unlocks the restricted protocols (Triton prefixes the header name)."""
     return {f"triton-grpc-protocol-{ADMIN_HEADER}": admin_key} if admin_key else {}
+
+
+def check_grpc_url(url: str) -> str:
+    """`url` if it is host:port with a port of 1-65535; ConfigError otherwise (gRPC would wrap the port)."""
+    host, _, port = url.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"--url {url!r} is not host:port with a port from 1 to 65535; pass Triton's gRPC "
+                          "endpoint, e.g. 127.0.0.1:8001")
+    return url
 
 
 def status_name(exc: grpcclient.InferenceServerException) -> str:

@@ -57,3 +57,17 @@ def test_versions_list_refuses_an_out_of_range_port_in_one_line_exit_2(tmp_path)
     print(run.stderr.strip())
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
     assert "99999" in run.stderr and "34463" not in run.stderr
+
+
+def test_loadtest_and_tune_refuse_a_bad_url_or_concurrency_in_one_line() -> None:
+    """Outsider: `loadtest --url ''` gave a traceback, `--url 127.0.0.1:99999` load-tested port 34463, and
+    `tune --concurrency 100000000` ran out of memory and ignored SIGTERM."""
+    import subprocess
+    import sys
+
+    for argv in (["loadtest", "steady", "--url", "", "--duration", "1"],
+                 ["loadtest", "steady", "--url", "127.0.0.1:99999", "--duration", "1"],
+                 ["tune", "digits_mlp", "--p99-ms", "5", "--concurrency", "100000000"]):
+        done = subprocess.run([sys.executable, "-m", "tritonstack", *argv], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (argv, done.stderr)

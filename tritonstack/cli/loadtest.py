@@ -130,6 +130,10 @@ def _check_options(spec, *, url, repository, engine: str, referee: bool, inputs)
 
     if (url is None) == (repository is None):
         raise ConfigError("pass exactly one of --url (a running server) or --repository (start one)")
+    if url is not None:
+        from tritonstack.serve.control import check_grpc_url
+
+        check_grpc_url(url)
     if engine not in ("locust", "asyncio"):
         raise ConfigError(f"--engine {engine!r}: use locust or asyncio")
     if engine == "asyncio" and spec.kind not in (Kind.STEADY, Kind.OPEN):

@@ -36,7 +36,8 @@ def tune(
     ] = "",
     delay_us: Annotated[str, typer.Option(help="max_queue_delay_microseconds values.")] = "0,500,2000",
     instances: Annotated[str, typer.Option(help="Instance counts.")] = "1,2",
-    concurrency: Annotated[int, typer.Option(help="Requests in flight while measuring.", min=1)] = 32,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight while measuring.",
+                                             min=1, max=1000)] = 32,
     duration: Annotated[float, typer.Option(help="Seconds measured per point.", min=0.5, max=60)] = 2.0,
     min_gain: Annotated[
         float,
