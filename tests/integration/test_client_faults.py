@@ -120,8 +120,19 @@ def _rows(n: int) -> np.ndarray:
     return np.random.default_rng(0).random((n, 64), dtype=np.float32) * 16
 
 
+def _drain_queue(server) -> None:  # noqa: ANN001
+    """Wait until digits_queue's 2-deep queue is empty: a request a previous test left there (its
+    client gave up at a deadline; Triton keeps it queued until the 2 s batch window ends) would
+    make this test's calls overloaded. One patient call succeeds only after its batch ran, and the
+    batch takes everything queued."""
+    patient = ClientOptions(timeout_s=30, retry=RetryPolicy(attempts=40, initial_backoff_s=0.2, max_backoff_s=0.5))
+    with TritonClient(server.grpc_url, patient) as client:
+        client.infer("digits_queue", _rows(1))
+
+
 # -- overload, deadline, not ready, stopped ---------------------------------------------------------
 def test_queue_full_is_overloaded(own) -> None:
+    _drain_queue(own)
     options = ClientOptions(timeout_s=30, retry=RetryPolicy(attempts=1))
     outcomes: list[object] = []
     barrier = threading.Barrier(8)
@@ -148,6 +159,7 @@ def test_queue_full_is_overloaded(own) -> None:
 
 
 def test_deadline_is_inference_timeout_and_not_retried(own) -> None:
+    _drain_queue(own)
     with TritonClient(own.grpc_url, ClientOptions(retry=RetryPolicy(attempts=5))) as client:
         client.model_info("digits_queue")
         start = time.monotonic()
@@ -160,6 +172,7 @@ def test_coalesced_calls_keep_their_deadline_and_typed_error(own) -> None:
     """Two calls merged into one request that outlives their deadline: each caller gets its own
     InferenceTimeoutError (the merged failure sends each alone; nothing is retried merged)."""
     options = ClientOptions(retry=RetryPolicy(attempts=5), coalesce=True)
+    _drain_queue(own)
 
     async def run() -> list[BaseException | dict]:
         async with AsyncTritonClient(own.grpc_url, options) as client:
@@ -174,10 +187,6 @@ def test_coalesced_calls_keep_their_deadline_and_typed_error(own) -> None:
           f"{[type(r).__name__ for r in results]}")
     assert all(isinstance(r, errors.InferenceTimeoutError) for r in results), results
     assert elapsed < QUEUE_DELAY_US / 1e6, "gave up at the deadline, no retry"
-    # the merged request still sits in digits_queue's 2-deep queue: let it drain for the next tests
-    patient = ClientOptions(timeout_s=30, retry=RetryPolicy(attempts=40, initial_backoff_s=0.2, max_backoff_s=0.5))
-    with TritonClient(own.grpc_url, patient) as client:
-        client.infer("digits_queue", _rows(1))
 
 
 def test_model_failure_is_internal_and_not_retried(own) -> None:
@@ -199,6 +208,7 @@ def test_model_failure_is_internal_and_not_retried(own) -> None:
 
 
 def test_unloaded_model_is_not_ready(own) -> None:
+    _drain_queue(own)
     with TritonClient(own.grpc_url) as client:
         client.infer("digits_queue", _rows(1), timeout_s=30)
         own.unload_model("digits_queue")
