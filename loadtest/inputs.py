@@ -5,10 +5,10 @@
     sent_shapes(rows)     # {"tokens": [[1, 32]]}: what the report says was sent
 
 Random data fills dynamic (-1) dims with 1 unless `shapes` gives them (`--shape NAME:d1,d2`, dims
-without the batch axis). An .npz holds one array per input name whose first axis indexes samples;
-each request carries one sample, drawn at random (seeded), cast to the model's datatype. Every
-mismatch (unknown or missing input, wrong rank or fixed dim, uncastable dtype) is a ConfigError
-raised before any load is sent.
+without the batch axis); once `shapes` sizes one dynamic input, it must size all of them.
+An .npz holds one array per input name whose first axis indexes samples; each request carries one
+sample, drawn at random (seeded), cast to the model's datatype. Every mismatch (unknown or missing
+input, wrong rank or fixed dim, uncastable dtype) is a ConfigError raised before any load is sent.
 """
 
 from __future__ import annotations
@@ -86,7 +86,20 @@ def _dims(info: Any, shapes: Shapes) -> dict[str, list[int]]:
             out[name] = list(shapes[name])
         else:
             out[name] = [1 if d < 0 else d for d in tensor.dims]
+    _check_all_dynamic_given(info, shapes)
     return out
+
+
+def _check_all_dynamic_given(info: Any, shapes: Shapes) -> None:
+    """ConfigError when --shape sizes some dynamic inputs but not another one: its -1 axes would be sent
+    with length 1, which a model whose inputs share an axis (tokens and mask) rejects mid-load."""
+    left = [n for n, t in info.inputs.items() if n not in shapes and any(d < 0 for d in t.dims)]
+    if shapes and left:
+        dims = ",".join(str(d) for d in info.inputs[left[0]].dims)
+        raise ConfigError(
+            f"--shape gives {', '.join(sorted(shapes))} but not input {left[0]!r}, which has dynamic dims "
+            f"({dims}) too: add --shape {left[0]}:d1,... for it (or pass --inputs samples.npz)"
+        )
 
 
 def random_rows(

@@ -44,6 +44,16 @@ def test_bad_shapes_are_one_line_errors(texts, needle):
     assert needle in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_shape_for_one_of_two_dynamic_inputs_is_refused_naming_the_other():
+    """tokens:32 with features left at length 1 would fail at the server during the load (issue 13)."""
+    with pytest.raises(ConfigError) as caught:
+        random_rows(GRU, shapes=parse_shapes(["tokens:32"]))
+    message = str(caught.value)
+    print(message)
+    assert "'features'" in message and "--shape features:" in message and "--inputs" in message
+    assert "\n" not in message
+
+
 def test_samples_are_drawn_per_request_and_cast(tmp_path):
     path = tmp_path / "samples.npz"
     tokens = np.arange(5 * 6).reshape(5, 6).astype(np.int32)  # int32 in the file, INT64 in the model
