@@ -21,9 +21,12 @@ from tritonstack.loadtest.schedule import Arrival
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["ENV_KEY", "Kind", "Scenario", "parse_kind", "spike_users_at", "step_users_at"]
+__all__ = ["ENV_KEY", "MIN_TIMEOUT_S", "Kind", "Scenario", "parse_kind", "spike_users_at", "step_users_at"]
 
 ENV_KEY = "TRITONSTACK_SCENARIO"
+#: The shortest request deadline a scenario takes: gRPC rounds deadlines to milliseconds and the client
+#: gives every call at least 1 ms, so a shorter one would let most requests succeed past it.
+MIN_TIMEOUT_S = 0.001
 
 
 class Kind(str, Enum):
@@ -105,6 +108,11 @@ class Scenario:
                 raise ConfigError(f"{shown}: use a finite number > 0 (e.g. {getattr(Scenario, name):g})")
         if not math.isfinite(self.spike_at_s) or self.spike_at_s < 0:
             raise ConfigError(f"--spike-at {self.spike_at_s}: use a finite number of seconds >= 0")
+        if self.timeout_s < MIN_TIMEOUT_S:
+            raise ConfigError(
+                f"--timeout-s {self.timeout_s:g} is below {MIN_TIMEOUT_S:g} s: gRPC deadlines (and the "
+                "client's) have millisecond resolution, so a shorter one is not enforced; use >= 0.001"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (enums as strings)."""

@@ -87,8 +87,10 @@ class TuneOptions:
     should_stop: Callable[[], bool] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.p99_ms) or not math.isfinite(self.duration_s):
-            raise ConfigError(f"--p99-ms {self.p99_ms} and --duration {self.duration_s}: use finite numbers")
+        finite = (("--p99-ms", self.p99_ms), ("--duration", self.duration_s), ("--min-gain", self.min_gain))
+        for flag, value in finite:
+            if not math.isfinite(value):
+                raise ConfigError(f"{flag} {value}: use a finite number")
         if self.p99_ms <= 0 or self.concurrency < 1 or self.duration_s <= 0:
             raise ConfigError(
                 f"p99_ms={self.p99_ms}, concurrency={self.concurrency} and "

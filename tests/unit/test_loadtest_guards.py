@@ -172,7 +172,41 @@ def test_non_finite_or_non_positive_rates_are_refused(rate):
 
 def test_rate_inf_on_the_command_line_is_one_line_and_exit_2(tmp_path):
     done = _cli("loadtest", "open", "--url", "127.0.0.1:1", "--rate", "inf", "--out", "r", cwd=tmp_path)
-    assert done.returncode == 2 and "--rate inf: use a finite number > 0" in _one_line(done)
+    assert done.returncode == 2 and "--rate inf is not a finite number; use one >= 0.1" in _one_line(done)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--duration", "nan"],
+        ["--rate", "nan"],
+        ["--max-error-rate", "nan"],
+        ["--timeout-s", "nan"],
+        ["--spike-s", "inf"],
+        ["--spike-at", "-inf"],
+        ["--step", "nan"],
+    ],
+    ids=lambda v: "_".join(v),
+)
+def test_non_finite_loadtest_options_are_refused_naming_the_option(tmp_path, flag):
+    """nan passes click's range checks (nan < min is false): --max-error-rate nan never failed a run."""
+    done = _cli("loadtest", "open", "--url", "127.0.0.1:1", *flag, "--out", "r", cwd=tmp_path)
+    line = _one_line(done)
+    print(line)
+    assert done.returncode == 2 and f"{flag[0]} {flag[1]} is not a finite number" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_deadline_below_a_millisecond_is_refused_with_the_reason(tmp_path):
+    """gRPC deadlines and the client's floor are 1 ms: a 1 us deadline let ~80% of requests succeed."""
+    with pytest.raises(ConfigError, match="millisecond resolution"):
+        Scenario(timeout_s=1e-6)
+    assert Scenario(timeout_s=0.001).timeout_s == 0.001
+    done = _cli("loadtest", "steady", "--url", "127.0.0.1:1", "--timeout-s", "0.000001", "--out", "r", cwd=tmp_path)
+    line = _one_line(done)
+    print(line)
+    assert done.returncode == 2 and line.startswith("error: --timeout-s 1e-06 is below 0.001 s")
     assert not (tmp_path / "r").exists()
 
 
@@ -186,7 +220,15 @@ def test_rate_inf_on_the_command_line_is_one_line_and_exit_2(tmp_path):
         (["--instances", "0"], "--instances 0 is out of range; use values from 1 to 16"),
         (["--instances=-2"], "--instances -2 is out of range"),
         (["--delay-us=-5"], "--delay-us -5 is out of range"),
-        (["--p99-ms", "inf"], "--p99-ms inf and --duration 2.0: use finite numbers"),
+        (["--p99-ms", "inf"], "--p99-ms inf is not a finite number"),
+        (["--p99-ms", "nan"], "--p99-ms nan is not a finite number; use one >= 0.01"),
+        (["--duration", "nan"], "--duration nan is not a finite number; use one from 0.5 to 60"),
+        (["--min-gain", "nan"], "--min-gain nan is not a finite number"),
+        (["--max-batch", "8,,32"], "--max-batch '8,,32' has an empty element"),
+        (["--max-batch", "8,32,8"], "--max-batch '8,32,8': 8 is given twice"),
+        (["--delay-us", "0,abc"], "--delay-us '0,abc': element 'abc' is not an integer"),
+        (["--instances", "1,"], "--instances '1,' has an empty element"),
+        (["--instances", "1,17"], "--instances 17 is out of range; use values from 1 to 16"),
     ],
     ids=lambda v: "_".join(v) if isinstance(v, list) else "",
 )

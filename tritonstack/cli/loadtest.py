@@ -23,6 +23,8 @@ from typing import Annotated
 
 import typer
 
+from tritonstack.cli.finite import finite
+
 __all__ = ["register"]
 
 
@@ -45,20 +47,32 @@ def loadtest(
         typer.Option(help="Dims of a dynamic (-1) input without the batch axis, NAME:d1,d2; repeatable."),
     ] = None,
     users: Annotated[int, typer.Option(help="Users (closed loop: requests in flight).", min=1, max=1000)] = 8,
-    duration: Annotated[float, typer.Option(help="Seconds.", min=0.5, max=3600)] = 10.0,
-    rate: Annotated[float, typer.Option(help="Open loop: total requests per second.", min=0.1)] = 200.0,
+    duration: Annotated[float, typer.Option(help="Seconds.", **finite("--duration", 0.5, 3600))] = 10.0,
+    rate: Annotated[
+        float, typer.Option(help="Open loop: total requests per second.", **finite("--rate", 0.1))
+    ] = 200.0,
     arrival: Annotated[str, typer.Option(help="Open loop: poisson | constant.")] = "poisson",
     step_users: Annotated[int, typer.Option(help="Ramp: users added per step.", min=1)] = 4,
-    step: Annotated[float, typer.Option(help="Ramp: seconds per step.", min=0.5)] = 2.0,
+    step: Annotated[float, typer.Option(help="Ramp: seconds per step.", **finite("--step", 0.5))] = 2.0,
     spike_users: Annotated[int, typer.Option(help="Spike: users during the spike.", min=1)] = 32,
-    spike_at: Annotated[float, typer.Option(help="Spike: starts at this second.", min=0)] = 3.0,
-    spike_duration: Annotated[float, typer.Option("--spike-s", help="Spike: seconds.", min=0.1)] = 2.0,
+    spike_at: Annotated[
+        float, typer.Option(help="Spike: starts at this second.", **finite("--spike-at", 0))
+    ] = 3.0,
+    spike_duration: Annotated[
+        float, typer.Option("--spike-s", help="Spike: seconds.", **finite("--spike-s", 0.1))
+    ] = 2.0,
     workers: Annotated[
         int, typer.Option(help="Locust distributed mode: worker processes (0: local).", min=0, max=16)
     ] = 0,
     engine: Annotated[str, typer.Option(help="locust | asyncio (steady and open only).")] = "locust",
     timeout_s: Annotated[
-        float, typer.Option("--timeout-s", help="Deadline of each request (s).", min=1e-6)
+        float,
+        typer.Option(
+            "--timeout-s",
+            help="Deadline of each request (s), at least 0.001: gRPC deadlines have millisecond "
+            "resolution. A request not answered by then fails (DEADLINE_EXCEEDED) and counts as an error.",
+            **finite("--timeout-s"),
+        ),
     ] = 10.0,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/loadtest"),
     referee: Annotated[
@@ -73,8 +87,7 @@ def loadtest(
         typer.Option(
             "--max-error-rate",
             help="Exit 1 (report still written) when more than this percentage of requests failed.",
-            min=0,
-            max=100,
+            **finite("--max-error-rate", 0, 100),
         ),
     ] = 1.0,
 ) -> None:

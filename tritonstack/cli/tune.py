@@ -12,24 +12,45 @@ from typing import Annotated
 
 import typer
 
+from tritonstack.cli.finite import finite
+
 __all__ = ["register"]
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def _ints(flag: str, text: str) -> tuple[int, ...]:
+    """A comma list of integers; ConfigError naming `flag` and the element for an empty, non-integer,
+    duplicate or out-of-range one (GRID_RANGES)."""
     from tritonstack.errors import ConfigError
+    from tritonstack.loadtest.tune import GRID_RANGES
 
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{text!r} is not a comma-separated list of integers, e.g. 8,32,128") from exc
-    if not values:
-        raise ConfigError(f"{text!r} gives no value; pass a comma-separated list of integers, e.g. 8,32,128")
-    return values
+    low, high = GRID_RANGES[flag.removeprefix("--").replace("-", "_")]
+    values: list[int] = []
+    for element in text.split(","):
+        if not element.strip():
+            raise ConfigError(
+                f"{flag} {text!r} has an empty element; pass a comma-separated list of integers, "
+                "e.g. 8,32,128"
+            )
+        try:
+            value = int(element)
+        except ValueError:
+            raise ConfigError(
+                f"{flag} {text!r}: element {element.strip()!r} is not an integer; pass a comma-separated "
+                "list of integers, e.g. 8,32,128"
+            ) from None
+        if not low <= value <= high:
+            raise ConfigError(f"{flag} {value} is out of range; use values from {low} to {high}")
+        if value in values:
+            raise ConfigError(f"{flag} {text!r}: {value} is given twice; list each value once")
+        values.append(value)
+    return tuple(values)
 
 
 def tune(
     model: Annotated[str, typer.Argument(help="Model folder in the repository.")],
-    p99_ms: Annotated[float, typer.Option("--p99-ms", help="p99 latency budget (ms).", min=0.01)],
+    p99_ms: Annotated[
+        float, typer.Option("--p99-ms", help="p99 latency budget (ms).", **finite("--p99-ms", 0.01))
+    ],
     repository: Annotated[Path, typer.Option(help="Model repository.")] = Path("model_repository"),
     max_batch: Annotated[
         str, typer.Option(help="max_batch_size values (default: 8,32,128 up to the model's own).")
@@ -38,10 +59,15 @@ def tune(
     instances: Annotated[str, typer.Option(help="Instance counts.")] = "1,2",
     concurrency: Annotated[int, typer.Option(help="Requests in flight while measuring.",
                                              min=1, max=1000)] = 32,
-    duration: Annotated[float, typer.Option(help="Seconds measured per point.", min=0.5, max=60)] = 2.0,
+    duration: Annotated[
+        float, typer.Option(help="Seconds measured per point.", **finite("--duration", 0.5, 60))
+    ] = 2.0,
     min_gain: Annotated[
         float,
-        typer.Option(help="Throughput a winner needs over the current config (0.05: 5 %).", min=0, max=0.99),
+        typer.Option(
+            help="Throughput a winner needs over the current config (0.05: 5 %).",
+            **finite("--min-gain", 0, 0.99),
+        ),
     ] = 0.05,
     apply: Annotated[bool, typer.Option(help="Also make the winner config.pbtxt (old one kept).")] = False,
     out: Annotated[Path, typer.Option(help="Where the JSON report of every point goes.")] = Path(
@@ -62,9 +88,9 @@ def tune(
         repository=repository,
         model=model,
         p99_ms=p99_ms,
-        max_batch_sizes=_ints(max_batch) if max_batch.strip() else None,
-        max_queue_delays_us=_ints(delay_us),
-        instance_counts=_ints(instances),
+        max_batch_sizes=_ints("--max-batch", max_batch) if max_batch.strip() else None,
+        max_queue_delays_us=_ints("--delay-us", delay_us),
+        instance_counts=_ints("--instances", instances),
         concurrency=concurrency,
         duration_s=duration,
         min_gain=min_gain,
