@@ -289,21 +289,43 @@ def _sweep(
         said = repr(options.model) in str(exc)  # the reason names the model already: say it once
         whose = "" if said else f" of {options.model!r}"
         raise LoadTestError(f"measuring the current config{whose} failed: {exc}") from exc
+    points, skipped = _grid(ts, options, grid, rows, on_point, on_skip)
+    return baseline, points, skipped, rows
+
+
+def _grid(
+    ts: TuneServer,
+    options: TuneOptions,
+    grid: list[Candidate],
+    rows: list[Any],
+    on_point: Callable | None,
+    on_skip: Callable | None,
+) -> tuple[list[Any], list[Any]]:
+    """Measure each candidate (points) or skip it (skipped); a candidate a stop cut short is left out of
+    both, and not reported: a partial run is not a measurement (it showed as "0 req/s")."""
     points, skipped = [], []
     for candidate in grid:
-        if options.should_stop and options.should_stop():
+        if _stop_asked(options):
             break
         try:
             point = {**candidate.__dict__, **_point(ts, with_candidate(ts.current, candidate), rows, options)}
         except LoadTestError as exc:
+            if _stop_asked(options):
+                break
             skipped.append({**candidate.__dict__, "reason": str(exc)})
             if on_skip is not None:
                 on_skip(candidate, str(exc))
             continue
+        if _stop_asked(options):
+            break
         points.append(point)
         if on_point is not None:
             on_point(point)
-    return baseline, points, skipped, rows
+    return points, skipped
+
+
+def _stop_asked(options: TuneOptions) -> bool:
+    return options.should_stop is not None and options.should_stop()
 
 
 def _decide(ts: TuneServer, outcome: TuneOutcome, rows: list[Any], options: TuneOptions) -> Candidate | None:

@@ -118,7 +118,7 @@ def test_tune_names_the_models_of_a_repository_without_the_one_asked(tmp_path):
 
 def test_bench_rows_and_model_picking():
     assert [w.key for w in WORKLOADS] == ["W1", "W2", "W2-p99", "W3", "W4", "W5", "W6", "W7", "W8", "C1", "W9",
-                                          "W10"]
+                                          "W10", "L4"]
     models = ["digits_mlp", "minilm", "minilm_encoder", "minilm_int8", "resnet18", "resnet18_int8"]
     assert pick(models, "resnet", without=("int8",)) == "resnet18"
     assert pick(models, "resnet", "int8") == "resnet18_int8"
@@ -178,3 +178,32 @@ def test_distributed_windows_from_locust_history():
     assert [w["t_s"] for w in windows] == [3, 6]
     assert windows[0]["throughput_rps"] == 1000 and windows[0]["error_rate"] == 0.01
     assert windows[1]["count"] == 6000 and windows[1]["errors"] == 0 and windows[1]["throughput_rps"] == 2000
+
+
+def test_a_tune_point_cut_short_by_a_stop_is_not_shown_as_a_measurement(monkeypatch):
+    """Ctrl-C mid-point: the candidate measured until the stop is left out, never printed as 0 req/s."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from tritonclient.grpc import model_config_pb2
+    from tritonstack.loadtest import tune as tune_module
+
+    stopped = []
+
+    def point(ts, config, rows, options):  # the second candidate is interrupted while measured
+        if config.max_batch_size == 16:
+            stopped.append(True)
+            return {"count": 0, "errors": 0, "throughput_rps": 0.0, "p50_ms": None, "p99_ms": None}
+        return {"count": 900, "errors": 0, "throughput_rps": 450.0, "p50_ms": 1.0, "p99_ms": 2.0}
+
+    monkeypatch.setattr(tune_module, "_point", point)
+    options = TuneOptions(
+        repository=Path("r"), model="m", p99_ms=5, max_batch_sizes=(8, 16, 32), max_queue_delays_us=(0,),
+        instance_counts=(1,), should_stop=lambda: bool(stopped),
+    )
+    shown = []
+    grid = candidates(options, 64)
+    ts = SimpleNamespace(current=model_config_pb2.ModelConfig(name="m", max_batch_size=64))
+    points, skipped = tune_module._grid(ts, options, grid, [], shown.append, None)
+    print(f"points kept after a stop during the 2nd of 3: {[p['max_batch_size'] for p in points]}")
+    assert [p["max_batch_size"] for p in points] == [8] and shown == points and skipped == []
