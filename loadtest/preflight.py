@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from tritonstack.loadtest.inputs import request_rows, sent_shapes
@@ -27,7 +28,7 @@ def _where(scenario: Scenario) -> str:
     return f"model {scenario.model!r}" + (f" version {scenario.version}" if scenario.version else "")
 
 
-def _model_info(scenario: Scenario, url: str, timeout_s: float) -> Any:
+def _model_info(scenario: Scenario, url: str, timeout_s: float, shown: str) -> Any:
     from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
 
     options = ClientOptions(timeout_s=timeout_s, retry=RetryPolicy(attempts=2), max_reconnect_backoff_s=1.0)
@@ -36,11 +37,11 @@ def _model_info(scenario: Scenario, url: str, timeout_s: float) -> Any:
             info = client.model_info(scenario.model, scenario.version or None)
         except ModelNotFoundError as exc:
             raise ConfigError(
-                f"{_where(scenario)} is not served at {url}; check --model/--model-version "
+                f"{_where(scenario)} is not served at {shown}; check --model/--model-version "
                 f"(the server said: {_first_line(exc)})"
             ) from exc
         if not client.is_ready(scenario.model):
-            raise ModelNotReadyError(f"{_where(scenario)} at {url} is not ready; wait for it to load")
+            raise ModelNotReadyError(f"{_where(scenario)} at {shown} is not ready; wait for it to load")
     return info
 
 
@@ -112,16 +113,22 @@ def check_maxima(info: Any, rows: list, limits: dict[str, list[int]], scenario: 
                 )
 
 
-def preflight(scenario: Scenario, url: str, *, timeout_s: float = 10.0, count: int = 64) -> tuple[Any, list]:
+def preflight(
+    scenario: Scenario, url: str, *, timeout_s: float = 10.0, count: int = 64, shown: str = ""
+) -> tuple[Any, list]:
     """The model's info and the requests the scenario will cycle through; raise before any load.
 
     Unknown model or version: ConfigError. Server unreachable or model not ready: the client's
-    typed error (one line). Inputs that do not fit: ConfigError from `inputs`.
+    typed error (one line). Inputs that do not fit: ConfigError from `inputs`. `shown` names the
+    server in messages instead of `url` (e.g. "the server started on model_repository": a temporary
+    server's port means nothing to the user).
     """
+    shown = shown or url
     try:
-        info = _model_info(scenario, url, timeout_s)
+        info = _model_info(scenario, url, timeout_s, shown)
     except ClientError as exc:
-        raise type(exc)(in_context(_first_line(exc), _where(scenario), scenario.model, url)) from exc
+        line = re.sub(rf"(ipv[46]:)?{re.escape(url)}", shown, _first_line(exc))
+        raise type(exc)(in_context(line, _where(scenario), scenario.model, shown)) from exc
     rows = request_rows(info, count=count, shapes=scenario.shapes, samples_path=scenario.inputs_path)
     check_maxima(info, rows, max_input_dims(_config_json(scenario, url, timeout_s)), scenario)
     _LOGGER.debug("preflight ok: %s, %d prepared requests", _where(scenario), len(rows))

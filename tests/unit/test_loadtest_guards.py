@@ -265,3 +265,36 @@ def test_a_keyboard_interrupt_in_any_command_exits_130_with_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=LIMIT_S, cwd=tmp_path)
     print(f"exit {done.returncode}: {done.stderr!r}")
     assert done.returncode == 130 and _one_line(done) == "interrupted"
+
+
+# -- i: --repository: an unknown model is refused before a server starts; no temporary port in messages ---
+def test_an_unknown_model_or_version_in_the_repository_is_refused_before_any_server(tmp_path):
+    from tritonstack.cli.loadtest import _check_options
+
+    (tmp_path / "a" / "1").mkdir(parents=True)
+    (tmp_path / "a" / "config.pbtxt").write_text('name: "a"\n')
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.pbtxt").write_text('name: "b"\n')
+    check = dict(url=None, repository=tmp_path, engine="locust", referee=False, inputs=None)
+    with pytest.raises(ConfigError) as caught:
+        _check_options(Scenario(model="nope"), **check)
+    print(caught.value)
+    assert "model 'nope'" in str(caught.value) and "a, b" in str(caught.value)
+    with pytest.raises(ConfigError, match=r"no version 3 .*\(versions present: 1\)"):
+        _check_options(Scenario(model="a", version="3"), **check)
+    _check_options(Scenario(model="a", version="1"), **check)
+
+
+def test_preflight_names_the_server_as_shown_not_its_temporary_port():
+    import socket
+
+    from tritonstack.loadtest.preflight import preflight
+
+    with socket.socket() as sock:  # a port nothing listens on: connection refused at once
+        sock.bind(("127.0.0.1", 0))
+        url = f"127.0.0.1:{sock.getsockname()[1]}"
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the client's typed error, whichever it is
+        preflight(Scenario(model="m"), url, timeout_s=2.0, shown="the server started on repo")
+    print(caught.value)
+    assert "the server started on repo" in str(caught.value)
+    assert url not in str(caught.value) and url.split(":")[1] not in str(caught.value)

@@ -124,7 +124,7 @@ def loadtest(
             from tritonstack.loadtest.interrupt import StopOnSignals
             from tritonstack.loadtest.preflight import preflight
 
-            info, rows = preflight(spec, target)
+            info, rows = preflight(spec, target, shown=url or f"the server started on {repository}")
             with StopOnSignals() as stop:  # a Ctrl-C during the referee too: perf_analyzer gets it and fails
                 result = _run(spec, target, workers=workers, engine=engine, out=out, should_stop=stop.is_set)
                 if referee and not stop.is_set():
@@ -147,6 +147,8 @@ def _check_options(spec, *, url, repository, engine: str, referee: bool, inputs)
         from tritonstack.serve.control import check_grpc_url
 
         check_grpc_url(url)
+    elif Path(repository).is_dir():
+        _check_in_repository(Path(repository), spec.model, spec.version)
     if engine not in ("locust", "asyncio"):
         raise ConfigError(f"--engine {engine!r}: use locust or asyncio")
     if engine == "asyncio" and spec.kind not in (Kind.STEADY, Kind.OPEN):
@@ -157,6 +159,20 @@ def _check_options(spec, *, url, repository, engine: str, referee: bool, inputs)
         raise ConfigError("--referee needs a fixed load: use it with the steady or open scenario")
     if inputs is not None and not Path(inputs).is_file():
         raise ConfigError(f"--inputs {inputs} does not exist; pass an .npz with one array per input")
+
+
+def _check_in_repository(repository: Path, model: str, version: str) -> None:
+    """ConfigError before a server is started on `repository` when it has no such model (or version)."""
+    from tritonstack.errors import ConfigError
+    from tritonstack.loadtest.tune_server import model_folder
+
+    folder = model_folder(repository, model)
+    if version.isdigit() and not (folder / version).is_dir():
+        present = ", ".join(sorted((p.name for p in folder.iterdir() if p.name.isdigit()), key=int)) or "none"
+        raise ConfigError(
+            f"model {model!r} has no version {version} in {repository} (versions present: {present}); "
+            "check --model-version"
+        )
 
 
 @contextlib.contextmanager
