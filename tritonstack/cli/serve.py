@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -15,6 +16,8 @@ import typer
 from rich.table import Table
 
 __all__ = ["HTTP_RISK", "register", "states_table"]
+
+_LOGGER = logging.getLogger(__name__)
 
 #: The one line `serve --http` prints at start (serve/limits.py has the measurements).
 HTTP_RISK = ("HTTP is on: Triton 2.51's HTTP endpoint can be crashed by one request body over 256 MiB "
@@ -91,6 +94,7 @@ def serve(
             raise
         console.print("stopped during start-up (SIGINT/SIGTERM); nothing left running")
         return  # a stop asked for: exit 0, as while serving
+    died = False
     try:
         for warning in server.security.warnings if server.security else []:
             console.print(f"[yellow]warning: {warning}[/]")
@@ -109,9 +113,14 @@ def serve(
         died = not stop.is_set()
     finally:
         code = server.stop()
-        console.print(f"tritonserver stopped (exit code {code})")
+        if not died:  # a stop asked for: tritonserver's own exit code after SIGTERM says nothing more
+            _LOGGER.debug("tritonserver exit code %s after the requested stop", code)
+            console.print("stopped")
     if died:
-        raise ServerError(f"tritonserver died and was not restarted; its log is in {server.crash_log_dir}")
+        raise ServerError(
+            f"tritonserver died (exit code {code}) and was not restarted; its log is in "
+            f"{server.crash_log_dir}"
+        )
 
 
 def _stop_on_signals(stop: threading.Event, server) -> None:  # noqa: ANN001

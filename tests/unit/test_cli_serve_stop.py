@@ -1,0 +1,48 @@
+"""`tritonstack serve` stopping: a requested stop (SIGTERM) is a calm "stopped", whatever exit code
+tritonserver gives after SIGTERM; a server that died on its own is an error with its exit code and log.
+
+The server is a stand-in object (this is about the CLI's lines, not Triton): each case runs the real
+command in a subprocess, so its signal handlers never touch the test process.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+LIMIT_S = 60
+
+_CODE = """
+import os, signal, sys
+import tritonstack.serve as serve
+
+class Server:
+    security, grpc_url, http_url, metrics_url, crash_log_dir = None, "127.0.0.1:1", None, "m", "/crash-logs"
+    def __init__(self, config): self.alive = sys.argv[1] == "stop"
+    def start(self): return self
+    def model_states(self):
+        if sys.argv[1] == "stop":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return [{"name": "m", "version": "1", "state": "READY"}]
+    def interrupt(self): pass
+    def kill(self): pass
+    def stop(self): return 1  # what tritonserver returned after SIGTERM in the outsider's run
+
+serve.EmbeddedServer = Server
+from tritonstack.cli import main
+main(["serve", "--repository", sys.argv[2], "--grpc-port", "0", "--metrics-port", "0"])
+"""
+
+
+@pytest.mark.parametrize("case", ["stop", "died"])
+def test_a_requested_stop_is_calm_and_a_crash_says_its_exit_code_and_log(case, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", _CODE, case, str(tmp_path)], capture_output=True, text=True, timeout=LIMIT_S
+    )
+    tail = (done.stdout + done.stderr).strip().splitlines()[-1]
+    print(f"{case}: exit {done.returncode}, last line: {tail}")
+    assert "Traceback" not in done.stderr
+    if case == "stop":
+        assert done.returncode == 0 and tail == "stopped" and "exit code" not in done.stdout + done.stderr
+    else:
+        assert done.returncode == 2 and "exit code 1" in tail and "/crash-logs" in tail
