@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tritonstack.loadtest.cpu_use import TreeCpu, tree
 from tritonstack.loadtest.generator import StopCheck
 from tritonstack.loadtest.locust_hdr import ENV_OUT
-from tritonstack.loadtest.report import RunResult
+from tritonstack.loadtest.report import RunResult, add_generator_cpu
 from tritonstack.loadtest.scenario import Kind, Scenario
 from tritonstack.loadtest.server_stats import ServerStatsPoller
 from tritonstack.loadtest.stats import LatencyHistogram, Recorder
@@ -108,13 +109,13 @@ def run_local(
     env.events.request.add_listener(_recording_listener(recorder))
     runner = env.create_local_runner()
     with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
-        origin = time.perf_counter()
+        origin, wall, cpu = time.perf_counter(), time.time(), time.process_time()
         if shape is not None:
             runner.start_shape()
         else:
             runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
         users = _wait(runner, scenario, shape is not None, origin, should_stop or (lambda: False))
-        duration = time.perf_counter() - origin
+        duration, cpu = time.perf_counter() - origin, time.process_time() - cpu
     close_clients()
     described = {"url": url, "runner": "locust local", "inputs": scenario.inputs_path or "random"}
     result = RunResult.build(
@@ -126,6 +127,7 @@ def run_local(
         server=poller,
     )
     result.summary["locust"] = _locust_totals(env)
+    add_generator_cpu(result.summary, cpu / duration, processes=1, window_unix_s=(wall, wall + duration))
     result.load = users
     return result
 
@@ -245,8 +247,11 @@ def run_distributed(
         for _ in range(workers)
     ]
     origin = time.perf_counter()  # the master starts the users once its workers are in (~1 s)
+    pids = [p.pid for p in (master, *started)]
+    meter = TreeCpu({"generator": lambda procs: set().union(*(tree(pid, procs) for pid in pids))})
     try:
-        with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
+        interval_s = max(scenario.duration_s / 30, 0.25)
+        with meter, ServerStatsPoller(url, scenario.model, interval_s=interval_s) as poller:
             _wait_master(master, scenario.duration_s + 60, should_stop or (lambda: False))
     except subprocess.TimeoutExpired as exc:
         raise LoadTestError(f"locust master did not finish; see {out_dir / (name + '_locust.log')}") from exc
@@ -254,7 +259,27 @@ def run_distributed(
         for process in (master, *started):
             _stop(process)
         log.close()
-    return _distributed_result(scenario, url, workers, prefix, name, poller, origin)
+    result = _distributed_result(scenario, url, workers, prefix, name, poller, origin)
+    _distributed_cpu(result, meter, load_window_unix_s(prefix))
+    return result
+
+
+def load_window_unix_s(prefix: Path) -> tuple[float, float] | None:
+    """First and last second of Locust's history (unix time) in which requests were counted."""
+    path = Path(f"{prefix}_stats_history.csv")
+    rows = list(csv.DictReader(path.open())) if path.exists() else []
+    times = [int(r["Timestamp"]) for r in rows
+             if r.get("Name") == "Aggregated" and int(r.get("Total Request Count") or 0) > 0]
+    return (float(min(times)), float(max(times))) if len(times) > 1 and max(times) > min(times) else None
+
+
+def _distributed_cpu(result: RunResult, meter: TreeCpu, window: tuple[float, float] | None) -> None:
+    """The master's and workers' CPU use over the load (their start-up left out when the history
+    gives the load's window)."""
+    use = meter.use(window).get("generator")
+    if use is not None:
+        processes = 1 + int(result.scenario.get("workers") or 0)
+        add_generator_cpu(result.summary, use, processes=processes, window_unix_s=window)
 
 
 def _distributed_result(

@@ -25,7 +25,7 @@ from tritonstack.loadtest.server_stats import ServerStatsPoller
 from tritonstack.loadtest.stats import Samples, summarize, windows
 from tritonstack.loadtest.svg import Band, Series, line_chart, titled
 
-__all__ = ["RunResult", "render_html", "write_report"]
+__all__ = ["RunResult", "add_generator_cpu", "generator_cpu_text", "render_html", "write_report"]
 
 COLORS = {
     "p50": "#1f77b4",
@@ -115,6 +115,29 @@ def _add_offered(rows: list[dict[str, Any]], samples: Samples, *, origin_s: floa
     counts = np.bincount(index[(index >= 0) & (index < len(rows))], minlength=len(rows))
     for row, count in zip(rows, counts, strict=False):
         row["offered_rps"] = float(count) / width_s
+
+
+def add_generator_cpu(summary: dict[str, Any], use: float, *, processes: int,
+                      window_unix_s: tuple[float, float] | None = None) -> None:
+    """Record the load generator's own CPU use (CPU seconds per wall second over the load) in a summary,
+    with the CPUs it may run on, so that a saturated generator shows in the report."""
+    import os
+
+    summary["generator_cpu_use"] = round(use, 2)
+    summary["generator_cpus"] = len(os.sched_getaffinity(0))
+    summary["generator_processes"] = processes
+    if window_unix_s is not None:
+        summary["load_window_unix_s"] = [round(t, 3) for t in window_unix_s]
+
+
+def generator_cpu_text(summary: dict[str, Any]) -> str:
+    """'0.97 of 1 CPU (97 %, 1 process)', or 'not measured'."""
+    use, cpus = summary.get("generator_cpu_use"), summary.get("generator_cpus")
+    if use is None or not cpus:
+        return "not measured"
+    processes = summary.get("generator_processes", 1)
+    return (f"{use:.2f} of {cpus} CPU ({100 * use / cpus:.0f} %, {processes} "
+            f"process{'es' if processes != 1 else ''})")
 
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
@@ -268,6 +291,7 @@ def _headline(result: RunResult) -> dict[str, Any]:
         "p90 (ms)": s["p90_ms"],
         "p99 (ms)": s["p99_ms"],
         "max schedule delay (ms)": s["max_schedule_delay_ms"],
+        "load generator CPU": generator_cpu_text(s),
         "server avg queue (µs)": total.get("avg_queue_us", "n/a"),
         "server avg compute (µs)": total.get("avg_compute_us", "n/a"),
         "server avg batch": total.get("avg_batch", "n/a"),

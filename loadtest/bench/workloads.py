@@ -145,11 +145,42 @@ def w2(bench: Bench, row: Row) -> None:
 
 
 def w2_p99(bench: Bench, row: Row) -> None:
-    """p99 latency (ms) of the MLP through Triton at concurrency 1."""
+    """p99 latency (ms) of the MLP through Triton at concurrency 1, side by side: perf_analyzer (C++
+    client; the value) and our Python client (tritonclient grpc.aio, detail), same server and cores.
+
+    The same MLP without dynamic batching is measured too: at concurrency 1 a request waits in the
+    batcher's queue for up to max_queue_delay_microseconds, and the queue times side by side say
+    whether that delay is part of the latency. Without perf_analyzer the value is our client's p99.
+    """
     bench.require(MLP, "digits MLP")
     one = _triton(bench, MLP, concurrency=1)
     row.value = one["p99_ms"]
-    row.detail = _brief(one)
+    row.detail = {"python_client": {"client": "ours: tritonclient grpc.aio (Python)", **_brief(one)},
+                  "max_queue_delay_us": _queue_delay_us(bench, MLP)}
+    try:
+        pa, pa_off = (_perf_analyzer(bench, m, 1) for m in (MLP, bench.require(NOBATCH, "MLP, no batching")))
+    except LoadTestError as exc:
+        row.detail["value_from"] = f"our Python client (perf_analyzer unavailable: {exc})"
+        return
+    row.value = pa["p99_ms"]
+    row.detail.update(value_from="perf_analyzer (C++ client), p99 at concurrency 1",
+                      perf_analyzer={"client": "perf_analyzer 2.51 (C++)", **pa},
+                      perf_analyzer_batching_off={"model": NOBATCH, **pa_off},
+                      queue_delay=_queue_delay_verdict(pa, pa_off))
+
+
+def _queue_delay_us(bench: Bench, model: str) -> int | None:
+    config = bench.config(model)
+    if not config.HasField("dynamic_batching"):
+        return None
+    return config.dynamic_batching.max_queue_delay_microseconds
+
+
+def _queue_delay_verdict(on: dict[str, Any], off: dict[str, Any]) -> str:
+    """One line: the server queue time with batching on and off, and the p99 difference it makes."""
+    return (f"server queue {on['server_queue_us']:.0f} µs with dynamic batching vs "
+            f"{off['server_queue_us']:.0f} µs without; p99 {on['p99_ms']:.2f} vs {off['p99_ms']:.2f} ms "
+            "(perf_analyzer, concurrency 1)")
 
 
 # -- W3 ResNet-18 INT8 / FP32, both served -------------------------------------------------------
@@ -352,13 +383,13 @@ def w8(bench: Bench, row: Row) -> None:
 
 
 # -- W9, W10 native backend / Python runner (bench/runners.py) -------------------------------------
-def _runners(name: str) -> Callable[[Bench, Row], None]:
-    """The measure function `name` of `bench.runners`, imported when it runs (no import cycle)."""
+def _runners(name: str, module: str = "runners") -> Callable[[Bench, Row], None]:
+    """The measure function `name` of `bench.<module>`, imported when it runs (no import cycle)."""
 
     def measure(bench: Bench, row: Row) -> None:
-        from tritonstack.loadtest.bench import runners
+        import importlib
 
-        getattr(runners, name)(bench, row)
+        getattr(importlib.import_module(f"tritonstack.loadtest.bench.{module}"), name)(bench, row)
 
     return measure
 
@@ -377,7 +408,8 @@ def c1(bench: Bench, row: Row) -> None:
 WORKLOADS = (
     Workload("W1", "ResNet-18 FP32 Triton / in-process ORT (best batch)", 0.97, "higher", "x", w1),
     Workload("W2", "MLP Triton / FastAPI+PyTorch, concurrency 32", 20.0, "higher", "x", w2),
-    Workload("W2-p99", "MLP p99 at concurrency 1", 1.0, "lower", "ms", w2_p99),
+    Workload("W2-p99", "MLP p99 at concurrency 1 (perf_analyzer; our client in detail)", 1.0, "lower", "ms",
+             w2_p99),
     Workload("W3", "ResNet-18 INT8 / FP32, both served", 3.5, "higher", "x", w3),
     Workload("W4", "MiniLM ensemble served / in-process tokenize+ORT", 0.95, "higher", "x", w4),
     Workload("W5", "MLP / Identity model, same input and server, concurrency 32", 0.85, "higher", "x", w5),
@@ -388,4 +420,6 @@ WORKLOADS = (
     Workload("W9", "RSS, all reference models: native / Python runner", 0.35, "lower", "x", _runners("w9")),
     Workload("W10", "MLP throughput native / Python runner, concurrency 32", 1.5, "higher", "x",
              _runners("w10")),
+    Workload("L4", "loadtest (Locust engine) / perf_analyzer throughput, concurrency 32", 0.7, "higher", "x",
+             _runners("l4", "locust_row")),
 )
