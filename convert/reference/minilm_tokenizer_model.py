@@ -8,9 +8,12 @@ as transformers configures it for `padding=True, truncation=True, max_length, pa
 
 Input `TEXT` (TYPE_STRING, [batch, 1]); outputs `input_ids` and `attention_mask` (TYPE_INT64,
 [batch, tokens]), truncated at 256 tokens as sentence-transformers does, and padded to the
-longest text of the request rounded up to a multiple of `pad_to_multiple_of` (16): the padding is
-masked out (attention mask, masked mean pooling), and requests whose lengths round to the same
-bucket have the same shape, which is what Triton's dynamic batcher needs to merge them.
+smallest of the `length_buckets` (config parameter, e.g. "32,64,128,256") that holds the request's
+longest text. The padding is masked out (attention mask 0, masked mean pooling), and every request
+whose texts fit the same bucket has the same shape: Triton's dynamic batcher merges only requests
+of equal shape, and closes a batch at the first request of another shape, so few buckets mean
+large encoder batches. Without `length_buckets`, the longest text rounded up to a multiple of
+`pad_to_multiple_of` (older configs).
 
 Bad input fails its own request only, with INVALID_ARGUMENT naming `TEXT`: a string that is not
 UTF-8, one longer than `max_text_bytes`, or a request whose strings add up to more than
@@ -47,6 +50,24 @@ def tokenize(tokenizer, texts):
     ids = np.array([e.ids for e in encodings], dtype=np.int64)
     mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
     return ids, mask
+
+
+def parse_buckets(text, max_length=MAX_SEQ_LENGTH):
+    """Ascending padded lengths from "32,64,128,256" ('' -> ()); the last must be `max_length`, so
+    that every truncated text fits a bucket. ValueError otherwise."""
+    buckets = tuple(int(part) for part in text.split(",") if part.strip())
+    if buckets and (list(buckets) != sorted(set(buckets)) or buckets[0] < 1 or buckets[-1] != max_length):
+        raise ValueError(f"length_buckets {text!r} must be distinct ascending lengths ending at the "
+                         f"maximum sequence length {max_length}")
+    return buckets
+
+
+def pad_to_bucket(ids, mask, buckets, pad_id=0):
+    """`ids` and `mask` padded on the right (with `pad_id` and mask 0) to the smallest bucket that holds
+    them; unchanged without buckets or when they are longer than the last one."""
+    length = next((b for b in buckets if b >= ids.shape[1]), ids.shape[1])
+    extra = ((0, 0), (0, length - ids.shape[1]))
+    return np.pad(ids, extra, constant_values=pad_id), np.pad(mask, extra, constant_values=0)
 
 
 class TextError(ValueError):
@@ -93,8 +114,11 @@ class TritonPythonModel:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one core per stub, as before
         folder = os.path.join(args["model_repository"], args["model_version"])
         parameters = json.loads(args["model_config"]).get("parameters", {})
-        self.tokenizer = load_tokenizer(folder, _int(parameters, "max_seq_length", MAX_SEQ_LENGTH),
-                                        _int(parameters, "pad_to_multiple_of", 0) or None)
+        max_length = _int(parameters, "max_seq_length", MAX_SEQ_LENGTH)
+        self.buckets = parse_buckets(parameters.get("length_buckets", {}).get("string_value", ""), max_length)
+        multiple = None if self.buckets else _int(parameters, "pad_to_multiple_of", 0) or None
+        self.tokenizer = load_tokenizer(folder, max_length, multiple)
+        self.pad_id = (self.tokenizer.padding or {}).get("pad_id", 0)
         self.max_text_bytes = _int(parameters, "max_text_bytes", 0) or None
         self.max_request_bytes = _int(parameters, "max_request_bytes", 0) or None
 
@@ -108,7 +132,7 @@ class TritonPythonModel:
         try:
             array = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy()
             texts = decode(array, self.max_text_bytes, self.max_request_bytes)
-            ids, mask = tokenize(self.tokenizer, texts)
+            ids, mask = pad_to_bucket(*tokenize(self.tokenizer, texts), self.buckets, self.pad_id)
         except TextError as exc:
             error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
             return pb_utils.InferenceResponse(output_tensors=[], error=error)

@@ -58,7 +58,7 @@ def test_minilm_ensemble_configs() -> None:
     encoder = encoder_spec("minilm_encoder").to_config()
     assert encoder.platform == "onnxruntime_onnx" and list(encoder.input[0].dims) == [-1]
     assert encoder.HasField("dynamic_batching")  # Triton merges only equal shapes
-    assert tokenizer.parameters["pad_to_multiple_of"].string_value == "16"
+    assert tokenizer.parameters["length_buckets"].string_value == "32,64,128,256"
     with pytest.raises(InputSpecError, match="ensemble needs steps"):
         ModelSpec(name="e", platform=Platform.ENSEMBLE, max_batch_size=1, inputs=X, outputs=X)
 
