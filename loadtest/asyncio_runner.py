@@ -9,12 +9,13 @@ when the load generator must not be the bottleneck, e.g. next to perf_analyzer.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from tritonstack.loadtest.generator import StopCheck, closed_loop, open_loop
 from tritonstack.loadtest.inputs import sent_shapes
 from tritonstack.loadtest.preflight import preflight
-from tritonstack.loadtest.report import RunResult
+from tritonstack.loadtest.report import RunResult, add_generator_cpu
 from tritonstack.loadtest.scenario import Kind, Scenario
 from tritonstack.loadtest.schedule import arrival_offsets
 from tritonstack.loadtest.server_stats import ServerStatsPoller
@@ -64,8 +65,10 @@ def run_asyncio(
     _, rows = preflight(scenario, url)
     recorder = Recorder()
     with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
+        wall_s, cpu_s = time.perf_counter(), time.process_time()  # the load generator's own CPU
         run = asyncio.run(_run(scenario, url, rows, recorder, should_stop or (lambda: False)))
-    return RunResult.build(
+        wall_s, cpu_s = time.perf_counter() - wall_s, time.process_time() - cpu_s
+    result = RunResult.build(
         name=name or scenario.kind.value,
         scenario={
             **scenario.describe(),
@@ -79,3 +82,5 @@ def run_asyncio(
         duration_s=run.duration_s,
         server=poller,
     )
+    add_generator_cpu(result.summary, cpu_s / wall_s, processes=1)
+    return result

@@ -25,7 +25,8 @@ from tritonstack.loadtest.server_stats import ServerStatsPoller
 from tritonstack.loadtest.stats import Samples, summarize, windows
 from tritonstack.loadtest.svg import Band, Series, line_chart, titled
 
-__all__ = ["RunResult", "add_generator_cpu", "generator_cpu_text", "render_html", "write_report"]
+__all__ = ["RunResult", "add_generator_cpu", "generator_cpu_text", "referee_meaning", "render_html",
+           "write_report"]
 
 COLORS = {
     "p50": "#1f77b4",
@@ -138,6 +139,25 @@ def generator_cpu_text(summary: dict[str, Any]) -> str:
     processes = summary.get("generator_processes", 1)
     return (f"{use:.2f} of {cpus} CPU ({100 * use / cpus:.0f} %, {processes} "
             f"process{'es' if processes != 1 else ''})")
+
+
+def referee_meaning(summary: dict[str, Any], throughput_ratio: float | None) -> str:
+    """One line: what a throughput gap between this engine and perf_analyzer (a C++ client) means,
+    given the load generator's own CPU use."""
+    if throughput_ratio is None:
+        return "no throughput ratio: one side completed no request"
+    if throughput_ratio >= 0.85:
+        return f"the engines agree ({throughput_ratio:.2f}x perf_analyzer): the figures are the server's"
+    use, cpus = summary.get("generator_cpu_use"), summary.get("generator_cpus")
+    head = f"this engine reached {throughput_ratio:.2f}x of perf_analyzer (a C++ client) on the same server; "
+    if use is None or not cpus:
+        return head + "the generator's CPU use was not measured, so the gap may be the generator's"
+    if use >= 0.85 * cpus:
+        return head + (f"with the generator at {generator_cpu_text(summary)}, the generator, not the server, "
+                       "is the limit: read perf_analyzer's figure as the server's, or give the generator "
+                       "more cores (--workers)")
+    return head + (f"the generator had CPU to spare ({generator_cpu_text(summary)}): look at the client "
+                   "path and at the server's queue and compute times")
 
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -33,6 +33,9 @@ def test_local_scenarios_write_reports(server, tmp_path, scenario, extra):
     assert data["summary"]["locust"]["requests"] == data["summary"]["count"]
     assert (tmp_path / f"{scenario}.html").read_text().count("<svg") == 6
     assert data["server_total"]["requests"] > 0
+    print("generator CPU use", data["summary"]["generator_cpu_use"])  # the load generator's own CPU
+    assert 0 < data["summary"]["generator_cpu_use"] <= data["summary"]["generator_cpus"] * 1.5
+    assert "load generator CPU" in (tmp_path / f"{scenario}.html").read_text()
 
 
 FAILING_USER = """
@@ -98,6 +101,8 @@ def test_distributed_master_and_worker(server, tmp_path):
     assert (tmp_path / "steady_distributed_locust_stats.csv").exists()
     assert len(data["windows"]) >= 1  # latency over time, from Locust's CSV history
     assert (tmp_path / "steady_distributed.html").exists()
+    print("generator CPU use (master + worker)", data["summary"]["generator_cpu_use"])
+    assert data["summary"]["generator_processes"] == 2 and data["summary"]["generator_cpu_use"] > 0
 
 
 def test_loadtest_starts_its_own_server(repository, tmp_path):

@@ -269,6 +269,9 @@ def _referee(result, spec, url: str, shapes: dict[str, list[int]]) -> None:  # n
     side = compare(result.summary, figures)
     load = {"request_rate": rate} if rate else {"concurrency": spec.users}
     result.referee = {**load, **{f"{k} ({who})": v for k, row in side.items() for who, v in row.items()}}
+    from tritonstack.loadtest.report import referee_meaning
+
+    result.referee["meaning"] = referee_meaning(result.summary, side["throughput_rps"]["ratio"])
 
 
 def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: int) -> int:  # noqa: ANN001
@@ -329,6 +332,8 @@ def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
             f"(x{r['p50_ms (ratio)'] or 0:.2f}, within 15%: {r['p50_ms (within)']}); "
             f"p99 ours {r['p99_ms (ours)']:.2f} vs {r['p99_ms (perf_analyzer)']:.2f} ms"
         )
+        if r.get("meaning"):  # one line: what a gap between the engines means
+            console.print(f"referee: {r['meaning']}", soft_wrap=True)
     console.print("report: " + ", ".join(str(p) for p in paths.values()))
 
 

@@ -1,0 +1,99 @@
+"""CPU accounting of process trees (loadtest.cpu_use), L4's choice of run, the report's generator line."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from tritonstack.loadtest.bench.locust_row import best_run
+from tritonstack.loadtest.cpu_use import CpuCounter, TreeCpu, parse_stat, snapshot, tree, use_between
+from tritonstack.loadtest.locust_runner import load_window_unix_s
+from tritonstack.loadtest.report import add_generator_cpu, generator_cpu_text
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def test_parse_stat_handles_spaces_and_parentheses_in_the_name():
+    fields = ["S", "42"] + ["0"] * 9 + [str(3 * _TICK), str(_TICK)] + ["0"] * 30
+    ppid, cpu_s = parse_stat("1234 (a (weird) name) " + " ".join(fields))
+    assert ppid == 42 and cpu_s == pytest.approx(4.0)
+
+
+def test_tree_follows_parents():
+    processes = {1: (0, 0.0), 10: (1, 1.0), 11: (10, 2.0), 12: (10, 0.5), 20: (1, 9.0), 30: (99, 1.0)}
+    assert tree(10, processes) == {10, 11, 12}
+    assert tree(30, processes) == {30}
+    assert tree(77, processes) == set()
+
+
+def test_counter_keeps_the_cpu_of_processes_that_exited():
+    counter = CpuCounter()
+    assert counter.update({1: 1.0, 2: 0.5}) == pytest.approx(1.5)
+    assert counter.update({1: 2.0}) == pytest.approx(2.5)  # pid 2 exited: its 0.5 s stay
+    assert counter.update({1: 2.0, 3: 0.25}) == pytest.approx(2.75)
+
+
+def test_use_between_interpolates_and_clips():
+    samples = [(100.0, {"a": 0.0, "b": 0.0}), (101.0, {"a": 1.0, "b": 0.5}), (103.0, {"a": 1.0, "b": 1.5})]
+    assert use_between(samples, 100.0, 101.0) == {"a": 1.0, "b": 0.5}
+    assert use_between(samples, 100.5, 102.0) == {"a": pytest.approx(0.33, abs=0.01), "b": 0.5}
+    assert use_between(samples, 50.0, 500.0) == {"a": pytest.approx(0.33, abs=0.01), "b": 0.5}
+    assert use_between(samples, 200.0, 300.0) == {}
+    assert use_between(samples[:1], 100.0, 101.0) == {}
+
+
+def test_tree_cpu_sees_a_busy_child_and_an_idle_one():
+    me = os.getpid()
+    busy = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass"
+    sides = {"children": lambda procs: tree(me, procs) - {me}}
+    with TreeCpu(sides, interval_s=0.1) as meter:
+        subprocess.run([sys.executable, "-c", busy], check=True, timeout=60)
+    with TreeCpu(sides, interval_s=0.1) as idle:
+        subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5)"], check=True, timeout=60)
+    print("busy child", meter.use(), "idle child", idle.use())
+    assert meter.use()["children"] > 0.2  # ~1.0 on an idle machine, less when the core is shared
+    assert idle.use()["children"] < meter.use()["children"]
+    assert me in snapshot()
+
+
+def test_best_run_prefers_clean_runs():
+    runs = {0: {"throughput_rps": 1500.0, "errors": 0}, 1: {"throughput_rps": 1700.0, "errors": 3},
+            2: {"throughput_rps": 1200.0, "errors": 0}}
+    assert best_run(runs) == 0
+    assert best_run({1: runs[1]}) == 1
+
+
+def test_report_states_the_generator_cpu():
+    summary: dict = {}
+    assert generator_cpu_text(summary) == "not measured"
+    add_generator_cpu(summary, 0.966, processes=3, window_unix_s=(10.0, 20.0))
+    cpus = len(os.sched_getaffinity(0))
+    assert summary["generator_cpu_use"] == 0.97 and summary["load_window_unix_s"] == [10.0, 20.0]
+    assert generator_cpu_text(summary) == f"0.97 of {cpus} CPU ({97 / cpus:.0f} %, 3 processes)"
+
+
+def test_load_window_from_locust_history(tmp_path):
+    prefix = tmp_path / "run_locust"
+    now = int(time.time())
+    rows = ["Timestamp,Name,Total Request Count", f"{now},Aggregated,0", f"{now + 1},Aggregated,40",
+            f"{now + 2},digits_mlp,90", f"{now + 3},Aggregated,90"]
+    (tmp_path / "run_locust_stats_history.csv").write_text("\n".join(rows) + "\n")
+    assert load_window_unix_s(prefix) == (now + 1.0, now + 3.0)
+    assert load_window_unix_s(tmp_path / "missing") is None
+
+
+def test_referee_meaning_names_the_limit():
+    from tritonstack.loadtest.report import referee_meaning
+
+    busy: dict = {}
+    add_generator_cpu(busy, 0.98 * len(os.sched_getaffinity(0)), processes=1)
+    spare: dict = {}
+    add_generator_cpu(spare, 0.2, processes=1)
+    assert "agree" in referee_meaning(busy, 0.95)
+    assert "the generator, not the server, is the limit" in referee_meaning(busy, 0.3)
+    assert "C++" in referee_meaning(busy, 0.3) and "0.30x" in referee_meaning(busy, 0.3)
+    if len(os.sched_getaffinity(0)) * 0.85 > 0.2:
+        assert "CPU to spare" in referee_meaning(spare, 0.3)
+    assert "not measured" in referee_meaning({}, 0.3)
+    assert "no throughput ratio" in referee_meaning(busy, None)
