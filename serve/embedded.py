@@ -127,7 +127,7 @@ class EmbeddedServer:
             self._wait_ready()
             release_shadow(self.shadow, self.config.repository, self.plan)  # later loads: user's files
             if self.config.supervise:
-                self.supervisor = StubSupervisor(self.pid, heal=self.reload_model, states=self.model_states,
+                self.supervisor = StubSupervisor(self.pid, heal=self.heal_model, states=self.model_states,
                                                  instances=self.instance_count)
                 self.supervisor.start()
         except BaseException:
@@ -343,6 +343,18 @@ class EmbeddedServer:
         # Triton reloads only when the config differs from the loaded one: stamp it.
         config.setdefault("parameters", {})["tritonstack_reload"] = {"string_value": str(time.time_ns())}
         self._model_control(name, "reload", json.dumps(config))
+
+    def heal_model(self, name: str) -> None:
+        """Bring back a model whose stub died: reload it, or, when it serves several versions and a
+        watchdog runs, restart the server. Triton 2.51 crashed (SIGSEGV in TRITONBACKEND_ResponseSend)
+        reloading a two-version Python-backend model under load after one version's stub died, in
+        2 of 3 runs (see FACTS): a restart on the same ports (~3 s) is what reliably heals it."""
+        ready = [s for s in self.model_states() if s.get("name") == name and s.get("state") == "READY"]
+        if len(ready) > 1 and self.watchdog is not None:
+            self.watchdog.request_restart(f"model {name} lost a stub while serving {len(ready)} versions "
+                                          "(Triton 2.51 cannot reload that safely)")
+            return
+        self.reload_model(name)
 
     def instance_count(self, name: str) -> int:
         """How many Python stubs one loaded version of `name` runs (0 for ensembles)."""

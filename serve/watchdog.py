@@ -96,6 +96,7 @@ class ServerWatchdog:
         self.attempts = attempts
         self.events: list[RestartEvent] = []
         self.gave_up = False
+        self._restart_reason: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="server-watchdog", daemon=True)
 
@@ -114,16 +115,33 @@ class ServerWatchdog:
         """True once stop() was called."""
         return self._stop.is_set()
 
+    def request_restart(self, reason: str) -> None:
+        """Restart the server from the watchdog's thread (e.g. to heal what a reload cannot): its
+        process group is killed, the log kept, and it is relaunched like after a crash."""
+        self._restart_reason = reason
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s) and not self.gave_up:
             process = self.process()
+            if process is not None and process.poll() is None and self._restart_reason is not None:
+                self._kill(process)
             if process is not None and process.poll() is not None:
                 self._recover(process.returncode)
+
+    def _kill(self, process: subprocess.Popen[bytes]) -> None:
+        _LOGGER.warning("restarting tritonserver: %s", self._restart_reason)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
 
     def _recover(self, code: int | None) -> None:
         detected = time.monotonic()
         log = self.keep_log(code)
-        _LOGGER.warning("tritonserver died (%s); its log is kept in %s; restarting it", _describe(code), log)
+        reason, self._restart_reason = self._restart_reason, None
+        if reason is None:
+            _LOGGER.warning("tritonserver died (%s); its log is kept in %s; restarting it", _describe(code), log)
         error = None
         for attempt in range(1, self.attempts + 1):
             if self._stop.is_set():
