@@ -19,7 +19,7 @@ from tritonstack.loadtest.scenario import Scenario
 
 from tritonstack.errors import ClientError, ConfigError, ModelNotFoundError, ModelNotReadyError
 
-__all__ = ["check_maxima", "in_context", "max_input_dims", "preflight"]
+__all__ = ["check_maxima", "in_context", "max_input_dims", "name_server", "preflight"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +51,11 @@ def in_context(line: str, where: str, model: str, url: str) -> str:
     if repr(model) in line:
         return line if url in line else f"{line} (server {url})"
     return f"{where} at {url}: {line}"
+
+
+def name_server(text: str, url: str, shown: str) -> str:
+    """`text` with the server's address `url` (gRPC's `ipv4:` form too) replaced by `shown`."""
+    return re.sub(rf"(ipv[46]:)?{re.escape(url)}", shown, text)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -127,7 +132,7 @@ def preflight(
     try:
         info = _model_info(scenario, url, timeout_s, shown)
     except ClientError as exc:
-        line = re.sub(rf"(ipv[46]:)?{re.escape(url)}", shown, _first_line(exc))
+        line = name_server(_first_line(exc), url, shown)
         raise type(exc)(in_context(line, _where(scenario), scenario.model, shown)) from exc
     rows = request_rows(info, count=count, shapes=scenario.shapes, samples_path=scenario.inputs_path)
     check_maxima(info, rows, max_input_dims(_config_json(scenario, url, timeout_s)), scenario)

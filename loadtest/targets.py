@@ -66,7 +66,13 @@ async def triton_raw(
     async with grpc.aio.insecure_channel(url, options=options) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
         request = service_pb2.ModelConfigRequest(name=model, version=version)
-        config = await stub.ModelConfig(request, timeout=max(timeout_s, 10.0))  # not a measured request
+        try:
+            config = await stub.ModelConfig(request, timeout=max(timeout_s, 10.0))  # not a measured request
+        except grpc.aio.AioRpcError as exc:  # e.g. the server died since the preflight
+            raise LoadTestError(
+                f"model {model!r}: reading its config before the load failed ({exc.code().name}: "
+                f"{(exc.details() or '').strip()}); is the server at {url} still up?"
+            ) from exc
         datatypes = {i.name: _wire_type(i.data_type) for i in config.config.input}
         prepared = [_request(model, datatypes, row, version) for row in rows]
 

@@ -298,3 +298,27 @@ def test_preflight_names_the_server_as_shown_not_its_temporary_port():
     print(caught.value)
     assert "the server started on repo" in str(caught.value)
     assert url not in str(caught.value) and url.split(":")[1] not in str(caught.value)
+
+
+def test_the_asyncio_target_turns_an_unreachable_server_into_one_line():
+    """A server that died after the preflight (seen: Triton 2.51 crashing on 1-2 ms deadlines) gave a
+    grpc traceback instead of one line."""
+    import socket
+
+    from tritonstack.loadtest.targets import triton_raw
+
+    from tritonstack.errors import LoadTestError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"127.0.0.1:{sock.getsockname()[1]}"
+
+    async def go() -> None:
+        async with triton_raw(url, "m", [{}], timeout_s=2.0):
+            pass
+
+    with pytest.raises(LoadTestError) as caught:
+        asyncio.run(go())
+    print(caught.value)
+    assert "model 'm'" in str(caught.value) and "UNAVAILABLE" in str(caught.value)
+    assert "\n" not in str(caught.value)

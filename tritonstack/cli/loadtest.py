@@ -126,8 +126,9 @@ def loadtest(
             from tritonstack.loadtest.interrupt import StopOnSignals
             from tritonstack.loadtest.preflight import preflight
 
-            info, rows = preflight(spec, target, shown=url or f"the server started on {repository}")
-            with StopOnSignals() as stop:  # a Ctrl-C during the referee too: perf_analyzer gets it and fails
+            shown = url or f"the server started on {repository}"
+            info, rows = preflight(spec, target, shown=shown)
+            with StopOnSignals() as stop, _server_named(target, shown):  # Ctrl-C in the referee too
                 result = _run(spec, target, workers=workers, engine=engine, out=out, should_stop=stop.is_set)
                 if referee and not stop.is_set():
                     _referee(result, spec, target, _shapes(info, rows))
@@ -175,6 +176,20 @@ def _check_in_repository(repository: Path, model: str, version: str) -> None:
             f"model {model!r} has no version {version} in {repository} (versions present: {present}); "
             "check --model-version"
         )
+
+
+@contextlib.contextmanager
+def _server_named(url: str, shown: str):  # noqa: ANN202
+    """Errors raised inside name the server as `shown` (a temporary server's port means nothing)."""
+    from tritonstack.errors import TritonStackError
+    from tritonstack.loadtest.preflight import name_server
+
+    try:
+        yield
+    except TritonStackError as exc:
+        if url == shown or url not in str(exc):
+            raise
+        raise type(exc)(name_server(str(exc), url, shown)) from exc
 
 
 @contextlib.contextmanager
