@@ -76,9 +76,12 @@ def tokenizer_spec(name: str = "minilm_tokenizer") -> ModelSpec:
 def encoder_spec(name: str) -> ModelSpec:
     """The ONNX encoder. Triton's dynamic batcher merges only requests of equal shape (same padded
     length, see LENGTH_BUCKETS), so the batched inputs always concatenate.
-    Sequences longer than the tokenizer's maximum are refused per request (`max_input_dims`)."""
+    Sequences longer than the tokenizer's maximum are refused per request (`max_input_dims`).
+    No queue delay: one execution takes tens of ms per text here, so the batch grows in the queue
+    while the previous one runs; with 1000 us, W4 ran 12.1 texts per batch and the server core sat
+    idle 22% of the time (0 us: 15.5 texts per batch, 8% idle, +9% texts/s; one run each)."""
     return ModelSpec(name=name, platform=Platform.ONNX, max_batch_size=MAX_BATCH, inputs=_IDS,
-                     outputs=_EMBEDDING, batching=Batching(max_queue_delay_us=1000))
+                     outputs=_EMBEDDING, batching=Batching(max_queue_delay_us=0))
 
 
 def ensemble_spec(name: str, encoder: str, tokenizer_name: str = "minilm_tokenizer") -> ModelSpec:

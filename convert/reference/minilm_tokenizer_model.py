@@ -65,9 +65,14 @@ def parse_buckets(text, max_length=MAX_SEQ_LENGTH):
 def pad_to_bucket(ids, mask, buckets, pad_id=0):
     """`ids` and `mask` padded on the right (with `pad_id` and mask 0) to the smallest bucket that holds
     them; unchanged without buckets or when they are longer than the last one."""
-    length = next((b for b in buckets if b >= ids.shape[1]), ids.shape[1])
-    extra = ((0, 0), (0, length - ids.shape[1]))
-    return np.pad(ids, extra, constant_values=pad_id), np.pad(mask, extra, constant_values=0)
+    rows, longest = ids.shape
+    length = next((b for b in buckets if b >= longest), longest)
+    if length == longest:
+        return ids, mask
+    padded_ids = np.full((rows, length), pad_id, dtype=ids.dtype)
+    padded_mask = np.zeros((rows, length), dtype=mask.dtype)
+    padded_ids[:, :longest], padded_mask[:, :longest] = ids, mask  # np.pad costs ~60 us per call
+    return padded_ids, padded_mask
 
 
 class TextError(ValueError):

@@ -93,3 +93,13 @@ def test_bucket_padding_keeps_the_embedding(model, ours):
         print(f"\npadded vs unpadded: max abs diff {diff:.2e}, min cosine {cosine:.8f}")
         np.testing.assert_allclose(padded, alone, atol=tolerance.atol, rtol=tolerance.rtol)
         assert cosine >= tolerance.min_cosine
+
+
+def test_encoder_batches_without_a_queue_delay():
+    """The encoder's batch grows in its queue while the previous one runs (tens of ms per text): a delay
+    only idled the server core (W4: 12.1 texts per batch at 1000 us, 15.5 at 0 us)."""
+    from tritonstack.convert.reference.minilm import encoder_spec
+
+    config = encoder_spec("minilm_encoder").to_config()
+    assert config.HasField("dynamic_batching") and config.dynamic_batching.max_queue_delay_microseconds == 0
+    assert config.max_batch_size == 16
