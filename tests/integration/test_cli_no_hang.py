@@ -40,6 +40,15 @@ def _cases(url, repository, tmp):
             ["tune", "digits_mlp", "--p99-ms", "5", "--repository", str(repository), "--max-batch", "8,x"],
             "comma-separated list of integers",
         ),
+        "repository unknown model": (
+            ["loadtest", "steady", "--repository", str(repository), "--model", "nope"], "models in"
+        ),
+        "deadline below 1 ms": ([*load, "--timeout-s", "0.000001"], "millisecond resolution"),
+        "nan duration": ([*load, "--duration", "nan"], "--duration nan is not a finite number"),
+        "tune empty grid element": (
+            ["tune", "digits_mlp", "--p99-ms", "5", "--repository", str(repository), "--max-batch", "8,,32"],
+            "has an empty element",
+        ),
         "bench unknown workload": (["bench", "--only", "W99"], "unknown workload"),
         "bench cores": (["bench", "--cores", "0:64"], "may use CPUs"),
         "convert missing file": (["convert", str(tmp / "missing.onnx"), "--name", "x"], "does not exist"),
