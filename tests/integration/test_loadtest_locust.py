@@ -151,3 +151,55 @@ def test_real_samples_and_the_shapes_sent_are_in_the_report(server, digits_data,
     assert data["scenario"]["inputs"].endswith("samples.npz") and data["scenario"]["version"] == "1"
     html = (tmp_path / "r" / "steady.html").read_text()
     assert "input_shapes" in html and "[[1, 64]]" in html
+
+
+WRONG_SHAPE_PREPARED = """
+import json, os, sys
+import numpy as np
+from tritonstack.loadtest.locust_user import _request_bytes, user_class
+from tritonstack.loadtest.locust_runner import run_local
+from tritonstack.loadtest.scenario import Scenario
+
+scenario = Scenario(users=1, duration_s=1.0)
+
+class WrongShape(user_class(scenario, sys.argv[1])):
+    abstract = False
+
+    def on_start(self):
+        super().on_start()  # the engine's prepared requests, then one with a shape the model refuses
+        info = self.client.model_info(self.model)
+        self._wire = [_request_bytes(info, self.model, "", {"features": np.zeros((1, 3), np.float32)})]
+
+result = run_local(scenario, sys.argv[1], user=WrongShape)
+print(json.dumps(result.summary), flush=True)
+os._exit(0)
+"""
+
+
+def test_prepared_requests_fail_with_our_typed_errors(server, tmp_path):
+    """The engine's users send prepared request bytes; a refused one is still our typed error, counted."""
+    script = tmp_path / "wrong_shape.py"
+    script.write_text(WRONG_SHAPE_PREPARED)
+    done = subprocess.run([sys.executable, str(script), server.grpc_url], capture_output=True, text=True,
+                          timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    print("prepared requests refused:", summary["errors"], "of", summary["count"], summary["error_kinds"])
+    assert summary["count"] > 0 and summary["errors"] == summary["count"]
+    assert summary["error_kinds"] == {"InvalidInputError": summary["count"]}
+
+
+def test_referee_says_what_a_gap_means(server, tmp_path):
+    """With --referee, one line says what a gap between this engine and perf_analyzer means, given the
+    load generator's own CPU use (in the report too)."""
+    argv = [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "4",
+            "--duration", "2", "--referee", "--out", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    print(done.stdout, done.stderr[-1000:])
+    report = json.loads((tmp_path / "steady.json").read_text())
+    if (report["referee"] or {}).get("failed"):
+        pytest.skip(f"perf_analyzer unavailable here: {report['referee']['failed']}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    meaning = report["referee"]["meaning"]
+    assert "perf_analyzer" in meaning and f"referee: {meaning}" in " ".join(done.stdout.split())
+    assert report["summary"]["generator_cpu_use"] > 0
