@@ -25,8 +25,8 @@ from tritonstack.loadtest.server_stats import ServerStatsPoller
 from tritonstack.loadtest.stats import Samples, summarize, windows
 from tritonstack.loadtest.svg import Band, Series, line_chart, titled
 
-__all__ = ["RunResult", "add_generator_cpu", "generator_cpu_text", "referee_meaning", "render_html",
-           "write_report"]
+__all__ = ["RunResult", "add_generator_cpu", "generator_capacity", "generator_cpu_text", "referee_meaning",
+           "render_html", "write_report"]
 
 COLORS = {
     "p50": "#1f77b4",
@@ -131,14 +131,21 @@ def add_generator_cpu(summary: dict[str, Any], use: float, *, processes: int,
         summary["load_window_unix_s"] = [round(t, 3) for t in window_unix_s]
 
 
+def generator_capacity(summary: dict[str, Any]) -> int | None:
+    """CPUs the generator can keep busy: one per process (each Python process runs on about one core),
+    at most the CPUs it may run on; None when not measured."""
+    cpus = summary.get("generator_cpus")
+    return min(cpus, summary.get("generator_processes") or 1) if cpus else None
+
+
 def generator_cpu_text(summary: dict[str, Any]) -> str:
-    """'0.97 of 1 CPU (97 %, 1 process)', or 'not measured'."""
-    use, cpus = summary.get("generator_cpu_use"), summary.get("generator_cpus")
-    if use is None or not cpus:
+    """'0.97 CPU: 97 % of the 1 a 1-process generator can use (1 CPU allowed)', or 'not measured'."""
+    use, capacity = summary.get("generator_cpu_use"), generator_capacity(summary)
+    if use is None or not capacity:
         return "not measured"
-    processes = summary.get("generator_processes", 1)
-    return (f"{use:.2f} of {cpus} CPU ({100 * use / cpus:.0f} %, {processes} "
-            f"process{'es' if processes != 1 else ''})")
+    processes = summary.get("generator_processes") or 1
+    return (f"{use:.2f} CPU: {100 * use / capacity:.0f} % of the {capacity} a {processes}-process generator "
+            f"can use ({summary['generator_cpus']} CPU allowed)")
 
 
 def referee_meaning(summary: dict[str, Any], throughput_ratio: float | None) -> str:
@@ -148,11 +155,11 @@ def referee_meaning(summary: dict[str, Any], throughput_ratio: float | None) -> 
         return "no throughput ratio: one side completed no request"
     if throughput_ratio >= 0.85:
         return f"the engines agree ({throughput_ratio:.2f}x perf_analyzer): the figures are the server's"
-    use, cpus = summary.get("generator_cpu_use"), summary.get("generator_cpus")
+    use, capacity = summary.get("generator_cpu_use"), generator_capacity(summary)
     head = f"this engine reached {throughput_ratio:.2f}x of perf_analyzer (a C++ client) on the same server; "
-    if use is None or not cpus:
+    if use is None or not capacity:
         return head + "the generator's CPU use was not measured, so the gap may be the generator's"
-    if use >= 0.85 * cpus:
+    if use >= 0.85 * capacity:
         return head + (f"with the generator at {generator_cpu_text(summary)}, the generator, not the server, "
                        "is the limit: read perf_analyzer's figure as the server's, or give the generator "
                        "more cores (--workers)")
