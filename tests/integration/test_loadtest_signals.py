@@ -179,6 +179,9 @@ def test_sigterm_to_tune_stops_a_hung_server_writes_nothing_and_exits_143(repo_c
     assert len(said) == 1 and "interrupted (SIGTERM)" in said[0] and "nothing written" in said[0], err
     assert _survivors(seen) == [], f"left running: {_survivors(seen)} of {seen}"
     assert tree_digest(repo_copy) == before
+    shown = [line.strip() for line in out if "req/s" in line]
+    print(f"points shown: {shown}")
+    assert not [line for line in shown if ": 0 req/s" in line], "a point cut short was shown as a measurement"
 
 
 def test_ctrl_c_during_the_referee_keeps_the_report_and_exits_130(server, tmp_path):
