@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import pytest
 from tritonstack.loadtest.bench.context import BenchOptions
 from tritonstack.loadtest.bench.harness import run_bench
 from tritonstack.loadtest.pinning import CoreSplit
@@ -51,3 +52,20 @@ def test_seed_style_baseline_answers(repository, tmp_path):
     frame = recorder.frame()
     assert len(frame) > 0 and frame.ok.all()
     assert shutil.which("uvicorn") or True
+
+
+def test_quick_bench_l4_locust_against_perf_analyzer(repository, tmp_path):
+    """L4: `tritonstack loadtest` (Locust) / perf_analyzer on one server, per-side CPU use in the detail."""
+    options = BenchOptions(
+        build_dir=tmp_path / "bench", repository=repository, quick=True, split=CoreSplit.default()
+    )
+    row = run_bench(options, only=("L4",))["workloads"]["L4"]
+    print(json.dumps(row, indent=1, default=str)[:3000])
+    if row["value"] is None and "perf_analyzer" in row["detail"].get("na", ""):
+        pytest.skip(row["detail"]["na"])
+    assert row["value"] > 0, row
+    detail = row["detail"]
+    assert set(detail["locust"]) == {"0", "2"} and detail["locust_best_workers"] in (0, 2)
+    for run in [*detail["locust"].values(), detail["perf_analyzer"]]:
+        assert set(run["cpu_use"]) == {"server", "generator"}, run
+    assert all(run["errors"] == 0 and run["generator_cpu_use"] > 0 for run in detail["locust"].values())
