@@ -2,7 +2,8 @@
 
 The MiniLM models (FP32 only) are built and served once for this module: oversize or non-UTF-8
 text is refused alone with INVALID_ARGUMENT, too-long token sequences are refused by the encoder,
-and work queued by clients that were then killed does not hold up a live client for long.
+and work queued by clients that were then killed does not hold up a live client for long. The
+tokenizer pads to its length buckets without changing the embedding (issue 15, W4).
 """
 
 from __future__ import annotations
@@ -199,3 +200,25 @@ def test_killed_clients_queued_work_does_not_starve_a_live_client(server, raw) -
           f"{one_execution_s:.2f} s, queue timeout {queue_timeout_s:.1f} s, limit {limit_s:.1f} s)")
     assert embedding["embedding"].shape == (1, 384)
     assert delay_s <= limit_s
+
+
+def test_served_tokenizer_pads_to_length_buckets_and_keeps_the_embedding(raw) -> None:  # noqa: ANN001
+    """The tokenizer step answers in the config's length buckets (one shape for short texts, so the
+    encoder batches them), and the ensemble's embedding equals the encoder's on the unpadded ids."""
+    texts = [b"hi", b"Triton serves the encoder behind a tokenizer step.", b" ".join([b"word"] * 40)]
+    worst = 0.0
+    for text, bucket in zip(texts, (32, 32, 64), strict=True):
+        tokens = raw.infer("minilm_tokenizer", _text_input([text]))
+        ids, mask = tokens.as_numpy("input_ids"), tokens.as_numpy("attention_mask")
+        assert ids.shape == mask.shape == (1, bucket) and not ids[0, mask[0] == 0].any()
+        length = int(mask.sum())
+        unpadded = []
+        for name, value in (("input_ids", ids[:, :length]), ("attention_mask", mask[:, :length])):
+            tensor = grpcclient.InferInput(name, list(value.shape), "INT64")
+            tensor.set_data_from_numpy(np.ascontiguousarray(value))
+            unpadded.append(tensor)
+        alone = raw.infer("minilm_encoder", unpadded).as_numpy("embedding")
+        served = raw.infer("minilm", _text_input([text])).as_numpy("embedding")
+        worst = max(worst, float(np.abs(served - alone).max()))
+    print(f"\nbucketed ensemble vs unpadded encoder: max abs diff {worst:.2e}")
+    assert worst <= 1e-4  # the FP32 tolerance of the conversion check
