@@ -205,7 +205,8 @@ def w4(bench: Bench, row: Row) -> None:
 
     Concurrency 32, as W2/W5/W6: the in-process side batches up to 32 texts, and the served side
     needs as many in flight for its batcher to form batches that large (the tokenizer pads to
-    multiples of 16 tokens, and only requests of equal padded length share a batch).
+    length buckets, 32 tokens for every text here, and only requests of equal padded length share
+    a batch).
     """
     from tritonstack.loadtest.bench.minilm import ensemble_steps, inprocess_texts_per_s, string_rows
 
