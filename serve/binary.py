@@ -82,23 +82,24 @@ class TritonInstall:
 
     def prepare_backends(self, workdir: Path, *, runner: str = "native") -> Path:
         """Create `workdir/backends`: the Python backend with this Python's stub, and the backend
-        `onnxruntime` of the chosen runner (native: plus the Python runner as `onnxruntime_python`)."""
-        python_dir = workdir / "backends" / "python"
-        python_dir.mkdir(parents=True, exist_ok=True)
+        `onnxruntime` of the chosen runner (native: plus the Python runner as `onnxruntime_python`).
+
+        Modes are set explicitly (folders and programs 0755, files 0644), not left to the caller's umask:
+        started by root, the server runs as the service user, who must read them (issue 13 D4). They are
+        no secret, and the work dir around them stays private (0700, owned by the server's user)."""
+        python_dir = _public_dir(workdir / "backends" / "python")
         for name in _PYTHON_FILES:
-            shutil.copy2(self.root / "backends" / "python" / name, python_dir / name)
-        shutil.copy2(self.stub, python_dir / self.stub.name)
-        onnx_dir = workdir / "backends" / "onnxruntime"
-        onnx_dir.mkdir(exist_ok=True)
+            _public_copy(self.root / "backends" / "python" / name, python_dir / name)
+        _public_copy(self.stub, python_dir / self.stub.name, mode=0o755)
+        onnx_dir = _public_dir(workdir / "backends" / "onnxruntime")
         if runner == "python":
-            shutil.copy2(_ONNX_RUNNER, onnx_dir / "model.py")
+            _public_copy(_ONNX_RUNNER, onnx_dir / "model.py")
             return workdir / "backends"
         from tritonstack.serve.native_build import LIBRARY_NAME, native_backend
 
-        shutil.copy2(native_backend(), onnx_dir / LIBRARY_NAME)
-        python_runner_dir = workdir / "backends" / PYTHON_RUNNER_BACKEND
-        python_runner_dir.mkdir(exist_ok=True)
-        shutil.copy2(_ONNX_RUNNER, python_runner_dir / "model.py")
+        _public_copy(native_backend(), onnx_dir / LIBRARY_NAME, mode=0o755)
+        python_runner_dir = _public_dir(workdir / "backends" / PYTHON_RUNNER_BACKEND)
+        _public_copy(_ONNX_RUNNER, python_runner_dir / "model.py")
         return workdir / "backends"
 
     def backend_arguments(self, *, runner: str = "native", ort_threads: int | None = None,
@@ -133,6 +134,21 @@ class TritonInstall:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in paths if p)
         env.pop("PYTHONHOME", None)
         return env
+
+
+def _public_dir(path: Path) -> Path:
+    """`path` (and its missing parents) made, each mode 0755 whatever the umask; return it."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        os.chmod(folder, 0o755)
+    return path
+
+
+def _public_copy(source: Path, target: Path, *, mode: int = 0o644) -> None:
+    """Copy `source` to `target` with `mode`, whatever the umask and the source's own mode."""
+    shutil.copyfile(source, target)
+    os.chmod(target, mode)
 
 
 def find_install() -> TritonInstall:
