@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 import threading
 import time
@@ -60,9 +62,7 @@ class TrafficSplit:
     """
 
     def __init__(self, weights: Mapping[int | str, float], *, seed: int | None = None) -> None:
-        if not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-            raise ConfigError(f"weights={dict(weights)}; give versions with weights >= 0 and a positive sum")
-        total = float(sum(weights.values()))
+        total = _checked_total(weights)
         self.weights = {str(version): w / total for version, w in weights.items()}
         self._random = random.Random(seed)  # noqa: S311 - routing, not cryptography
         self._tallies = {version: _Tally() for version in self.weights}
@@ -106,6 +106,20 @@ class TrafficSplit:
             mean_latency_s=tally.total_s / tally.count if tally.count else 0.0,
             p50_latency_s=float(np.percentile(recent, 50)), p95_latency_s=float(np.percentile(recent, 95)),
         )
+
+
+def _checked_total(weights: Mapping[int | str, float]) -> float:
+    """The sum of `weights`; ConfigError unless every weight is a finite number >= 0 and the sum is
+    finite and positive (NaN or inf would make every later `choose()` fail)."""
+    values = list(weights.values()) if isinstance(weights, Mapping) else []
+    valid = bool(values) and all(isinstance(w, numbers.Real) and not isinstance(w, bool)
+                                 and math.isfinite(w) and w >= 0 for w in values)
+    total = float(sum(values)) if valid else 0.0
+    if not math.isfinite(total) or total <= 0:
+        shown = dict(weights) if isinstance(weights, Mapping) else weights
+        raise ConfigError(f"weights={shown}; give versions with finite weights >= 0 (no NaN or inf) "
+                          "and a positive sum, e.g. {'1': 0.9, '2': 0.1}")
+    return total
 
 
 class SplitRouter:

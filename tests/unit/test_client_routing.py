@@ -89,6 +89,18 @@ def test_zero_weight_gets_no_traffic_and_bad_weights_are_refused() -> None:
             TrafficSplit(weights)
 
 
+
+@pytest.mark.parametrize("weights", [
+    {"2": float("nan"), "3": 1}, {"2": float("inf"), "3": 1}, {"2": -0.5, "3": 1}, {"2": float("-inf"), "3": 1},
+    {"2": 1e308, "3": 1e308}, {"2": "0.5", "3": 1}, {"2": None, "3": 1}, {"2": True, "3": 1},
+])
+def test_d10a_nan_inf_negative_or_non_number_weights_are_refused_at_construction(weights: dict) -> None:
+    """Issue 13 D10a: NaN / inf were accepted, then every choose() raised a bare ValueError."""
+    with pytest.raises(errors.ConfigError, match="finite weights >= 0") as refused:
+        TrafficSplit(weights)
+    assert "\n" not in str(refused.value)
+    print(f"\nD10a: {weights} -> ConfigError: {refused.value}")
+
 INFO = ModelInfo.from_config({
     "name": "m", "max_batch_size": 8,
     "input": [{"name": "x", "data_type": "TYPE_FP32", "dims": ["4"]}],
