@@ -69,10 +69,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "repository", Path(self.repository))
         if not self.repository.is_dir():
-            raise ConfigError(
-                f"model repository {self.repository} does not exist; "
-                "build it with `tritonstack models build` or pass --repository"
-            )
+            raise ConfigError(_not_a_repository(self.repository))
         try:
             ipaddress.ip_address(self.host)
         except ValueError as exc:
@@ -89,3 +86,13 @@ class ServerConfig:
             raise ConfigError(f"cache_size_mb={self.cache_size_mb} is out of range; use 0 (off) to 1048576")
         if self.ort_threads is not None and self.ort_threads < 1:
             raise ConfigError(f"ort_threads={self.ort_threads} must be >= 1")
+
+
+def _not_a_repository(path: Path) -> str:
+    """Why `path` (not a folder) cannot be served, and what to pass instead, in one line."""
+    if path.exists():
+        return (f"--repository {path} is a file, not a model repository folder; pass the folder that holds "
+                "one sub-folder per model (e.g. model_repository, made by `tritonstack models build` or "
+                "`tritonstack convert`)")
+    return (f"model repository {path} does not exist; "
+            "build it with `tritonstack models build` or pass --repository")

@@ -15,6 +15,18 @@ def test_missing_repository_is_one_line_no_traceback(tmp_path: Path) -> None:
     assert len(lines) == 1 and "does not exist" in lines[0] and "models build" in lines[0]
 
 
+
+def test_d10b_repository_that_is_a_file_is_said_to_be_a_file(tmp_path: Path) -> None:
+    """Issue 13 D10b: `serve --repository model.joblib` (an existing file) said "does not exist"."""
+    model = tmp_path / "some_file.joblib"
+    model.write_bytes(b"not a repository")
+    done = _run("serve", "--repository", str(model))
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert len(lines) == 1 and "is a file, not a model repository folder" in lines[0], lines
+    assert "does not exist" not in lines[0] and "tritonstack convert" in lines[0], lines
+    print(f"\nD10b: {lines[0]}")
+
 def test_bad_host_is_refused(tmp_path: Path) -> None:
     done = _run("serve", "--repository", str(tmp_path), "--host", "localhost:80")
     assert done.returncode == 2 and "is not an IP address" in done.stderr
