@@ -18,11 +18,15 @@ Served sets are stacked in `<model>/tritonstack_versions.json` for rollback.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,12 +49,16 @@ from tritonstack.errors import (
 )
 from tritonstack.model_config import config_text, read_config
 
-__all__ = ["HISTORY_FILE", "TritonControl", "VersionInfo", "VersionManager"]
+__all__ = ["HISTORY_FILE", "TritonControl", "VersionChangeInterrupted", "VersionInfo", "VersionManager"]
 
 _LOGGER = logging.getLogger(__name__)
 HISTORY_FILE = "tritonstack_versions.json"
 #: Triton's version numbers are int64 and start at 1.
 MAX_VERSION = 2**63 - 1
+
+
+class VersionChangeInterrupted(KeyboardInterrupt):  # noqa: N818 - it is an interrupt, and stays one
+    """A version change was interrupted (Ctrl-C/SIGTERM) after its load request; str() says what is served."""
 
 
 class _LoadRefused(Exception):
@@ -166,9 +174,10 @@ class VersionInfo:
 class VersionManager:
     """Adds, promotes and rolls back versions of the models of one repository on one server."""
 
-    def __init__(self, repository: Path, control: TritonControl) -> None:
+    def __init__(self, repository: Path, control: TritonControl, *, lock_timeout_s: float = 120.0) -> None:
         self.repository = Path(repository)
         self.control = control
+        self.lock_timeout_s = lock_timeout_s
 
     # -- reading --------------------------------------------------------------------------------
     def _model_dir(self, model: str) -> Path:
@@ -212,17 +221,20 @@ class VersionManager:
         version gets a manifest with the SHA-256 of its files (one that came with the folder is kept
         if the files still match it; if not, nothing is added).
         """
-        self._model_dir(model)  # the name first: nothing is read before it is known to be plain
+        model_dir = self._model_dir(model)  # the name first: nothing is read before it is known to be plain
         source = Path(source)
         _check_source(source)
-        taken = self.on_disk(model)
-        version = _check_version(version if version is not None else (taken[-1] + 1 if taken else 1))
-        if version in taken:
-            raise ConfigError(f"version {version} of {model!r} exists; taken: {taken}")
-        _check_onnx(source, self._model_filename(model))
-        with self._config_restored_on_failure(model):
-            self._write_policy(model, self.policy(model))
-            self._copy_in(model, source, version)
+        _check_version_folder(source, model_dir)
+        with self._locked(model):
+            taken = self.on_disk(model)
+            version = _check_version(version if version is not None else (taken[-1] + 1 if taken else 1))
+            if version in taken:
+                raise ConfigError(f"version {version} of {model!r} exists; taken: {taken}")
+            _check_onnx(source, self._model_filename(model))
+            check_io_matches(_model_file(source, self._model_filename(model)), model_dir / "config.pbtxt")
+            with self._config_restored_on_failure(model):
+                self._write_policy(model, self.policy(model))
+                self._copy_in(model, source, version)
         _LOGGER.info("added version %s of %s from %s", version, model, source)
         return version
 
@@ -241,25 +253,46 @@ class VersionManager:
 
     def promote(self, model: str, version: int, *, keep: Sequence[int] = ()) -> list[int]:
         """Serve `version` (plus `keep`, for a canary); raise VersionRefusedError if it fails to load."""
+        with self._locked(model):
+            return self._promote(model, version, keep)
+
+    def canary(self, model: str, version: int) -> list[int]:
+        """Serve `version` next to the versions served now (read under the same lock)."""
+        with self._locked(model):
+            return self._promote(model, version, self.policy(model))
+
+    def _promote(self, model: str, version: int, keep: Sequence[int]) -> list[int]:
         target = sorted({_check_version(int(v)) for v in (version, *keep)})
         missing = sorted(set(target) - set(self.on_disk(model)))
         if missing:
             raise ConfigError(f"versions {missing} of {model!r} are not in {self.repository}; add them first")
         previous = self.policy(model)
         self._apply(model, target, previous)
-        self._push_history(model, previous, target)
+        if target != previous:  # the same set again changes nothing a rollback could undo
+            self._push_history(model, previous, target)
         return target
 
     def rollback(self, model: str) -> list[int]:
-        """Serve again what was served before the last promote; return it."""
-        history = self._history(model)
-        if len(history) < 2:
-            raise OperationsError(f"nothing to roll back for {model!r}: no earlier promote is recorded "
-                                  f"in {self._model_dir(model) / HISTORY_FILE}")
-        current, previous = history[-1], history[-2]
-        self._apply(model, previous, current)
-        self._save_history(model, history[:-1])
-        return previous
+        """Serve again the last recorded served set that differs from the one served now; return it."""
+        with self._locked(model):
+            current = self.policy(model)
+            history = self._history(model)
+            earlier = [i for i, served in enumerate(history) if sorted(served) != current]
+            if not earlier:
+                raise OperationsError(
+                    f"nothing to roll back to for {model!r}: it serves {current} and no different served set "
+                    f"is recorded in {self._model_dir(model) / HISTORY_FILE}")
+            previous = sorted(history[earlier[-1]])
+            self._apply(model, previous, current)
+            self._save_history(model, history[:earlier[-1] + 1])
+            return previous
+
+    @contextmanager
+    def _locked(self, model: str) -> Iterator[None]:
+        """One version command per model at a time: an exclusive lock on the model folder, waited for at
+        most `lock_timeout_s`; OperationsError if another holds it longer."""
+        with model_lock(self._model_dir(model), self.lock_timeout_s, model):
+            yield
 
     def _runner_override(self, model: str) -> str | None:
         """A model `tritonstack serve` runs on the Python runner (a drift reference, or asked for) is
@@ -280,15 +313,52 @@ class VersionManager:
             raise
 
     def _apply(self, model: str, target: list[int], previous: list[int]) -> None:
+        original = (self._model_dir(model) / "config.pbtxt").read_bytes()
         with self._config_restored_on_failure(model):
             self._write_policy(model, target)
-            error = self.control.load(model, self._runner_override(model))
-            not_ready = target if error else [v for v in target if not self.control.is_ready(model, v)]
+            override = self._runner_override(model)
+            try:
+                error = self.control.load(model, override)
+                not_ready = target if error else [v for v in target if not self.control.is_ready(model, v)]
+            except KeyboardInterrupt:
+                raise self._interrupted(model, target, previous, original) from None
             if error is None and not not_ready:
                 _LOGGER.info("model %s now serves versions %s (was %s)", model, target, previous,
                              extra={"model": model, "served": str(target), "previous": str(previous)})
                 return
             self._refused(model, target, previous, error, not_ready)
+
+    def _interrupted(self, model: str, target: list[int], previous: list[int],
+                     original: bytes) -> VersionChangeInterrupted:
+        """Ctrl-C/SIGTERM after the load request was sent: Triton goes on loading `target` on its own, and a
+        request without a version would reach its newest READY version, which config.pbtxt is about to stop
+        listing. Put config.pbtxt back and load it again (shielded from another Ctrl-C, bounded by the load
+        timeout), so what is served is what config.pbtxt says; the exception says which state it is in."""
+        path = self._model_dir(model) / "config.pbtxt"
+        with _shielded(f"putting {model} back on versions {previous}"):
+            _atomic_write(path, original)
+            try:
+                error = self.control.load(model, self._runner_override(model))
+            except (OperationsError, ServerUnavailableError, AccessDeniedError) as exc:
+                error = str(exc)
+            extra = [] if error else self._extra_ready(model, previous)
+        if error is None and not extra:
+            state = (f"{model} serves versions {previous} again, as {path} says (the change to "
+                     f"{target} was undone)")
+        else:
+            state = (f"{path} says versions {previous} but Triton may still serve "
+                     f"{extra or target} ({error or 'still READY'}); {_redo(model, previous)}")
+        _LOGGER.info("version change of %s interrupted: %s", model, state)
+        return VersionChangeInterrupted(state)
+
+    def _extra_ready(self, model: str, listed: list[int]) -> list[int]:
+        """Versions of `model` Triton has READY that `listed` (config.pbtxt) does not name."""
+        try:
+            return sorted(int(s["version"]) for s in self.control.index()
+                          if s.get("name") == model and str(s.get("version", "")).isdigit()
+                          and s.get("state") == "READY" and int(s["version"]) not in listed)
+        except (OperationsError, ServerUnavailableError, AccessDeniedError):
+            return []
 
     def _refused(self, model: str, target: list[int], previous: list[int], error: str | None,
                  not_ready: list[int]) -> None:
@@ -330,6 +400,55 @@ class VersionManager:
         _atomic_write(self._model_dir(model) / HISTORY_FILE, json.dumps({"served": history[-50:]}) + "\n")
 
 
+@contextmanager
+def model_lock(model_dir: Path, timeout_s: float, model: str) -> Iterator[None]:
+    """An exclusive flock on `model_dir` (no file is created), polled for up to `timeout_s`; OperationsError
+    if another version command holds it that long. Released when the process ends, however it ends."""
+    fd = os.open(model_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OperationsError(
+                        f"another version command on {model!r} is running (it holds the lock on {model_dir}) "
+                        f"and did not finish in {timeout_s:.0f} s; wait for it and retry") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _redo(model: str, versions: list[int]) -> str:
+    """The command that serves `versions` of `model` again."""
+    if not versions:
+        return f"run `tritonstack versions list {model}` and promote the version to serve"
+    keep = "".join(f" --keep {v}" for v in versions[:-1])
+    return f"run `tritonstack versions promote {model} {versions[-1]}{keep}`"
+
+
+@contextmanager
+def _shielded(what: str) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM off while `what` runs (its own calls are bounded); the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _held(signum: int, _frame: object) -> None:
+        _LOGGER.warning("%s received while %s; finishing that first (bounded by the load timeout)",
+                        signal.Signals(signum).name, what)
+
+    saved = {sig: signal.signal(sig, _held) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def _atomic_write(path: Path, content: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
@@ -361,6 +480,85 @@ def _check_source(source: Path) -> None:
             if not entry.is_dir() and not entry.is_file():
                 raise ConfigError(f"{entry} is not a regular file; nothing was added: remove it from "
                                   f"{source}")
+
+
+def _check_version_folder(source: Path, model_dir: Path) -> None:
+    """Refuse a folder that is not one version's files: a model folder (config.pbtxt, numeric version
+    folders), a staging folder, or a folder holding the model folder itself (copying it into itself)."""
+    if not source.is_dir():
+        return
+    root = source.resolve()
+    if model_dir.resolve().is_relative_to(root):
+        raise ConfigError(f"{source} holds the model folder {model_dir} itself; nothing was added: pass a "
+                          "version folder (its model file, no config.pbtxt) or one model file")
+    for entry in sorted(source.iterdir()):
+        if entry.name in ("config.pbtxt", HISTORY_FILE) or (entry.is_dir() and entry.name.isdigit()):
+            raise ConfigError(f"{source} is a model folder, not a version folder ({entry.name} in it); "
+                              f"nothing was added: pass one version folder, e.g. {source / 'N'}, or its "
+                              "model file")
+        if entry.name.startswith("."):
+            raise ConfigError(f"{entry} is a hidden or half-written folder/file; nothing was added: pass a "
+                              "version folder holding only the version's files")
+
+
+def _model_file(source: Path, model_filename: str) -> Path | None:
+    """The ONNX file Triton would load from `source` (a file, or `model_filename` in a folder)."""
+    path = source / model_filename if source.is_dir() else source
+    return path if path.is_file() and path.suffix == ".onnx" else None
+
+
+def _triton_type(elem_type: int) -> str:
+    """ONNX tensor element type as Triton's data type name (TYPE_FP32, ...)."""
+    from onnx import TensorProto
+
+    name = TensorProto.DataType.Name(elem_type)
+    renamed = {"FLOAT": "FP32", "FLOAT16": "FP16", "DOUBLE": "FP64", "BFLOAT16": "BF16"}
+    return "TYPE_" + renamed.get(name, name)
+
+
+def check_io_matches(onnx_path: Path | None, config_path: Path) -> None:
+    """ConfigError naming the first difference between the ONNX model's inputs/outputs (names, types,
+    ranks) and those of `config.pbtxt`; a config that lists none (auto-complete) is not checked."""
+    if onnx_path is None:
+        return
+    import onnx
+
+    config = read_config(config_path)
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+    batch = 1 if config.max_batch_size > 0 else 0
+    sides = (("input", config.input, [v for v in graph.input if v.name not in initializers]),
+             ("output", config.output, list(graph.output)))
+    for kind, declared, actual in sides:
+        if declared:
+            found = {v.name: (_triton_type(v.type.tensor_type.elem_type), len(v.type.tensor_type.shape.dim))
+                     for v in actual}
+            wanted = {t.name: (_data_type_name(t.data_type), len(t.dims) + batch) for t in declared}
+            _compare(kind, found, wanted, f"{onnx_path}", f"{config_path}")
+
+
+def _compare(kind: str, found: dict[str, tuple[str, int]], wanted: dict[str, tuple[str, int]],
+             onnx_name: str, config_name: str) -> None:
+    """ConfigError on the first declared tensor the model lacks or has with another type/rank, or an
+    input the config does not declare."""
+    tail = "; nothing was added: this is not a version of this model"
+    for name, (dtype, rank) in wanted.items():
+        if name not in found:
+            raise ConfigError(f"{onnx_name} has no {kind} {name!r} (it has {sorted(found)}) but "
+                              f"{config_name} declares it{tail}")
+        if found[name] != (dtype, rank):
+            raise ConfigError(f"{kind} {name!r} of {onnx_name} is {found[name][0]} rank {found[name][1]} but "
+                              f"{config_name} declares {dtype} rank {rank}{tail}")
+    unknown = sorted(set(found) - set(wanted))
+    if unknown and kind == "input":
+        raise ConfigError(f"{onnx_name} has inputs {unknown} that {config_name} does not declare{tail}")
+
+
+def _data_type_name(value: int) -> str:
+    """Triton's data type enum value as its name (TYPE_FP32, ...)."""
+    from tritonclient.grpc import model_config_pb2
+
+    return model_config_pb2.DataType.Name(value)
 
 
 def _check_onnx(source: Path, model_filename: str) -> None:

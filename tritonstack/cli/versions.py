@@ -13,6 +13,8 @@ Works against `tritonstack serve` and the NGC image.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -44,13 +46,43 @@ def _manager(url: str, admin_key: str | None, repository: Path,  # noqa: ANN202
     return VersionManager(repository, TritonControl(url, admin_key=key_of(admin_key), tls=client_tls(*tls)))
 
 
-def _operation(name: str):  # noqa: ANN202
-    """Tag the command's log lines with an operation id (the `request_id` of JSON log lines)."""
+@contextmanager
+def _operation(name: str) -> Iterator[None]:
+    """Tag the command's log lines with an operation id (the `request_id` of JSON log lines); SIGTERM
+    interrupts like Ctrl-C, and an interrupted version change ends in ONE line saying what is served."""
     import secrets
 
     from tritonstack.logs import request_context
+    from tritonstack.ops.versions import VersionChangeInterrupted
 
-    return request_context(f"versions-{name}-{secrets.token_hex(4)}")
+    with request_context(f"versions-{name}-{secrets.token_hex(4)}"), _sigterm_interrupts():
+        try:
+            yield
+        except VersionChangeInterrupted as exc:
+            from tritonstack.cli import _fail, _json_errors
+
+            _fail(f"interrupted: {exc}", "VersionChangeInterrupted", 130, json_lines=_json_errors(None),
+                  plain=f"interrupted: {exc}".replace("[", r"\["))
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt (as Ctrl-C does) while the block runs, so it is undone alike."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    saved = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, saved)
 
 
 @versions_app.command("list")
@@ -109,9 +141,8 @@ def canary(model: Model, version: Annotated[int, typer.Argument(help="Canary ver
     tls = (tls_root_cert, tls_cert, tls_key)
     from tritonstack.cli import console
 
-    manager = _manager(url, admin_key, repository, tls)
     with _operation("canary"):
-        served = manager.promote(model, version, keep=manager.policy(model))
+        served = _manager(url, admin_key, repository, tls).canary(model, version)
     console.print(f"{model} serves versions {served}; requests without a version go to {max(served)}, "
                   "so route with the client's TrafficSplit (explicit versions)")
 
