@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper
 from tritonstack.client import TritonClient
 from tritonstack.convert import Batching
 from tritonstack.serve import EmbeddedServer, ServerConfig
+from tritonstack.serve.plan import RUNNER_PARAMETER
 
 from tests.integration.faults import add_sleepy_model, one
-from tests.integration.test_native_backend import _identity
+from tests.integration.test_native_backend import _identity, _save
 
 ROOT = os.geteuid() == 0
 
@@ -28,6 +30,7 @@ def test_d4_serve_under_a_restrictive_umask_has_every_model_ready(tmp_path: Path
     repo = tmp_path / "model_repository"
     _identity(repo, "FP32")  # the onnxruntime backend of `runner` (the backends copy)
     add_sleepy_model(repo, "sleepy", delay_ms=1, batching=Batching())  # a Python stub
+    _switched_identity(repo)  # native: a shadow folder switched to the Python runner (shadow.py)
     server = EmbeddedServer(ServerConfig(repository=repo, supervise=False, ort_threads=1,
                                           runner=runner))
     previous = os.umask(mask)
@@ -38,10 +41,11 @@ def test_d4_serve_under_a_restrictive_umask_has_every_model_ready(tmp_path: Path
     try:
         states = {s["name"]: (s["state"], s.get("reason", "")) for s in server.model_states()}
         assert {name: state for name, (state, _) in states.items()} == {
-            "id_fp32": "READY", "sleepy": "READY"}, states
+            "id_fp32": "READY", "sleepy": "READY", "id_py": "READY"}, states
         with TritonClient(server.grpc_url) as client:
             x = np.arange(8, dtype=np.float32).reshape(2, 4)
-            assert np.array_equal(client.infer("id_fp32", {"x": x})["y"], x)
+            for model in ("id_fp32", "id_py"):
+                assert np.array_equal(client.infer(model, {"x": x})["y"], x)
             assert client.infer("sleepy", {"x": one()})["y"].shape == one().shape
         assert server.workdir is not None and server.security is not None
         workdir = server.workdir.stat()
@@ -56,3 +60,13 @@ def test_d4_serve_under_a_restrictive_umask_has_every_model_ready(tmp_path: Path
               f"{len(shm)} shm file(s) modes {sorted(modes)}")
     finally:
         server.stop()
+
+
+def _switched_identity(repo: Path) -> None:
+    """An ONNX identity model whose config.pbtxt asks for the Python runner."""
+    f32 = TensorProto.FLOAT
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
+                              [helper.make_tensor_value_info("x", f32, ["n", 4])],
+                              [helper.make_tensor_value_info("y", f32, ["n", 4])])
+    _save(repo, "id_py", graph, max_batch=8, inputs=[("x", "FP32", [4])], outputs=[("y", "FP32", [4])],
+          parameters={RUNNER_PARAMETER: "python"})
