@@ -218,3 +218,47 @@ def test_canary_split_with_per_version_metrics(vserver, digits_data) -> None:  #
     assert served == expected
     _cli(vserver, "promote", MODEL, "2")
     assert _served_by(vserver) == "2"
+
+
+class _InterruptedAfterSend:
+    """A TritonControl whose first load is sent to the server and then interrupted (Ctrl-C while Triton
+    loads): the request goes on in the background, as it does on the server after a real Ctrl-C."""
+
+    def __init__(self, control) -> None:  # noqa: ANN001
+        self.control, self.background = control, None
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.control, name)
+
+    def load(self, model: str, config_override: str | None = None) -> str | None:
+        if self.background is None:
+            self.background = threading.Thread(target=self.control.load, args=(model, config_override))
+            self.background.start()
+            time.sleep(0.3)  # the request is on the server
+            raise KeyboardInterrupt
+        return self.control.load(model, config_override)
+
+
+def test_an_interrupted_promote_leaves_served_what_config_says(vserver) -> None:  # noqa: ANN001
+    """Issue 13 D1: after Ctrl-C Triton finished loading the new version and requests without a version
+    went to it while config.pbtxt did not list it."""
+    from tritonstack.ops.versions import TritonControl, VersionChangeInterrupted, VersionManager
+
+    repo = vserver.config.repository
+    control = _InterruptedAfterSend(TritonControl(vserver.grpc_url, admin_key=vserver.admin_key))
+    manager = VersionManager(repo, control)
+    before = manager.policy(MODEL)
+    new = manager.add(MODEL, repo / MODEL / "1")
+    config = (repo / MODEL / "config.pbtxt").read_bytes()
+    with pytest.raises(VersionChangeInterrupted) as caught:
+        manager.promote(MODEL, new)
+    control.background.join(timeout=120)
+    time.sleep(1.0)  # anything Triton still had queued for the model has run
+    ready = sorted(int(s["version"]) for s in control.index() if s.get("name") == MODEL
+                   and s.get("state") == "READY")
+    served = _served_by(vserver)
+    print(f"interrupted promote {before} -> [{new}]: {caught.value}; READY {ready}, unversioned -> {served}")
+    assert (repo / MODEL / "config.pbtxt").read_bytes() == config
+    assert new not in ready and set(ready) <= set(before)
+    assert served == str(max(before))
+    assert f"serves versions {before} again" in str(caught.value)
