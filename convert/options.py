@@ -112,6 +112,7 @@ class Variant:
     previous_versions: list[int] = field(default_factory=list)  # of this model, before it was written
     io_path: Path | None = None  # the ONNX file whose inputs/outputs the variant has (TensorRT plans)
     accuracy: dict[str, Any] | None = None  # the task metric on the held-out set, when there is one
+    not_served: str | None = None  # why the version written is not served yet (a `specific` policy kept)
 
 
 @dataclass

@@ -9,9 +9,11 @@ config.pbtxt generated from Triton's ModelConfig protobuf and a manifest of what
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from tritonstack.convert.existing import KEEPABLE, check_same_interface, not_served_note
 from tritonstack.convert.manifest import tool_versions
 from tritonstack.convert.onnx_io import onnx_tensor_specs
 from tritonstack.convert.options import ConvertOptions, ConvertReport, Variant
@@ -20,19 +22,45 @@ from tritonstack.convert.repository import existing_versions, write_version
 from tritonstack.convert.sources import Source
 from tritonstack.convert.spec import ModelSpec, Platform, TrtAccelerator, with_max_dims
 
+from tritonstack.model_config import read_config
+
 __all__ = ["write_variants"]
 
 
 def write_variants(options: ConvertOptions, report: ConvertReport) -> None:
-    """Write each variant as a new version of its own model, with config.pbtxt and manifest.json."""
-    for variant in report.variants:
-        spec = _spec(options, report.source, variant)
-        filename = "model.plan" if variant.platform is Platform.TENSORRT else "model.onnx"
-        extra = {k: v for k, v in variant.extra_files.items() if Path(v).is_file()}
-        files = {filename: variant.path, **extra}
-        variant.previous_versions = existing_versions(Path(options.repository) / variant.name)
-        variant.version = write_version(Path(options.repository), spec, files=files,
-                                        manifest=_manifest(options, report.source, variant))
+    """Write each variant as a new version of its own model, with config.pbtxt and manifest.json.
+
+    A model that exists already must keep its interface (checked for every variant before the first
+    is written) and keeps the settings of its config.pbtxt this conversion was not told to change.
+    """
+    specs = [_spec(options, report.source, variant) for variant in report.variants]
+    for spec in specs:
+        check_same_interface(Path(options.repository) / spec.name, spec)
+    for variant, spec in zip(report.variants, specs, strict=True):
+        _write(options, report, variant, spec)
+
+
+def _write(options: ConvertOptions, report: ConvertReport, variant: Variant, spec: ModelSpec) -> None:
+    filename = "model.plan" if variant.platform is Platform.TENSORRT else "model.onnx"
+    extra = {k: v for k, v in variant.extra_files.items() if Path(v).is_file()}
+    files = {filename: variant.path, **extra}
+    variant.previous_versions = existing_versions(Path(options.repository) / variant.name)
+    variant.version = write_version(Path(options.repository), spec, files=files, keep=_kept(options),
+                                    manifest=_manifest(options, report.source, variant))
+    if variant.previous_versions:
+        config = read_config(Path(options.repository) / variant.name / "config.pbtxt")
+        variant.not_served = not_served_note(config, variant.version)
+
+
+def _kept(options: ConvertOptions) -> tuple[str, ...]:
+    """The fields of an existing config this conversion keeps: those whose option was left at its default."""
+    defaults = {f.name: f.default if f.default_factory is MISSING else f.default_factory()
+                for f in fields(ConvertOptions)}
+    return tuple(k for k in KEEPABLE if getattr(options, _OPTION[k]) == defaults[_OPTION[k]])
+
+
+_OPTION = {"version_policy": "version_policy", "instance_group": "instance_count",
+           "dynamic_batching": "batching", "response_cache": "response_cache"}
 
 
 def _spec(options: ConvertOptions, source: Source, variant: Variant) -> ModelSpec:

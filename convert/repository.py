@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from tritonstack.convert.atomic_publish import publish, recover, repository_lock, stage_dir, step
+from tritonstack.convert.existing import carry_over
 from tritonstack.convert.manifest import MANIFEST, files_sha256
 from tritonstack.convert.spec import ModelSpec, check_model_name
 
 from tritonstack.errors import RepositoryWriteError
-from tritonstack.model_config import config_text
+from tritonstack.model_config import config_text, read_config
 
 __all__ = ["MANIFEST", "check_repository", "existing_versions", "write_version"]
 
@@ -75,8 +76,12 @@ def write_version(
     files: dict[str, Path],
     manifest: dict[str, Any],
     version: int | None = None,
+    keep: tuple[str, ...] = (),
 ) -> int:
-    """Add `files` as a new version of `spec.name`, with config.pbtxt and manifest.json."""
+    """Add `files` as a new version of `spec.name`, with config.pbtxt and manifest.json.
+
+    `keep`: fields of the model's existing config.pbtxt (from `existing.KEEPABLE`) the new config keeps.
+    """
     repository = Path(repository)
     check_repository(repository, [spec.name])
     for name, source in files.items():
@@ -89,12 +94,15 @@ def write_version(
     repository.mkdir(parents=True, exist_ok=True)
     with repository_lock(repository):
         recover(repository)
-        return _write_locked(repository, spec, files, manifest, version)
+        return _write_locked(repository, spec, files, manifest, version, keep)
 
 
 def _write_locked(repository: Path, spec: ModelSpec, files: dict[str, Path], manifest: dict[str, Any],
-                  version: int | None) -> int:
+                  version: int | None, keep: tuple[str, ...]) -> int:
     model_dir = repository / spec.name
+    config = spec.to_config()
+    if keep and (model_dir / "config.pbtxt").is_file():
+        carry_over(read_config(model_dir / "config.pbtxt"), config, keep)
     taken = existing_versions(model_dir)
     version = version if version is not None else (taken[-1] + 1 if taken else 1)
     if version < 1 or version in taken or (model_dir / str(version)).exists():
@@ -104,7 +112,7 @@ def _write_locked(repository: Path, spec: ModelSpec, files: dict[str, Path], man
         )
     try:
         staged = stage_dir(repository, model_dir)
-        _stage(staged, spec, files, {**manifest, "model": spec.name, "version": version}, version)
+        _stage(staged, config, files, {**manifest, "model": spec.name, "version": version}, version)
         publish(model_dir, staged, version)
     except OSError as exc:
         recover(repository)
@@ -115,7 +123,7 @@ def _write_locked(repository: Path, spec: ModelSpec, files: dict[str, Path], man
     return version
 
 
-def _stage(staging: Path, spec: ModelSpec, files: dict[str, Path], manifest: dict, version: int) -> None:
+def _stage(staging: Path, config: Any, files: dict[str, Path], manifest: dict, version: int) -> None:
     version_dir = staging / str(version)
     step("mkdir version")
     version_dir.mkdir()
@@ -126,4 +134,4 @@ def _stage(staging: Path, spec: ModelSpec, files: dict[str, Path], manifest: dic
     step("write manifest")
     (version_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     step("write config")
-    (staging / "config.pbtxt").write_text(config_text(spec.to_config()))
+    (staging / "config.pbtxt").write_text(config_text(config))

@@ -152,10 +152,17 @@ def _print(report: Any, repository: Path, tolerances: dict) -> None:
         console.print(f"[yellow]warning:[/] {warning}")
     for v in report.variants:
         if v.previous_versions and v.version is not None:
-            console.print(f"[yellow]note:[/] model {v.name} already existed: added version {v.version} next "
-                          f"to version(s) {', '.join(map(str, v.previous_versions))} and replaced its "
-                          "config.pbtxt (pass a new --name for a separate model)")
+            console.print(f"[yellow]note:[/] {_existed(v)}")
     console.print(f"written to {repository}")
+
+
+def _existed(variant: Any) -> str:
+    """The note on a version added to an existing model: what was kept and whether it is served."""
+    text = (f"model {variant.name} already existed: added version {variant.version} next to version(s) "
+            f"{', '.join(map(str, variant.previous_versions))} and rewrote its config.pbtxt, keeping the "
+            "version policy, instances, batching and cache settings not given on this command line "
+            "(pass a new --name for a separate model)")
+    return f"{text}; {variant.not_served}" if variant.not_served else text
 
 
 def _table(report: Any, tolerances: dict) -> Any:
