@@ -170,9 +170,10 @@ def _unloadable_model() -> bytes:
     from onnx import TensorProto, helper
 
     domain = "com.tritonstack.missing"
-    graph = helper.make_graph([helper.make_node("NoSuchOp", ["INPUT"], ["OUTPUT"], domain=domain)], "broken",
-                              [helper.make_tensor_value_info("INPUT", TensorProto.FLOAT, ["N", 64])],
-                              [helper.make_tensor_value_info("OUTPUT", TensorProto.FLOAT, ["N", 10])])
+    node = helper.make_node("NoSuchOp", ["features"], ["probabilities"], domain=domain)  # the config's names
+    graph = helper.make_graph([node], "broken",
+                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 64])],
+                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(domain, 1)])
     model.ir_version = 8
     return model.SerializeToString()
