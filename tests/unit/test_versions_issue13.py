@@ -186,3 +186,22 @@ def test_d7_a_model_with_other_inputs_is_refused_naming_the_mismatch(repo: Path,
     _refused(_cli(repo, "add", "m", other), needle, "not a version of this model")
     assert _snapshot(repo) == before
     assert VersionManager(repo, FakeControl(repo)).add("m", _io_model(repo.parent / "same.onnx")) == 3
+
+
+class StrayControl(FakeControl):
+    """Triton has a version READY that config.pbtxt does not list (a change finished after Ctrl-C)."""
+
+    def index(self) -> list[dict]:
+        return [*super().index(), {"name": "m", "version": "2", "state": "READY"}]
+
+
+def test_d1_list_warns_of_a_ready_version_that_config_does_not_list(repo: Path, monkeypatch, capsys) -> None:
+    from tritonstack import cli
+    from tritonstack.cli import versions as cli_versions
+
+    monkeypatch.setattr(cli_versions, "_manager", lambda *a: VersionManager(repo, StrayControl(repo)))
+    cli.main(["versions", "list", "m", "--repository", str(repo)])
+    out = capsys.readouterr().out
+    print(out.strip().splitlines()[-1])
+    assert "versions [2] are READY on Triton but config.pbtxt does not list them" in out
+    assert "tritonstack versions promote m 1`" in out

@@ -95,12 +95,28 @@ def list_versions(model: Model, url: Url = _URL, admin_key: AdminKey = None,
     from tritonstack.cli import console
 
     table = Table("version", "on disk", "served", "state", "reason")
-    for info in _manager(url, admin_key, repository, (tls_root_cert, tls_cert, tls_key)).list(model):
+    infos = _manager(url, admin_key, repository, (tls_root_cert, tls_cert, tls_key)).list(model)
+    for info in infos:
         colour = "green" if info.state == "READY" else "yellow"
         reason = info.reason.splitlines()[0] if info.reason else ""
         table.add_row(str(info.version), "yes" if info.in_repository else "no",
                       "yes" if info.in_policy else "", f"[{colour}]{info.state}[/]", reason)
     console.print(table)
+    warning = _stray_warning(model, infos)
+    if warning:
+        console.print(warning, markup=False, soft_wrap=True)
+
+
+def _stray_warning(model: str, infos: list) -> str | None:
+    """A line when Triton has a version READY that config.pbtxt does not list (issue 13 D1)."""
+    stray = [i.version for i in infos if i.state == "READY" and not i.in_policy]
+    if not stray:
+        return None
+    served = [i.version for i in infos if i.in_policy]
+    redo = f"{served[-1]}" + "".join(f" --keep {v}" for v in served[:-1]) if served else "<version>"
+    return (f"warning: versions {stray} are READY on Triton but config.pbtxt does not list them; a request "
+            f"without a version may reach {max(stray)}: run `tritonstack versions promote {model} {redo}` to "
+            "serve what config.pbtxt says")
 
 
 @versions_app.command()
