@@ -17,31 +17,36 @@ from tritonstack.errors import ConfigError
 __all__ = ["finite"]
 
 
-def _bounds(low: float | None, high: float | None) -> str:
-    """' from A to B', ' >= A', ' <= B' or ''."""
+def _bounds(low: float | None, high: float | None, example: float = 1.0) -> str:
+    """' from A to B', ' >= A', ' <= B' or, with no bound, ' such as <example>' (the sentence never ends
+    on a bare "use one")."""
     if low is not None and high is not None:
         return f" from {low:g} to {high:g}"
     if low is not None:
         return f" >= {low:g}"
-    return f" <= {high:g}" if high is not None else ""
+    return f" <= {high:g}" if high is not None else f" such as {example:g}"
 
 
-def _parser(flag: str, low: float | None, high: float | None) -> Callable[[Any], float]:
+def _parser(flag: str, low: float | None, high: float | None, example: float) -> Callable[[Any], float]:
     def parse(text: Any) -> float:
+        hint = _bounds(low, high, example)
         try:
             value = float(text)
         except (TypeError, ValueError):
-            raise ConfigError(f"{flag} {text!r} is not a number; use one{_bounds(low, high)}") from None
+            raise ConfigError(f"{flag} {text!r} is not a number; use one{hint}") from None
         if not math.isfinite(value):
-            raise ConfigError(f"{flag} {text} is not a finite number; use one{_bounds(low, high)}")
+            raise ConfigError(f"{flag} {text} is not a finite number; use one{hint}")
         if (low is not None and value < low) or (high is not None and value > high):
-            raise ConfigError(f"{flag} {value:g} is out of range; use a number{_bounds(low, high)}")
+            raise ConfigError(f"{flag} {value:g} is out of range; use a number{hint}")
         return value
 
     return parse
 
 
-def finite(flag: str, low: float | None = None, high: float | None = None) -> dict[str, Any]:
+def finite(
+    flag: str, low: float | None = None, high: float | None = None, *, example: float = 1.0
+) -> dict[str, Any]:
     """typer.Option keywords for a float option `flag` in [low, high] that must be finite: the bounds
-    shown in --help (min/max) and a parser that enforces them, raising ConfigError (one line, exit 2)."""
-    return {"min": low, "max": high, "parser": _parser(flag, low, high)}
+    shown in --help (min/max) and a parser that enforces them, raising ConfigError (one line, exit 2).
+    `example` is the value suggested when there is no bound ("use one such as 10")."""
+    return {"min": low, "max": high, "parser": _parser(flag, low, high, example)}

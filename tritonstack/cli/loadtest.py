@@ -73,7 +73,7 @@ def loadtest(
             "resolution. A request not answered by then fails (DEADLINE_EXCEEDED) and counts as an error. "
             "Deadlines that expire on many requests in flight can crash Triton 2.51's gRPC server (SIGSEGV, "
             "triton-inference-server/server#7368; seen at 1-2 ms on the MLP): keep it above the model's p99.",
-            **finite("--timeout-s"),
+            **finite("--timeout-s", example=10),
         ),
     ] = 10.0,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/loadtest"),

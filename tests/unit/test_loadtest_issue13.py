@@ -1,0 +1,47 @@
+"""Issue 13 (outside tester): loadtest options refused in one line (exit 2) before any load or server
+start, and the wording of the messages and the report's CPU line."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tritonstack.cli.finite import finite
+from tritonstack.errors import ConfigError
+
+LIMIT_S = 60
+
+
+def _cli(*argv, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "tritonstack", *argv],
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _one_line(done):
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stdout + done.stderr
+    return lines[0]
+
+
+# -- 2: an unbounded finite option ends its sentence --------------------------------------------------
+def test_an_unbounded_option_suggests_a_number_instead_of_ending_on_use_one():
+    parse = finite("--x", example=10)["parser"]
+    with pytest.raises(ConfigError, match=r"--x nan is not a finite number; use one such as 10$"):
+        parse("nan")
+    with pytest.raises(ConfigError, match=r"--x 'abc' is not a number; use one such as 10$"):
+        parse("abc")
+
+
+def test_timeout_s_nan_on_the_command_line_finishes_the_sentence(tmp_path):
+    done = _cli("loadtest", "steady", "--url", "127.0.0.1:1", "--timeout-s", "nan", "--out", "r", cwd=tmp_path)
+    line = _one_line(done)
+    print(line)
+    assert done.returncode == 2 and line.endswith("--timeout-s nan is not a finite number; use one such as 10")
+    assert not (tmp_path / "r").exists()
