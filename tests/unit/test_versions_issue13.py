@@ -205,3 +205,32 @@ def test_d1_list_warns_of_a_ready_version_that_config_does_not_list(repo: Path, 
     print(out.strip().splitlines()[-1])
     assert "versions [2] are READY on Triton but config.pbtxt does not list them" in out
     assert "tritonstack versions promote m 1`" in out
+
+
+class TerminatedControl(FakeControl):
+    """SIGTERM arrives while the first load is on the server."""
+
+    def load(self, model: str, config_override: str | None = None) -> str | None:
+        result = super().load(model, config_override)
+        if len(self.loads) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler interrupts this
+        return result
+
+
+def test_d1_sigterm_during_the_load_is_undone_too_and_exits_143(repo: Path, monkeypatch, capsys) -> None:
+    from tritonstack import cli
+    from tritonstack.cli import versions as cli_versions
+
+    monkeypatch.setattr(cli_versions, "_TERMINATED", [])
+    if hasattr(cli, "_TERMINATED"):
+        monkeypatch.setattr(cli, "_TERMINATED", [])
+    control = TerminatedControl(repo)
+    monkeypatch.setattr(cli_versions, "_manager", lambda *a: VersionManager(repo, control))
+    with pytest.raises(SystemExit) as done:
+        cli.main(["versions", "promote", "m", "2", "--repository", str(repo)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    print(lines, control.loads)
+    assert done.value.code == 143 and len(lines) == 1 and control.loads == [[2], [1]]
+    assert lines[0].startswith("terminated: m serves versions [1] again"), lines
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -34,6 +34,7 @@ Repository = Annotated[Path, typer.Option(help="The model repository the server 
 Model = Annotated[str, typer.Argument(help="Model name.")]
 
 _URL = "127.0.0.1:8001"
+_TERMINATED: list[int] = []  # SIGTERM arrived during a version command
 _REPOSITORY = Path("model_repository")
 
 
@@ -59,10 +60,12 @@ def _operation(name: str) -> Iterator[None]:
         try:
             yield
         except VersionChangeInterrupted as exc:
-            from tritonstack.cli import _fail, _json_errors
+            import tritonstack.cli as cli
 
-            _fail(f"interrupted: {exc}", "VersionChangeInterrupted", 130, json_lines=_json_errors(None),
-                  plain=f"interrupted: {exc}".replace("[", r"\["))
+            sigterm = bool(_TERMINATED or getattr(cli, "_TERMINATED", None))
+            line = f"{'terminated' if sigterm else 'interrupted'}: {exc}"
+            cli._fail(line, "VersionChangeInterrupted", 143 if sigterm else 130,  # noqa: SLF001
+                      json_lines=cli._json_errors(None), plain=line.replace("[", r"\["))  # noqa: SLF001
 
 
 @contextmanager
@@ -75,9 +78,13 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
         return
 
-    def _interrupt(_signum: int, _frame: object) -> None:
+    def _interrupt(signum: int, _frame: object) -> None:
+        _TERMINATED.append(signum)
         raise KeyboardInterrupt
 
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:  # the CLI's own conversion is in place
+        yield
+        return
     saved = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
