@@ -301,7 +301,9 @@ def test_r16_serve_stops_on_sigterm_in_bounded_time(repo: Path, tmp_path: Path) 
         output = serve.stdout.read() if serve.stdout else ""
         print(f"\nR16: SIGTERM to `serve` while {when}: exit {code} after {elapsed:.1f} s")
         assert "Traceback" not in output, output[-2000:]
-        assert code == 0 or (when == "starting" and code == -signal.SIGTERM), (code, output[-2000:])
+        # before serve's own handler is set: killed by the signal (still importing) or the CLI's
+        # one line 'terminated', exit 143
+        assert code == 0 or (when == "starting" and code in (-signal.SIGTERM, 143)), (code, output[-2000:])
         assert elapsed < 30
         assert not _ready(ports["grpc_port"])
 

@@ -11,7 +11,9 @@ object like every log line: {"level": "ERROR", "message": ..., "error": "ConfigE
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -93,8 +95,30 @@ def _is_usage_error(exc: Exception) -> bool:
     return isinstance(exc, kinds) and hasattr(exc, "format_message") and hasattr(exc, "exit_code")
 
 
+_TERMINATED: list[int] = []  # SIGTERM arrived (outside a command's own handling)
+
+
+def _raise_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM as a KeyboardInterrupt in the main thread, so `with` blocks clean up (an embedded
+    server being started is stopped with its stubs and /dev/shm files) instead of the process dying
+    at once and orphaning them. Commands with their own handling (serve, loadtest, tune) replace it."""
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn our errors into one line and exit code 2."""
+    if threading.current_thread() is not threading.main_thread():
+        _main(argv)
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> None:
     _register()
     json_lines = _json_errors(argv)
     try:
@@ -102,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     except TritonStackError as exc:
         _fail(str(exc), type(exc).__name__, 2, json_lines=json_lines, plain=f"[bold red]error:[/] {exc}")
     except KeyboardInterrupt:
-        _fail("interrupted", "KeyboardInterrupt", 130, json_lines=json_lines)
+        _interrupted(json_lines=json_lines)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         if not _is_usage_error(exc):
             raise
@@ -119,5 +143,12 @@ def _exit_code(code: object, *, json_lines: bool) -> None:
     silently dropped (exit 0, no message); a command's `typer.Exit(n)` comes back the same way."""
     if isinstance(code, int) and not isinstance(code, bool) and code:
         if code == 130:
-            _fail("interrupted", "KeyboardInterrupt", 130, json_lines=json_lines)
+            _interrupted(json_lines=json_lines)
         sys.exit(code)
+
+
+def _interrupted(*, json_lines: bool) -> None:
+    """Ctrl-C: 'interrupted', exit 130; SIGTERM: 'terminated', exit 143."""
+    if _TERMINATED:
+        _fail("terminated", "SIGTERM", 143, json_lines=json_lines)
+    _fail("interrupted", "KeyboardInterrupt", 130, json_lines=json_lines)
