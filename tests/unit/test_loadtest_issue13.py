@@ -45,3 +45,26 @@ def test_timeout_s_nan_on_the_command_line_finishes_the_sentence(tmp_path):
     print(line)
     assert done.returncode == 2 and line.endswith("--timeout-s nan is not a finite number; use one such as 10")
     assert not (tmp_path / "r").exists()
+
+
+# -- 1: --out that cannot be a folder: one line, exit 2, before any load or server start ---------------
+@pytest.mark.parametrize("case", ["proc", "file", "under_file"])
+def test_an_out_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, case):
+    (tmp_path / "afile").write_text("x")
+    out = {"proc": "/proc/nope", "file": "afile", "under_file": "afile/sub"}[case]
+    # port 1 has no server: the --out check must come first, or the line would be about the server
+    done = _cli("loadtest", "steady", "--url", "127.0.0.1:1", "--out", out, cwd=tmp_path)
+    line = _one_line(done)
+    print(line)
+    assert done.returncode == 2 and f"--out {out}: cannot create the report folder: " in line
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_the_out_check_leaves_no_folder_behind(tmp_path):
+    from tritonstack.cli.loadtest import _check_out
+
+    _check_out(tmp_path / "a" / "b" / "c")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    _check_out(tmp_path / "kept")
+    assert (tmp_path / "kept").is_dir()

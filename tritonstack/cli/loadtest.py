@@ -120,6 +120,7 @@ def loadtest(
         timeout_s=timeout_s,
     )
     _check_options(spec, url=url, repository=repository, engine=engine, referee=referee, inputs=inputs)
+    _check_out(out)
     with _exit_hard_after_gevent():
         with _server(repository) as started:
             target = url or started
@@ -162,6 +163,27 @@ def _check_options(spec, *, url, repository, engine: str, referee: bool, inputs)
         raise ConfigError("--referee needs a fixed load: use it with the steady or open scenario")
     if inputs is not None and not Path(inputs).is_file():
         raise ConfigError(f"--inputs {inputs} does not exist; pass an .npz with one array per input")
+
+
+def _check_out(out: Path) -> None:
+    """ConfigError (one line) when the report folder `out` cannot be made, before any load: the folders
+    it needs are made and removed again, so a refused or failed run leaves nothing behind."""
+    from tritonstack.errors import ConfigError
+
+    if out.is_dir():
+        return
+    missing = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        if out.exists():
+            raise FileExistsError(f"{out} exists and is not a folder")
+        out.mkdir(parents=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"--out {out}: cannot create the report folder: {reason}") from None
+    finally:
+        for made in missing:  # deepest first, all empty
+            if made.is_dir():
+                made.rmdir()
 
 
 def _check_in_repository(repository: Path, model: str, version: str) -> None:
