@@ -138,14 +138,19 @@ def generator_capacity(summary: dict[str, Any]) -> int | None:
     return min(cpus, summary.get("generator_processes") or 1) if cpus else None
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 core', '2 cores'."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def generator_cpu_text(summary: dict[str, Any]) -> str:
-    """'0.97 CPU: 97 % of the 1 a 1-process generator can use (1 CPU allowed)', or 'not measured'."""
+    """'0.72 CPU: 72 % of the 1 core a 1-process generator can use (2 CPUs allowed)', or 'not measured'."""
     use, capacity = summary.get("generator_cpu_use"), generator_capacity(summary)
     if use is None or not capacity:
         return "not measured"
     processes = summary.get("generator_processes") or 1
-    return (f"{use:.2f} CPU: {100 * use / capacity:.0f} % of the {capacity} a {processes}-process generator "
-            f"can use ({summary['generator_cpus']} CPU allowed)")
+    return (f"{use:.2f} CPU: {100 * use / capacity:.0f} % of the {_count(capacity, 'core')} a "
+            f"{processes}-process generator can use ({_count(summary['generator_cpus'], 'CPU')} allowed)")
 
 
 def referee_meaning(summary: dict[str, Any], throughput_ratio: float | None) -> str:

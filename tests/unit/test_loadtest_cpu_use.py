@@ -71,8 +71,18 @@ def test_report_states_the_generator_cpu():
     cpus = len(os.sched_getaffinity(0))
     assert summary["generator_cpu_use"] == 0.97 and summary["load_window_unix_s"] == [10.0, 20.0]
     capacity = min(cpus, 3)  # one Python process keeps about one core busy
-    assert generator_cpu_text(summary) == (f"0.97 CPU: {97 / capacity:.0f} % of the {capacity} a 3-process "
-                                           f"generator can use ({cpus} CPU allowed)")
+    cores = f"{capacity} core" + ("s" if capacity > 1 else "")
+    allowed = f"{cpus} CPU" + ("s" if cpus > 1 else "")
+    assert generator_cpu_text(summary) == (f"0.97 CPU: {97 / capacity:.0f} % of the {cores} a 3-process "
+                                           f"generator can use ({allowed} allowed)")
+
+
+def test_the_generator_cpu_line_names_its_unit():
+    """Issue 13: it read "72 % of the 1 a 1-process generator can use" (no unit after the count)."""
+    summary = {"generator_cpu_use": 0.72, "generator_cpus": 2, "generator_processes": 1}
+    text = generator_cpu_text(summary)
+    print(text)
+    assert text == "0.72 CPU: 72 % of the 1 core a 1-process generator can use (2 CPUs allowed)"
 
 
 def test_load_window_from_locust_history(tmp_path):
