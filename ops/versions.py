@@ -489,8 +489,9 @@ def _check_version_folder(source: Path, model_dir: Path) -> None:
         return
     root = source.resolve()
     if model_dir.resolve().is_relative_to(root):
-        raise ConfigError(f"{source} holds the model folder {model_dir} itself; nothing was added: pass a "
-                          "version folder (its model file, no config.pbtxt) or one model file")
+        what = "is the model folder" if model_dir.resolve() == root else f"holds the model folder {model_dir}"
+        raise ConfigError(f"{source} {what}, not a version folder; nothing was added: pass one version "
+                          f"folder (e.g. {model_dir / '1'}) or one model file")
     for entry in sorted(source.iterdir()):
         if entry.name in ("config.pbtxt", HISTORY_FILE) or (entry.is_dir() and entry.name.isdigit()):
             raise ConfigError(f"{source} is a model folder, not a version folder ({entry.name} in it); "
@@ -533,7 +534,9 @@ def check_io_matches(onnx_path: Path | None, config_path: Path) -> None:
         if declared:
             found = {v.name: (_triton_type(v.type.tensor_type.elem_type), len(v.type.tensor_type.shape.dim))
                      for v in actual}
-            wanted = {t.name: (_data_type_name(t.data_type), len(t.dims) + batch) for t in declared}
+            wanted = {t.name: (_data_type_name(t.data_type),
+                               len(t.reshape.shape if t.HasField("reshape") else t.dims) + batch)
+                      for t in declared}
             _compare(kind, found, wanted, f"{onnx_path}", f"{config_path}")
 
 

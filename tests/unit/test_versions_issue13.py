@@ -234,3 +234,18 @@ def test_d1_sigterm_during_the_load_is_undone_too_and_exits_143(repo: Path, monk
     assert done.value.code == 143 and len(lines) == 1 and control.loads == [[2], [1]]
     assert lines[0].startswith("terminated: m serves versions [1] again"), lines
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_d7_a_reshaped_input_is_compared_by_its_reshaped_rank_and_a_parent_folder_is_refused(repo: Path) -> None:
+    config = repo / "m" / "config.pbtxt"
+    config.write_text(config.read_text() + IO.replace("dims: [4] }", "dims: [4] reshape { shape: [4, 1, 1] } }", 1))
+    manager = VersionManager(repo, FakeControl(repo))
+    with pytest.raises(ConfigError, match="holds the model folder"):
+        manager.add("m", repo)
+    with pytest.raises(ConfigError, match="rank 2 but"):
+        manager.add("m", _io_model(repo.parent / "flat.onnx"))
+    source = repo.parent / "v3"
+    source.mkdir()
+    _io_model(source / "model.onnx", rank=4)
+    with pytest.raises(ConfigError, match="output 'y'"):  # the output is declared without reshape
+        manager.add("m", source)
