@@ -68,3 +68,13 @@ def test_the_out_check_leaves_no_folder_behind(tmp_path):
     (tmp_path / "kept").mkdir()
     _check_out(tmp_path / "kept")
     assert (tmp_path / "kept").is_dir()
+
+
+# -- 6: a URL with a scheme ----------------------------------------------------------------------------
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "grpc://127.0.0.1:1/"])
+def test_a_url_with_a_scheme_says_url_takes_host_port(tmp_path, url):
+    done = _cli("loadtest", "steady", "--url", url, "--out", "r", cwd=tmp_path)
+    line = _one_line(done)
+    print(line)
+    assert done.returncode == 2 and "--url takes host:port for gRPC (no http://), e.g. 127.0.0.1:1" in line
+    assert not (tmp_path / "r").exists()
