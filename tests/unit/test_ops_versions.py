@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tritonstack.ops.versions import VersionManager
 
@@ -40,13 +41,23 @@ class FakeControl:
         return [{"name": "m", "version": str(v), "state": "READY"} for v in self._policy()]
 
 
-def model_bytes(tag: str) -> bytes:
-    """A small valid ONNX model (Identity), told apart by its doc string (`versions add` checks models)."""
-    from onnx import TensorProto, helper
+def digits_model_bytes(tag: str) -> bytes:
+    """A model with digits_mlp's inputs and outputs (`versions add` checks them against config.pbtxt)."""
+    return model_bytes(tag, ("features", "probabilities"), (64, 10))
 
-    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "m", [value],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+
+def model_bytes(tag: str, names: tuple[str, str] = ("x", "y"), widths: tuple[int, int] = (4, 4)) -> bytes:
+    """A small valid ONNX model told apart by its doc string (`versions add` checks models): Identity, or
+    a MatMul when the widths differ (`digits_model_bytes`: digits_mlp's features[64] -> probabilities[10])."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    (x, y), (w_in, w_out) = names, widths
+    value = helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", w_in])
+    weights = [] if w_in == w_out else [numpy_helper.from_array(np.zeros((w_in, w_out), np.float32), "w")]
+    node = (helper.make_node("Identity", [x], [y]) if not weights else helper.make_node("MatMul", [x, "w"], [y]))
+    graph = helper.make_graph([node], "m", [value],
+                              [helper.make_tensor_value_info(y, TensorProto.FLOAT, ["N", w_out])],
+                              initializer=weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], doc_string=tag)
     model.ir_version = 8
     return model.SerializeToString()

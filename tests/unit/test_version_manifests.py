@@ -17,7 +17,8 @@ from tritonstack.ops.versions import VersionManager
 
 from tritonstack.errors import ConfigError
 
-from .test_ops_versions import FakeControl, model_bytes
+from .test_ops_versions import FakeControl
+from .test_ops_versions import digits_model_bytes as model_bytes  # the config's tensors
 
 ROOT = Path(__file__).resolve().parents[2]
 
