@@ -130,11 +130,22 @@ def _main(argv: list[str] | None) -> None:
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         if not _is_usage_error(exc):
             raise
-        if not json_lines:
-            exc.show()
-            sys.exit(exc.exit_code)
-        _fail(exc.format_message(), type(exc).__name__, exc.exit_code, json_lines=True)
+        if json_lines:
+            _fail(exc.format_message(), type(exc).__name__, exc.exit_code, json_lines=True)
+        _usage_error(exc)
     _exit_code(code, json_lines=json_lines)
+
+
+def _usage_error(exc: Exception) -> None:
+    """A bad option or argument: one line with what is wrong and where the help is, exit 2 (click's
+    four-line usage block otherwise); a bare group (no command) still shows its help."""
+    if type(exc).__name__ == "NoArgsIsHelpError" or not exc.format_message():
+        exc.show()
+        sys.exit(exc.exit_code)
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+    err_console.print(f"error: {exc.format_message()}{hint}", soft_wrap=True, markup=False, highlight=False)
+    sys.exit(exc.exit_code)
 
 
 def _exit_code(code: object, *, json_lines: bool) -> None:
