@@ -93,3 +93,9 @@ def test_unreadable_samples_and_contradicting_shape(tmp_path):
     np.savez(tmp_path / "ok.npz", tokens=np.zeros((2, 6), np.int64), features=np.zeros((2, 6, 4)))
     with pytest.raises(ConfigError, match="contradicts"):
         request_rows(GRU, samples_path=tmp_path / "ok.npz", shapes={"tokens": (9,)})
+
+
+def test_an_input_given_twice_by_shape_is_refused() -> None:
+    """`--shape seq:4,8 --shape seq:5,8` was accepted, the last one silently winning."""
+    with pytest.raises(ConfigError, match="gives input 'seq' twice"):
+        parse_shapes(["seq:4,8", "seq:5,8"])
