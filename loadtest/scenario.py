@@ -96,6 +96,21 @@ class Scenario:
             raise ConfigError(f"open loop needs rate_rps > 0 (got {self.rate_rps}) and max_in_flight >= 1")
         if self.duration_s > 3600:
             raise ConfigError(f"duration_s={self.duration_s} is over an hour; split the run")
+        if self.kind is Kind.SPIKE:
+            self._check_spike()
+
+    def _check_spike(self) -> None:
+        """A spike must happen, fit in the run and add users (else the run and its report mislead)."""
+        at, end, run = self.spike_at_s, self.spike_at_s + self.spike_s, self.duration_s
+        if at >= run:
+            raise ConfigError(f"--spike-at {at:g} is not before --duration {run:g}: the spike would never "
+                              "start; use a smaller --spike-at or a longer --duration")
+        if end > run:
+            raise ConfigError(f"the spike (--spike-at {at:g} + --spike-s {self.spike_s:g}) ends at "
+                              f"{end:g} s, after --duration {run:g}; shorten --spike-s or raise --duration")
+        if self.spike_users <= self.users:
+            raise ConfigError(f"--spike-users {self.spike_users} is not above --users {self.users}: "
+                              "no spike; raise --spike-users or lower --users")
 
     def _check_finite(self) -> None:
         """Rates and times must be finite and positive (inf/nan would reach the JSON report)."""

@@ -78,3 +78,31 @@ def test_a_url_with_a_scheme_says_url_takes_host_port(tmp_path, url):
     print(line)
     assert done.returncode == 2 and "--url takes host:port for gRPC (no http://), e.g. 127.0.0.1:1" in line
     assert not (tmp_path / "r").exists()
+
+
+# -- 5: a spike that cannot happen is refused before any load --------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--spike-at", "5", "--duration", "2"], "--spike-at 5 is not before --duration 2"),
+        (["--spike-at", "2", "--duration", "2"], "--spike-at 2 is not before --duration 2"),
+        (["--spike-at", "1", "--spike-s", "2", "--duration", "2"], "ends at 3 s, after --duration 2"),
+        (["--users", "8", "--spike-users", "8"], "--spike-users 8 is not above --users 8"),
+    ],
+    ids=["after", "at", "overruns", "no_more_users"],
+)
+def test_a_spike_that_cannot_happen_is_one_line_and_exit_2(tmp_path, extra, needle):
+    # port 1 has no server: the check must come before asking one
+    done = _cli("loadtest", "spike", "--url", "127.0.0.1:1", *extra, "--out", "r", cwd=tmp_path)
+    line = _one_line(done)
+    print(line)
+    assert done.returncode == 2 and needle in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_spike_that_fits_is_accepted():
+    from tritonstack.loadtest.scenario import Scenario
+
+    spike = Scenario(kind="spike", users=1, spike_users=4, spike_at_s=0.5, spike_s=1.5, duration_s=2)
+    assert spike.spike_at_s + spike.spike_s == spike.duration_s
+    Scenario(kind="steady", spike_at_s=50)  # spike options do not matter for other kinds

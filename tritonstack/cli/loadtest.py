@@ -54,12 +54,18 @@ def loadtest(
     arrival: Annotated[str, typer.Option(help="Open loop: poisson | constant.")] = "poisson",
     step_users: Annotated[int, typer.Option(help="Ramp: users added per step.", min=1)] = 4,
     step: Annotated[float, typer.Option(help="Ramp: seconds per step.", **finite("--step", 0.5))] = 2.0,
-    spike_users: Annotated[int, typer.Option(help="Spike: users during the spike.", min=1)] = 32,
+    spike_users: Annotated[
+        int, typer.Option(help="Spike: users during the spike, above --users.", min=1)
+    ] = 32,
     spike_at: Annotated[
-        float, typer.Option(help="Spike: starts at this second.", **finite("--spike-at", 0))
+        float,
+        typer.Option(help="Spike: starts at this second, before --duration.", **finite("--spike-at", 0)),
     ] = 3.0,
     spike_duration: Annotated[
-        float, typer.Option("--spike-s", help="Spike: seconds.", **finite("--spike-s", 0.1))
+        float,
+        typer.Option(
+            "--spike-s", help="Spike: seconds; the spike must end by --duration.", **finite("--spike-s", 0.1)
+        ),
     ] = 2.0,
     workers: Annotated[
         int, typer.Option(help="Locust distributed mode: worker processes (0: local).", min=0, max=16)
