@@ -1,5 +1,5 @@
 """`python -m tritonstack` runs the CLI."""
 
-from tritonstack.cli import main
+from tritonstack.entry import main
 
 main()
