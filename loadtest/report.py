@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tritonstack.loadtest.scenario import spike_users_at, step_users_at
+from tritonstack.loadtest.scenario import ramp_users_at, spike_users_at
 from tritonstack.loadtest.server_stats import ServerStatsPoller
 from tritonstack.loadtest.stats import Samples, summarize, windows
 from tritonstack.loadtest.svg import Band, Series, line_chart, titled
@@ -88,6 +88,9 @@ class RunResult:
             result.server_total = server.total()
             if server.error:
                 result.notes.append(server.error)
+            shared = _shared_server_note(result.server_total, int(result.summary.get("count", 0)))
+            if shared:
+                result.notes.append(shared)
         return result
 
     def mark_interrupted(self, after_s: float, signal_name: str = "SIGINT") -> None:
@@ -216,10 +219,9 @@ def _planned_users(result: RunResult, ts: list[float]) -> list[float | None]:
     """Users the scenario asks for at each time (closed loop)."""
     sc, duration = result.scenario, float(result.scenario.get("duration_s", 0) or 0)
     if sc.get("kind") == "ramp":
-        steps = max(int(duration // sc["step_s"]), 1)
-        return [
-            step_users_at(t - 1e-9, step_users=sc["step_users"], step_s=sc["step_s"], steps=steps) for t in ts
-        ]
+        cap = sc.get("users")  # absent from reports written before the ramp was capped at --users
+        step = {"step_users": sc["step_users"], "step_s": sc["step_s"]}
+        return [ramp_users_at(t - 1e-9, users=cap, duration_s=duration, **step) for t in ts]
     if sc.get("kind") == "spike":
         keys = ("users", "spike_users", "spike_at_s", "spike_s")
         return [spike_users_at(t - 1e-9, duration_s=duration, **{k: sc[k] for k in keys}) for t in ts]
@@ -356,3 +358,14 @@ delay</div>
 <div class="grid top"><div class="card"><h2>Summary</h2>{_table(_headline(result))}</div>
 <div class="card"><h2>Scenario</h2>{_table(result.scenario)}</div>{referee}</div>{notes}
 <h2 style="font-size:16px">Plots</h2><div class="grid">{charts}</div></body></html>"""
+
+
+def _shared_server_note(server_total: dict[str, Any] | None, sent: int) -> str | None:
+    """A note when the server counted clearly more requests for the model than this test sent
+    (10 % and 50 requests of slack for the polling edges): other clients' traffic is in its figures."""
+    counted = int((server_total or {}).get("requests", 0))
+    if counted <= sent * 1.1 + 50:
+        return None
+    return (f"the server counted {counted} requests for this model during the run, this test sent {sent}: "
+            "other clients used it at the same time, so the server figures (queue, compute, batch) are not "
+            "this test's alone")

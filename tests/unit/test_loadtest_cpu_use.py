@@ -108,3 +108,13 @@ def test_referee_meaning_names_the_limit():
     assert "CPU to spare" in referee_meaning(spare, 0.3)
     assert "not measured" in referee_meaning({}, 0.3)
     assert "no throughput ratio" in referee_meaning(busy, None)
+
+
+def test_a_server_shared_with_other_clients_is_noted() -> None:
+    """Two load tests at once against one server: each report showed the other's requests as its own."""
+    from tritonstack.loadtest.report import _shared_server_note
+
+    assert _shared_server_note({"requests": 3430}, 2596) is not None
+    assert "other clients" in _shared_server_note({"requests": 3430}, 2596)
+    assert _shared_server_note({"requests": 2640}, 2596) is None
+    assert _shared_server_note(None, 10) is None
