@@ -83,6 +83,9 @@ class RunResult:
         )
         _add_offered(result.windows, samples, origin_s=origin_s, width_s=width)
         result.summary["window_s"] = width
+        behind = _behind_schedule_note(result.summary, scenario.get("duration_s"))
+        if behind:
+            result.notes.append(behind)
         if server is not None:
             result.server = server.timeline(origin_s, until_s=duration_s)
             result.server_total = server.total()
@@ -369,3 +372,18 @@ def _shared_server_note(server_total: dict[str, Any] | None, sent: int) -> str |
     return (f"the server counted {counted} requests for this model during the run, this test sent {sent}: "
             "other clients used it at the same time, so the server figures (queue, compute, batch) are not "
             "this test's alone")
+
+
+def _behind_schedule_note(summary: dict[str, Any], planned_s: float | None) -> str | None:
+    """A note when the load generator could not keep the schedule: requests started over 1 s late, or
+    the run lasted over 1.5x the planned duration. The latencies then include the wait, and the
+    offered load was not what was asked."""
+    delay_ms = summary.get("max_schedule_delay_ms") or 0.0
+    ran_s = summary.get("duration_s") or 0.0
+    late = delay_ms > 1000.0
+    long = bool(planned_s) and ran_s > 1.5 * float(planned_s)
+    if not (late or long):
+        return None
+    return (f"the load generator fell behind its schedule (requests started up to {delay_ms / 1e3:.1f} s late; ran "
+            f"{ran_s:.1f} s{f' for a {float(planned_s):g} s scenario' if planned_s else ''}): the offered load was not "
+            "delivered and the latencies include that wait; lower --rate or --users, or add --workers")

@@ -118,3 +118,13 @@ def test_a_server_shared_with_other_clients_is_noted() -> None:
     assert "other clients" in _shared_server_note({"requests": 3430}, 2596)
     assert _shared_server_note({"requests": 2640}, 2596) is None
     assert _shared_server_note(None, 10) is None
+
+
+def test_a_generator_behind_its_schedule_is_noted() -> None:
+    """`open --rate 20000 --duration 2` ran 18.9 s with a 16.7 s schedule delay and no note."""
+    from tritonstack.loadtest.report import _behind_schedule_note
+
+    note = _behind_schedule_note({"max_schedule_delay_ms": 16_700.0, "duration_s": 18.9}, 2.0)
+    assert note is not None and "fell behind" in note and "18.9 s for a 2 s scenario" in note
+    assert _behind_schedule_note({"max_schedule_delay_ms": 3.0, "duration_s": 2.05}, 2.0) is None
+    assert _behind_schedule_note({"max_schedule_delay_ms": None, "duration_s": 0.0}, None) is None
