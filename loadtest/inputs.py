@@ -53,8 +53,9 @@ def parse_shapes(texts: Sequence[str]) -> dict[str, tuple[int, ...]]:
         if not name or not values or min(values) < 1:
             raise ConfigError(f"--shape {text!r}: use NAME:d1,d2 with positive dims, e.g. tokens:32")
         if name in shapes:
-            raise ConfigError(f"--shape gives input {name!r} twice ({name}:{','.join(map(str, shapes[name]))} and "
-                              f"{text}): give each input once")
+            first = ",".join(map(str, shapes[name]))
+            raise ConfigError(f"--shape gives input {name!r} twice ({name}:{first} and {text}): "
+                              "give each input once")
         shapes[name] = values
     return shapes
 

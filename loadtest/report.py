@@ -384,6 +384,7 @@ def _behind_schedule_note(summary: dict[str, Any], planned_s: float | None) -> s
     long = bool(planned_s) and ran_s > 1.5 * float(planned_s)
     if not (late or long):
         return None
-    return (f"the load generator fell behind its schedule (requests started up to {delay_ms / 1e3:.1f} s late; ran "
-            f"{ran_s:.1f} s{f' for a {float(planned_s):g} s scenario' if planned_s else ''}): the offered load was not "
-            "delivered and the latencies include that wait; lower --rate or --users, or add --workers")
+    planned = f" for a {float(planned_s):g} s scenario" if planned_s else ""
+    return (f"the load generator fell behind its schedule (requests started up to {delay_ms / 1e3:.1f} s "
+            f"late; ran {ran_s:.1f} s{planned}): the offered load was not delivered and the latencies "
+            "include that wait; lower --rate or --users, or add --workers")

@@ -324,6 +324,16 @@ def _grid(
     return points, skipped
 
 
+def _budget_hint(outcome: TuneOutcome, options: TuneOptions) -> str:
+    """When no measured point (the current config included) met --p99-ms, say what to change."""
+    measured = [p for p in [outcome.baseline, *outcome.points] if p and p.get("p99_ms") is not None]
+    if not measured or any(p["p99_ms"] <= options.p99_ms for p in measured):
+        return ""
+    fastest = min(p["p99_ms"] for p in measured)
+    return (f" (no point met p99 <= {options.p99_ms:g} ms at concurrency {options.concurrency}; the lowest "
+            f"was {fastest:.2f} ms: lower --concurrency or raise --p99-ms)")
+
+
 def _stop_asked(options: TuneOptions) -> bool:
     return options.should_stop is not None and options.should_stop()
 
@@ -332,7 +342,8 @@ def _decide(ts: TuneServer, outcome: TuneOutcome, rows: list[Any], options: Tune
     """Pick the winner and confirm it against the baseline; set outcome.best/decision."""
     best = choose(outcome.points, options.p99_ms, outcome.baseline, options.min_gain)
     if best is None:
-        outcome.decision = "no candidate beat the current config; nothing written"
+        hint = _budget_hint(outcome, options)
+        outcome.decision = f"no candidate beat the current config; nothing written to the repository{hint}"
         return None
     chosen = Candidate(**{k: best[k] for k in ("max_batch_size", "max_queue_delay_us", "instances")})
     try:

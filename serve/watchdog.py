@@ -141,7 +141,8 @@ class ServerWatchdog:
         log = self.keep_log(code)
         reason, self._restart_reason = self._restart_reason, None
         if reason is None:
-            _LOGGER.warning("tritonserver died (%s); its log is kept in %s; restarting it", _describe(code), log)
+            _LOGGER.warning("tritonserver died (%s); its log is kept in %s; restarting it",
+                            _describe(code), log)
         error = None
         for attempt in range(1, self.attempts + 1):
             if self._stop.is_set():

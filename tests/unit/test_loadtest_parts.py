@@ -4,6 +4,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from tritonstack.loadtest.bench.workloads import WORKLOADS, Row, pick
@@ -207,3 +208,17 @@ def test_a_tune_point_cut_short_by_a_stop_is_not_shown_as_a_measurement(monkeypa
     points, skipped = tune_module._grid(ts, options, grid, [], shown.append, None)
     print(f"points kept after a stop during the 2nd of 3: {[p['max_batch_size'] for p in points]}")
     assert [p["max_batch_size"] for p in points] == [8] and shown == points and skipped == []
+
+
+def test_tune_says_what_to_change_when_no_point_met_the_budget() -> None:
+    """The README's `tune digits_mlp --p99-ms 5` on a busy box: every point over budget at concurrency
+    32, and the decision gave the user nothing to act on."""
+    from tritonstack.loadtest.tune import TuneOptions, TuneOutcome, _budget_hint
+
+    options = TuneOptions(model="digits_mlp", repository=Path("r"), p99_ms=5.0)
+    over = TuneOutcome(model="digits_mlp", p99_ms=5.0, baseline={"p99_ms": 7.5},
+                       points=[{"p99_ms": 6.25}, {"p99_ms": None}], best=None)
+    hint = _budget_hint(over, options)
+    assert "lowest was 6.25 ms" in hint and "lower --concurrency or raise --p99-ms" in hint
+    met = TuneOutcome(model="digits_mlp", p99_ms=5.0, baseline={"p99_ms": 4.0}, points=[], best=None)
+    assert _budget_hint(met, options) == ""
