@@ -323,14 +323,22 @@ def _summary_from_locust(total: dict[str, str]) -> dict[str, Any]:
         "count": count,
         "errors": failures,
         "error_rate": failures / count if count else 0.0,
-        "throughput_rps": float(total["Requests/s"]),
-        "p50_ms": float(total["50%"]),
-        "p90_ms": float(total["90%"]),
-        "p99_ms": float(total["99%"]),
-        "mean_ms": float(total["Average Response Time"]),
+        "throughput_rps": _number(total["Requests/s"]) or 0.0,
+        "p50_ms": _number(total["50%"]),
+        "p90_ms": _number(total["90%"]),
+        "p99_ms": _number(total["99%"]),
+        "mean_ms": _number(total["Average Response Time"]),
         "max_schedule_delay_ms": None,
         "error_kinds": {},
     }
+
+
+def _number(text: str | None) -> float | None:
+    """A figure of Locust's CSV; None for its 'N/A' (no request finished yet, e.g. a Ctrl-C early on)."""
+    try:
+        return float(text) if text not in (None, "", "N/A") else None
+    except ValueError:
+        return None
 
 
 def _windows_from_history(history: list[dict[str, str]]) -> list[dict[str, Any]]:

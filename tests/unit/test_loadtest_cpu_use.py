@@ -128,3 +128,14 @@ def test_a_generator_behind_its_schedule_is_noted() -> None:
     assert note is not None and "fell behind" in note and "18.9 s for a 2 s scenario" in note
     assert _behind_schedule_note({"max_schedule_delay_ms": 3.0, "duration_s": 2.05}, 2.0) is None
     assert _behind_schedule_note({"max_schedule_delay_ms": None, "duration_s": 0.0}, None) is None
+
+
+def test_locust_na_figures_of_an_early_stop_are_not_a_traceback() -> None:
+    """`--workers 2` and Ctrl-C before any request finished: Locust writes 'N/A', which was parsed
+    with float() (ValueError traceback, exit 1)."""
+    from tritonstack.loadtest.locust_runner import _summary_from_locust
+
+    total = {"Request Count": "0", "Failure Count": "0", "Requests/s": "0", "50%": "N/A", "90%": "N/A",
+             "99%": "N/A", "Average Response Time": "N/A"}
+    summary = _summary_from_locust(total)
+    assert summary["count"] == 0 and summary["p50_ms"] is None and summary["mean_ms"] is None
