@@ -47,12 +47,21 @@ class GateResult:
         if self.passed:
             return
         if self.kind == "min_value":
-            detail = f"mean {self.metric} {self.after:.4f} < required {self.budget:.4f}"
+            f = _formatter(self.budget)
+            detail = f"mean {self.metric} {f(self.after)} < required {f(self.budget)}"
         else:
-            detail = (f"{self.metric} {self.before:.4f} -> {self.after:.4f}, drop "
-                      f"{self.before - self.after:.4f} > budget {self.budget:.4f}")
+            f = _formatter(self.budget)
+            detail = (f"{self.metric} {f(self.before)} -> {f(self.after)}, drop "
+                      f"{f(self.before - self.after)} > budget {f(self.budget)}")
         raise AccuracyGateError(f"{what} rejected by the accuracy gate on {self.samples} held-out "
                                 f"samples: {detail}; keep FP32, or calibrate differently")
+
+
+def _formatter(budget: float) -> Callable[[float], str]:
+    """Figures with 4 decimals, or as many as the budget needs to be shown exactly (up to 10): a
+    budget of 0.99999 was printed as 1.0000, next to a candidate's 0.9793."""
+    decimals = next((d for d in range(4, 11) if abs(round(budget, d) - budget) < 1e-12), 10)
+    return lambda value: f"{value:.{decimals}f}"
 
 
 def top1(outputs: np.ndarray, labels: np.ndarray) -> float:

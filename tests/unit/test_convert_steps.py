@@ -227,3 +227,13 @@ def test_tensorrt_is_skipped_with_a_reason_here() -> None:
     if is_tensorrt_available():
         pytest.skip("this host has a GPU and tensorrt; see tests/gpu")
     assert "GPU" in trt_skip_reason() or "tensorrt" in trt_skip_reason()
+
+
+def test_the_gate_message_shows_the_budget_as_given() -> None:
+    """`--metric cosine --budget 0.99999` was refused with 'mean cosine 0.9793 < required 1.0000'."""
+    from tritonstack.convert.gate import GateResult
+
+    result = GateResult(metric="cosine", before=1.0, after=0.9793, budget=0.99999, kind="min_value", samples=8,
+                        passed=False)
+    with pytest.raises(AccuracyGateError, match=r"mean cosine 0\.97930 < required 0\.99999"):
+        result.check("fp16")
