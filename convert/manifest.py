@@ -22,7 +22,7 @@ from typing import Any
 from tritonstack.errors import ConfigError
 
 __all__ = ["ADDED", "MANIFEST", "VersionCheck", "base_manifest", "check_version", "file_sha256",
-           "files_sha256", "tool_versions", "write_added_manifest"]
+           "files_sha256", "record_file", "tool_versions", "write_added_manifest"]
 
 MANIFEST = "manifest.json"
 #: status of a version `versions add` copied in: its files match the hashes recorded then, but no
@@ -124,3 +124,26 @@ def write_added_manifest(version_dir: Path, *, source: Path, model: str, version
     manifest.update({"model": model, "version": version, "files": actual})
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def record_file(version_dir: Path, path: Path, *, by: str) -> bool:
+    """Add the hash of `path` (a file just written into `version_dir` by a tritonstack command, e.g. the
+    drift reference) to the folder's manifest, when every other file still matches it; the manifest's
+    verification stands, since the model files are unchanged. False (manifest untouched) otherwise."""
+    manifest_path = Path(version_dir) / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return False
+    recorded = manifest.get("files") if isinstance(manifest, dict) else None
+    name = Path(path).relative_to(version_dir).as_posix()
+    actual = files_sha256(version_dir)
+    if not isinstance(recorded, dict) or any(recorded.get(n) != actual.get(n)
+                                             for n in set(recorded) | set(actual) if n != name):
+        return False
+    manifest["files"] = {**recorded, name: actual[name]}
+    manifest.setdefault("added_files", {})[name] = by
+    staged = manifest_path.with_name(f".{MANIFEST}.tmp")
+    staged.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    staged.replace(manifest_path)
+    return True

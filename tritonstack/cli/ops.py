@@ -45,6 +45,10 @@ def drift_reference(
     path = reference.save(version_dir / REFERENCE_FILE)
     null = ", ".join(f"{k} {v:.4f}" for k, v in reference.null_scores.items())
     console.print(f"wrote {path} ({reference.features} features); unshifted windows score: {null}")
+    from tritonstack.convert.manifest import record_file
+
+    if record_file(version_dir, Path(path), by="tritonstack ops drift-reference"):
+        console.print(f"recorded its SHA-256 in {version_dir / 'manifest.json'} (model files unchanged)")
 
 
 @ops_app.command("drift-status")
