@@ -3,7 +3,8 @@
     scenario = Scenario(kind=Kind.OPEN, model="digits_mlp", users=4, rate_rps=400, duration_s=10)
     os.environ.update(scenario.to_env())          # a distributed worker reads Scenario.from_env()
 
-Kinds: `steady` (closed loop, `users` in flight), `ramp` (step ramp: +`step_users` every `step_s`),
+Kinds: `steady` (closed loop, `users` in flight), `ramp` (step ramp: +`step_users` every `step_s`, never
+above `users`, ending at `duration_s`),
 `spike` (`users`, then `spike_users` from `spike_at_s` for `spike_s`), `open` (constant or Poisson
 arrivals at `rate_rps` in total, latency from the scheduled send time).
 """
@@ -21,7 +22,8 @@ from tritonstack.loadtest.schedule import Arrival
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["ENV_KEY", "MIN_TIMEOUT_S", "Kind", "Scenario", "parse_kind", "spike_users_at", "step_users_at"]
+__all__ = ["ENV_KEY", "MIN_TIMEOUT_S", "Kind", "Scenario", "parse_kind", "ramp_users_at", "spike_users_at",
+           "step_users_at"]
 
 ENV_KEY = "TRITONSTACK_SCENARIO"
 #: The shortest request deadline a scenario takes: gRPC rounds deadlines to milliseconds and the client
@@ -154,7 +156,7 @@ class Scenario:
             "arrival",
             "max_in_flight",
         }
-        hidden = (optional - set(only)) | ({"users"} if self.kind is Kind.RAMP else set())
+        hidden = optional - set(only)
         given = {k: v for k, v in self.as_dict().items() if k in ("version", "inputs_path") and v}
         return {k: v for k, v in self.as_dict().items() if k not in hidden} | given
 
@@ -173,6 +175,17 @@ def step_users_at(t_s: float, *, step_users: int, step_s: float, steps: int) -> 
     """Users wanted at `t_s` of a step ramp; None once the last step is over."""
     step = int(t_s // step_s)
     return None if step >= steps else step_users * (step + 1)
+
+
+def ramp_users_at(
+    t_s: float, *, users: int | None, step_users: int, step_s: float, duration_s: float
+) -> int | None:
+    """Users wanted at `t_s` of a step ramp: +`step_users` every `step_s`, capped at `users` (None: no
+    cap, as in reports written before the cap), the last step cut at `duration_s`; None from then on."""
+    if t_s >= duration_s:
+        return None
+    wanted = step_users * (int(t_s // step_s) + 1)
+    return wanted if users is None else min(wanted, users)
 
 
 def spike_users_at(

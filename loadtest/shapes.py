@@ -1,22 +1,22 @@
 """Load profiles as Locust `LoadTestShape`s: step ramp and spike, both ending on their own.
 
-    shape = StepRamp(Scenario(kind=Kind.RAMP, step_users=4, step_s=2, duration_s=10))  # 4, 8 .. 20 users
+    shape = StepRamp(Scenario(kind=Kind.RAMP, users=12, step_users=4, step_s=2, duration_s=10))  # 4, 8, 12
     shape = Spike(Scenario(kind=Kind.SPIKE, users=8, spike_users=32, spike_at_s=3, spike_s=2))
 
-The user-count logic lives in pure functions (`scenario.step_users_at`, `scenario.spike_users_at`) so
+The user-count logic lives in pure functions (`scenario.ramp_users_at`, `scenario.spike_users_at`) so
 it is tested without Locust; the classes only adapt them to `tick()`.
 """
 
 from __future__ import annotations
 
 from locust import LoadTestShape
-from tritonstack.loadtest.scenario import Kind, Scenario, spike_users_at, step_users_at
+from tritonstack.loadtest.scenario import Kind, Scenario, ramp_users_at, spike_users_at
 
 __all__ = ["Spike", "StepRamp", "shape_for"]
 
 
 class StepRamp(LoadTestShape):
-    """+`step_users` users every `step_s` seconds for `duration_s`, then stop.
+    """+`step_users` users every `step_s` seconds up to `users`, for `duration_s`, then stop.
 
     Built without arguments (as the `locust` command does) it reads `Scenario.from_env()`.
     """
@@ -24,12 +24,12 @@ class StepRamp(LoadTestShape):
     def __init__(self, scenario: Scenario | None = None) -> None:
         super().__init__()
         self.scenario = scenario or Scenario.from_env()
-        self.steps = max(int(self.scenario.duration_s // self.scenario.step_s), 1)
 
     def tick(self) -> tuple[int, float] | None:
         """(users, spawn rate) now, or None to stop."""
         s = self.scenario
-        users = step_users_at(self.get_run_time(), step_users=s.step_users, step_s=s.step_s, steps=self.steps)
+        users = ramp_users_at(self.get_run_time(), users=s.users, step_users=s.step_users, step_s=s.step_s,
+                              duration_s=s.duration_s)
         return None if users is None else (users, s.spawn_rate)
 
 

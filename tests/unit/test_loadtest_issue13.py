@@ -106,3 +106,37 @@ def test_a_spike_that_fits_is_accepted():
     spike = Scenario(kind="spike", users=1, spike_users=4, spike_at_s=0.5, spike_s=1.5, duration_s=2)
     assert spike.spike_at_s + spike.spike_s == spike.duration_s
     Scenario(kind="steady", spike_at_s=50)  # spike options do not matter for other kinds
+
+
+# -- 4: a ramp stays within --users and --duration -------------------------------------------------------
+def test_a_ramp_never_exceeds_users_nor_runs_past_duration():
+    from tritonstack.loadtest.scenario import ramp_users_at
+
+    plan = {"users": 10, "step_users": 4, "step_s": 2.0, "duration_s": 7.0}  # last step capped and cut
+    got = [ramp_users_at(t, **plan) for t in (0, 2, 4, 6, 6.99, 7)]
+    print(got)
+    assert got == [4, 8, 10, 10, 10, None]
+    assert ramp_users_at(5, users=None, step_users=4, step_s=2, duration_s=7) == 12  # old reports: no cap
+
+
+def test_the_ramp_chart_plans_the_capped_ramp():
+    from tritonstack.loadtest.report import RunResult, _planned_users
+
+    sc = {"kind": "ramp", "users": 6, "step_users": 4, "step_s": 1.0, "duration_s": 3.0}
+    result = RunResult(name="ramp", scenario=sc, summary={}, windows=[])
+    assert _planned_users(result, [0.5, 1.5, 2.5, 3.0]) == [4, 6, 6, 6]
+
+
+def test_a_step_longer_than_the_run_is_cut_at_duration():
+    """The tester's case (--users 4 --step-users 8 --step 5 --duration 1) ran 8 users for 5.05 s."""
+    from tritonstack.loadtest.scenario import Scenario, ramp_users_at
+
+    sc = Scenario(kind="ramp", users=4, step_users=8, step_s=5, duration_s=1)
+    plan = {"users": sc.users, "step_users": sc.step_users, "step_s": sc.step_s, "duration_s": sc.duration_s}
+    assert [ramp_users_at(t, **plan) for t in (0, 0.99, 1.0, 5.05)] == [4, 4, None, None]
+
+
+def test_a_ramp_report_shows_its_user_ceiling():
+    from tritonstack.loadtest.scenario import Scenario
+
+    assert Scenario(kind="ramp", users=12).describe()["users"] == 12

@@ -2,7 +2,7 @@
 
 tritonstack loadtest steady --url 127.0.0.1:8001 --users 8 --duration 30
 tritonstack loadtest open --url 127.0.0.1:8001 --rate 500 --arrival poisson
-tritonstack loadtest ramp --repository model_repository --step-users 4 --step 5 --duration 30
+tritonstack loadtest ramp --repository model_repository --users 24 --step-users 4 --step 5 --duration 30
 tritonstack loadtest spike --url 127.0.0.1:8001 --workers 2          # Locust master + 2 workers
 tritonstack loadtest steady --url 127.0.0.1:8001 --users 32 --engine asyncio --referee
 tritonstack loadtest steady --url 127.0.0.1:8001 --model gru --shape tokens:32 --inputs samples.npz
@@ -46,14 +46,24 @@ def loadtest(
         list[str] | None,
         typer.Option(help="Dims of a dynamic (-1) input without the batch axis, NAME:d1,d2; repeatable."),
     ] = None,
-    users: Annotated[int, typer.Option(help="Users (closed loop: requests in flight).", min=1, max=1000)] = 8,
+    users: Annotated[
+        int, typer.Option(help="Users (closed loop: requests in flight); ramp: its ceiling.", min=1, max=1000)
+    ] = 8,
     duration: Annotated[float, typer.Option(help="Seconds.", **finite("--duration", 0.5, 3600))] = 10.0,
     rate: Annotated[
         float, typer.Option(help="Open loop: total requests per second.", **finite("--rate", 0.1))
     ] = 200.0,
     arrival: Annotated[str, typer.Option(help="Open loop: poisson | constant.")] = "poisson",
-    step_users: Annotated[int, typer.Option(help="Ramp: users added per step.", min=1)] = 4,
-    step: Annotated[float, typer.Option(help="Ramp: seconds per step.", **finite("--step", 0.5))] = 2.0,
+    step_users: Annotated[
+        int, typer.Option(help="Ramp: users added every --step, up to --users.", min=1)
+    ] = 4,
+    step: Annotated[
+        float,
+        typer.Option(
+            help="Ramp: seconds per step; the ramp ends at --duration (a longer step is cut there).",
+            **finite("--step", 0.5),
+        ),
+    ] = 2.0,
     spike_users: Annotated[
         int, typer.Option(help="Spike: users during the spike, above --users.", min=1)
     ] = 32,
