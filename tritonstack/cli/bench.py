@@ -1,4 +1,5 @@
-"""`tritonstack bench`: measure W1-W10 and C1 in one run on this machine and print each ratio with its goal.
+"""`tritonstack bench`: measure W1-W10, W2-p99, C1 and L4 in one run on this machine and print each
+ratio with its goal.
 
 tritonstack bench                         # build reference models into build/bench, measure all
 tritonstack bench --quick --only W2,W5    # short points, two workloads
@@ -35,7 +36,7 @@ def bench(
         typer.Option(help="Core split SERVER:GENERATOR, e.g. 0:1 (default: lower half for the server side)."),
     ] = None,
 ) -> None:
-    """Run the benchmark workloads W1-W10 and C1 against the embedded Triton server and print the table."""
+    """Run the benchmark rows W1-W10, W2-p99, C1 and L4 on the embedded Triton server; print the table."""
     from tritonstack.cli import console
     from tritonstack.loadtest.bench.context import BenchOptions
     from tritonstack.loadtest.bench.harness import run_bench
