@@ -1,33 +1,11 @@
 """Issue 13 (outside tester): loadtest options refused in one line (exit 2) before any load or server
 start, and the wording of the messages and the report's CPU line."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
+from tests.unit.test_loadtest_guards import _cli, _one_line
 from tritonstack.cli.finite import finite
 from tritonstack.errors import ConfigError
-
-LIMIT_S = 60
-
-
-def _cli(*argv, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "tritonstack", *argv],
-        capture_output=True,
-        text=True,
-        timeout=LIMIT_S,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-
-
-def _one_line(done):
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-    assert "Traceback" not in done.stderr and len(lines) == 1, done.stdout + done.stderr
-    return lines[0]
 
 
 # -- 2: an unbounded finite option ends its sentence --------------------------------------------------
