@@ -74,9 +74,6 @@ class TritonControl:
 
     def __init__(self, url: str, *, admin_key: str | None = None, timeout_s: float = 30.0,
                  query_timeout_s: float = 5.0, tls: ClientTls | None = None) -> None:
-        if url.lower().startswith(("http://", "https://")):
-            raise ConfigError(f"--url {url} is an HTTP URL; pass Triton's gRPC endpoint as host:port "
-                              "(e.g. 127.0.0.1:8001): `tritonstack serve` runs with HTTP off")
         self.url = check_grpc_url(url.rstrip("/"))
         self.admin_key = admin_key
         self.tls = tls

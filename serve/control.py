@@ -41,6 +41,9 @@ def grpc_key_headers(admin_key: str | None) -> dict[str, str]:
 
 def check_grpc_url(url: str) -> str:
     """`url` if it is host:port with a port of 1-65535; ConfigError otherwise (gRPC would wrap the port)."""
+    if "://" in url:  # gRPC would fail later with a cryptic "errors resolving http://..."
+        host = url.split("://", 1)[1].rstrip("/")
+        raise ConfigError(f"--url {url!r}: --url takes host:port for gRPC (no http://), e.g. {host}")
     host, _, port = url.rpartition(":")
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ConfigError(f"--url {url!r} is not host:port with a port from 1 to 65535; pass Triton's gRPC "

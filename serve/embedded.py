@@ -348,7 +348,7 @@ class EmbeddedServer:
         """Bring back a model whose stub died: reload it, or, when it serves several versions and a
         watchdog runs, restart the server. Triton 2.51 crashed (SIGSEGV in TRITONBACKEND_ResponseSend)
         reloading a two-version Python-backend model under load after one version's stub died, in
-        2 of 3 runs (see FACTS): a restart on the same ports (~3 s) is what reliably heals it."""
+        2 of 3 runs: a restart on the same ports (~3 s) is what reliably heals it."""
         ready = [s for s in self.model_states() if s.get("name") == name and s.get("state") == "READY"]
         if len(ready) > 1 and self.watchdog is not None:
             self.watchdog.request_restart(f"model {name} lost a stub while serving {len(ready)} versions "

@@ -166,9 +166,6 @@ def _check_options(spec, *, url, repository, engine: str, referee: bool, inputs)
     if url is not None:
         from tritonstack.serve.control import check_grpc_url
 
-        if "://" in url:  # gRPC would fail later with a cryptic "errors resolving http://..."
-            host = url.split("://", 1)[1].rstrip("/")
-            raise ConfigError(f"--url {url!r}: --url takes host:port for gRPC (no http://), e.g. {host}")
         check_grpc_url(url)
     elif Path(repository).is_dir():
         _check_in_repository(Path(repository), spec.model, spec.version)
