@@ -20,6 +20,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 from tritonstack.client.model import ModelInfo
+from tritonstack.client.validation import as_arrays
 
 from tritonstack.errors import ClientError, ConfigError, InvalidInputError
 
@@ -103,7 +104,7 @@ def _as_dict(info: ModelInfo, data: Row) -> dict[str, np.ndarray]:
             raise InvalidInputError(f"model {info.name!r} has inputs {sorted(info.inputs)}; "
                                     "pass a dict of arrays by input name")
         return {next(iter(info.inputs)): data}
-    return dict(data)
+    return as_arrays(info, data)  # plain lists/rows: the client's one dtype rule (client/plain.py)
 
 
 def _common_length(info: ModelInfo, arrays: dict[str, np.ndarray]) -> int:

@@ -7,9 +7,10 @@
 Every message names the input, the value seen and what the model expects, e.g.
 "input 'features' has shape (3, 65); model 'digits_mlp' expects (-1, 64) with batch <= 4096".
 
-Plain Python lists (and tuples) are accepted and converted with the model's dtype by `as_arrays`,
-as long as the conversion loses no kind (ints to FP32 is fine, floats to INT64 is refused); a
-list that numpy cannot turn into a regular array is an InvalidInputError naming the input.
+One dtype rule (client/plain.py): numpy arrays must already have the input's dtype; plain Python
+lists, tuples and scalars are converted by `as_arrays` when every value fits the dtype (ints exactly,
+floats within range, never float to int). A list numpy cannot turn into a regular array, or a
+value that does not fit, is an InvalidInputError naming the input and the value.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from tritonstack.client.model import ModelInfo, TensorInfo
+from tritonstack.client.plain import RULE, from_plain, is_plain
 
 from tritonstack.errors import InvalidInputError
 
@@ -67,7 +69,7 @@ _UNBOUNDED = Bounds()
 def as_arrays(info: ModelInfo, inputs: object) -> dict[str, np.ndarray]:
     """Inputs as a dict of arrays: one array (or list) for a single-input model, else a mapping.
 
-    Lists and tuples are converted with the model's dtype (see the module docstring).
+    Plain lists, tuples and scalars are converted with the model's dtype (see the module docstring).
     """
     if isinstance(inputs, Mapping):
         items: Mapping[str, Any] = inputs
@@ -76,26 +78,8 @@ def as_arrays(info: ModelInfo, inputs: object) -> dict[str, np.ndarray]:
     else:
         raise InvalidInputError(f"model {info.name!r} has inputs {sorted(info.inputs)}; "
                                 "pass a dict of arrays by input name")
-    return {name: _from_list(info, name, value) if isinstance(value, (list, tuple)) else value
+    return {name: from_plain(info, name, value) if is_plain(value) else value
             for name, value in items.items()}
-
-
-def _from_list(info: ModelInfo, name: str, value: list | tuple) -> np.ndarray:
-    tensor = info.inputs.get(name)
-    if tensor is None:  # refused by name in validate_inputs
-        return np.asarray(value, dtype=np.object_)
-    fix = f"pass a regular (rectangular) numpy array of {tensor.dtype}"
-    try:
-        raw = np.asarray(value, dtype=np.object_ if tensor.datatype == "BYTES" else None)
-    except ValueError as exc:
-        raise InvalidInputError(f"input {name!r} is a list numpy cannot make an array of "
-                                f"({str(exc).splitlines()[0]}); {fix}") from exc
-    if tensor.datatype == "BYTES" or raw.dtype == tensor.dtype:
-        return raw
-    if raw.dtype.kind not in "biuf" or not np.can_cast(raw.dtype, tensor.dtype, casting="same_kind"):
-        raise InvalidInputError(f"input {name!r} is a list of {raw.dtype} values; model {info.name!r} "
-                                f"expects {tensor.dtype}; {fix}")
-    return raw.astype(tensor.dtype)
 
 
 def _check_batch_sizes(info: ModelInfo, inputs: Mapping[str, np.ndarray]) -> None:
@@ -138,7 +122,7 @@ def _check_structure(info: ModelInfo, tensor: TensorInfo, array: np.ndarray) -> 
     elif array.dtype != tensor.dtype:
         raise InvalidInputError(
             f"input {tensor.name!r} has dtype {array.dtype}; model {info.name!r} expects "
-            f"{tensor.dtype} (use array.astype(np.{tensor.dtype.name}))"
+            f"{tensor.dtype} (use array.astype(np.{tensor.dtype.name}); {RULE})"
         )
     shape = array.shape[1:] if info.batched else array.shape
     fits = len(shape) == len(tensor.dims) and all(
