@@ -108,3 +108,31 @@ def test_served_versions_that_are_not_ready_are_named_with_their_reason() -> Non
     problems = not_ready_served(index, served)
     print(problems)
     assert problems == ["a 1 (UNAVAILABLE: failed to load)", "b 2 (NOT LOADED)", "c 1 (UNAVAILABLE: unloaded)"]
+
+
+WIDE = """tritonstack_drift_psi_mean{model_instance="digits_mlp_reference_0_0",model="digits_mlp_reference",version="12"} 1.6
+tritonstack_drift_js_mean{model_instance="digits_mlp_reference_0_0",model="digits_mlp_reference",version="12"} 0.3
+tritonstack_drift_embedding_mmd{model_instance="digits_mlp_reference_0_0",model="digits_mlp_reference",version="12"} 0.4
+tritonstack_drift_window_rows{model_instance="digits_mlp_reference_0_0",model="digits_mlp_reference",version="12"} 1000
+nv_inference_count{model="a_really_quite_long_model_name_for_the_table",version="3"} 0
+"""
+
+
+def test_drift_status_reads_whole_on_an_80_column_terminal(tmp_path: Path) -> None:
+    """Issue 13: at COLUMNS=80 the alert column was cut ('psi_me…'); every cell must read whole."""
+    (tmp_path / "metrics").write_text(WIDE)
+    done = subprocess.run([sys.executable, "-m", "tritonstack", "ops", "drift-status",
+                           "--metrics-url", (tmp_path / "metrics").as_uri()],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = done.stdout.splitlines()
+    print(f"widest drift-status line at COLUMNS=80: {max(map(len, lines))}")
+    assert "…" not in done.stdout and max(map(len, lines)) <= 80
+    row = next(line for line in lines if "digits_mlp_reference" in line)
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    assert cells == ["digits_mlp_reference", "12", "0_0", "1000", "1.6000", "0.3000", "0.4000", "psi,mmd"]
+    folded = "".join(line.split("│")[1].strip() for line in lines if line.startswith("│"))
+    assert "a_really_quite_long_model_name_for_the_table" in folded  # folded over lines, not cut
+    prose = " ".join(" ".join(line for line in lines if line[:1] not in "┏┃┡│└").split())
+    assert "psi = psi_mean (alert > 0.1)" in prose and "mmd = embedding_mmd (alert > 0.05)" in prose
+    assert "no drift gauges (no drift reference): a_really_quite_long_model_name_for_the_table v3" in prose

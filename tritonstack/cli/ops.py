@@ -9,11 +9,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tritonstack.cli.tls_options import TlsCert, TlsKey, TlsRootCert
+
+if TYPE_CHECKING:
+    from tritonstack.ops.status import DriftRow
 
 __all__ = ["register"]
 
@@ -94,24 +97,55 @@ def _print_drift_json(rows: list) -> None:
                                  "scores": row.scores, "alerting": row.alerting}, indent=None)
 
 
+#: table header -> drift gauge; short so that every column reads whole on an 80-column terminal
+_SCORE_COLUMNS = {"psi": "psi_mean", "js": "js_mean", "mmd": "embedding_mmd"}
+
+
 def _print_drift_table(rows: list) -> None:
-    """A table with one line per served version (per instance when it publishes drift gauges)."""
+    """A table with one line per served version (per instance when it publishes drift gauges), whole at 80
+    columns: short headers explained under it, long names folded (never cut with '…')."""
     from rich.table import Table
 
     from tritonstack.cli import console
 
-    table = Table("model", "version", "instance", "rows", "psi_mean", "js_mean", "embedding_mmd", "alert")
+    table = Table()
+    for header in ("model", "v", "inst", "rows", *_SCORE_COLUMNS, "alert"):
+        table.add_column(header, overflow="fold")
     for row in rows:
-        s = row.scores
-        if not s:
-            table.add_row(row.model, row.version, "-", "-", "-", "-", "-", "no drift gauges")
-            continue
-        table.add_row(row.model, row.version, row.instance, f"{s.get('window_rows', 0):.0f}",
-                      *(f"{s.get(k, float('nan')):.4f}" for k in ("psi_mean", "js_mean", "embedding_mmd")),
-                      f"[red]{', '.join(row.alerting)}[/]" if row.alerting else "[green]ok[/]")
+        table.add_row(row.model, row.version, *_drift_cells(row))
     console.print(table)
+    console.print(_legend(), soft_wrap=False)
+    bare = [f"{r.model} v{r.version}" for r in rows if not r.scores]
+    if bare:
+        console.print(f"no drift gauges (no drift reference): {', '.join(bare)}", soft_wrap=False)
     if not rows:
         console.print("no model is served (no nv_inference_count on the page): is this Triton's metrics URL?")
+
+
+def _drift_cells(row: DriftRow) -> list[str]:
+    """The cells after model and version: instance, window rows, scores ('-' when absent), alert."""
+    scores, alerting = row.scores, row.alerting
+    if not scores:
+        return ["-"] * (3 + len(_SCORE_COLUMNS))
+    cells = [_instance(row.model, row.instance), f"{scores.get('window_rows', 0):.0f}"]
+    cells += [f"{scores[gauge]:.4f}" if gauge in scores else "-" for gauge in _SCORE_COLUMNS.values()]
+    short = {gauge: header for header, gauge in _SCORE_COLUMNS.items()}
+    return [*cells, f"[red]{','.join(short.get(a, a) for a in alerting)}[/]" if alerting else "[green]ok[/]"]
+
+
+def _instance(model: str, instance: str) -> str:
+    """The instance name without the `<model>_` prefix Triton gives it (`0_0`), else whole."""
+    prefix = f"{model}_"
+    return instance.removeprefix(prefix) if instance.startswith(prefix) and instance != prefix else instance
+
+
+def _legend() -> str:
+    """What the short headers stand for, with the alert thresholds."""
+    from tritonstack.ops.status import ALERT_THRESHOLDS
+
+    names = [f"{header} = {gauge}" + (f" (alert > {limit})" if (limit := ALERT_THRESHOLDS.get(gauge)) else "")
+             for header, gauge in _SCORE_COLUMNS.items()]
+    return f"v = version, inst = instance without its '<model>_' prefix, {', '.join(names)}"
 
 
 @ops_app.command("status")
