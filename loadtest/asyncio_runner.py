@@ -27,12 +27,35 @@ from tritonstack.errors import LoadTestError
 __all__ = ["run_asyncio"]
 
 
+def _noting_errors(send: Any, recorder: Recorder, model: str) -> Any:
+    """`send`, with a failure turned into our typed error (by gRPC status, as the Locust users do) and
+    its status and first message kept for the report's error breakdown."""
+    from tritonstack.client.errors import error_for_status
+
+    async def noted(i: int) -> object:
+        try:
+            return await send(i)
+        except Exception as exc:
+            code, details = getattr(exc, "code", None), getattr(exc, "details", None)
+            text = (details() if callable(details) else "") or ""
+            if not callable(code):
+                recorder.note_error(type(exc).__name__, exc)
+                raise
+            typed = error_for_status(code().name, text, model=model)
+            typed.__cause__ = exc  # the status is read from it
+            recorder.note_error(type(typed).__name__, typed)
+            raise typed from exc
+
+    return noted
+
+
 async def _run(
     scenario: Scenario, url: str, rows: list[Any], recorder: Recorder, should_stop: StopCheck
 ) -> Any:
     async with triton_raw(
         url, scenario.model, rows, timeout_s=scenario.timeout_s, version=scenario.version
-    ) as send:
+    ) as raw:
+        send = _noting_errors(raw, recorder, scenario.model)
         if scenario.kind is Kind.STEADY:
             return await closed_loop(
                 send,

@@ -22,7 +22,8 @@ import numpy as np
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["parse_shapes", "random_rows", "request_rows", "sent_shapes"]
+__all__ = ["cast_notes", "parse_shapes", "random_rows", "request_rows", "sent_inputs_text", "sent_shapes",
+           "wire_type"]
 
 _LOGGER = logging.getLogger(__name__)
 _WORDS = ("triton", "serves", "models", "on", "cpu", "with", "dynamic", "batching", "fast", "today")
@@ -130,7 +131,60 @@ def _cast(name: str, array: np.ndarray, datatype: str, path: Path) -> np.ndarray
             f"{path}: input {name!r} is {datatype}; the array holds {array.dtype}, "
             "which does not cast to it without changing kind"
         )
-    return array.astype(target, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, in one line
+        cast = array.astype(target, copy=False)
+    if cast.dtype != array.dtype and not _kept(array, cast):
+        raise ConfigError(
+            f"{path}: input {name!r} is {datatype}; the array holds {array.dtype} values that do not fit "
+            f"in {datatype} (e.g. {_first_lost(array, cast)}); rescale them or save them as {target}"
+        )
+    return cast
+
+
+def _kept(array: np.ndarray, cast: np.ndarray) -> bool:
+    """True when a narrowing cast kept every value in range: integers equal, floats finite where they were."""
+    if array.dtype.kind in "iub":
+        return bool(np.array_equal(array, cast))
+    return bool(np.array_equal(np.isfinite(array), np.isfinite(cast)))
+
+
+def _first_lost(array: np.ndarray, cast: np.ndarray) -> object:
+    lost = array != cast if array.dtype.kind in "iub" else np.isfinite(array) != np.isfinite(cast)
+    return array[lost].flat[0]
+
+
+def cast_notes(samples_path: str | Path, rows: Sequence[Mapping[str, np.ndarray]]) -> list[str]:
+    """One line per --inputs array that was cast to the model's datatype on the way (e.g. float64 ->
+    FP32, values within range: a narrowing cast refuses to run otherwise)."""
+    if not samples_path or not rows:
+        return []
+    with np.load(samples_path, allow_pickle=False) as archive:
+        stored = {key: archive[key].dtype for key in archive.files}
+    sent = {name: array.dtype for name, array in rows[0].items()}
+    return [
+        f"--inputs {samples_path}: input {name!r} holds {stored[name]}, sent as {wire_type(sent[name])} "
+        f"(cast; every value within {wire_type(sent[name])} range)"
+        for name in sorted(sent)
+        if name in stored and stored[name] != sent[name] and sent[name] != np.object_
+    ]
+
+
+def wire_type(dtype: np.dtype) -> str:
+    """Triton's name of a numpy dtype (float32 -> FP32, int64 -> INT64, object -> BYTES)."""
+    if dtype == np.object_:
+        return "BYTES"
+    if dtype == np.bool_:
+        return "BOOL"
+    return str(dtype).upper().replace("FLOAT", "FP")
+
+
+def sent_inputs_text(rows: Sequence[Mapping[str, np.ndarray]]) -> str:
+    """'x (1, 64) FP32; mask (1, 32) INT64': every distinct shape sent per input, with its datatype."""
+    dtypes = {name: array.dtype for row in rows[:1] for name, array in row.items()}
+    return "; ".join(
+        f"{name} {' or '.join(str(tuple(s)) for s in shapes)} {wire_type(dtypes[name])}"
+        for name, shapes in sent_shapes(rows).items()
+    )
 
 
 def _load_samples(info: Any, path: Path) -> dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ from typing import Any
 from tritonstack.loadtest.cpu_use import TreeCpu, tree
 from tritonstack.loadtest.generator import StopCheck
 from tritonstack.loadtest.locust_hdr import ENV_OUT
-from tritonstack.loadtest.report import RunResult, add_generator_cpu
+from tritonstack.loadtest.report import RunResult, add_generator_cpu, server_notes
 from tritonstack.loadtest.scenario import Kind, Scenario
 from tritonstack.loadtest.server_stats import ServerStatsPoller
 from tritonstack.loadtest.stats import LatencyHistogram, Recorder
@@ -40,6 +40,8 @@ def _recording_listener(recorder: Recorder):  # noqa: ANN202
         response_time: float, exception: BaseException | None = None, context: dict | None = None, **_: Any
     ) -> None:
         ctx = context or {}
+        if exception is not None:
+            recorder.note_error(ctx.get("error") or type(exception).__name__, exception)
         end = ctx.get("end_s", time.perf_counter())
         scheduled = ctx.get("scheduled_s", end - response_time / 1e3)
         recorder.add(
@@ -127,9 +129,17 @@ def run_local(
         server=poller,
     )
     result.summary["locust"] = _locust_totals(env)
+    result.notes.extend(_user_exceptions(runner))
     add_generator_cpu(result.summary, cpu / duration, processes=1, window_unix_s=(wall, wall + duration))
     result.load = users
     return result
+
+
+def _user_exceptions(runner: Any) -> list[str]:
+    """One note per distinct exception Locust caught in a user (outside a request: e.g. in on_start)."""
+    rows = sorted(getattr(runner, "exceptions", {}).values(), key=lambda r: -r["count"])
+    return [f"a Locust user raised {' '.join(str(r['msg']).split())[:300]} ({r['count']} x)"
+            for r in rows[:3]]
 
 
 def _free_port() -> int:
@@ -187,18 +197,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _wait_master(master: subprocess.Popen[bytes], timeout_s: float, should_stop: StopCheck) -> None:
+def _wait_master(master: subprocess.Popen[bytes], timeout_s: float, should_stop: StopCheck) -> float:
     """Until the master exits (TimeoutExpired after `timeout_s`); once `should_stop()`, SIGTERM it
-    (Locust then stops its users and writes its CSV files) and give it 30 s more."""
+    (Locust then stops its users and writes its CSV files) and give it 30 s more. Returns when the
+    load ended (perf_counter)."""
     deadline = time.monotonic() + timeout_s
     while master.poll() is None:
         if should_stop():
             master.send_signal(signal.SIGTERM)
+            ended = time.perf_counter()
             master.wait(timeout=30)
-            return
+            return ended
         if time.monotonic() > deadline:
             raise subprocess.TimeoutExpired(master.args, timeout_s)
         time.sleep(0.1)
+    return time.perf_counter()
 
 
 def run_distributed(
@@ -252,14 +265,15 @@ def run_distributed(
     try:
         interval_s = max(scenario.duration_s / 30, 0.25)
         with meter, ServerStatsPoller(url, scenario.model, interval_s=interval_s) as poller:
-            _wait_master(master, scenario.duration_s + 60, should_stop or (lambda: False))
+            ended = _wait_master(master, scenario.duration_s + 60, should_stop or (lambda: False))
     except subprocess.TimeoutExpired as exc:
         raise LoadTestError(f"locust master did not finish; see {out_dir / (name + '_locust.log')}") from exc
     finally:
         for process in (master, *started):
             _stop(process)
         log.close()
-    result = _distributed_result(scenario, url, workers, prefix, name, poller, origin)
+    stopped = bool(should_stop and should_stop())
+    result = _distributed_result(scenario, url, workers, prefix, name, poller, (origin, ended), stopped)
     _distributed_cpu(result, meter, load_window_unix_s(prefix))
     return result
 
@@ -289,21 +303,28 @@ def _distributed_result(
     prefix: Path,
     name: str,
     poller: ServerStatsPoller,
-    origin_s: float,
+    span_s: tuple[float, float],
+    stopped: bool = False,
 ) -> RunResult:
-    stats_path = Path(f"{prefix}_stats.csv")
+    """The result from Locust's CSV files; `span_s`: (master started, load ended) on perf_counter.
+    Stopped (Ctrl-C) before Locust wrote any: an empty result, as when no request finished."""
+    stats_path, described = Path(f"{prefix}_stats.csv"), {"url": url, "runner": "locust distributed"}
+    scenario_row = {**scenario.describe(), **described, "workers": workers}
     if not stats_path.exists():
+        if stopped:
+            empty = RunResult(name=name, scenario=scenario_row, summary=_summary_from_locust({}), windows=[])
+            empty.notes.append(f"Locust's log: {prefix.parent / (name + '_locust.log')}")
+            return empty
         raise LoadTestError(f"locust wrote no {stats_path}; see {prefix.parent / (name + '_locust.log')}")
     total = next(r for r in csv.DictReader(stats_path.open()) if r["Name"] == "Aggregated")
     history = list(csv.DictReader(Path(f"{prefix}_stats_history.csv").open()))
-    result = RunResult(
-        name=name,
-        scenario={**scenario.describe(), "url": url, "runner": "locust distributed", "workers": workers},
-        summary=_summary_from_locust(total),
-        windows=_windows_from_history(history),
-    )
-    result.server = poller.timeline(origin_s, until_s=scenario.duration_s)
+    summary = _summary_from_locust(total, _failures(Path(f"{prefix}_failures.csv")))
+    measured_s = _measured_s(summary, span_s)
+    result = RunResult(name=name, scenario=scenario_row, summary=summary,
+                       windows=_windows_from_history(history))
+    result.server = poller.timeline(span_s[1] - measured_s, until_s=measured_s)
     result.server_total = poller.total()
+    result.notes.extend(server_notes(poller, result.summary, origin_s=span_s[1] - measured_s))
     hdr = Path(f"{prefix}_hdr.txt")
     if hdr.is_file() and hdr.read_text().strip():
         result.summary.update(LatencyHistogram.decode(hdr.read_text().strip()).summary_ms())
@@ -312,24 +333,53 @@ def _distributed_result(
         source = "Locust's (rounded to whole ms"
     result.notes.append(
         f"distributed mode: percentiles are {source}, failed requests included); "
-        "Locust's own CSV files are next to this report"
+        f"Locust's CSV files and its log ({prefix.parent / (name + '_locust.log')}) are next to this report"
     )
     return result
 
 
-def _summary_from_locust(total: dict[str, str]) -> dict[str, Any]:
-    count, failures = int(total["Request Count"]), int(total["Failure Count"])
+def _measured_s(summary: dict[str, Any], span_s: tuple[float, float]) -> float:
+    """The load's measured span: Locust's own (its request count over its rate: first to last request),
+    at most the time from the master's start to the load's end; stored in the summary."""
+    count, rate = summary["count"], summary["throughput_rps"]
+    measured = count / rate if count and rate else span_s[1] - span_s[0]
+    summary["duration_s"] = round(min(measured, span_s[1] - span_s[0]), 3)
+    summary["throughput_rps"] = count / summary["duration_s"] if summary["duration_s"] > 0 else 0.0
+    summary["ok_throughput_rps"] = (count - summary["errors"]) / summary["duration_s"] if count else 0.0
+    return summary["duration_s"]
+
+
+def _failures(path: Path) -> list[dict[str, Any]]:
+    """Locust's failures CSV as the report's error breakdown (kind, gRPC status, count, message)."""
+    rows = list(csv.DictReader(path.open())) if path.is_file() else []
+    out = []
+    for row in rows:
+        text = " ".join((row.get("Error") or "").split())
+        status = text.rsplit("[", 1)[-1].split("]", 1)[0] if text.rstrip("')\"").endswith("]") else ""
+        out.append({"error": text.split("(", 1)[0] or "error", "status": status,
+                    "count": int(row.get("Occurrences") or 0), "first_message": text[:300]})
+    return sorted(out, key=lambda r: -r["count"])
+
+
+def _summary_from_locust(
+    total: dict[str, str], failures: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    count, failed = int(total.get("Request Count") or 0), int(total.get("Failure Count") or 0)
+    kinds: dict[str, int] = {}
+    for row in failures or []:
+        kinds[row["error"]] = kinds.get(row["error"], 0) + row["count"]
     return {
         "count": count,
-        "errors": failures,
-        "error_rate": failures / count if count else 0.0,
-        "throughput_rps": _number(total["Requests/s"]) or 0.0,
-        "p50_ms": _number(total["50%"]),
-        "p90_ms": _number(total["90%"]),
-        "p99_ms": _number(total["99%"]),
-        "mean_ms": _number(total["Average Response Time"]),
+        "errors": failed,
+        "error_rate": failed / count if count else 0.0,
+        "throughput_rps": _number(total.get("Requests/s")) or 0.0,
+        "p50_ms": _number(total.get("50%")),
+        "p90_ms": _number(total.get("90%")),
+        "p99_ms": _number(total.get("99%")),
+        "mean_ms": _number(total.get("Average Response Time")),
         "max_schedule_delay_ms": None,
-        "error_kinds": {},
+        "error_kinds": kinds,
+        "error_breakdown": failures or [],
     }
 
 

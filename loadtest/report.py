@@ -26,7 +26,7 @@ from tritonstack.loadtest.stats import Samples, summarize, windows
 from tritonstack.loadtest.svg import Band, Series, line_chart, titled
 
 __all__ = ["RunResult", "add_generator_cpu", "generator_capacity", "generator_cpu_text", "referee_meaning",
-           "render_html", "write_report"]
+           "render_html", "server_notes", "write_report"]
 
 COLORS = {
     "p50": "#1f77b4",
@@ -89,19 +89,21 @@ class RunResult:
         if server is not None:
             result.server = server.timeline(origin_s, until_s=duration_s)
             result.server_total = server.total()
-            if server.error:
-                result.notes.append(server.error)
+            result.notes.extend(server_notes(server, result.summary, origin_s=origin_s, samples=samples))
             shared = _shared_server_note(result.server_total, int(result.summary.get("count", 0)))
             if shared:
                 result.notes.append(shared)
         return result
 
     def mark_interrupted(self, after_s: float, signal_name: str = "SIGINT") -> None:
-        """Record that `signal_name` ended the load after `after_s`: the report is partial."""
+        """Record that `signal_name` ended the load: the report is partial. The time stated is the load's
+        measured span (the summary's `duration_s`) when there is one, else `after_s`."""
+        measured = self.summary.get("duration_s")
+        after_s = float(measured) if measured else after_s
         self.interrupted_after_s = round(after_s, 1)
         self.notes.append(
-            f"interrupted by {signal_name} after {after_s:.1f} s: a partial run, every figure covers only "
-            "what was measured until then"
+            f"interrupted by {signal_name} after {after_s:.1f} s of load: a partial run, every figure covers "
+            "only what was measured until then"
         )
 
     def fail_referee(self, reason: str) -> None:
@@ -112,6 +114,30 @@ class RunResult:
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""
         return asdict(self)
+
+
+def server_notes(
+    server: ServerStatsPoller, summary: dict[str, Any], *, origin_s: float, samples: Samples | None = None
+) -> list[str]:
+    """Notes on the server's side of a run. When it stopped answering (it died, or its port closed):
+    at what second, and the failed requests from then on attributed to it (also in `summary`:
+    `server_stopped_answering_s`, `failures_after_server_stopped`)."""
+    if not server.stopped_answering or server.down_since_s is None:
+        return [server.error] if server.error else []
+    last_ok_s = server.snapshots[-1].t_s
+    at_s, ok_s = max(server.down_since_s - origin_s, 0.0), max(last_ok_s - origin_s, 0.0)
+    summary["server_stopped_answering_s"] = round(at_s, 1)
+    errors = int(summary.get("errors") or 0)
+    if samples is not None and len(samples):
+        after = int(((samples.end_s >= last_ok_s) & ~samples.ok).sum())
+        summary["failures_after_server_stopped"] = after
+        blame = (f"{after} of the {errors} failed requests ended after its last answer: they are the server "
+                 "going away, not the model failing")
+    else:
+        blame = f"the failed requests ({errors}) from then on are the server going away, not the model's"
+    reason = (server.error or "").removeprefix("statistics unavailable: ")
+    return [f"the server stopped answering {at_s:.1f} s into the run (last answer at {ok_s:.1f} s; "
+            f"then: {reason}): {blame}"]
 
 
 def _add_offered(rows: list[dict[str, Any]], samples: Samples, *, origin_s: float, width_s: float) -> None:
@@ -335,6 +361,20 @@ def _headline(result: RunResult) -> dict[str, Any]:
     }
 
 
+def _errors_card(result: RunResult) -> str:
+    """The failed requests by kind (gRPC status, count, first message); "" when none failed."""
+    rows = result.summary.get("error_breakdown") or []
+    if not rows:
+        return ""
+    head = "<tr><th>error</th><th>status</th><th>count</th><th>first message</th></tr>"
+    body = "".join(
+        f"<tr><td>{escape(str(r['error']))}</td><td>{escape(str(r.get('status') or ''))}</td>"
+        f"<td>{r['count']}</td><td>{escape(str(r.get('first_message') or ''))}</td></tr>"
+        for r in rows
+    )
+    return f'<div class="card"><h2>Failed requests by kind</h2><table>{head}{body}</table></div>'
+
+
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;
 background:#fafafa}h1{font-size:22px;margin:0 0 4px}.sub{color:#666;margin-bottom:16px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:14px}
@@ -352,7 +392,7 @@ def render_html(result: RunResult) -> str:
         if result.referee
         else ""
     )
-    notes = "".join(f"<p class='notes'>{escape(n)}</p>" for n in result.notes)
+    notes = "".join(f"<p class='notes'>{escape(n)}</p>" for n in result.notes) + _errors_card(result)
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <title>tritonstack load test: {escape(result.name)}</title><style>{_CSS}</style></head><body>
 <h1>Load test: {escape(result.name)}</h1>

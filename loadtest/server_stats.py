@@ -121,9 +121,17 @@ class ServerStatsPoller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
+        self.down_since_s: float | None = None  # perf_counter of the first failed poll of the last streak
 
     def _poll(self, client: Any) -> None:
-        statistics = client.get_inference_statistics(self.model, as_json=True, client_timeout=5.0)
+        asked_s = time.perf_counter()
+        try:
+            statistics = client.get_inference_statistics(self.model, as_json=True, client_timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - statistics are optional; say why missing
+            self.error = f"statistics unavailable: {' '.join(str(exc).split())}"
+            self.down_since_s = self.down_since_s or asked_s
+            return
+        self.down_since_s = None
         self.snapshots.append(snapshot(statistics, self.model, time.perf_counter()))
 
     def _loop(self) -> None:
@@ -132,17 +140,17 @@ class ServerStatsPoller:
         client = grpcclient.InferenceServerClient(self.url)
         try:
             while True:
-                try:
-                    self._poll(client)
-                except Exception as exc:  # noqa: BLE001 - statistics are optional; say why missing
-                    self.error = f"statistics unavailable: {exc}"
+                self._poll(client)
                 if self._stop.wait(self.interval_s):
                     break
             self._poll(client)
-        except Exception as exc:  # noqa: BLE001
-            self.error = f"statistics unavailable: {exc}"
         finally:
             client.close()
+
+    @property
+    def stopped_answering(self) -> bool:
+        """True when the server had answered and its last polls failed: it went away during the run."""
+        return self.down_since_s is not None and bool(self.snapshots)
 
     def __enter__(self) -> ServerStatsPoller:
         self._thread = threading.Thread(target=self._loop, name="triton-stats", daemon=True)

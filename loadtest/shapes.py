@@ -33,6 +33,9 @@ class StepRamp(LoadTestShape):
         return None if users is None else (users, s.spawn_rate)
 
 
+SPIKE_SPAWN_RATE = 100.0  # users/s: as fast as Locust goes without warning ("spawn rate is very high")
+
+
 class Spike(LoadTestShape):
     """`users`, jumping to `spike_users` from `spike_at_s` for `spike_s`, for `duration_s` in all.
 
@@ -54,7 +57,7 @@ class Spike(LoadTestShape):
             spike_s=s.spike_s,
             duration_s=s.duration_s,
         )
-        return None if users is None else (users, max(s.spawn_rate, 1000.0))
+        return None if users is None else (users, SPIKE_SPAWN_RATE)
 
 
 def shape_for(scenario: Scenario) -> LoadTestShape | None:

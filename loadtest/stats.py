@@ -22,12 +22,13 @@ Two recorders, each where it is the better tool (measured here, 2026-12-01, 200k
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PERCENTILES", "LatencyHistogram", "Recorder", "Samples", "summarize", "windows"]
+__all__ = ["PERCENTILES", "LatencyHistogram", "Recorder", "Samples", "error_breakdown", "error_status",
+           "summarize", "windows"]
 
 PERCENTILES = (50, 90, 99)
 
@@ -41,6 +42,7 @@ class Samples:
     end_s: np.ndarray
     ok: np.ndarray  # bool
     errors: tuple[str, ...]  # error kind per failed request, in order ("" for successes)
+    first_errors: dict[str, tuple[str, str]] = field(default_factory=dict)  # kind -> (status, message)
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -61,7 +63,14 @@ class Recorder:
 
     def __init__(self) -> None:
         self._rows: list[tuple[float, float, float, bool, str]] = []
+        self._first: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
+
+    def note_error(self, kind: str, exc: BaseException) -> None:
+        """Keep the gRPC status and message of the first failure of each kind (for the breakdown)."""
+        if kind not in self._first:
+            with self._lock:
+                self._first.setdefault(kind, (error_status(exc), " ".join(str(exc).split())[:300]))
 
     def add(self, *, scheduled_s: float, start_s: float, end_s: float, ok: bool, error: str = "") -> None:
         """Record one finished request (successful or not)."""
@@ -74,12 +83,37 @@ class Recorder:
     def frame(self) -> Samples:
         """The samples so far, sorted by end time, as column arrays."""
         with self._lock:
-            rows = sorted(self._rows, key=lambda r: r[2])
+            rows, first = sorted(self._rows, key=lambda r: r[2]), dict(self._first)
         if not rows:
             empty = np.zeros(0)
-            return Samples(empty, empty, empty, np.zeros(0, dtype=bool), ())
+            return Samples(empty, empty, empty, np.zeros(0, dtype=bool), (), first)
         sched, start, end, ok, err = zip(*rows, strict=True)
-        return Samples(np.array(sched), np.array(start), np.array(end), np.array(ok, dtype=bool), err)
+        return Samples(np.array(sched), np.array(start), np.array(end), np.array(ok, dtype=bool), err, first)
+
+
+def error_status(exc: BaseException) -> str:
+    """The gRPC status code name of a failure (looked for on it and on its causes), or ""."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        code = getattr(seen, "code", None)
+        if callable(code):
+            try:
+                return str(getattr(code(), "name", code()))
+            except Exception:  # noqa: BLE001 - a `code` that is not gRPC's
+                return ""
+        if seen is None or seen.__cause__ is None:
+            return ""
+        seen = seen.__cause__
+    return ""
+
+
+def error_breakdown(kinds: dict[str, int], first: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
+    """One row per error kind, most frequent first: kind, gRPC status, count, first message."""
+    rows = []
+    for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        status, message = first.get(kind, ("", ""))
+        rows.append({"error": kind, "status": status, "count": count, "first_message": message})
+    return rows
 
 
 class LatencyHistogram:
@@ -146,6 +180,7 @@ def summarize(samples: Samples, *, duration_s: float | None = None) -> dict[str,
         "errors": errors,
         "error_rate": errors / count if count else 0.0,
         "error_kinds": kinds,
+        "error_breakdown": error_breakdown(kinds, samples.first_errors),
         "duration_s": duration_s,
         "throughput_rps": count / duration_s if duration_s > 0 else 0.0,
         "ok_throughput_rps": (count - errors) / duration_s if duration_s > 0 else 0.0,

@@ -92,7 +92,16 @@ def loadtest(
             **finite("--timeout-s", example=10),
         ),
     ] = 10.0,
-    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/loadtest"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Report folder. A run whose report is already there (same scenario) is refused before any "
+            "load, unless --overwrite."
+        ),
+    ] = Path("reports/loadtest"),
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a report of the same scenario already in --out.")
+    ] = False,
     referee: Annotated[
         bool,
         typer.Option(
@@ -137,9 +146,10 @@ def loadtest(
     )
     _check_options(spec, url=url, repository=repository, engine=engine, referee=referee, inputs=inputs)
     _check_out(out)
+    _check_no_report(out, _report_name(spec, workers), overwrite=overwrite)
     with _exit_hard_after_gevent():
-        with _server(repository) as started:
-            target = url or started
+        with _server(repository) as server:
+            target = url or server.grpc_url
             from tritonstack.loadtest.interrupt import StopOnSignals
             from tritonstack.loadtest.preflight import preflight
 
@@ -149,6 +159,8 @@ def loadtest(
                 result = _run(spec, target, workers=workers, engine=engine, out=out, should_stop=stop.is_set)
                 if referee and not stop.is_set():
                     _referee(result, spec, target, _shapes(info, rows))
+            _describe_inputs(result, spec, rows)
+            _note_server_death(result, server)
             if stop.is_set():
                 result.mark_interrupted(stop.after_s or 0.0, signal.Signals(stop.signum).name)
         code = _finish(result, out, max_error_rate_pct=max_error_rate, interrupted_code=stop.exit_code)
@@ -202,6 +214,46 @@ def _check_out(out: Path) -> None:
                 made.rmdir()
 
 
+def _report_name(spec, workers: int) -> str:  # noqa: ANN001
+    """The name the run's report files start with (as the runners name their result)."""
+    return f"{spec.kind.value}_distributed" if workers else spec.kind.value
+
+
+def _check_no_report(out: Path, name: str, *, overwrite: bool) -> None:
+    """ConfigError (one line) when `out` already holds this scenario's report and --overwrite is not
+    given: two runs never silently replace each other."""
+    from tritonstack.errors import ConfigError
+
+    existing = out / f"{name}.json"
+    if existing.exists() and not overwrite:
+        raise ConfigError(
+            f"--out {out} already holds a {name} report ({existing}); pass --overwrite to replace it, "
+            "or another --out"
+        )
+
+
+def _describe_inputs(result, spec, rows) -> None:  # noqa: ANN001
+    """Record what was sent (shapes, datatypes) and any --inputs cast, in the report and its notes."""
+    from tritonstack.loadtest.inputs import cast_notes, sent_inputs_text
+
+    result.scenario["sent"] = sent_inputs_text(rows)
+    result.notes.extend(cast_notes(spec.inputs_path, rows))
+
+
+def _note_server_death(result, server) -> None:  # noqa: ANN001
+    """With --repository the server is ours: when it died during the load, say how and where its log is."""
+    process = getattr(server, "process", None)
+    code = process.poll() if process is not None else None
+    if code is None:
+        return
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+    result.summary["server_exit_status"] = code
+    result.notes.insert(
+        0,
+        f"the embedded tritonserver died during the load ({how}); its log is kept in {server.crash_log_dir}",
+    )
+
+
 def _check_in_repository(repository: Path, model: str, version: str) -> None:
     """ConfigError before a server is started on `repository` when it has no such model (or version)."""
     from tritonstack.errors import ConfigError
@@ -250,6 +302,13 @@ def _exit_hard_after_gevent():  # noqa: ANN202
 
         err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         code = 2
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, made one by the CLI) outside the load itself
+        if "gevent" not in sys.modules:
+            raise
+        from tritonstack.cli import _TERMINATED, err_console
+
+        err_console.print("terminated" if _TERMINATED else "interrupted")
+        code = 143 if _TERMINATED else 130
     except BaseException:
         if "gevent" not in sys.modules:
             raise
@@ -272,13 +331,14 @@ def _exit_now(code: int) -> None:
 
 @contextlib.contextmanager
 def _server(repository: Path | None):  # noqa: ANN202
+    """The embedded server started on `repository` (None with --url)."""
     if repository is None:
         yield None
         return
     from tritonstack.serve import EmbeddedServer, ServerConfig
 
     with EmbeddedServer(ServerConfig(repository=repository, supervise=False)) as server:
-        yield server.grpc_url
+        yield server
 
 
 def _run(spec, url: str, *, workers: int, engine: str, out: Path, should_stop):  # noqa: ANN001, ANN202
@@ -341,10 +401,13 @@ def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: i
         if after is not None:
             err_console.print(f"interrupted after {after:.1f} s before any request finished; nothing written")
             return interrupted_code
-        raise LoadTestError(f"{result.name}: no request completed; nothing written (see the log above)")
+        why = "; ".join(result.notes) or f"none ended within --duration {result.scenario.get('duration_s')} s"
+        raise LoadTestError(f"{result.name}: no request completed, nothing written: {why}")
     paths = write_report(result, out)
     if after is not None:
-        err_console.print(f"interrupted after {after:.1f} s; partial report written to {paths['json']}")
+        written = paths["json"]
+        err_console.print(f"interrupted after {after:.1f} s of load; partial report written to {written}",
+                          soft_wrap=True)
         return interrupted_code
     _print_summary(result, paths)
     return _verdict(result, max_error_rate_pct)
@@ -389,6 +452,14 @@ def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
         )
         if r.get("meaning"):  # one line: what a gap between the engines means
             console.print(f"referee: {r['meaning']}", soft_wrap=True)
+    if result.scenario.get("sent"):
+        console.print(f"sent: {result.scenario['sent']}", soft_wrap=True)
+    for row in s.get("error_breakdown") or []:
+        status = f" [{row['status']}]" if row.get("status") else ""
+        console.print(f"  {row['count']} x {row['error']}{status}: {row['first_message']}", soft_wrap=True)
+    for note in result.notes:
+        if note.startswith(("the server stopped", "the embedded tritonserver", "--inputs")):
+            console.print(f"note: {note}", soft_wrap=True)
     console.print("report: " + ", ".join(str(p) for p in paths.values()))
 
 
