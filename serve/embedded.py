@@ -45,6 +45,7 @@ from tritonstack.serve.plan import (
     skip_reason,
 )
 from tritonstack.serve.ports import check_free, owns_listeners
+from tritonstack.serve.reaper import Reaper
 from tritonstack.serve.shadow import build_shadow, release_shadow
 from tritonstack.serve.supervisor import StubSupervisor
 from tritonstack.serve.watchdog import ServerWatchdog, default_log_dir, keep_log
@@ -95,6 +96,7 @@ class EmbeddedServer:
         self.watchdog: ServerWatchdog | None = None
         self._stopping = threading.Event()
         self._pinned_ports: dict[str, int] = {}  # a relaunch keeps the ports it had
+        self._reaper: Reaper | None = None  # cleans up if this process dies without stop() (reaper.py)
 
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -102,7 +104,11 @@ class EmbeddedServer:
         """Start the server and wait until it is ready; raise ServerStartError otherwise. With
         `restart_on_crash`, a watchdog restarts it when it dies (same ports; the crash log is kept)."""
         self._stopping.clear()
-        self._start()
+        try:
+            self._start()
+        except BaseException:
+            self._dismiss_reaper()
+            raise
         if self.config.restart_on_crash and self.watchdog is None:
             self.watchdog = ServerWatchdog(process=lambda: self.process, relaunch=self.relaunch,
                                            keep_log=self.keep_crash_log)
@@ -111,7 +117,10 @@ class EmbeddedServer:
 
     def _start(self) -> None:
         install = find_install()
+        if self._reaper is None:
+            self._reaper = Reaper.start(self.shm_prefix, grace_s=min(self.config.exit_timeout_s, 5))
         self.workdir = make_workdir()  # stale ones of a SIGKILLed serve removed first
+        self._reaper.track(self.workdir, None)
         try:
             backends = install.prepare_backends(self.workdir, runner=self.config.runner)
             self.plan = plan_repository(self.config.repository, runner=self.config.runner)
@@ -167,6 +176,8 @@ class EmbeddedServer:
             preexec_fn=with_large_stack(self.security.preexec),  # limits.py: 2.51's HTTP stack overflow
         )
         log.close()
+        if self._reaper is not None:
+            self._reaper.track(self.workdir, self.process.pid)
 
     def _arguments(self, backends: Path) -> list[str]:
         assert self.plan is not None
@@ -242,7 +253,15 @@ class EmbeddedServer:
             self.watchdog = None
         if self.process is not None and self.process.poll() not in (None, 0):
             self.keep_crash_log(self.process.returncode)
-        return self._teardown()
+        code = self._teardown()
+        self._dismiss_reaper()
+        return code
+
+    def _dismiss_reaper(self) -> None:
+        """Everything is cleaned up by us: let the reaper exit without doing anything."""
+        if self._reaper is not None:
+            self._reaper.done()
+            self._reaper = None
 
     def relaunch(self) -> None:
         """Start the server again after it died: same repository, ports and admin key."""
@@ -299,6 +318,8 @@ class EmbeddedServer:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
             self.shadow = None
+        if self._reaper is not None:
+            self._reaper.clear()
         return code
 
     def _terminate(self, process: subprocess.Popen[bytes]) -> int | None:

@@ -1,5 +1,6 @@
 """Work folders of `serve` (`/tmp/tritonstack-serve-XXXX`): made with an owner record, and the ones a
-dead `serve` left behind (SIGKILL gives it no chance to clean up) removed at the next start.
+dead `serve` left behind removed at the next start (a SIGKILLed serve's reaper, reaper.py, removes
+its folder within seconds; this sweep is the fallback when the reaper was killed too).
 
     workdir = make_workdir()        # removes stale ones of this user first, then makes a new one
 
@@ -18,21 +19,13 @@ import stat
 import tempfile
 from pathlib import Path
 
+from tritonstack.serve.reaper import process_start_time as _start_time
+
 __all__ = ["OWNER_FILE", "PREFIX", "make_workdir", "remove_stale_workdirs"]
 
 _LOGGER = logging.getLogger(__name__)
 PREFIX = "tritonstack-serve-"
 OWNER_FILE = "tritonstack-owner.json"
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22), None if gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": field 3 onwards
-    return int(fields[19])
 
 
 def make_workdir(root: Path | None = None) -> Path:

@@ -1,0 +1,96 @@
+"""Issue 13: `kill -9 <tritonstack serve>` leaves nothing behind, without waiting for the next start.
+
+The real CLI is started as a subprocess on free loopback ports, with the Python runner (so there is a
+stub and /dev/shm files), and a private temp dir (so its work dir is known). Once it serves, every
+process of it is recorded by PID from /proc (tritonserver, its stubs, the reaper); `serve` is then
+SIGKILLed and, within a generous bound, none of them may remain, the work dir must be gone and no
+/dev/shm file with its prefix (`tritonstack_<serve pid>_`) may remain. Prints the time it took (-s).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tritonstack.serve.supervisor import find_stubs
+
+from tests.integration.test_lifecycle import _port, _ready
+
+BOUND_S = 30.0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait(condition, timeout_s: float) -> float:  # noqa: ANN001
+    start = time.monotonic()
+    while not condition() and time.monotonic() - start < timeout_s:
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+@pytest.fixture()
+def small_repo(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("killed") / "model_repository"
+    shutil.copytree(repository / "digits_mlp", root / "digits_mlp", ignore=shutil.ignore_patterns("[2-9]"))
+    return root
+
+
+def test_sigkilled_serve_leaves_no_process_work_dir_or_shm_file(small_repo: Path, tmp_path_factory) -> None:  # noqa: ANN001
+    temp = tmp_path_factory.mktemp("serve-tmp")  # the work-dir root (TMPDIR), reachable by the server's user
+    grpc_port, metrics_port = _port(), _port()
+    argv = [sys.executable, "-m", "tritonstack", "serve", "--repository", str(small_repo), "--runner", "python",
+            f"--grpc-port={grpc_port}", f"--metrics-port={metrics_port}", "--ort-threads=1",
+            "--log-dir", str(tmp_path_factory.mktemp("crash-logs"))]
+    serve = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,  # noqa: S603
+                             env={**os.environ, "TMPDIR": str(temp)})
+    tracked: list[int] = []
+    try:
+        assert _wait(lambda: _ready(grpc_port) or serve.poll() is not None, 180) < 180 and _ready(grpc_port)
+        servers = [pid for pid in _children(serve.pid) if "tritonserver" in Path(f"/proc/{pid}/cmdline").read_text()]
+        tracked = [pid for s in servers for pid in (s, *(stub.pid for stub in find_stubs(s)))]
+        tracked = sorted({*tracked, *_children(serve.pid)})  # the reaper as well
+        shm_prefix = f"tritonstack_{serve.pid}_"
+        shm = lambda: sorted(p.name for p in Path("/dev/shm").glob(f"{shm_prefix}*"))  # noqa: E731
+        workdirs = [p.name for p in temp.iterdir()]
+        print(f"\nserve {serve.pid}: tritonserver {servers}, tracked {tracked}, work dirs {workdirs}, "
+              f"{len(shm())} shm file(s)")
+        assert len(servers) == 1 and len(tracked) >= 3 and len(workdirs) == 1 and shm()  # a stub and its files
+
+        os.kill(serve.pid, signal.SIGKILL)
+        serve.wait(timeout=30)
+        took = _wait(lambda: not any(map(_alive, tracked)) and not any(temp.iterdir()) and not shm(), BOUND_S)
+        print(f"after SIGKILL: processes {[p for p in tracked if _alive(p)]}, work dirs "
+              f"{[p.name for p in temp.iterdir()]}, shm {shm()} after {took:.1f} s")
+        assert [p for p in tracked if _alive(p)] == []
+        assert list(temp.iterdir()) == []
+        assert shm() == []
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        for pid in tracked:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
