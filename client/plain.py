@@ -29,7 +29,7 @@ __all__ = ["RULE", "from_plain", "is_plain"]
 
 #: One sentence that every dtype refusal ends with.
 RULE = ("numpy arrays must already have the input's dtype; plain Python lists/scalars are converted "
-        "when every value fits it (ints exactly, floats within range, no float-to-int rounding)")
+        "when every value fits it: ints exactly, floats within range, never a float to an int")
 
 
 def is_plain(value: object) -> bool:
@@ -63,6 +63,8 @@ def _kind_problem(source: np.dtype, target: np.dtype) -> str | None:
         return None
     if source.kind == "f" and target.kind in "iu":
         return "floats are not rounded to integers"
+    if source.kind == "O":
+        return "numpy found no numeric dtype for them (ints beyond 64 bits, None, or mixed types)"
     return f"{source} values cannot become {target}"
 
 

@@ -50,6 +50,7 @@ def test_int64_array_and_int_list_follow_one_stated_rule() -> None:
     ([[16777217, 0, 0, 0]], "value 16777217 has no exact FP32 representation"),
     ([[2**62 + 1, 0, 0, 0]], "has no exact FP32 representation"),
     ([[True, False, True, False]], "bool values cannot become float32"),
+    ([[2**70, 0, 0, 0]], "numpy found no numeric dtype for them (ints beyond 64 bits"),
 ])
 def test_plain_values_that_do_not_fit_fp32_are_refused_with_the_value_and_no_warning(value, fragment) -> None:
     with pytest.raises(InvalidInputError) as caught:
