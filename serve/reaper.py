@@ -79,7 +79,8 @@ class Reaper:
             process = subprocess.Popen(  # noqa: S603 - this interpreter, this file
                 argv,
                 pass_fds=(read_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
+                stderr=subprocess.DEVNULL, start_new_session=True, cwd="/",
+                env={"PYTHONUTF8": "1"})  # nothing of serve's environment (e.g. TRITONSTACK_ADMIN_KEY)
         except BaseException:
             os.close(write_end)
             raise

@@ -78,10 +78,12 @@ def test_a_sigkilled_parent_leaves_no_server_shm_file_or_work_dir(tmp_path: Path
         shm.unlink(missing_ok=True)
 
 
-def test_done_leaves_everything_alone_and_the_reaper_exits(tmp_path: Path) -> None:
+def test_done_leaves_everything_alone_and_the_reaper_exits(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     prefix, shm, workdir = _leftovers(tmp_path)
+    monkeypatch.setenv("TRITONSTACK_ADMIN_KEY", "do-not-inherit")
     try:
         reaper = Reaper.start(prefix, grace_s=1)
+        assert b"do-not-inherit" not in Path(f"/proc/{reaper.process.pid}/environ").read_bytes()
         reaper.track(workdir, None)
         reaper.clear()
         reaper.track(workdir, None)
