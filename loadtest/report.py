@@ -348,6 +348,7 @@ def _headline(result: RunResult) -> dict[str, Any]:
     s, total = result.summary, result.server_total or {}
     return {
         "requests": s["count"],
+        "measured duration (s)": s.get("duration_s", "n/a"),
         "errors": f"{s['errors']} ({100 * s['error_rate']:.2f} %)",
         "throughput (req/s)": s["throughput_rps"],
         "p50 (ms)": s["p50_ms"],

@@ -217,6 +217,7 @@ def test_an_interrupted_run_states_the_measured_span_not_the_planned_one(tmp_pat
     print(result.notes[-1])
     assert result.interrupted_after_s == 5.0 and "after 5.0 s of load" in result.notes[-1]
     assert result.summary["throughput_rps"] == pytest.approx(400 / 5.0) and '"interrupted_after_s": 5.0' in data
+    assert "<th>measured duration (s)</th><td>5.000</td>" in render_html(result)
 
 
 def test_a_distributed_runs_duration_and_throughput_are_locusts_measured_span():
