@@ -127,6 +127,10 @@ class StubSupervisor:
         """Start watching."""
         self._thread.start()
 
+    def has_seen(self, pid: int) -> bool:
+        """Whether the stub `pid` was seen alive: only such a stub's death is healed (class docstring)."""
+        return pid in self._seen
+
     def stop(self) -> None:
         """Stop watching (idempotent)."""
         self._stop.set()

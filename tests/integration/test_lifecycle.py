@@ -287,6 +287,9 @@ def test_r15_killed_stub_of_a_two_version_model_heals_under_load(canary_server: 
     TRITONBACKEND_ResponseSend) in 2 of 3 runs: such a model is healed by a restart of the server on
     the same ports instead, and serves both versions again."""
     stubs = [s for s in find_stubs(canary_server.pid) if s.model == MODEL]
+    # only a stub the supervisor saw alive counts as dead (a deficit with no dead stub is a snapshot
+    # race): run alone, this test could kill it before the supervisor's first poll
+    _wait_for(lambda: all(canary_server.supervisor.has_seen(s.pid) for s in stubs), timeout_s=30)
     old_pid = canary_server.pid
     killed_at = time.monotonic()
     os.kill(stubs[1].pid, signal.SIGKILL)
