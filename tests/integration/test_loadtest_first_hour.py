@@ -8,9 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from tests.integration.test_loadtest_signals import _wait_for
 
 LIMIT_S = 150
 
@@ -42,14 +43,6 @@ def _served(pid: int) -> int:
         finally:
             client.close()
     return total
-
-
-def _wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout_s:.0f} s")
-        time.sleep(0.2)
 
 
 def _finish(process):
