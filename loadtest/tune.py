@@ -13,6 +13,11 @@ it is then measured again next to the baseline, interleaved, and must win again.
 written to `<model>/configs/tuned.pbtxt` (Triton's custom-config folder; `config.pbtxt` is left
 alone unless `apply=True`, which keeps the old one as `configs/before_tune_<time>.pbtxt`). When
 nothing wins, the repository is left exactly as it was.
+
+What is sent is what `tritonstack loadtest` would send (`preflight`): random rows with dynamic (-1)
+dims of length 1, unless `shapes` (`--shape NAME:d1,d2`) sizes them or `inputs_path` (`--inputs
+samples.npz`) gives real samples; every point (the baseline too) records it under "sent", and the
+baseline also carries the current config's max_batch_size, queue delay and instance count.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonstack.loadtest.generator import closed_loop
-from tritonstack.loadtest.inputs import random_rows
+from tritonstack.loadtest.inputs import sent_shapes
 from tritonstack.loadtest.pinning import CoreSplit
 from tritonstack.loadtest.stats import Recorder, summarize
 from tritonstack.loadtest.targets import triton_raw
@@ -83,6 +88,8 @@ class TuneOptions:
     apply: bool = False
     min_gain: float = 0.05  # a winner needs this much more throughput than the current config
     split: CoreSplit = field(default_factory=CoreSplit.default)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # dims for -1 axes (--shape)
+    inputs_path: str = ""  # an .npz of real samples (--inputs); "": random rows
     #: Polled while sweeping (e.g. `StopOnSignals().is_set`): once true the sweep ends, nothing is written.
     should_stop: Callable[[], bool] | None = field(default=None, compare=False)
 
@@ -127,6 +134,7 @@ class TuneOutcome:
     confirmation: dict[str, Any] | None = None
     decision: str = ""
     server_restarts: int = 0
+    inputs: dict[str, Any] = field(default_factory=dict)  # what every point sent, and from what
     written: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
 
@@ -142,6 +150,7 @@ class TuneOutcome:
             "confirmation": self.confirmation,
             "decision": self.decision,
             "server_restarts": self.server_restarts,
+            "inputs": self.inputs,
             "written": self.written,
             "interrupted": self.interrupted,
         }
@@ -229,7 +238,25 @@ def _measure(url: str, model: str, rows: list[Any], options: TuneOptions) -> dic
 
     run = asyncio.run(go())
     s = summarize(recorder.frame(), duration_s=run.duration_s)
-    return {k: s[k] for k in ("count", "errors", "throughput_rps", "p50_ms", "p99_ms")}
+    figures = {k: s[k] for k in ("count", "errors", "throughput_rps", "p50_ms", "p99_ms")}
+    return {**figures, "sent": sent(rows)}
+
+
+def sent(rows: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per input, every shape sent (batch axis included) and its Triton datatype."""
+    from tritonclient.utils import np_to_triton_dtype
+
+    dtypes = {name: np_to_triton_dtype(array.dtype) for name, array in rows[0].items()} if rows else {}
+    return {name: {"shapes": shapes, "datatype": dtypes[name]} for name, shapes in sent_shapes(rows).items()}
+
+
+def current_fields(config: Any) -> dict[str, int]:
+    """The three tuned fields of a loaded ModelConfig, named as a candidate's."""
+    return {
+        "max_batch_size": config.max_batch_size,
+        "max_queue_delay_us": config.dynamic_batching.max_queue_delay_microseconds,
+        "instances": sum(group.count or 1 for group in config.instance_group) or 1,
+    }
 
 
 def _write(options: TuneOptions, base: Any, best: Candidate) -> dict[str, str]:
@@ -267,7 +294,7 @@ def _point(ts: TuneServer, config: Any, rows: list[Any], options: TuneOptions) -
 
 def _confirm(ts: TuneServer, best: Candidate, rows: list[Any], options: TuneOptions) -> dict[str, Any]:
     """The baseline and the winner measured once more, one after the other."""
-    baseline = _point(ts, ts.current, rows, options)
+    baseline = {**current_fields(ts.current), **_point(ts, ts.current, rows, options)}
     winner = _point(ts, with_candidate(ts.current, best), rows, options)
     return {"baseline": baseline, "best": winner}
 
@@ -278,18 +305,21 @@ def _sweep(
     grid: list[Candidate],
     on_point: Callable | None,
     on_skip: Callable | None,
+    on_load: Callable | None = None,
 ) -> tuple[dict[str, Any], list[Any], list[Any], list[Any]]:
-    from tritonstack.client import TritonClient
+    from tritonstack.loadtest.preflight import preflight
+    from tritonstack.loadtest.scenario import Scenario
 
-    with TritonClient(ts.url) as client:
-        rows = random_rows(client.model_info(options.model), count=16)
+    scenario = Scenario(model=options.model, shapes=options.shapes, inputs_path=options.inputs_path)
+    _info, rows = preflight(scenario, ts.url, count=16, shown=f"the server started on {options.repository}")
     try:
-        baseline = {"config": "current config.pbtxt", **_measure(ts.url, options.model, rows, options)}
+        measured = _measure(ts.url, options.model, rows, options)
+        baseline = {"config": "current config.pbtxt", **current_fields(ts.current), **measured}
     except Exception as exc:  # noqa: BLE001 - without a baseline there is nothing to compare with
         said = repr(options.model) in str(exc)  # the reason names the model already: say it once
         whose = "" if said else f" of {options.model!r}"
         raise LoadTestError(f"measuring the current config{whose} failed: {exc}") from exc
-    points, skipped = _grid(ts, options, grid, rows, on_point, on_skip)
+    points, skipped = _grid(ts, options, grid, rows, on_point, on_skip, on_load)
     return baseline, points, skipped, rows
 
 
@@ -300,6 +330,7 @@ def _grid(
     rows: list[Any],
     on_point: Callable | None,
     on_skip: Callable | None,
+    on_load: Callable | None = None,
 ) -> tuple[list[Any], list[Any]]:
     """Measure each candidate (points) or skip it (skipped); a candidate a stop cut short is left out of
     both, and not reported: a partial run is not a measurement (it showed as "0 req/s")."""
@@ -307,6 +338,8 @@ def _grid(
     for candidate in grid:
         if _stop_asked(options):
             break
+        if on_load is not None:
+            on_load(candidate)
         try:
             point = {**candidate.__dict__, **_point(ts, with_candidate(ts.current, candidate), rows, options)}
         except LoadTestError as exc:
@@ -322,6 +355,13 @@ def _grid(
         if on_point is not None:
             on_point(point)
     return points, skipped
+
+
+def _inputs(options: TuneOptions, rows: list[Any]) -> dict[str, Any]:
+    """Where the requests came from and what they were (the report's "inputs")."""
+    source = f"--inputs {options.inputs_path}" if options.inputs_path else "random"
+    given = {k: list(v) for k, v in options.shapes.items()}
+    return {"source": source, "shapes_given": given, "sent": sent(rows)}
 
 
 def _budget_hint(outcome: TuneOutcome, options: TuneOptions) -> str:
@@ -374,9 +414,15 @@ def _stopped(options: TuneOptions, outcome: TuneOutcome) -> bool:
 
 
 def tune(
-    options: TuneOptions, *, on_point: Callable | None = None, on_skip: Callable | None = None
+    options: TuneOptions,
+    *,
+    on_point: Callable | None = None,
+    on_skip: Callable | None = None,
+    on_load: Callable | None = None,
 ) -> TuneOutcome:
-    """Measure the current config, sweep the grid, write a winner only if it beats it; see the module doc."""
+    """Measure the current config, sweep the grid, write a winner only if it beats it; see the module doc.
+    `on_load(candidate)` before each candidate loads, `on_point(point)` / `on_skip(candidate, reason)`
+    after."""
     from tritonstack.model_config import read_config
 
     base = read_config(model_folder(options.repository, options.model) / "config.pbtxt")
@@ -385,7 +431,7 @@ def tune(
     grid = candidates(options, base.max_batch_size)
     stop = options.should_stop
     with TuneServer(options.repository, options.model, split=options.split, should_stop=stop) as ts:
-        baseline, points, skipped, rows = _sweep(ts, options, grid, on_point, on_skip)
+        baseline, points, skipped, rows = _sweep(ts, options, grid, on_point, on_skip, on_load)
         outcome = TuneOutcome(
             model=options.model,
             p99_ms=options.p99_ms,
@@ -393,6 +439,7 @@ def tune(
             points=points,
             best=None,
             skipped=skipped,
+            inputs=_inputs(options, rows),
         )
         chosen = None if _stopped(options, outcome) else _decide(ts, outcome, rows, options)
         outcome.server_restarts = ts.restarts

@@ -24,6 +24,11 @@ server then either exits (the next load: "Connection refused") or hangs in its s
 load: "Deadline Exceeded"). So a load is bounded (`LOAD_TIMEOUT_S`), a failed load checks the
 process and its log for a fatal signal, and a crashed or hung server is restarted: the candidate is
 skipped with that reason and the sweep goes on.
+
+A stop (`should_stop()`, e.g. Ctrl-C) is honoured within ~0.1 s while the server starts or a config
+loads: the load call runs in a worker thread that is abandoned (its channel closed), the start-up is
+interrupted, and `__exit__` stops the server; its `exit_timeout_s` is short (`EXIT_TIMEOUT_S`) since
+nothing it still does matters once the sweep ends.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +55,12 @@ __all__ = ["TuneServer", "model_folder"]
 _LOGGER = logging.getLogger(__name__)
 LOAD_TIMEOUT_S = 60  # digits_mlp loads in 1-3 s here; a load still pending after a minute is a hang
 _CRASH_MARKS = ("Signal (6)", "Signal (11)", "Signal (7)", "malloc")
+EXIT_TIMEOUT_S = 3  # SIGTERM to SIGKILL when the sweep ends: nothing in flight is worth waiting for
+_POLL_S = 0.1
+
+
+class StoppedError(LoadTestError):
+    """The sweep was asked to stop (Ctrl-C / SIGTERM) while the server started or a config loaded."""
 
 
 def model_folder(repository: Path, model: str) -> Path:
@@ -115,8 +127,10 @@ class TuneServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.server is not None:
+            group = self.server.pid
             self.server.stop()
             self.server = None
+            _wait_group_gone(group)
         pin_pid(os.getpid(), self._affinity)
         if self.view is not None:
             shutil.rmtree(self.view, ignore_errors=True)
@@ -130,8 +144,10 @@ class TuneServer:
         # ones and reload the model from config.pbtxt, silently undoing the candidate being measured.
         # drift_gauges=False: the drift gauges' per-batch work is not part of what is tuned.
         config = ServerConfig(repository=self.view, ort_threads=len(self.split.server), ready_timeout_s=120,
-                              supervise=False, drift_gauges=False)
-        self.server = EmbeddedServer(config).start()
+                              supervise=False, drift_gauges=False, exit_timeout_s=EXIT_TIMEOUT_S)
+        server = EmbeddedServer(config)
+        with _interrupt_on_stop(server, self._stopping):
+            self.server = server.start()
         pin_process_group(self.server.pid, self.split.server)
         pin_pid(os.getpid(), self.split.generator)  # new stubs inherit the server's CPUs
         with TritonClient(self.server.grpc_url) as client:
@@ -181,10 +197,13 @@ class TuneServer:
         stamped.parameters["tritonstack_tune_load"].string_value = str(time.time_ns())  # a full reload
         body = json.dumps(json_format.MessageToDict(stamped, preserving_proto_field_name=True))
         client = self._raw()
+        headers = self.server.grpc_admin_headers
         try:
-            client.load_model(
-                self.model, headers=self.server.grpc_admin_headers, config=body, client_timeout=LOAD_TIMEOUT_S
-            )
+            self._unless_stopped(lambda: client.load_model(
+                self.model, headers=headers, config=body, client_timeout=LOAD_TIMEOUT_S
+            ))
+        except StoppedError:
+            raise
         except Exception as exc:  # noqa: BLE001 - tritonclient raises its own error type
             crash = self.crash_reason()
             died = f" (tritonserver crashed: {crash})" if crash else self._logged_error()
@@ -192,6 +211,30 @@ class TuneServer:
             raise LoadTestError(f"{_first_line(message)}{died}") from exc
         finally:
             client.close()
+
+    def _stopping(self) -> bool:
+        return self.should_stop is not None and self.should_stop()
+
+    def _unless_stopped(self, call: Callable[[], Any]) -> Any:
+        """`call()` in a worker thread, waited for in slices: StoppedError once a stop is asked (the
+        call is abandoned; closing its client or stopping the server ends it)."""
+        done: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                done["value"] = call()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                done["error"] = exc
+
+        worker = threading.Thread(target=work, name="tune-load", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(_POLL_S)
+            if worker.is_alive() and self._stopping():
+                raise StoppedError("stopped while the config was loading")
+        if "error" in done:
+            raise done["error"]
+        return done.get("value")
 
     def crash_reason(self) -> str:
         """Why the server is unusable ('' when it is fine): exited, or a fatal signal in its log."""
@@ -204,7 +247,7 @@ class TuneServer:
     def restore(self) -> None:
         """Serve the current (baseline) config again; restart the server if it crashed or hangs.
         Nothing once `should_stop()`: the server is about to be stopped anyway."""
-        if self.should_stop is not None and self.should_stop():
+        if self._stopping():
             _LOGGER.info("stopping: the current config is not restored")
             return
         if not self.crash_reason():
@@ -231,6 +274,50 @@ class TuneServer:
     def _last_log_line(self) -> str:
         lines = [line for line in (self.server.log_tail(5) or "").splitlines() if line.strip()]
         return lines[-1].strip() if lines else "nothing"
+
+
+def _wait_group_gone(pgid: int | None, timeout_s: float = 10.0) -> None:
+    """Wait (bounded) until the server's process group has no live process: its stubs, SIGKILLed with
+    it, are gone before `tune` says the server was stopped (and before the command exits)."""
+    deadline = time.monotonic() + timeout_s
+    while pgid and _live_in_group(pgid):
+        if time.monotonic() > deadline:
+            _LOGGER.warning("tritonserver's process group %d still has processes %.0f s after it stopped",
+                            pgid, timeout_s)
+            return
+        time.sleep(_POLL_S)
+
+
+def _live_in_group(pgid: int) -> bool:
+    """True while a process that is not a zombie is in process group `pgid`."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _interrupt_on_stop(server: Any, stopping: Callable[[], bool]) -> Any:
+    """While inside: once `stopping()`, make the server's start-up give up (it raises and cleans up)."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(_POLL_S):
+            if stopping():
+                server.interrupt()
+                return
+
+    watcher = threading.Thread(target=watch, name="tune-start-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def _first_line(text: str) -> str:
