@@ -28,7 +28,8 @@ skipped with that reason and the sweep goes on.
 A stop (`should_stop()`, e.g. Ctrl-C) is honoured within ~0.1 s while the server starts or a config
 loads: the load call runs in a worker thread that is abandoned (its channel closed), the start-up is
 interrupted, and `__exit__` stops the server; its `exit_timeout_s` is short (`EXIT_TIMEOUT_S`) since
-nothing it still does matters once the sweep ends.
+nothing it still does matters once the sweep ends, and after a stop a server still there (hung) then is
+SIGKILLed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -128,6 +131,8 @@ class TuneServer:
     ) -> None:
         if self.server is not None:
             group = self.server.pid
+            if self._stopping():
+                _end_within(self.server, EXIT_TIMEOUT_S)
             self.server.stop()
             self.server = None
             _wait_group_gone(group)
@@ -274,6 +279,20 @@ class TuneServer:
     def _last_log_line(self) -> str:
         lines = [line for line in (self.server.log_tail(5) or "").splitlines() if line.strip()]
         return lines[-1].strip() if lines else "nothing"
+
+
+def _end_within(server: Any, grace_s: float) -> None:
+    """SIGTERM, and SIGKILL of its group if it has not ended within `grace_s` (a sweep that was told
+    to stop keeps nothing the server still does; a hung server must not hold the command)."""
+    process = server.process
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        _LOGGER.info("tritonserver did not end %.0f s after SIGTERM; killing it", grace_s)
+        server.kill()
 
 
 def _wait_group_gone(pgid: int | None, timeout_s: float = 10.0) -> None:
