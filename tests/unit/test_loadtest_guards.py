@@ -269,7 +269,7 @@ def test_a_keyboard_interrupt_in_any_command_exits_130_with_one_line(tmp_path):
 
 # -- i: --repository: an unknown model is refused before a server starts; no temporary port in messages ---
 def test_an_unknown_model_or_version_in_the_repository_is_refused_before_any_server(tmp_path):
-    from tritonstack.cli.loadtest import _check_options
+    from tritonstack.cli.loadtest import check_options
 
     (tmp_path / "a" / "1").mkdir(parents=True)
     (tmp_path / "a" / "config.pbtxt").write_text('name: "a"\n')
@@ -277,12 +277,12 @@ def test_an_unknown_model_or_version_in_the_repository_is_refused_before_any_ser
     (tmp_path / "b" / "config.pbtxt").write_text('name: "b"\n')
     check = dict(url=None, repository=tmp_path, engine="locust", referee=False, inputs=None)
     with pytest.raises(ConfigError) as caught:
-        _check_options(Scenario(model="nope"), **check)
+        check_options(Scenario(model="nope"), **check)
     print(caught.value)
     assert "model 'nope'" in str(caught.value) and "a, b" in str(caught.value)
     with pytest.raises(ConfigError, match=r"no version 3 .*\(versions present: 1\)"):
-        _check_options(Scenario(model="a", version="3"), **check)
-    _check_options(Scenario(model="a", version="1"), **check)
+        check_options(Scenario(model="a", version="3"), **check)
+    check_options(Scenario(model="a", version="1"), **check)
 
 
 def test_preflight_names_the_server_as_shown_not_its_temporary_port():

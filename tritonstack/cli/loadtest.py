@@ -25,7 +25,7 @@ import typer
 
 from tritonstack.cli.finite import finite
 
-__all__ = ["register"]
+__all__ = ["check_options", "register"]
 
 
 def loadtest(
@@ -144,7 +144,7 @@ def loadtest(
         spike_s=spike_duration,
         timeout_s=timeout_s,
     )
-    _check_options(spec, url=url, repository=repository, engine=engine, referee=referee, inputs=inputs)
+    check_options(spec, url=url, repository=repository, engine=engine, referee=referee, inputs=inputs)
     _check_out(out)
     _check_no_report(out, _report_name(spec, workers), overwrite=overwrite)
     with _exit_hard_after_gevent():
@@ -168,7 +168,7 @@ def loadtest(
             sys.exit(code)
 
 
-def _check_options(spec, *, url, repository, engine: str, referee: bool, inputs) -> None:  # noqa: ANN001
+def check_options(spec, *, url, repository, engine: str, referee: bool, inputs) -> None:  # noqa: ANN001
     """Option errors that need no server, before one is started or asked."""
     from tritonstack.errors import ConfigError
     from tritonstack.loadtest.scenario import Kind

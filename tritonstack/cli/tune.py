@@ -141,12 +141,12 @@ def tune(
 def _given_inputs(model: str, repository: Path, inputs: Path | None, shapes: list[str]) -> dict:
     """TuneOptions' `shapes` and `inputs_path`, refused (before any server starts) by loadtest's own
     checks, so both commands take and refuse the same --shape / --inputs with the same message."""
-    from tritonstack.cli.loadtest import _check_options
+    from tritonstack.cli.loadtest import check_options
     from tritonstack.loadtest.inputs import parse_shapes
     from tritonstack.loadtest.scenario import Scenario
 
     spec = Scenario(model=model, shapes=parse_shapes(shapes), inputs_path=str(inputs) if inputs else "")
-    _check_options(spec, url=None, repository=repository, engine="asyncio", referee=False, inputs=inputs)
+    check_options(spec, url=None, repository=repository, engine="asyncio", referee=False, inputs=inputs)
     return {"shapes": spec.shapes, "inputs_path": spec.inputs_path}
 
 
