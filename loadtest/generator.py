@@ -27,6 +27,9 @@ __all__ = ["Run", "Send", "closed_loop", "error_kind", "open_loop"]
 Send = Callable[[int], Awaitable[object]]
 StopCheck = Callable[[], bool]
 _POLL_S = 0.1  # how often a waiting loop looks at `should_stop`
+#: After `should_stop()`, requests in flight get this long to finish, then are cancelled (not recorded):
+#: a stop must not wait out their deadlines on a hung server.
+STOP_GRACE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,25 @@ async def _until(instant_s: float, *, spin_s: float = 0.002, should_stop: StopCh
         await asyncio.sleep(min(delay - spin_s, _POLL_S) if delay > spin_s else 0)
 
 
+async def _settle(tasks: list[asyncio.Future[None]], *, should_stop: StopCheck,
+                  timeout_s: float | None = None) -> None:
+    """Wait for `tasks`; once `should_stop()` (or after `timeout_s`), give them STOP_GRACE_S more, then
+    cancel what is left. A task's own exception is raised."""
+    pending, deadline = set(tasks), None if timeout_s is None else time.perf_counter() + timeout_s
+    try:
+        while pending and not should_stop() and (deadline is None or time.perf_counter() < deadline):
+            _, pending = await asyncio.wait(pending, timeout=_POLL_S)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=STOP_GRACE_S)
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled():
+            task.result()
+
+
 async def closed_loop(
     send: Send,
     *,
@@ -95,7 +117,7 @@ async def closed_loop(
     should_stop: StopCheck = _never,
 ) -> Run:
     """Keep `concurrency` requests in flight for `warmup_s + duration_s`; record after warm-up.
-    Once `should_stop()` is true no new request starts (those in flight finish)."""
+    Once `should_stop()` is true no new request starts; those in flight get STOP_GRACE_S to finish."""
     if concurrency < 1 or duration_s <= 0:
         raise ConfigError(f"concurrency={concurrency} must be >= 1 and duration_s={duration_s} > 0")
     begin = time.perf_counter()
@@ -109,7 +131,7 @@ async def closed_loop(
                 return
             await _timed(send, i, now, recorder if now >= origin else None)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await _settle([asyncio.ensure_future(worker()) for _ in range(concurrency)], should_stop=should_stop)
     return Run(origin_s=origin, end_s=time.perf_counter(), concurrency=concurrency)
 
 
@@ -126,7 +148,7 @@ async def open_loop(
 
     When `max_in_flight` requests are outstanding the next one waits for a slot, and the wait is
     part of its latency (the schedule does not move). Once `should_stop()` is true nothing more is
-    sent; the run ends when those in flight finish.
+    sent; those in flight get STOP_GRACE_S to finish (`drain_timeout_s` without a stop).
     """
     slots = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
@@ -148,5 +170,5 @@ async def open_loop(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:
-        await asyncio.wait(set(tasks), timeout=drain_timeout_s)
+        await _settle(list(tasks), should_stop=should_stop, timeout_s=drain_timeout_s)
     return Run(origin_s=origin, end_s=time.perf_counter(), concurrency=max_in_flight)

@@ -56,3 +56,31 @@ def test_closed_loop_is_bounded_by_count():
     recorder = Recorder()
     asyncio.run(closed_loop(send, concurrency=4, duration_s=30, recorder=recorder, max_requests=100))
     assert len(recorder) == 100
+
+
+@pytest.mark.parametrize("loop", ["closed", "open"])
+def test_a_stop_does_not_wait_out_requests_hung_in_flight(loop):
+    # A hung server: every request would wait out its deadline (here 600 s). After should_stop(),
+    # in-flight requests get STOP_GRACE_S, then are cancelled and not recorded as failures.
+    started = []
+
+    async def send(i: int) -> None:
+        started.append(i)
+        await asyncio.sleep(600)
+
+    async def run():
+        loop_start = asyncio.get_running_loop().time()
+
+        def should_stop() -> bool:
+            return asyncio.get_running_loop().time() - loop_start > 0.3
+
+        recorder = Recorder()
+        if loop == "closed":
+            coroutine = closed_loop(send, concurrency=4, duration_s=600, recorder=recorder, should_stop=should_stop)
+        else:
+            coroutine = open_loop(send, offsets=[0.0, 0.1, 0.2, 100.0], recorder=recorder, should_stop=should_stop)
+        await asyncio.wait_for(coroutine, timeout=60)  # was: 600 s, the requests' own wait
+        return recorder
+
+    recorder = asyncio.run(run())
+    assert started and len(recorder.frame()) == 0
