@@ -124,7 +124,9 @@ class StubSupervisor:
         self._thread = threading.Thread(target=self._run, name="stub-supervisor", daemon=True)
 
     def start(self) -> None:
-        """Start watching."""
+        """Start watching; the stubs alive now are seen at once (a stub that died before the first poll
+        would otherwise never count as dead)."""
+        self._seen.update({stub.pid: stub for stub in self.stubs()})
         self._thread.start()
 
     def has_seen(self, pid: int) -> bool:

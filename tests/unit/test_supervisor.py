@@ -86,3 +86,18 @@ def test_heals_of_one_model_are_spaced() -> None:
     world.live = []
     supervisor._poll()
     assert world.healed == ["digits_mlp"]
+
+
+def test_a_stub_that_dies_before_the_first_poll_is_healed() -> None:
+    # start() sees the stubs alive at once: a stub killed between start() and the first poll counts
+    world = Scripted()
+    world.live, world.states = [_stub(11), _stub(12)], _ready(1, 2)
+    supervisor = world.supervisor()
+    supervisor.interval_s = 3600.0  # the thread's first poll never comes during the test
+    supervisor.start()
+    supervisor.stop()
+    supervisor.interval_s = 0.0
+    world.live = [_stub(12)]
+    supervisor._poll()
+    supervisor._poll()
+    assert world.healed == ["digits_mlp"]
