@@ -7,20 +7,25 @@ Metrics (higher is better): `top1` (accuracy against labels; budget = the larges
 default 1 percentage point), `cosine` (mean cosine similarity of candidate to reference outputs;
 budget = the lowest allowed mean, default 0.99), or a user function `package.module:function`
 taking (outputs, labels) and returning a score (budget = the largest allowed drop, default 0.01).
-The held-out set must not share samples with the calibration set.
+The held-out set must not share samples with the calibration set. A budget that would switch the
+gate off (infinite, a top1 drop of 1 or more, a cosine floor of 0 or less) is a ConfigError, and so are
+top1 labels that are not class indices of the gated output.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from tritonstack.convert.errtext import one_line
 
 from tritonstack.errors import AccuracyGateError, ConfigError
 
-__all__ = ["DEFAULT_BUDGETS", "GateResult", "cosine_similarity", "resolve_metric", "run_gate", "top1"]
+__all__ = ["DEFAULT_BUDGETS", "GateResult", "check_budget", "cosine_similarity", "resolve_metric", "run_gate",
+           "top1"]
 
 DEFAULT_BUDGETS = {"top1": 0.01, "cosine": 0.99}
 _DEFAULT_DROP = 0.01
@@ -37,6 +42,7 @@ class GateResult:
     kind: str  # "max_drop" or "min_value"
     samples: int
     passed: bool
+    note: str | None = None  # e.g. the reference itself at chance: the gate then measures little
 
     def as_dict(self) -> dict:
         """Plain values, for manifests and reports."""
@@ -88,14 +94,35 @@ def resolve_metric(metric: str | Callable) -> tuple[str, Callable | None]:
     module, _, attr = metric.partition(":")
     try:
         return metric, getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - importing user code can raise anything
         raise ConfigError(f"metric {metric!r} is not top1, cosine or an importable "
-                          "package.module:function") from exc
+                          f"package.module:function ({type(exc).__name__}: {exc})") from exc
+
+
+def check_budget(metric: str | Callable, budget: float | None) -> None:
+    """Raise ConfigError for a budget that is not a number in the metric's meaningful range.
+
+    top1: the largest allowed drop of accuracy, 0 <= budget < 1; cosine: the lowest allowed mean
+    similarity, 0 < budget <= 1; a user metric: the largest allowed drop, finite and >= 0.
+    """
+    if budget is None:
+        return
+    name = metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")
+    ranges = {"top1": ("largest allowed drop of accuracy", lambda b: 0 <= b < 1,
+                       "0 <= budget < 1, e.g. 0.01"),
+              "cosine": ("lowest allowed mean cosine similarity", lambda b: 0 < b <= 1,
+                         "0 < budget <= 1, e.g. 0.99")}
+    meaning, fits, bounds = ranges.get(name, ("largest allowed drop of the metric", lambda b: b >= 0,
+                                              "a finite budget >= 0"))
+    if not (math.isfinite(budget) and fits(budget)):
+        raise ConfigError(f"--budget {budget:g} does not fit metric {name!r}: its budget is the {meaning}, "
+                          f"{bounds} (outside that range the gate is off or fails every model)")
 
 
 def run_gate(*, metric: str | Callable, reference: np.ndarray, candidate: np.ndarray,
              labels: np.ndarray | None, budget: float | None = None) -> GateResult:
     """Measure the metric on reference and candidate outputs and decide."""
+    check_budget(metric, budget)
     name, function = resolve_metric(metric)
     if function is None:
         after = float(cosine_similarity(candidate, reference).mean())
@@ -104,7 +131,46 @@ def run_gate(*, metric: str | Callable, reference: np.ndarray, candidate: np.nda
                           samples=len(candidate), passed=after >= limit)
     if labels is None:
         raise ConfigError(f"metric {name!r} needs labels: add a 'labels' array to the held-out .npz")
-    before, after = float(function(reference, labels)), float(function(candidate, labels))
+    if function is top1:
+        _check_class_labels(np.asarray(labels), np.asarray(reference))
+    before, after = _score(name, function, reference, labels), _score(name, function, candidate, labels)
     limit = DEFAULT_BUDGETS.get(name, _DEFAULT_DROP) if budget is None else budget
     return GateResult(metric=name, before=before, after=after, budget=limit, kind="max_drop",
-                      samples=len(candidate), passed=before - after <= limit + 1e-12)
+                      samples=len(candidate), passed=before - after <= limit + 1e-12,
+                      note=_chance_note(name, before, reference) if function is top1 else None)
+
+
+def _score(name: str, function: Callable, outputs: np.ndarray, labels: np.ndarray) -> float:
+    """The metric's value, or ConfigError naming the metric when it raises or gives no number."""
+    try:
+        value = float(function(outputs, labels))
+    except Exception as exc:  # noqa: BLE001 - a user metric can raise anything
+        raise ConfigError(f"metric {name!r} raised {type(exc).__name__}: {one_line(exc)}; fix the function "
+                          "(it takes (outputs, labels) and returns a number, higher is better)") from exc
+    if not math.isfinite(value):
+        raise ConfigError(f"metric {name!r} returned {value}; it must return a finite number")
+    return value
+
+
+def _check_class_labels(labels: np.ndarray, reference: np.ndarray) -> None:
+    """top1 labels must be class indices of the output's last axis, one per held-out row."""
+    classes = reference.shape[-1] if reference.ndim else 0
+    if labels.ndim != 1 or len(labels) != len(reference) or labels.dtype.kind not in "iufb":
+        raise ConfigError(f"the held-out 'labels' array has shape {labels.shape} and dtype {labels.dtype}; "
+                          f"top1 needs one class index per row ({len(reference)} numbers)")
+    flat = labels.astype(np.float64)
+    bad = ~np.isfinite(flat) | (flat != np.round(flat)) | (flat < 0) | (flat >= classes)
+    if bad.any():
+        shown = ", ".join(f"{v:g}" for v in np.unique(flat[bad])[:6])
+        raise ConfigError(f"held-out labels [{shown}] ({int(bad.sum())} of {len(flat)}) are not classes of "
+                          f"the gated output, which has {classes} classes (0..{classes - 1}); the 'labels' "
+                          "array must hold class indices, or gate another output with --gate-output")
+
+
+def _chance_note(name: str, before: float, reference: np.ndarray) -> str | None:
+    """A note when the reference itself is no better than guessing: the gate then measures little."""
+    chance = 1.0 / max(reference.shape[-1], 1)
+    if before > chance:
+        return None
+    return (f"the FP32 reference itself scores {name} {before:.4f} on the held-out set (chance is "
+            f"{chance:.4f}): the gate measures little; check that the labels belong to these inputs")
