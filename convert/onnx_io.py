@@ -3,11 +3,16 @@
     inputs, outputs = onnx_tensor_specs(Path("model.onnx"))
     check_input_specs(Path("model.onnx"), parse_input_specs(["image:FP32:3,224,224"]))
 
-Any failure to read becomes ModelLoadError; a spec that does not fit becomes InputSpecError.
+    copy_onnx_with_external_data(Path("net.onnx"), Path("repo/net/3"))   # net.onnx + net.onnx.data
+
+Any failure to read becomes ModelLoadError; a spec that does not fit becomes InputSpecError. A model
+whose weights lie in external data files (torch.onnx.export's default) is read where it lies.
 """
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from tritonstack.convert.errtext import one_line
@@ -15,7 +20,11 @@ from tritonstack.convert.spec import TensorSpec
 
 from tritonstack.errors import InputSpecError, ModelLoadError
 
-__all__ = ["check_input_specs", "load_onnx", "onnx_tensor_specs", "rename_outputs"]
+__all__ = ["check_input_specs", "copy_onnx_with_external_data", "external_data_files", "load_onnx",
+           "onnx_tensor_specs", "rename_outputs"]
+
+#: Below this a model's external weights are embedded (protobuf refuses a message of 2 GiB or more).
+EMBED_LIMIT_BYTES = 1_800_000_000
 
 _TRITON = {1: "FP32", 2: "UINT8", 3: "INT8", 5: "INT16", 6: "INT32", 7: "INT64", 8: "STRING",
            9: "BOOL", 10: "FP16", 11: "FP64"}
@@ -28,6 +37,7 @@ def load_onnx(path: Path):  # noqa: ANN201 - onnx.ModelProto
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist; pass the path of an .onnx file")
+    external_data_files(path)  # a missing weights file is named, with the fix
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
@@ -35,6 +45,85 @@ def load_onnx(path: Path):  # noqa: ANN201 - onnx.ModelProto
         first = one_line(exc)
         raise ModelLoadError(f"{path} is not a valid ONNX model ({first}); re-export it") from exc
     return model
+
+
+def external_data_files(path: Path) -> dict[str, Path]:
+    """The external data files `path` refers to, by their location in the model (empty if none).
+
+    Raise ModelLoadError naming the file if one is missing or lies outside the model's folder.
+    """
+    import onnx
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises many kinds on corrupt files
+        raise ModelLoadError(f"{path} is not a valid ONNX model ({one_line(exc)}); re-export it") from exc
+    base = path.parent.resolve()
+    files = {}
+    for location in sorted({_location(t) for t in _tensors(model.graph) if _location(t)}):
+        data = (base / location).resolve()
+        if not data.is_relative_to(base):
+            raise ModelLoadError(f"{path} keeps weights in {location!r}, outside its folder; re-save it with "
+                                 "its weights inside: onnx.save(model, path, save_as_external_data=False)")
+        if not data.is_file():
+            raise ModelLoadError(
+                f"{path} keeps its weights in {location!r}, which is not in {base}; put that file next to "
+                f"{path.name} (as the export wrote it) or re-save the model with its weights inside "
+                "(onnx.save(model, path, save_as_external_data=False))")
+        files[location] = data
+    return files
+
+
+def copy_onnx_with_external_data(source: Path, version_dir: Path) -> None:
+    """Write `version_dir/model.onnx` from `source`, with the weights it keeps in external files.
+
+    Weights under EMBED_LIMIT_BYTES are embedded (one self-contained file); larger ones are copied
+    next to it under the locations the model names. ModelLoadError (one line) if a data file is missing.
+    """
+    import onnx
+
+    source, version_dir = Path(source), Path(version_dir)
+    if not source.is_file():
+        raise ModelLoadError(f"model file {source} does not exist; pass the path of an .onnx file")
+    data = external_data_files(source)
+    target = version_dir / "model.onnx"
+    if not data:
+        if target.resolve() != source.resolve():
+            shutil.copyfile(source, target)
+        return
+    if source.stat().st_size + sum(p.stat().st_size for p in data.values()) < EMBED_LIMIT_BYTES:
+        model = onnx.load(str(source))  # with its external data, read from where it lies
+        onnx.save(model, str(target))
+        return
+    for location, path in data.items():
+        (version_dir / location).parent.mkdir(parents=True, exist_ok=True)
+        if (version_dir / location).resolve() != path:
+            shutil.copyfile(path, version_dir / location)
+    if target.resolve() != source.resolve():
+        shutil.copyfile(source, target)
+
+
+def _tensors(graph) -> Iterator:  # noqa: ANN001 - onnx.GraphProto; yields onnx.TensorProto
+    """Every tensor of `graph`: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for sub in attribute.graphs:
+                yield from _tensors(sub)
+
+
+def _location(tensor) -> str | None:  # noqa: ANN001 - onnx.TensorProto
+    import onnx
+
+    if tensor.data_location != onnx.TensorProto.EXTERNAL:
+        return None
+    return next((e.value for e in tensor.external_data if e.key == "location"), None)
 
 
 def onnx_tensor_specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:

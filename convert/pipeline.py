@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from tritonstack.convert.errtext import KEEP_GOING_HINT, one_line
 from tritonstack.convert.gate import GateResult, run_gate
+from tritonstack.convert.onnx_io import copy_onnx_with_external_data
 from tritonstack.convert.options import ConvertOptions, ConvertReport, Variant
 from tritonstack.convert.precision import Precision
 from tritonstack.convert.publish import write_variants
@@ -65,7 +66,7 @@ def build_variants(options: ConvertOptions) -> ConvertReport:
     workdir.mkdir(parents=True, exist_ok=True)
     checks = _verification_set(options, source)
     fp32 = _checked(options, source, checks, Variant(name=options.name, precision=Precision.FP32,
-                                                      path=source.export(workdir / "model.onnx")))
+                                                      path=_export(source, workdir)))
     report.variants.append(fp32)
     if Precision.FP16 in options.precisions:
         _optional(options, report, f"{options.name}_fp16",
@@ -78,6 +79,14 @@ def build_variants(options: ConvertOptions) -> ConvertReport:
     if options.trt_engine:
         _trt(options, report, workdir)
     return report
+
+
+def _export(source: Source, workdir: Path) -> Path:
+    """The FP32 ONNX model in `workdir`; an ONNX source comes with the weights it keeps in external files."""
+    if source.kind == "onnx":
+        copy_onnx_with_external_data(Path(source.location), workdir)
+        return workdir / "model.onnx"
+    return source.export(workdir / "model.onnx")
 
 
 def _optional(options: ConvertOptions, report: ConvertReport, name: str, build: Callable[[], None]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from tritonstack.convert.existing import KEEPABLE, check_same_interface, not_served_note
 from tritonstack.convert.manifest import tool_versions
-from tritonstack.convert.onnx_io import onnx_tensor_specs
+from tritonstack.convert.onnx_io import external_data_files, onnx_tensor_specs
 from tritonstack.convert.options import ConvertOptions, ConvertReport, Variant
 from tritonstack.convert.precision import Precision
 from tritonstack.convert.repository import existing_versions, write_version
@@ -43,6 +43,8 @@ def write_variants(options: ConvertOptions, report: ConvertReport) -> None:
 def _write(options: ConvertOptions, report: ConvertReport, variant: Variant, spec: ModelSpec) -> None:
     filename = "model.plan" if variant.platform is Platform.TENSORRT else "model.onnx"
     extra = {k: v for k, v in variant.extra_files.items() if Path(v).is_file()}
+    if variant.platform is Platform.ONNX:  # weights too big to embed lie next to the model; publish them too
+        extra.update(external_data_files(variant.path))
     files = {filename: variant.path, **extra}
     variant.previous_versions = existing_versions(Path(options.repository) / variant.name)
     variant.version = write_version(Path(options.repository), spec, files=files, keep=_kept(options),
