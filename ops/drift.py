@@ -179,7 +179,8 @@ def reference_from_training(x: np.ndarray, *, tensor: str, source: str = "input"
     unshifted window scores, to set alert thresholds against)."""
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or len(x) < 2 * bins:
-        raise ValueError(f"training inputs must be [rows >= {2 * bins}, features]; got shape {x.shape}")
+        raise ValueError(f"training inputs must be a 2-D array (rows >= {2 * bins}, features); "
+                         f"got shape {x.shape}")
     rng = np.random.default_rng(seed)
     cuts = [_cuts(x[:, j], bins) for j in range(x.shape[1])]
     expected = [_proportions(_counts(c, x[:, j])) for j, c in enumerate(cuts)]

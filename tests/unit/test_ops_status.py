@@ -48,6 +48,7 @@ def test_thresholds_are_those_of_the_alert_rules() -> None:
 def test_drift_reference_command_writes_a_loadable_reference(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     np.save(tmp_path / "train.npy", np.random.default_rng(0).normal(size=(500, 6)))
     (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "model.onnx").write_bytes(b"a model file (a folder with none is refused)")
     main(["ops", "drift-reference", str(tmp_path / "2"), "--values", str(tmp_path / "train.npy"),
           "--tensor", "embedding", "--source", "output", "--window-rows", "200"])
     reference = DriftReference.load(tmp_path / "2" / "drift_reference.json")

@@ -32,17 +32,20 @@ def drift_reference(
     window_rows: Annotated[int, typer.Option(help="Rows in the serving-time sliding window.")] = 1000,
 ) -> None:
     """Write the drift reference of a version folder (before `tritonstack versions add`)."""
-    import numpy as np
-
     from tritonstack.cli import console
     from tritonstack.errors import ConfigError
     from tritonstack.ops.drift import REFERENCE_FILE, reference_from_training
+    from tritonstack.ops.drift_reference_checks import check_reference_target, training_values
 
     if not version_dir.is_dir():
         raise ConfigError(f"{version_dir} is not a folder; pass the version folder that holds the model file")
+    if source not in ("input", "output"):
+        raise ConfigError(f"--source {source!r} is not a source; use 'input' or 'output'")
+    x = training_values(values)
+    if x.ndim == 2:
+        check_reference_target(version_dir, tensor=tensor, source=source, features=x.shape[1])
     try:
-        reference = reference_from_training(np.load(values), tensor=tensor, source=source,
-                                            window_rows=window_rows)
+        reference = reference_from_training(x, tensor=tensor, source=source, window_rows=window_rows)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot build a drift reference from {values}: {exc}") from exc
     path = reference.save(version_dir / REFERENCE_FILE)
@@ -75,16 +78,27 @@ def drift_status_command(
 
 
 def _read_metrics(metrics_url: str) -> str:
-    """The text of a Prometheus metrics page, or ServerUnavailableError."""
+    """The text of a Prometheus metrics page; ConfigError for a URL that is not http(s)://,
+    ServerUnavailableError when nothing answers HTTP there (the gRPC port, a closed port)."""
+    import http.client
     import urllib.error
+    import urllib.parse
     import urllib.request
 
-    from tritonstack.errors import ServerUnavailableError
+    from tritonstack.errors import ConfigError, ServerUnavailableError
 
+    parsed = urllib.parse.urlsplit(metrics_url)
+    if parsed.scheme not in ("http", "https", "file") or (parsed.scheme != "file" and not parsed.netloc):
+        raise ConfigError(f"--metrics-url {metrics_url!r} is not an http:// URL; pass Triton's metrics "
+                          "endpoint, e.g. http://127.0.0.1:8002/metrics")
     try:
         with urllib.request.urlopen(metrics_url, timeout=10) as response:  # noqa: S310 - user's URL
             return response.read().decode()
-    except (urllib.error.URLError, OSError) as exc:
+    except (http.client.HTTPException, UnicodeDecodeError) as exc:
+        raise ServerUnavailableError(f"{metrics_url} did not answer as an HTTP metrics page "
+                                     f"({type(exc).__name__}); is it the gRPC port? pass Triton's metrics "
+                                     "port (serve's default 8002)") from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ServerUnavailableError(f"cannot read {metrics_url} ({exc}); is Triton running?") from exc
 
 
