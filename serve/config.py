@@ -77,6 +77,7 @@ class ServerConfig:
         for name in ("grpc_port", "http_port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ConfigError(f"{name}={getattr(self, name)} is not a port; use 0-65535")
+        self._check_distinct_ports()
         if self.runner not in ("native", "python"):
             raise ConfigError(f"runner={self.runner!r} is not a runner; use 'native' or 'python'")
         if self.admin_key is not None and not _KEY.fullmatch(self.admin_key):
@@ -86,6 +87,17 @@ class ServerConfig:
             raise ConfigError(f"cache_size_mb={self.cache_size_mb} is out of range; use 0 (off) to 1048576")
         if self.ort_threads is not None and self.ort_threads < 1:
             raise ConfigError(f"ort_threads={self.ort_threads} must be >= 1")
+
+    def _check_distinct_ports(self) -> None:
+        """ConfigError naming both flags when two endpoints ask for the same (non-zero) port."""
+        kinds = ("grpc", "http", "metrics") if self.http else ("grpc", "metrics")
+        seen: dict[int, str] = {}
+        for kind in kinds:
+            port = getattr(self, f"{kind}_port")
+            if port and port in seen:
+                raise ConfigError(f"--{seen[port]}-port and --{kind}-port are both {port}; give each "
+                                  "endpoint its own port (0 picks a free one)")
+            seen.setdefault(port, kind)
 
 
 def _not_a_repository(path: Path) -> str:

@@ -48,6 +48,7 @@ from tritonstack.serve.ports import check_free, owns_listeners
 from tritonstack.serve.reaper import Reaper
 from tritonstack.serve.shadow import build_shadow, release_shadow
 from tritonstack.serve.supervisor import StubSupervisor
+from tritonstack.serve.tls_check import check_tls_files
 from tritonstack.serve.watchdog import ServerWatchdog, default_log_dir, keep_log
 from tritonstack.serve.workdirs import make_workdir
 
@@ -116,6 +117,8 @@ class EmbeddedServer:
         return self
 
     def _start(self) -> None:
+        if self.config.tls is not None:
+            check_tls_files(self.config.tls)  # one line naming the file, not gRPC core's 45 (tls_check.py)
         install = find_install()
         if self._reaper is None:
             self._reaper = Reaper.start(self.shm_prefix, grace_s=min(self.config.exit_timeout_s, 5))
@@ -238,11 +241,20 @@ class EmbeddedServer:
         tail = self.log_tail()
         taken = [line for line in tail.splitlines() if "already in use" in line]
         for kind, port in self.ports.items():
-            if any(f":{port}" in line for line in taken):
+            if any(f":{port}" in line for line in taken) and self._port_taken(kind, port):
                 return ConfigError(f"{kind} port {port} is already in use; pass --{kind}-port with another "
                                    "port (0 picks a free one) or stop what holds it")
         return ServerStartError(f"tritonserver exited with code {self.process.returncode} during start-up; "
                                 f"last log lines:\n{tail}")
+
+    def _port_taken(self, kind: str, port: int) -> bool:
+        """True when `port` cannot be bound now: tritonserver says "already in use" for any gRPC
+        start-up failure (a bad TLS file too), so its word alone never blames the port."""
+        try:
+            check_free(self._host(kind), {kind: port})
+        except ConfigError:
+            return True
+        return False
 
     def stop(self) -> int | None:
         """Stop the server (SIGTERM, then SIGKILL), its stubs and watchdog, and remove what it left
