@@ -144,7 +144,7 @@ def _fp16(options: ConvertOptions, source: Source, checks: list, fp32: Variant, 
 def _int8(options: ConvertOptions, source: Source, checks: list, fp32: Variant, workdir: Path,
           report: ConvertReport, calibration: Any, holdout: SampleSet) -> None:
     cache = options.calibration_cache or workdir / f"calibration-{options.recipe.method.value}-" \
-        f"{_fingerprint(fp32.path, calibration)}.json"
+        f"{_fingerprint(fp32.path, calibration, options.recipe)}.json"
     result = onnx2int8(fp32.path, workdir / "model_int8.onnx", calibration=calibration,
                        recipe=options.recipe, cache_path=cache, progress=options.progress)
     report.warnings += result.warnings
@@ -177,12 +177,14 @@ def _holdout(options: ConvertOptions, source: Source, calibration: Any) -> Sampl
     return holdout
 
 
-def _fingerprint(model: Path, calibration: Any) -> str:
+def _fingerprint(model: Path, calibration: Any, recipe: Any) -> str:
+    """A digest of all that decides the calibrated ranges: model, calibration rows, recipe."""
     import hashlib
 
     from tritonstack.convert.manifest import file_sha256
 
     digest = hashlib.sha256(file_sha256(model).encode())
+    digest.update(repr(sorted(vars(recipe).items())).encode())
     if isinstance(calibration, SampleSet):
         for row in sorted(row_digests(calibration)):
             digest.update(row)

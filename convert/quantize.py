@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -124,30 +125,60 @@ class _Reader:
 def onnx2int8(src: Path, dst: Path, *, calibration: SampleSet | Iterable[dict[str, np.ndarray]] | None,
               recipe: Int8Recipe | None = None, cache_path: Path | None = None,
               progress: bool = True) -> Int8Result:
-    """Write a QDQ INT8 model of `src` to `dst`, calibrated on `calibration` (or the cache)."""
+    """Write a QDQ INT8 model of `src` to `dst`, calibrated on `calibration` (or the cache).
+
+    A cache that does not fit the model is recomputed when calibration data is given; a new cache is
+    kept only once its INT8 model is made (a refused attempt leaves none behind).
+    """
     recipe = recipe or Int8Recipe()
     check_quantizable(Path(src))
     if recipe.dynamic:
         return _dynamic(Path(src), Path(dst), recipe)
     prepared = _preprocess(Path(src), Path(dst).with_suffix(".prep.onnx"))
+    partial = None if cache_path is None else Path(f"{cache_path}.partial")
     try:
         keep_fp32: tuple[str, ...] = ()
         if recipe.space_to_depth_stem:
             prepared, keep_fp32 = _space_to_depth_stem(prepared, Path(dst).with_suffix(".s2d.onnx"))
             _drop_stale_cache(cache_path, keep_fp32, can_calibrate=calibration is not None)
-        cache_hit = cache_path is not None and Path(cache_path).is_file()
-        if calibration is None and not cache_hit:
-            raise CalibrationError("INT8 needs calibration data; pass --calibration FILE.npz (or .npy)")
-        warnings = [] if cache_hit else _check_count(calibration, recipe.method)
-        reader = None if cache_hit else _reader(calibration, recipe, progress)
-        _quantize(prepared, Path(dst), reader, recipe, cache_path, keep_fp32)
+        reader, warnings = _from_cache_or_calibrated(Path(src), prepared, Path(dst), calibration, recipe,
+                                                     cache_path, keep_fp32, progress)
+        samples = _cached_count(cache_path) if reader is None else \
+            _keep_cache(cache_path, reader.seen, recipe)
     finally:
-        for temporary in {prepared, Path(dst).with_suffix(".prep.onnx")} - {Path(src)}:
+        for temporary in {prepared, Path(dst).with_suffix(".prep.onnx"), partial} - {Path(src), None}:
             temporary.unlink(missing_ok=True)
-    check_quantized(Path(src), Path(dst))
-    samples = _cached_count(cache_path) if reader is None else _save_count(cache_path, reader.seen, recipe)
     return Int8Result(path=Path(dst), method=recipe.method, samples=samples, cache_path=cache_path,
-                      cache_hit=cache_hit, warnings=warnings)
+                      cache_hit=reader is None, warnings=warnings)
+
+
+def _from_cache_or_calibrated(src: Path, prepared: Path, dst: Path, calibration: Any, recipe: Int8Recipe,
+                              cache_path: Path | None, keep_fp32: tuple[str, ...],
+                              progress: bool) -> tuple[Any, list[str]]:
+    """Quantize with the cached ranges if they fit, else calibrate (the new ranges go to `<cache>.partial`).
+
+    Returns the reader used (None: the cache was) and the warnings about the calibration data.
+    """
+    if cache_path is not None and Path(cache_path).is_file():
+        try:
+            _quantize(prepared, dst, None, recipe, cache_path, keep_fp32)
+            check_quantized(src, dst)
+            return None, []
+        except (CalibrationError, PrecisionUnsupportedError) as exc:
+            if calibration is None:
+                raise
+            _LOGGER.warning("calibration cache %s does not fit this model (%s); calibrating again",
+                            cache_path, one_line(exc))
+    if calibration is None:
+        raise CalibrationError("INT8 needs calibration data; pass --calibration FILE.npz (or .npy)")
+    warnings = _check_count(calibration, recipe.method)
+    reader = _reader(calibration, recipe, progress)
+    partial = None if cache_path is None else Path(f"{cache_path}.partial")
+    if partial is not None:
+        partial.unlink(missing_ok=True)
+    _quantize(prepared, dst, reader, recipe, partial, keep_fp32)
+    check_quantized(src, dst)
+    return reader, warnings
 
 
 def _dynamic(src: Path, dst: Path, recipe: Int8Recipe) -> Int8Result:
@@ -189,10 +220,12 @@ def _unchanged(src: Path, source_ops: list[str]) -> None:
         f"written; leave int8 out for this model{KEEP_GOING_HINT}")
 
 
-def _save_count(cache_path: Path | None, samples: int, recipe: Int8Recipe) -> int:
+def _keep_cache(cache_path: Path | None, samples: int, recipe: Int8Recipe) -> int:
+    """Move the ranges just computed (`<cache>.partial`) in as the cache, with their sample count."""
     if cache_path is not None:
         meta = {"method": recipe.method.value, "samples": samples}
         Path(f"{cache_path}.meta.json").write_text(json.dumps(meta))
+        os.replace(f"{cache_path}.partial", cache_path)
     return samples
 
 
