@@ -37,6 +37,7 @@ from tritonstack.serve.config import ADMIN_HEADER, ServerConfig
 from tritonstack.serve.control import TritonGrpc, grpc_key_headers, status_name
 from tritonstack.serve.launch_security import LaunchSecurity, http_host
 from tritonstack.serve.limits import with_large_stack
+from tritonstack.serve.load_errors import load_errors, one_line
 from tritonstack.serve.plan import (
     RepositoryPlan,
     plan_repository,
@@ -486,25 +487,41 @@ class EmbeddedServer:
         index = self._query(lambda triton: triton.index(timeout_s=QUERY_TIMEOUT_S))
         assert self.plan is not None
         states = [s for s in index if s["name"] not in self.plan.skipped]
-        for entry in states:  # a folder Triton lists but never loaded has no state
+        logged = self._load_errors()
+        for entry in states:  # a folder Triton lists but never loaded has no state: its log says why
             if "state" not in entry:
                 entry.update(version=entry.get("version", ""), state="UNAVAILABLE",
-                             reason=entry.get("reason") or self._not_loaded_reason(entry["name"]))
+                             reason=entry.get("reason") or self._not_loaded_reason(entry["name"], logged))
+            elif entry.get("reason"):
+                entry["reason"] = one_line(entry["reason"])
         skipped = [{"name": n, "version": "", "state": "SKIPPED", "reason": r}
                    for n, r in self.plan.skipped.items()]
         listed = {s["name"] for s in states + skipped}
         unlisted = [{"name": d.name, "version": "", "state": "UNAVAILABLE",
-                     "reason": self._not_loaded_reason(d.name)} for d in self.config.repository.iterdir()
+                     "reason": self._not_loaded_reason(d.name, logged)}
+                    for d in self.config.repository.iterdir()
                     if d.is_dir() and not d.name.startswith(".") and d.name not in listed]
         return sorted(states + skipped + unlisted, key=lambda s: (s["name"], s.get("version", "")))
 
-    def _not_loaded_reason(self, name: str) -> str:
+    def _load_errors(self) -> dict[str, str]:
+        """model -> Triton's newest load error for it in this server's log (load_errors.py)."""
+        log = self.log_path
+        return load_errors(log.read_text(errors="replace")) if log is not None and log.is_file() else {}
+
+    @property
+    def log_path(self) -> Path | None:
+        """The running server's log (removed at stop; a crashed server's is kept in `crash_log_dir`)."""
+        return self.workdir / "tritonserver.log" if self.workdir is not None else None
+
+    def _not_loaded_reason(self, name: str, logged: dict[str, str]) -> str:
+        if name in logged:
+            return logged[name]
         folder = self.config.repository / name
         if not (folder / "config.pbtxt").is_file():
             return f"{folder} has no config.pbtxt: add one, or remove the folder"
         if not any(p.is_dir() and p.name.isdigit() for p in folder.iterdir()):
             return f"{folder} has no version folder (1/, 2/, ...): add one"
-        return "not loaded; load it (model control) or read the server log"
+        return f"not loaded; load it (model control) or read the server log {self.log_path}"
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines the server logged."""

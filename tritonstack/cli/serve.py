@@ -100,8 +100,9 @@ def serve(
             console.print(f"[yellow]warning: {warning}[/]")
         console.print(f"gRPC     {server.grpc_url}\nHTTP     {server.http_url or 'off (--http to open it)'}")
         console.print(f"metrics  {server.metrics_url}")
-        console.print(f"logs     crashed servers' logs are kept in {server.crash_log_dir}"
-                      + (" (restarted on crash)" if restart_on_crash else ""))
+        restarted = " (restarted on crash)" if restart_on_crash else ""
+        console.print(f"logs     server log {server.log_path} (removed at stop); crashed servers' logs are "
+                      f"kept in {server.crash_log_dir}{restarted}", soft_wrap=True)
         states = server.model_states()
         console.print(states_table(states))
         if states and not any(state.get("state") == "READY" for state in states):
