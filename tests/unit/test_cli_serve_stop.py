@@ -18,6 +18,7 @@ import tritonstack.serve as serve
 
 class Server:
     security, grpc_url, http_url, metrics_url, crash_log_dir = None, "127.0.0.1:1", None, "m", "/crash-logs"
+    log_path = "/work/tritonserver.log"
     def __init__(self, config): self.alive = sys.argv[1] == "stop"
     def start(self): return self
     def model_states(self):
