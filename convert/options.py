@@ -66,8 +66,8 @@ class ConvertOptions:
         object.__setattr__(self, "tolerances", {**DEFAULT_TOLERANCES, **self.tolerances})
         if self.on_gate_failure not in ("raise", "skip"):
             raise ConfigError(f"on_gate_failure={self.on_gate_failure!r}; use 'raise' or 'skip'")
-        if self.max_batch_size < 1:
-            raise ConfigError(f"max_batch_size={self.max_batch_size} must be >= 1")
+        _check_numbers(self)
+        _check_workdir(Path(self.workdir))
         for name in self.variant_names():  # before anything is written anywhere (workdir included)
             check_model_name(name)
         _check_base_name(self.name)
@@ -79,6 +79,37 @@ class ConvertOptions:
         if self.trt_engine:
             names += [f"{self.name}_trt_{p.value}" for p in (Precision.FP16, Precision.INT8)]
         return names
+
+
+#: Triton's max_batch_size is an int32; random verification rows are one batch held in memory.
+_MAX_BATCH_SIZE = 2**31 - 1
+_MAX_RANDOM_SAMPLES = 65536
+
+
+def _check_numbers(options: ConvertOptions) -> None:
+    """Refuse batch sizes Triton would refuse, and verification counts that cannot run."""
+    if not 1 <= options.max_batch_size <= _MAX_BATCH_SIZE:
+        raise ConfigError(f"--max-batch-size: max_batch_size {options.max_batch_size} is out of range; "
+                          f"pass a whole number from 1 to {_MAX_BATCH_SIZE}, e.g. 64")
+    preferred = options.batching.preferred_batch_sizes if options.batching else ()
+    for size in preferred:
+        if not 1 <= size <= options.max_batch_size:
+            raise ConfigError(f"--preferred-batch-size: preferred batch size {size} is out of range; Triton "
+                              f"takes sizes from 1 to max_batch_size {options.max_batch_size}: pass smaller "
+                              "sizes or raise --max-batch-size")
+    if not 1 <= options.random_samples <= _MAX_RANDOM_SAMPLES:
+        raise ConfigError(f"--random-samples: random samples {options.random_samples} is out of range; pass "
+                          f"a whole number from 1 to {_MAX_RANDOM_SAMPLES}, e.g. 16")
+
+
+def _check_workdir(workdir: Path) -> None:
+    """Refuse a scratch folder that is, or lies under, a file (nothing could be written there)."""
+    for folder in (workdir, *workdir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(f"--workdir {workdir}: {folder} is a file, not a folder; pass a folder "
+                                  "(it is created if missing)")
+            return
 
 
 #: Endings of variant names; the base name holds FP32, so it must not end like a variant.

@@ -67,4 +67,11 @@ def parse_precisions(text: str) -> tuple[Precision, ...]:
     unknown = [n for n in names if n not in valid]
     if unknown:
         raise ConfigError(f"precision(s) {unknown} unknown; choose from {','.join(valid)}")
+    if not names:
+        raise ConfigError(f"--precision {text!r} is empty; pass one or more of {','.join(valid)}, "
+                          "e.g. fp32,fp16")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"--precision {text!r} names {', '.join(map(repr, repeated))} more than once; "
+                          "name each precision once")
     return tuple(p for p in Precision if p.value in names or p is Precision.FP32)

@@ -1,0 +1,72 @@
+"""Options Triton would refuse, or that crashed convert, are refused in one line before anything is written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tritonstack.convert.pipeline import ConvertOptions
+from tritonstack.convert.precision import parse_precisions
+from tritonstack.convert.spec import Batching
+
+from tritonstack.errors import ConfigError
+
+from .convert_models import mlp_onnx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _options(tmp_path: Path, **changes: object) -> ConvertOptions:
+    base = {"model": tmp_path / "m.onnx", "name": "n", "repository": tmp_path / "repo",
+            "workdir": tmp_path / "work"}
+    return ConvertOptions(**{**base, **changes})
+
+
+@pytest.mark.parametrize(("changes", "needle"), [
+    ({"batching": Batching(preferred_batch_sizes=(128,))}, "preferred batch size 128"),
+    ({"batching": Batching(preferred_batch_sizes=(0,))}, "preferred batch size 0"),
+    ({"batching": Batching(preferred_batch_sizes=(8, -4))}, "preferred batch size -4"),
+    ({"max_batch_size": 99999999999}, "max_batch_size 99999999999"),
+    ({"random_samples": 0}, "random samples 0"),
+    ({"random_samples": -5}, "random samples -5"),
+])
+def test_bad_numbers_are_refused(tmp_path: Path, changes: dict, needle: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _options(tmp_path, **changes)
+    print("\n", caught.value)
+    assert needle in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_preferred_sizes_up_to_the_max_are_fine(tmp_path: Path) -> None:
+    _options(tmp_path, max_batch_size=64, batching=Batching(preferred_batch_sizes=(8, 64)))
+
+
+def test_a_workdir_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for workdir in (tmp_path / "file", tmp_path / "file" / "sub"):
+        with pytest.raises(ConfigError, match="--workdir"):
+            _options(tmp_path, workdir=workdir)
+
+
+@pytest.mark.parametrize(("text", "needle"), [("", "empty"), (" , ", "empty"), ("fp32,fp32", "'fp32'"),
+                                              ("fp16,int8,FP16", "'fp16'")])
+def test_empty_or_repeated_precisions_are_refused(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_precisions(text)
+    assert needle in str(caught.value)
+
+
+@pytest.mark.parametrize("args", [("--preferred-batch-size", "128"), ("--max-batch-size", "99999999999"),
+                                  ("--random-samples", "0"), ("--workdir", "FILE")])
+def test_cli_refuses_in_one_line_and_writes_nothing(tmp_path: Path, args: tuple[str, str]) -> None:
+    model = mlp_onnx(tmp_path / "m.onnx")
+    (tmp_path / "FILE").write_text("x")
+    args = tuple(str(tmp_path / a) if a == "FILE" else a for a in args)
+    done = subprocess.run([sys.executable, "-m", "tritonstack", "convert", str(model), "--name", "n",
+                           "--repository", str(tmp_path / "repo"), "--no-progress", *args],
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    print("\n", done.stderr.strip())
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "repo").exists() and not (tmp_path / "build").exists()
