@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tritonstack.convert.manifest import ADDED, VersionCheck, check_version
 
-__all__ = ["ALERT_THRESHOLDS", "DriftRow", "cache_counts", "drift_status", "not_ready_served",
-           "served_by_policy", "unverified_served", "verification"]
+__all__ = ["ALERT_THRESHOLDS", "DriftRow", "cache_counts", "drift_status", "not_loaded_yet",
+           "not_ready_served", "served_by_policy", "unverified_served", "verification"]
 
 #: gauge -> value above which the Prometheus alert fires (DataDriftHigh, EmbeddingShiftHigh)
 ALERT_THRESHOLDS = {"psi_mean": 0.1, "embedding_mmd": 0.05}
@@ -91,18 +91,34 @@ def unverified_served(checks: dict[tuple[str, int], VersionCheck], served: set[t
 
 
 def not_ready_served(index: list[dict], served: set[tuple[str, int]]) -> list[str]:
-    """`model version (state: reason)` of each version the config serves that is not READY, for the
-    models Triton loaded or tried to (Triton's repository index; a model never loaded is left out)."""
+    """`model version (state: reason)` of each version the config serves that Triton failed to load or
+    unloaded, for the models Triton loaded or tried to (Triton's repository index; a model never loaded is
+    left out, and so is a version Triton has not tried yet: `not_loaded_yet`)."""
+    problems = []
+    for model, version, entry in _served_not_ready(index, served):
+        if entry.get("state"):
+            reason = (entry.get("reason") or "").strip().splitlines()
+            problems.append(f"{model} {version} ({entry['state']}{': ' + reason[0][:200] if reason else ''})")
+    return problems
+
+
+def not_loaded_yet(index: list[dict], served: set[tuple[str, int]]) -> list[str]:
+    """`model version` of each version the config serves that Triton has not tried to load (e.g. a new
+    version under a `latest` policy, converted while the server runs): not a fault, it waits for a load."""
+    return [f"{model} {version}" for model, version, entry in _served_not_ready(index, served)
+            if not entry.get("state")]
+
+
+def _served_not_ready(index: list[dict], served: set[tuple[str, int]]) -> list[tuple[str, int, dict]]:
+    """(model, version, index entry or {}) of the served versions not READY, of the models Triton knows."""
     entries = {(e.get("name"), str(e.get("version", ""))): e for e in index}
     tried = {e.get("name") for e in index if e.get("state")}
-    problems = []
+    found = []
     for model, version in sorted(served):
         entry = entries.get((model, str(version))) or entries.get((model, ""), {})
         if model in tried and entry.get("state") != "READY":
-            reason = (entry.get("reason") or "").strip().splitlines()
-            problems.append(f"{model} {version} ({entry.get('state') or 'NOT LOADED'}"
-                            f"{': ' + reason[0][:200] if reason else ''})")
-    return problems
+            found.append((model, version, entry))
+    return found
 
 
 def cache_counts(model_stats: list[dict]) -> dict[tuple[str, str], tuple[int, int]]:

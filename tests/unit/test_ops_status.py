@@ -108,7 +108,17 @@ def test_served_versions_that_are_not_ready_are_named_with_their_reason() -> Non
     served = {("a", 1), ("a", 2), ("b", 1), ("b", 2), ("c", 1), ("never_loaded", 1)}
     problems = not_ready_served(index, served)
     print(problems)
-    assert problems == ["a 1 (UNAVAILABLE: failed to load)", "b 2 (NOT LOADED)", "c 1 (UNAVAILABLE: unloaded)"]
+    assert problems == ["a 1 (UNAVAILABLE: failed to load)", "c 1 (UNAVAILABLE: unloaded)"]
+
+
+def test_a_served_version_not_loaded_yet_is_noted_not_a_fault() -> None:
+    """Outsider 13c D10: a version converted while the server runs (a `latest` policy now names it) made
+    `ops status` exit 1 "served versions not READY ... fix the model"; it only waits for a load."""
+    from tritonstack.ops.status import not_loaded_yet, not_ready_served
+
+    index = [{"name": "sk", "version": "1", "state": "READY"}]
+    served = {("sk", 2)}
+    assert not_ready_served(index, served) == [] and not_loaded_yet(index, served) == ["sk 2"]
 
 
 WIDE = """tritonstack_drift_psi_mean{model_instance="digits_mlp_reference_0_0",model="digits_mlp_reference",version="12"} 1.6

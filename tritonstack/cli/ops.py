@@ -186,7 +186,7 @@ def status_command(
 
     if not repository.is_dir():
         raise ConfigError(f"repository {repository} is not a folder; pass --repository")
-    states, cache, index = {}, {}, []
+    states, shown, cache, index = {}, {}, {}, []
     if url:
         from tritonstack.cli.admin_key import admin_key as key_of
         from tritonstack.cli.tls_options import client_tls
@@ -197,12 +197,13 @@ def status_command(
         control = TritonControl(url, admin_key=key_of(admin_key), tls=tls)
         index = control.index()
         states = {(s.get("name"), str(s.get("version"))): s.get("state", "") for s in index}
+        shown = {(s.get("name"), str(s.get("version"))): _state_cell(s) for s in index}
         cache = cache_counts(control.statistics())
     table = Table("model", "version", "state", "verified", "cache hits/misses")
     checks = verification(repository)
     for (model, version), check in checks.items():
         colour = "green" if check.verified else ("red" if check.status.startswith("changed") else "yellow")
-        state = states.get((model, str(version)), "NOT LOADED") if url else "-"
+        state = shown.get((model, str(version)), "NOT LOADED") if url else "-"
         hits = cache.get((model, str(version)))
         table.add_row(model, str(version), state, f"[{colour}]{check.status}[/]",
                       f"{hits[0]}/{hits[1]}" if hits and any(hits) else "-")
@@ -214,14 +215,27 @@ def status_command(
     _refuse_unverified(repository, checks, states if url else None, allow_unverified)
 
 
+def _state_cell(entry: dict) -> str:
+    """Triton's state of a version, with a short reason ("UNAVAILABLE (unloaded)"); long ones are in the
+    failure line under the table."""
+    state, reason = entry.get("state", ""), (entry.get("reason") or "").strip()
+    return f"{state} ({reason})" if state and reason and len(reason) <= 24 and "\n" not in reason else state
+
+
 def _refuse_not_ready(repository: Path, models: set[str], index: list[dict]) -> None:
-    """Exit 1 with one line naming the versions the config serves that Triton does not have READY."""
+    """Exit 1 with one line naming the versions the config serves that Triton failed to load; a version
+    Triton has not tried to load yet (converted while it runs) is only noted."""
     import sys
 
-    from tritonstack.cli import err_console
-    from tritonstack.ops.status import not_ready_served, served_by_policy
+    from tritonstack.cli import console, err_console
+    from tritonstack.ops.status import not_loaded_yet, not_ready_served, served_by_policy
 
-    problems = not_ready_served(index, served_by_policy(repository, models))
+    served = served_by_policy(repository, models)
+    waiting = not_loaded_yet(index, served)
+    if waiting:
+        console.print(f"not loaded yet: {', '.join(waiting)} (promote or canary to serve it: `tritonstack "
+                      f"versions promote {waiting[0]}`)", soft_wrap=True, markup=False)
+    problems = not_ready_served(index, served)
     if problems:
         err_console.print(f"served versions not READY: {', '.join(problems)}; read the server's log, fix the "
                           "model and load it again (`tritonstack versions promote`)", soft_wrap=True)
