@@ -40,6 +40,7 @@ class Source:
     output_names: list[str]
     sha256: str
     model: Any = field(repr=False, default=None)
+    notes: list[str] = field(default_factory=list)  # one line each, for the user (e.g. no --weights given)
 
     def export(self, dst: Path) -> Path:
         """Write the FP32 ONNX model to `dst`."""
@@ -60,10 +61,9 @@ class Source:
         if self.kind == "onnx":
             return run_onnx(Path(self.location), feeds)
         if self.kind == "sklearn":
-            x = feeds[self.inputs[0].name]
-            if hasattr(self.model, "predict_proba"):
-                return {"probabilities": self.model.predict_proba(x).astype(np.float32)}
-            return {self.output_names[0]: self.model.predict(x).astype(np.float32).reshape(len(x), -1)}
+            from tritonstack.convert.sklearn import run_estimator
+
+            return run_estimator(self.model, feeds[self.inputs[0].name], self.output_names[0])
         from tritonstack.convert.torch_export import run_torch
 
         outputs = run_torch(self.model, feeds, [s.name for s in self.inputs])
@@ -153,6 +153,10 @@ def _torch_source(model: str | Path, inputs: list[TensorSpec] | None, output_nam
     if output_names and len(output_names) != count:
         raise InputSpecError(f"{len(output_names)} output names {output_names} given; {model} has {count}")
     output_names = output_names or [f"output_{i}" for i in range(count)]
-    hashed = weights if weights is not None else (Path(str(model)) if Path(str(model)).is_file() else None)
+    is_file = Path(str(model)).is_file()
+    hashed = weights if weights is not None else (Path(str(model)) if is_file else None)
+    notes = [] if hashed else [f"no --weights given: {model} is converted with the weights its factory "
+                               "sets (random unless the factory loads them); pass --weights STATE_DICT.pt "
+                               "to load trained ones"]
     return Source(kind="torch", location=str(model), inputs=inputs, output_names=output_names,
-                  sha256=file_sha256(hashed) if hashed else "", model=module)
+                  sha256=file_sha256(hashed) if hashed else "", model=module, notes=notes)

@@ -15,6 +15,7 @@ import contextlib
 import importlib
 import io
 import logging
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,15 @@ def _from_factory(text: str) -> Any:
     module_name, _, attr = text.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
-        return factory()
     except (ImportError, AttributeError) as exc:
         raise ModelLoadError(f"cannot import factory {text!r} ({exc}); name it package.module:function, the "
                              "module importable from here (run from its folder with PYTHONPATH=., or "
                              "pip install it)") from exc
+    try:
+        return factory()
+    except Exception as exc:  # noqa: BLE001 - user code can raise anything
+        raise ModelLoadError(f"the factory {text} raised {type(exc).__name__}: {one_line(exc)}; fix it: "
+                             "called with no arguments, it must return a torch.nn.Module") from exc
 
 
 def _load_weights(module: Any, path: Path) -> None:
@@ -78,6 +83,11 @@ def _load_weights(module: Any, path: Path) -> None:
         module.load_state_dict(state)
     except FileNotFoundError as exc:
         raise ModelLoadError(f"weights file {path} does not exist") from exc
+    except pickle.UnpicklingError as exc:
+        raise ModelLoadError(f"--weights {path} holds pickled objects, not only tensors (a whole module "
+                             "saved with torch.save(module)?); convert that file as the model itself (its "
+                             "class importable), or save torch.save(model.state_dict(), path) and pass "
+                             "that") from exc
     except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - corrupt pickles and shape mismatches raise many kinds
@@ -108,6 +118,8 @@ def _from_file(path: Path) -> Any:
         raise ModelLoadError(f"model file {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
+    except ImportError as exc:
+        raise ModelLoadError(_not_importable(path, exc)) from exc
     except AttributeError as exc:
         if "__main__" not in str(exc):
             raise ModelLoadError(f"{path} names a class that cannot be found ({one_line(exc)}); make its "
@@ -120,6 +132,17 @@ def _from_file(path: Path) -> Any:
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"{path} is not a readable torch.save file ({type(exc).__name__}); "
                              "save the module with torch.save(module, path)") from exc
+
+
+def _not_importable(path: Path, exc: ImportError) -> str:
+    """The message for a saved module whose class lives in a module that cannot be imported here."""
+    name = exc.name or "?"
+    top = name.split(".")[0]
+    folder = next((str(d.resolve()) for d in (path.parent, Path.cwd())
+                   if (d / f"{top}.py").is_file() or (d / top / "__init__.py").is_file()), None)
+    where = f"PYTHONPATH={folder}" if folder else f"PYTHONPATH=<the folder that holds {top}>"
+    return (f"{path} holds a module whose class is defined in {name!r}, which is not importable here "
+            f"({one_line(exc)}); run with {where}, or convert {name}:FACTORY --weights STATE_DICT.pt")
 
 
 def run_torch(module: Any, feeds: dict[str, np.ndarray], input_names: list[str]) -> list[np.ndarray]:

@@ -71,6 +71,9 @@ def verify_outputs(
     if a row's cosine similarity to the source is below `min_cosine` (None: not checked)."""
     report = {}
     for name, ref in expected.items():
+        if name not in actual:
+            raise ExportMismatchError(f"{what}: the converted model has no output {name!r} (its outputs: "
+                                      f"{sorted(actual)}); the source's output names must match its export")
         got = np.asarray(actual[name], dtype=np.float64)
         ref = np.asarray(ref, dtype=np.float64)
         if got.shape != ref.shape or not np.isfinite(got).all():
