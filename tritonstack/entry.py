@@ -1,16 +1,73 @@
-"""The `tritonstack` command's entry point: a Ctrl-C while the CLI is still being imported (its
-first ~0.2 s) is the same one line and exit code as later, not a KeyboardInterrupt traceback."""
+"""The `tritonstack` command's entry point: a signal at any moment of a run ends it the same way.
+
+    tritonstack ops status    # Ctrl-C -> 'interrupted', exit 130; SIGTERM -> 'terminated', exit 143
+
+That holds from the first instant of `main()`, while the CLI is still being imported (its first
+~0.2-0.9 s), not only once a command runs: one line, no KeyboardInterrupt traceback. Once the command
+has returned, a late SIGINT or SIGTERM is ignored and the command's own exit code stands, so a change
+it has made (a promoted version) is never reported as interrupted. This module imports nothing heavy.
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
+
+__all__ = ["TERMINATED", "arm", "finish", "finished", "main", "on_signal"]
+
+#: SIGTERM arrived while a run could still be interrupted: say 'terminated' and exit 143.
+TERMINATED: list[int] = []
+_FINISHED: list[bool] = []  # non-empty once the command's outcome is decided
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    """SIGINT/SIGTERM as a KeyboardInterrupt in the main thread (so `with` blocks clean up: an embedded
+    server being started is stopped with its stubs and /dev/shm files); ignored once `finish()` ran."""
+    if _FINISHED:
+        return
+    if signum == signal.SIGTERM:
+        TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
+def finished() -> bool:
+    """Whether the run's outcome is decided (`finish()` ran)."""
+    return bool(_FINISHED)
+
+
+def arm() -> None:
+    """A run starts: signals interrupt it again (an in-process caller may run several)."""
+    _FINISHED.clear()
+    TERMINATED.clear()
+
+
+def finish() -> None:
+    """The run's outcome is decided (the command returned, or its one error line is chosen): from now
+    on SIGINT and SIGTERM handled by `on_signal` are ignored."""
+    _FINISHED.append(True)
 
 
 def main() -> None:
-    """Import the CLI, then run it."""
+    """Install the signal handling first, then import the CLI and run it."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not SIG_IGN (`cmd &` in a script)
+        signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         from tritonstack.cli import main as run
+
+        run()
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    run()
+        finish()
+        _interrupted()
+    finally:
+        finish()
+
+
+def _interrupted() -> None:
+    """The one line of a run interrupted outside the CLI's own handling (JSON with --log-json once the
+    CLI is imported), and exit 130 (SIGINT) or 143 (SIGTERM)."""
+    cli = sys.modules.get("tritonstack.cli")
+    if cli is not None and hasattr(cli, "_interrupted"):
+        cli._interrupted(json_lines=cli._json_errors(None))  # noqa: SLF001
+    sys.stderr.write("terminated\n" if TERMINATED else "interrupted\n")
+    sys.exit(143 if TERMINATED else 130)

@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from tritonstack import entry
 from tritonstack.errors import TritonStackError
 
 __all__ = ["app", "console", "main"]
@@ -32,7 +33,14 @@ app = typer.Typer(
 )
 
 
-@app.callback()
+def _command_returned(value: object, **_params: object) -> object:
+    """The command has returned (its change, if any, is made): a signal from here on is ignored, so it
+    cannot turn the command's exit code into 130/143 while click tears down and the process exits."""
+    entry.finish()
+    return value
+
+
+@app.callback(result_callback=_command_returned)
 def _options(
     log_json: Annotated[bool, typer.Option(
         "--log-json", envvar="TRITONSTACK_LOG_JSON", help="Log JSON lines (for ELK / Loki).")] = False,
@@ -95,22 +103,26 @@ def _is_usage_error(exc: Exception) -> bool:
     return isinstance(exc, kinds) and hasattr(exc, "format_message") and hasattr(exc, "exit_code")
 
 
-_TERMINATED: list[int] = []  # SIGTERM arrived (outside a command's own handling)
+_TERMINATED: list[int] = []  # SIGTERM arrived (outside a command's own handling); read by commands
 
 
-def _raise_on_sigterm(signum: int, _frame: object) -> None:
-    """SIGTERM as a KeyboardInterrupt in the main thread, so `with` blocks clean up (an embedded
-    server being started is stopped with its stubs and /dev/shm files) instead of the process dying
-    at once and orphaning them. Commands with their own handling (serve, loadtest, tune) replace it."""
+def _raise_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM as a KeyboardInterrupt in the main thread (`entry.on_signal`), noted in `_TERMINATED`;
+    ignored once the command has returned."""
+    if entry.finished():
+        return
     _TERMINATED.append(signum)
-    raise KeyboardInterrupt
+    entry.on_signal(signum, frame)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and turn our errors into one line and exit code 2."""
+    """Entry point: run the CLI and turn our errors into one line and exit code 2. SIGTERM raises
+    KeyboardInterrupt (as Ctrl-C does) so `with` blocks clean up; commands with their own handling
+    (serve, loadtest, tune) replace it."""
     if threading.current_thread() is not threading.main_thread():
         _main(argv)
         return
+    entry.arm()
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
         _main(argv)
@@ -119,20 +131,23 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    _register()
     json_lines = _json_errors(argv)
     try:
+        _register()
         code = app(args=argv, standalone_mode=False)
     except TritonStackError as exc:
+        entry.finish()
         _fail(str(exc), type(exc).__name__, 2, json_lines=json_lines, plain=f"[bold red]error:[/] {exc}")
     except KeyboardInterrupt:
         _interrupted(json_lines=json_lines)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         if not _is_usage_error(exc):
             raise
+        entry.finish()
         if json_lines:
             _fail(exc.format_message(), type(exc).__name__, exc.exit_code, json_lines=True)
         _usage_error(exc)
+    entry.finish()
     _exit_code(code, json_lines=json_lines)
 
 
@@ -159,7 +174,8 @@ def _exit_code(code: object, *, json_lines: bool) -> None:
 
 
 def _interrupted(*, json_lines: bool) -> None:
-    """Ctrl-C: 'interrupted', exit 130; SIGTERM: 'terminated', exit 143."""
-    if _TERMINATED:
+    """Ctrl-C: 'interrupted', exit 130; SIGTERM: 'terminated', exit 143 (a further signal is ignored)."""
+    entry.finish()
+    if _TERMINATED or entry.TERMINATED:
         _fail("terminated", "SIGTERM", 143, json_lines=json_lines)
     _fail("interrupted", "KeyboardInterrupt", 130, json_lines=json_lines)

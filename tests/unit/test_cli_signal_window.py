@@ -1,0 +1,104 @@
+"""A signal at any moment of a `tritonstack` run: SIGINT is one line 'interrupted' and exit 130, SIGTERM
+one line 'terminated' and exit 143, never a KeyboardInterrupt traceback -- also while the CLI is still
+being imported (its first ~0.2-0.9 s). A signal that arrives once the command has returned is ignored:
+the command's own exit code stands (a finished change is never reported as interrupted)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+_ROOT = Path(__file__).parents[2]
+
+# Runs the console script's `main`; writes 'armed' once a SIGTERM handler is installed (the last step
+# of entry.main's set-up), so the test signals only after that point (Python's own start-up, before
+# any of our code runs, is out of our hands).
+_ARMED_ENTRY = textwrap.dedent('''
+    import os, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if ignored here
+    real = signal.signal
+
+    def announcing(signum, handler):
+        previous = real(signum, handler)
+        if signum == signal.SIGTERM and not announcing.done:  # the first SIGTERM handler installed
+            announcing.done = True
+            os.write(1, b"armed\\n")
+        return previous
+
+    announcing.done = False
+    signal.signal = announcing
+    sys.argv = ["tritonstack", *sys.argv[1:]]
+    from tritonstack.entry import main
+    main()
+''')
+
+_SIGNAL_AFTER_RETURN = textwrap.dedent('''
+    import os, signal, sys
+    import typer
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from tritonstack import cli, entry
+    SIGNUM = getattr(signal, sys.argv[1])
+
+    @cli.app.command("finish-for-test")
+    def finish_for_test(ctx: typer.Context) -> None:
+        ctx.call_on_close(lambda: os.kill(os.getpid(), SIGNUM))  # while click tears down, after return
+        print("change kept", flush=True)
+
+    sys.argv = ["tritonstack", "finish-for-test"]
+    entry.main()
+''')
+
+_EXPECTED = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
+
+
+def _signal_after_armed(signum: signal.Signals, delay_s: float, repository: Path) -> tuple[int, str]:
+    args = ["versions", "list", "mlp", "--repository", str(repository)]
+    process = subprocess.Popen([sys.executable, "-c", _ARMED_ENTRY, *args], stdout=subprocess.PIPE,  # noqa: S603
+                               stderr=subprocess.PIPE, text=True, cwd=_ROOT)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "armed"
+        time.sleep(delay_s)
+        if process.poll() is None:
+            process.send_signal(signum)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, err
+
+
+def test_a_signal_while_the_cli_loads_is_one_line_and_its_exit_code(tmp_path: Path) -> None:
+    for signum, (code, line) in _EXPECTED.items():
+        interrupted = 0
+        for delay_s in (0.0, 0.05, 0.1, 0.2, 0.35, 0.6):
+            returncode, err = _signal_after_armed(signum, delay_s, tmp_path / "none")
+            print(f"{signum.name} {delay_s:.2f} s after main(): exit {returncode}, {err.strip()!r}")
+            assert "Traceback" not in err, err
+            if returncode == 2:  # the command had already ended on its own (no such repository)
+                assert "no config.pbtxt" in err, err
+                continue
+            assert (returncode, err) == (code, line + "\n"), (delay_s, returncode, err)
+            interrupted += 1
+        assert interrupted, f"no {signum.name} arrived before the command ended"
+
+
+def test_a_signal_after_the_command_returned_keeps_its_exit_code() -> None:
+    for signum in _EXPECTED:
+        done = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_RETURN, signum.name],  # noqa: S603
+                              capture_output=True, text=True, timeout=60, cwd=_ROOT)
+        print(f"{signum.name} after the command returned: exit {done.returncode}, {done.stderr.strip()!r}")
+        assert (done.returncode, done.stdout, done.stderr) == (0, "change kept\n", ""), done
+
+
+def test_the_console_script_leaves_an_ignored_sigint_ignored() -> None:
+    script = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); sys.argv = ['tritonstack']; "
+              "from tritonstack import entry; import tritonstack.cli as cli; "
+              "cli.main = lambda: print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN); entry.main()")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: S603
+                          timeout=60, cwd=_ROOT)
+    assert done.stdout.strip() == "True", done
