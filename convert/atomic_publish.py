@@ -1,6 +1,6 @@
 """Publish a staged model version so that a kill at any point leaves the old model or the new one.
 
-    with repository_lock(repository):
+    with repository_lock(repository), model_folder_lock(repository / "mlp"):   # the latter if it exists
         recover(repository)
         publish(repository / "mlp", staged)      # `staged` = stage_dir(...) filled with <n>/ and config
 
@@ -30,13 +30,16 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tritonstack.errors import RepositoryWriteError
 from tritonstack.model_config import config_text, read_config
 
-__all__ = ["STAGING_PREFIX", "publish", "recover", "repository_lock", "set_step_hook", "stage_dir", "step"]
+__all__ = ["STAGING_PREFIX", "model_folder_lock", "publish", "recover", "repository_lock", "set_step_hook",
+           "stage_dir", "step"]
 
 _LOGGER = logging.getLogger(__name__)
 STAGING_PREFIX = ".tritonstack-staging-"
@@ -66,6 +69,33 @@ def repository_lock(repository: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def model_folder_lock(model_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
+    """Hold an exclusive flock on an existing model folder, the lock `versions` commands take too, so a
+    convert and a `versions add` never pick the same version number. Polled for up to `timeout_s`;
+    RepositoryWriteError if another writer holds it that long. No file is created."""
+    fd = os.open(model_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _try_flock(fd):
+            if time.monotonic() >= deadline:
+                raise RepositoryWriteError(
+                    f"another writer (a versions command) holds the lock on {model_dir} for more than "
+                    f"{timeout_s:.0f} s; nothing was written: wait for it to finish and retry")
+            time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def stage_dir(repository: Path, model_dir: Path) -> Path:

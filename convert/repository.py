@@ -18,7 +18,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tritonstack.convert.atomic_publish import publish, recover, repository_lock, stage_dir, step
+from tritonstack.convert.atomic_publish import (
+    model_folder_lock,
+    publish,
+    recover,
+    repository_lock,
+    stage_dir,
+    step,
+)
 from tritonstack.convert.existing import carry_over
 from tritonstack.convert.manifest import MANIFEST, files_sha256
 from tritonstack.convert.spec import ModelSpec, check_model_name
@@ -94,7 +101,11 @@ def write_version(
     repository.mkdir(parents=True, exist_ok=True)
     with repository_lock(repository):
         recover(repository)
-        return _write_locked(repository, spec, files, manifest, version, keep)
+        model_dir = repository / spec.name
+        if not model_dir.is_dir():  # a new model: only converts (holding the repository lock) create one
+            return _write_locked(repository, spec, files, manifest, version, keep)
+        with model_folder_lock(model_dir):  # `versions add` picks numbers under the same lock
+            return _write_locked(repository, spec, files, manifest, version, keep)
 
 
 def _write_locked(repository: Path, spec: ModelSpec, files: dict[str, Path], manifest: dict[str, Any],
