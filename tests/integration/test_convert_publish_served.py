@@ -87,3 +87,19 @@ def test_killed_publish_serves_the_old_model_then_the_next_one_loads(tmp_path: P
     print(f"\nkilled mid-publish: Triton served version 1 (max abs diff to the first model "
           f"{np.abs(served - want_first).max():.1e}); after the next conversion version 2 "
           f"(diff to the second model {np.abs(after - want_second).max():.1e})")
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_new_model_leaves_a_staging_folder_that_serve_neither_loads_nor_lists(tmp_path: Path) -> None:
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    first = mlp_onnx(tmp_path / "first.onnx")
+    convert_model(_options(first, "mlp", tmp_path))
+    _convert_killed_at(_options(first, "newmodel", tmp_path), "rename model in")  # staged inside mlp/
+    repo = tmp_path / "repo"
+    leftovers = list(repo.glob("mlp/.tritonstack-staging-*/newmodel/1"))
+    assert leftovers and sorted(p.name for p in repo.iterdir()) == ["mlp"]
+    with EmbeddedServer(ServerConfig(repository=repo, ort_threads=1)) as server:
+        states = [(s["name"], str(s["version"]), s["state"]) for s in server.model_states()]
+    print(f"\nleftover {leftovers[0].relative_to(repo)}; serve lists {states}")
+    assert states == [("mlp", "1", "READY")]
