@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import numpy as np
+from tritonstack.client.core import wanted_outputs
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.validation import as_arrays
 
 from tritonstack.errors import ClientError, ConfigError, InvalidInputError
 
-__all__ = ["BulkOptions", "Data", "Plan", "aconcatenate", "concatenate", "run_async", "run_threaded"]
+__all__ = ["BulkOptions", "Data", "Plan", "aconcatenate", "concatenate", "no_rows", "run_async",
+           "run_threaded"]
 
 Row = np.ndarray | Mapping[str, np.ndarray]
 #: Batch-first array(s), or an iterable of single rows (arrays or dicts without the batch axis).
@@ -205,15 +207,25 @@ async def _acollect(item: tuple[asyncio.Future[Chunk], int, int], progress: _Pro
     return result
 
 
-def concatenate(results: Iterable[Chunk]) -> Chunk:
-    """Join chunk results along the batch axis (an empty dict when there were no rows)."""
+def concatenate(results: Iterable[Chunk], empty: Chunk | None = None) -> Chunk:
+    """Join chunk results along the batch axis; with no chunks (no rows), `empty` (see `no_rows`),
+    else an empty dict."""
     parts: dict[str, list[np.ndarray]] = {}
     for result in results:
         for name, array in result.items():
             parts.setdefault(name, []).append(array)
+    if not parts and empty is not None:
+        return empty
     return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
-async def aconcatenate(results: AsyncIterator[Chunk]) -> Chunk:
+async def aconcatenate(results: AsyncIterator[Chunk], empty: Chunk | None = None) -> Chunk:
     """`concatenate` for the asyncio client's chunk stream."""
-    return concatenate([result async for result in results])
+    return concatenate([result async for result in results], empty)
+
+
+def no_rows(info: ModelInfo, outputs: Sequence[str] | None) -> Chunk:
+    """The result of predicting zero rows: each wanted output with 0 rows, its dtype and its other
+    dims as the model declares them (a variable dim, -1, is 0)."""
+    return {name: np.empty((0, *(max(d, 0) for d in info.outputs[name].dims)), info.outputs[name].dtype)
+            for name in wanted_outputs(info, outputs)}

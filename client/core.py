@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 from tritonstack.client.errors import error_for_status
 from tritonstack.client.model import ModelInfo, fixed_width_dtypes
-from tritonstack.client.retry import RetryPolicy
+from tritonstack.client.retry import RetryPolicy, checked_seconds
 from tritonstack.client.validation import Bounds, Rule, as_arrays, validate_inputs
 
 from tritonstack.errors import (
     ClientClosedError,
     ClientError,
-    ConfigError,
     InternalServerError,
     InvalidInputError,
     ModelNotReadyError,
@@ -32,7 +31,7 @@ from tritonstack.errors import (
 )
 
 __all__ = ["Call", "ClientCore", "ClientOptions", "InferOptions", "Inputs", "RetryPolicy",
-           "grpc_restricted_headers", "model_infer", "raw_tensor_bytes", "version_string"]
+           "grpc_restricted_headers", "model_infer", "raw_tensor_bytes", "version_string", "wanted_outputs"]
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack as Unpack  # noqa: PLC0414 - re-exported for the balancers
@@ -67,6 +66,17 @@ def version_string(version: int | str | None) -> str:
     return "" if version is None else str(version)
 
 
+def wanted_outputs(info: ModelInfo, outputs: Sequence[str] | None) -> tuple[str, ...]:
+    """The outputs a call returns: `outputs` if given (each must be one of the model's), else all."""
+    if not outputs:
+        return info.output_names
+    unknown = sorted(set(outputs) - set(info.outputs))
+    if unknown:
+        raise InvalidInputError(f"outputs {unknown} requested; model {info.name!r} has "
+                                f"outputs {sorted(info.outputs)}")
+    return tuple(outputs)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClientOptions:
     """Per-client defaults: deadline per call, retry policy, validation, TLS, headers.
@@ -93,9 +103,8 @@ class ClientOptions:
     coalesce: bool = False
 
     def __post_init__(self) -> None:
-        if min(self.timeout_s, self.probe_timeout_s, self.max_reconnect_backoff_s) <= 0:
-            raise ConfigError(f"timeout_s={self.timeout_s}, probe_timeout_s={self.probe_timeout_s} and "
-                              f"max_reconnect_backoff_s={self.max_reconnect_backoff_s} must be > 0")
+        for name in ("timeout_s", "probe_timeout_s", "max_reconnect_backoff_s"):
+            checked_seconds(name, getattr(self, name))
 
 
 @dataclass(slots=True)
@@ -197,22 +206,15 @@ class ClientCore:
     def deadline(self, timeout_s: float | None) -> float:
         """The `time.monotonic()` by which a call must end (`timeout_s` or the client default)."""
         self.check_open()
-        timeout = timeout_s if timeout_s is not None else self.options.timeout_s
-        if timeout <= 0:
-            raise ConfigError(f"timeout_s={timeout_s} must be > 0")
-        return time.monotonic() + timeout
+        if timeout_s is None:
+            return time.monotonic() + self.options.timeout_s
+        return time.monotonic() + checked_seconds("timeout_s", timeout_s)
 
     def new_call(self, info: ModelInfo, inputs: Inputs, *, deadline: float,
                  outputs: Sequence[str] | None = None, version: int | str | None = None,
                  request_id: str = "", headers: Mapping[str, str] | None = None) -> Call:
         """Validate `inputs` for `info`; the call must end by `deadline` (see `deadline()`)."""
-        wanted = info.output_names
-        if outputs:
-            wanted = tuple(outputs)
-            unknown = sorted(set(wanted) - set(info.outputs))
-            if unknown:
-                raise InvalidInputError(f"outputs {unknown} requested; model {info.name!r} has "
-                                        f"outputs {sorted(info.outputs)}")
+        wanted = wanted_outputs(info, outputs)
         return Call(info=info, arrays=self.prepare(info, inputs), outputs=wanted,
                     version=version_string(version), deadline=deadline, request_id=request_id,
                     headers=self.headers(headers))

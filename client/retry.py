@@ -9,6 +9,8 @@ decision, so the rules live here once. Only idempotent reads and inference are r
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 import time
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from tritonstack.client.errors import RETRYABLE
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "checked_seconds"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,8 +37,11 @@ class RetryPolicy:
     multiplier: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1 or self.initial_backoff_s < 0 or self.multiplier < 1:
-            raise ConfigError(f"invalid retry policy {self}; attempts >= 1, backoff >= 0, multiplier >= 1")
+        numbers = (self.attempts, self.initial_backoff_s, self.max_backoff_s, self.multiplier)
+        if not all(_is_number(n) and math.isfinite(n) for n in numbers) or self.attempts < 1 \
+                or min(self.initial_backoff_s, self.max_backoff_s) < 0 or self.multiplier < 1:
+            raise ConfigError(f"invalid retry policy {self}; attempts >= 1, finite backoffs >= 0, "
+                              "finite multiplier >= 1")
 
     def backoff_s(self, attempt: int) -> float:
         """Seconds to sleep after failed attempt number `attempt` (1-based)."""
@@ -57,3 +62,15 @@ class RetryPolicy:
             return None
         pause = self.backoff_s(attempt)
         return pause if time.monotonic() + pause < deadline else None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy scalars too
+
+
+def checked_seconds(name: str, value: object) -> float:
+    """`value` as a duration in seconds, or ConfigError naming `name` unless it is a finite number > 0
+    (a NaN deadline would otherwise end every call at once, or a wait never)."""
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type]
+        raise ConfigError(f"{name}={value!r}; pass a finite number of seconds > 0")
+    return float(value)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from tritonstack.client import bulk
 from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, model_infer, version_string
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
+from tritonstack.client.retry import checked_seconds
 from tritonstack.client.shm import ShmTensors
 
 from tritonstack.errors import ClientError, ModelNotReadyError
@@ -93,7 +94,7 @@ class TritonClient:
     def wait_until_ready(self, timeout_s: float = 30.0, *, model: str | None = None) -> None:
         """Block until the server (or model) is ready; raise ServerUnavailableError
         (ModelNotReadyError for a model) after timeout_s."""
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + checked_seconds("timeout_s", timeout_s)
         while not self.is_ready(model):
             if time.monotonic() >= deadline:
                 raise self._core.not_ready_error(model, timeout_s)
@@ -154,11 +155,12 @@ class TritonClient:
                      in_flight: int = 4, outputs: Sequence[str] | None = None,
                      version: int | str | None = None, timeout_s: float | None = None,
                      progress: bool | Callable[[int], None] = False) -> dict[str, np.ndarray]:
-        """Run inference over all rows of `data`; outputs concatenated in input order (an empty
-        dict when `data` has no rows). Arguments as in `predict_iter`."""
+        """Run inference over all rows of `data`; outputs concatenated in input order (each with 0
+        rows, the model's dtype and dims when `data` has none). Arguments as in `predict_iter`."""
+        empty = bulk.no_rows(self.model_info(model, version, timeout_s=timeout_s), outputs)
         return bulk.concatenate(self.predict_iter(
             model, data, batch_size=batch_size, in_flight=in_flight, outputs=outputs, version=version,
-            timeout_s=timeout_s, progress=progress))
+            timeout_s=timeout_s, progress=progress), empty)
 
     def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                      in_flight: int = 4, outputs: Sequence[str] | None = None,

@@ -89,6 +89,15 @@ def test_predict_many_sync_array_and_iterable_keep_order(client, digits_data) ->
     assert (out[:len(y)].argmax(1) == y).mean() > 0.95
 
 
+def test_predict_many_on_zero_rows_has_the_real_outputs_with_zero_rows(client, digits_data) -> None:
+    x, _ = digits_data
+    one = client.infer(MODEL, x[:1])
+    none = client.predict_many(MODEL, x[:0])
+    print(f"0 rows: {({k: (v.shape, str(v.dtype)) for k, v in none.items()})}")
+    assert {k: (v.shape[1:], v.dtype) for k, v in none.items()} == {k: (v.shape[1:], v.dtype) for k, v in one.items()}
+    assert all(len(v) == 0 for v in none.values())
+
+
 def test_predict_many_async(server, client, digits_data) -> None:
     x, _ = digits_data
     expected = client.infer(MODEL, x[:500])["probabilities"]
