@@ -34,10 +34,11 @@ from pathlib import Path
 
 from tritonclient.utils import InferenceServerException
 from tritonstack.convert.manifest import write_added_manifest
-from tritonstack.convert.onnx_io import load_onnx
+from tritonstack.convert.onnx_io import copy_onnx_with_external_data, load_onnx
 from tritonstack.convert.repository import check_repository
 from tritonstack.serve.binary import PYTHON_RUNNER_BACKEND
 from tritonstack.serve.control import ClientTls, TritonGrpc, check_grpc_url, status_name
+from tritonstack.serve.load_errors import one_line
 from tritonstack.serve.plan import python_runner_config
 
 from tritonstack.errors import (
@@ -53,6 +54,8 @@ __all__ = ["HISTORY_FILE", "TritonControl", "VersionChangeInterrupted", "Version
 
 _LOGGER = logging.getLogger(__name__)
 HISTORY_FILE = "tritonstack_versions.json"
+#: Triton's words when a load names a model folder its repository does not hold (added after start).
+_NOT_IN_REPOSITORY = "failed to poll from model repository"
 #: Triton's version numbers are int64 and start at 1.
 MAX_VERSION = 2**63 - 1
 
@@ -98,6 +101,10 @@ class TritonControl:
         if code == "DEADLINE_EXCEEDED":
             return ServerUnavailableError(f"{what}: Triton at {self.url} did not answer in time; it is up "
                                           "but busy or stuck: read its log")
+        if code == "UNAVAILABLE" and self._live(triton) and self.admin_key:
+            return AccessDeniedError(
+                f"{what}: {self.url} refused the admin key given ({exc.message()}): it is not the server's "
+                "key; pass the key the server was started with (--admin-key @FILE or TRITONSTACK_ADMIN_KEY)")
         if code == "UNAVAILABLE" and self._live(triton):
             return AccessDeniedError(
                 f"{what}: {self.url} refused the call ({exc.message()}); pass --admin-key "
@@ -241,6 +248,10 @@ class VersionManager:
         try:
             if source.is_dir():
                 shutil.copytree(source, staging, dirs_exist_ok=True)
+            elif source.suffix == ".onnx":  # with the external data files it names (torch's default export)
+                copy_onnx_with_external_data(source, staging)
+                if self._model_filename(model) != "model.onnx":
+                    (staging / "model.onnx").rename(staging / self._model_filename(model))
             else:
                 shutil.copy2(source, staging / self._model_filename(model))
             write_added_manifest(staging, source=source, model=model, version=version)  # hashes of its files
@@ -350,23 +361,35 @@ class VersionManager:
 
     def _extra_ready(self, model: str, listed: list[int]) -> list[int]:
         """Versions of `model` Triton has READY that `listed` (config.pbtxt) does not name."""
-        try:
-            return sorted(int(s["version"]) for s in self.control.index()
-                          if s.get("name") == model and str(s.get("version", "")).isdigit()
-                          and s.get("state") == "READY" and int(s["version"]) not in listed)
-        except (OperationsError, ServerUnavailableError, AccessDeniedError):
-            return []
+        return [v for v in self._ready_versions(model) if v not in listed]
 
     def _refused(self, model: str, target: list[int], previous: list[int], error: str | None,
                  not_ready: list[int]) -> None:
-        """Log and raise the refusal; the caller's context puts config.pbtxt back."""
-        _LOGGER.warning("Triton refused versions %s of %s; %s keep serving", target, model, previous,
-                        extra={"model": model, "refused": str(target),
-                               "reason": (error or "not ready")[:500]})
+        """Raise the refusal in one line, naming only the versions that are not READY and what Triton
+        serves now (read back from it); the caller's context puts config.pbtxt back."""
+        ready = self._ready_versions(model)
+        refused = [v for v in target if v not in ready] or not_ready or target
+        reason = one_line(error) if error else f"{refused} not ready"
+        _LOGGER.info("Triton refused versions %s of %s (%s); it serves %s", refused, model, reason, ready,
+                     extra={"model": model, "refused": str(refused), "reason": (error or reason)[:500]})
+        if error and _NOT_IN_REPOSITORY in error and not ready:
+            raise VersionRefusedError(
+                f"Triton does not see model {model!r} in the repository it serves ({reason}): `tritonstack "
+                f"serve` sees only the model folders present when it started; restart it to serve {model!r} "
+                "(config.pbtxt is restored)")
+        serving = f"it serves versions {ready}" if ready else f"no version of {model!r} is served"
         raise VersionRefusedError(
-            f"Triton refused versions {target} of {model!r} ({error or f'{not_ready} not ready'}); "
-            f"versions {previous} keep serving and config.pbtxt is restored; fix the version and retry"
-        )
+            f"Triton refused versions {refused} of {model!r} ({reason}); {serving} and config.pbtxt is "
+            f"restored; fix versions {refused} and retry")
+
+    def _ready_versions(self, model: str) -> list[int]:
+        """The versions of `model` Triton has READY now ([] if it cannot say)."""
+        try:
+            return sorted(int(s["version"]) for s in self.control.index()
+                          if s.get("name") == model and str(s.get("version", "")).isdigit()
+                          and s.get("state") == "READY")
+        except (OperationsError, ServerUnavailableError, AccessDeniedError):
+            return []
 
     # -- files ----------------------------------------------------------------------------------
     def _model_filename(self, model: str) -> str:

@@ -157,12 +157,19 @@ def test_broken_version_is_refused_and_the_old_one_keeps_serving(vserver, digits
     err = json_logs.getvalue()
     print(f"refused promote: {load.total} requests during the run, {len(load.failures)} failures; {err[:160]}")
     assert exit_info.value.code == 2
-    assert "refused" in err and "keep serving" in err
+    assert "refused versions [3]" in err and "it serves versions [2]" in err
     assert load.failures == [] and set(load.versions) == {"2"}
     assert (vserver.config.repository / MODEL / "config.pbtxt").read_text() == config_before
     assert _served_by(vserver) == "2"
-    refused = [r for r in _records(json_logs, "tritonstack.ops.versions") if r["level"] == "WARNING"]
+    records = _records(json_logs, "tritonstack.ops.versions")
+    refused = [r for r in records if "refused" in r]
     assert refused and refused[0]["refused"] == "[3]" and "NoSuchOp" in refused[0]["reason"]
+    assert not [r for r in records if r["level"] == "WARNING"], "the error line says it all (outsider 13c D11)"
+    with pytest.raises(SystemExit):
+        _cli(vserver, "canary", MODEL, "3")  # 2 stays fine: only 3 is named (it said "refused [2, 3]")
+    err = json_logs.getvalue()
+    print(f"refused canary: {err.splitlines()[-1][:200]}")
+    assert "refused versions [3] of" in err.splitlines()[-1] and "[2, 3]" not in err.splitlines()[-1]
 
 
 def _unloadable_model() -> bytes:
@@ -263,3 +270,39 @@ def test_an_interrupted_promote_leaves_served_what_config_says(vserver) -> None:
     assert new not in ready and set(ready) <= set(before)
     assert served == str(max(before))
     assert f"serves versions {before} again" in str(caught.value)
+
+
+def test_a_wrong_admin_key_is_said_to_be_wrong(vserver, capsys, monkeypatch) -> None:  # noqa: ANN001
+    """Outsider 13c D11: with a wrong key, `versions` said "pass --admin-key" although one was passed."""
+    monkeypatch.setenv("TRITONSTACK_ADMIN_KEY", "not-the-key")
+    with pytest.raises(SystemExit) as exited:
+        main(["versions", "promote", MODEL, "1", "--url", vserver.grpc_url,
+              "--repository", str(vserver.config.repository)])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    print(f"wrong key: {lines[-1][:200]}")
+    assert exited.value.code == 2 and len(lines) == 1 and "refused the admin key given" in lines[0], lines
+    assert "pass --admin-key (" not in lines[0]
+
+
+def test_a_model_added_after_start_says_restart(vserver, capsys, monkeypatch) -> None:  # noqa: ANN001
+    """Outsider 13c D9: promoting a model converted into the repository while `serve` runs said "Triton
+    refused versions [1] ... versions [1] keep serving ... fix the version": nothing served it, and the
+    version was fine. `serve` sees the model folders present at its start: the line says restart."""
+    monkeypatch.setenv("TRITONSTACK_ADMIN_KEY", vserver.admin_key)
+    repo = vserver.config.repository
+    late = repo / "late_model"
+    shutil.copytree(repo / MODEL, late, ignore=shutil.ignore_patterns(HISTORY_FILE))
+    config = (late / "config.pbtxt").read_text().replace(f'name: "{MODEL}"', 'name: "late_model"')
+    (late / "config.pbtxt").write_text(config)
+    newest = str(max(int(p.name) for p in late.iterdir() if p.name.isdigit()))
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["versions", "promote", "late_model", newest, "--url", vserver.grpc_url,
+                  "--repository", str(repo)])
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        print(f"model added after start: {lines[-1][:240]}")
+        assert exited.value.code == 2 and len(lines) == 1, lines
+        assert "restart it to serve 'late_model'" in lines[0] and "keep serving" not in lines[0]
+        assert (late / "config.pbtxt").read_text() == config
+    finally:
+        shutil.rmtree(late)

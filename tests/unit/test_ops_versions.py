@@ -21,6 +21,7 @@ class FakeControl:
                  backend: str = "onnxruntime") -> None:
         self.repository, self.broken, self.loads, self.overrides = repository, set(broken), [], []
         self.backend = backend
+        self.ready = [1]  # what Triton serves: changed only by a load that succeeds
 
     def served_backend(self, model: str) -> str | None:
         return self.backend
@@ -32,13 +33,15 @@ class FakeControl:
         self.loads.append(self._policy())
         self.overrides.append(config_override)
         bad = self.broken & set(self._policy())
+        if not bad:
+            self.ready = self._policy()
         return f"version {min(bad)} is at UNAVAILABLE state" if bad else None
 
     def is_ready(self, model: str, version: int) -> bool:
         return version not in self.broken
 
     def index(self) -> list[dict]:
-        return [{"name": "m", "version": str(v), "state": "READY"} for v in self._policy()]
+        return [{"name": "m", "version": str(v), "state": "READY"} for v in self.ready]
 
 
 def digits_model_bytes(tag: str) -> bytes:
@@ -100,7 +103,7 @@ def test_refused_version_restores_the_config(repo: Path) -> None:
     manager = VersionManager(repo, FakeControl(repo, broken={2}))
     manager.add("m", repo / "m" / "1")
     before = (repo / "m" / "config.pbtxt").read_text()
-    with pytest.raises(VersionRefusedError, match=r"versions \[1\] keep serving"):
+    with pytest.raises(VersionRefusedError, match=r"refused versions \[2\] .*; it serves versions \[1\]"):
         manager.promote("m", 2)
     assert (repo / "m" / "config.pbtxt").read_text() == before
     with pytest.raises(ConfigError, match="not in"):
@@ -124,3 +127,24 @@ def test_a_model_served_by_the_python_runner_keeps_it_across_a_version_change(re
         if switched:
             config = json.loads(override)
             assert config["backend"] == "onnxruntime_python" and config["version_policy"]["specific"]["versions"] in ([2], ["2"])
+
+
+def test_add_of_an_onnx_file_with_external_data_brings_its_weights(repo: Path, tmp_path: Path) -> None:
+    """Outsider 13c D1: `versions add m net.onnx` (weights in net.onnx.data beside it, torch's default
+    export) exited 0 with a version folder holding model.onnx only, which ONNX Runtime cannot load."""
+    import onnx
+    import onnxruntime as ort
+
+    source = tmp_path / "export" / "net.onnx"
+    source.parent.mkdir()
+    model = onnx.load_from_string(model_bytes("v2", widths=(4, 3)))
+    onnx.save(model, str(source), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="net.onnx.data", size_threshold=0)
+    assert (source.parent / "net.onnx.data").is_file()
+    (repo / "m" / "1" / "model.onnx").write_bytes(model_bytes("v1", widths=(4, 3)))
+    version = VersionManager(repo, FakeControl(repo)).add("m", source)
+    folder = repo / "m" / str(version)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"x": np.ones((2, 4), np.float32)})[0]
+    print(f"\nversion {version} files: {sorted(p.name for p in folder.iterdir())}; output shape {out.shape}")
+    assert out.shape == (2, 3)
