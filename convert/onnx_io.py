@@ -37,9 +37,11 @@ def load_onnx(path: Path):  # noqa: ANN201 - onnx.ModelProto
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist; pass the path of an .onnx file")
-    external_data_files(path)  # a missing weights file is named, with the fix
+    model = _read(path)
+    external = _external_files(model, path)  # a missing weights file is named, with the fix
     try:
-        model = onnx.load(str(path))
+        if external:
+            onnx.load_external_data_for_model(model, str(path.parent))
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - protobuf/onnx raise many kinds on corrupt files
         first = one_line(exc)
@@ -52,13 +54,19 @@ def external_data_files(path: Path) -> dict[str, Path]:
 
     Raise ModelLoadError naming the file if one is missing or lies outside the model's folder.
     """
+    return _external_files(_read(Path(path)), Path(path))
+
+
+def _read(path: Path):  # noqa: ANN202 - onnx.ModelProto, its external weights not read
     import onnx
 
-    path = Path(path)
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises many kinds on corrupt files
         raise ModelLoadError(f"{path} is not a valid ONNX model ({one_line(exc)}); re-export it") from exc
+
+
+def _external_files(model, path: Path) -> dict[str, Path]:  # noqa: ANN001 - onnx.ModelProto
     base = path.parent.resolve()
     files = {}
     for location in sorted({_location(t) for t in _tensors(model.graph) if _location(t)}):

@@ -162,7 +162,7 @@ def _from_cache_or_calibrated(src: Path, prepared: Path, dst: Path, calibration:
     if cache_path is not None and Path(cache_path).is_file():
         try:
             _quantize(prepared, dst, None, recipe, cache_path, keep_fp32)
-            check_quantized(src, dst)
+            check_quantized(src, dst, recipe.op_types)
             return None, []
         except (CalibrationError, PrecisionUnsupportedError) as exc:
             if calibration is None:
@@ -177,7 +177,7 @@ def _from_cache_or_calibrated(src: Path, prepared: Path, dst: Path, calibration:
     if partial is not None:
         partial.unlink(missing_ok=True)
     _quantize(prepared, dst, reader, recipe, partial, keep_fp32)
-    check_quantized(src, dst)
+    check_quantized(src, dst, recipe.op_types)
     return reader, warnings
 
 
@@ -191,7 +191,7 @@ def _dynamic(src: Path, dst: Path, recipe: Int8Recipe) -> Int8Result:
                              nodes_to_exclude=list(recipe.exclude_nodes))
     except Exception as exc:  # noqa: BLE001
         raise CalibrationError(f"dynamic quantization of {src} failed ({one_line(exc)})") from exc
-    check_quantized(src, dst)
+    check_quantized(src, dst, recipe.op_types)
     return Int8Result(path=dst, method=recipe.method, samples=0, cache_path=None, cache_hit=False,
                       dynamic=True)
 
@@ -205,12 +205,18 @@ def check_quantizable(src: Path) -> None:
     _unchanged(src, sorted({node.op_type for node in nodes}))
 
 
-def check_quantized(src: Path, dst: Path) -> None:
+def check_quantized(src: Path, dst: Path, op_types: tuple[str, ...] | None = None) -> None:
     """Raise PrecisionUnsupportedError unless `dst` holds INT8 operators (an FP32 graph is no INT8 model)."""
     ops = {node.op_type for node in load_onnx(dst).graph.node}
     if ops & _INT8_OPS:
         return
-    _unchanged(src, sorted({node.op_type for node in load_onnx(src).graph.node}))
+    source_ops = sorted({node.op_type for node in load_onnx(src).graph.node})
+    if op_types:
+        raise PrecisionUnsupportedError(
+            f"INT8 quantization of only the operators --int8-op-types names ({','.join(op_types)}) left "
+            f"{Path(src).name} unchanged; its operators are {', '.join(source_ops)}: name some of those, or "
+            f"leave --int8-op-types out{KEEP_GOING_HINT}")
+    _unchanged(src, source_ops)
 
 
 def _unchanged(src: Path, source_ops: list[str]) -> None:

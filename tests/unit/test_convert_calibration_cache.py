@@ -34,7 +34,7 @@ def _caches(tmp_path: Path) -> list[str]:
 
 
 def test_refused_op_types_leave_no_cache_that_blocks_int8(tmp_path: Path) -> None:
-    with pytest.raises(PrecisionUnsupportedError):
+    with pytest.raises(PrecisionUnsupportedError, match=r"--int8-op-types names \(Conv\).*MatMul"):
         convert_model(_options(tmp_path, recipe=Int8Recipe(op_types=("Conv",))))
     print("\ncaches after the refused attempt:", _caches(tmp_path))
     report = convert_model(_options(tmp_path))
