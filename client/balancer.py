@@ -111,7 +111,9 @@ class BalancedClient:
     def predict_many(self, model: str, data: bulk.Data,
                      **kwargs: Unpack[BulkOptions]) -> dict[str, np.ndarray]:
         """`TritonClient.predict_many` with every chunk balanced (and failed over) on its own."""
-        return bulk.concatenate(self.predict_iter(model, data, **kwargs))
+        info = self.model_info(model, kwargs.get("version"), timeout_s=kwargs.get("timeout_s"))
+        return bulk.concatenate(self.predict_iter(model, data, **kwargs),
+                                bulk.no_rows(info, kwargs.get("outputs")))
 
     def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                      in_flight: int = 4, timeout_s: float | None = None,
@@ -197,7 +199,9 @@ class AsyncBalancedClient:
     async def predict_many(self, model: str, data: bulk.Data,
                            **kwargs: Unpack[BulkOptions]) -> dict[str, np.ndarray]:
         """`AsyncTritonClient.predict_many` with every chunk balanced on its own."""
-        return await bulk.aconcatenate(self.predict_iter(model, data, **kwargs))
+        info = await self.model_info(model, kwargs.get("version"), timeout_s=kwargs.get("timeout_s"))
+        return await bulk.aconcatenate(self.predict_iter(model, data, **kwargs),
+                                       bulk.no_rows(info, kwargs.get("outputs")))
 
     async def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                            in_flight: int = 4, timeout_s: float | None = None,

@@ -98,6 +98,21 @@ def test_predict_many_on_zero_rows_has_the_real_outputs_with_zero_rows(client, d
     assert all(len(v) == 0 for v in none.values())
 
 
+def test_balanced_predict_many_on_zero_rows_has_the_real_outputs(server, digits_data) -> None:
+    from tritonstack.client import AsyncBalancedClient, BalancedClient
+
+    x, _ = digits_data
+    with BalancedClient([server.grpc_url]) as balanced:
+        none = balanced.predict_many(MODEL, x[:0])
+
+    async def aio():
+        async with AsyncBalancedClient([server.grpc_url]) as balanced:
+            return await balanced.predict_many(MODEL, x[:0])
+
+    for result in (none, asyncio.run(aio())):
+        assert result and {k: v.shape for k, v in result.items()} == {"probabilities": (0, 10)}
+
+
 def test_predict_many_async(server, client, digits_data) -> None:
     x, _ = digits_data
     expected = client.infer(MODEL, x[:500])["probabilities"]
