@@ -81,25 +81,36 @@ class ConvertOptions:
         return names
 
 
-#: Triton's max_batch_size is an int32; random verification rows are one batch held in memory.
-_MAX_BATCH_SIZE = 2**31 - 1
+#: Triton's max_batch_size and instance count are int32, queue sizes uint32, versions int64 (ModelConfig);
+#: random verification rows are one batch held in memory.
+_INT32, _UINT32, _UINT64, _INT64 = 2**31 - 1, 2**32 - 1, 2**64 - 1, 2**63 - 1
 _MAX_RANDOM_SAMPLES = 65536
 
 
 def _check_numbers(options: ConvertOptions) -> None:
-    """Refuse batch sizes Triton would refuse, and verification counts that cannot run."""
-    if not 1 <= options.max_batch_size <= _MAX_BATCH_SIZE:
-        raise ConfigError(f"--max-batch-size: max_batch_size {options.max_batch_size} is out of range; "
-                          f"pass a whole number from 1 to {_MAX_BATCH_SIZE}, e.g. 64")
-    preferred = options.batching.preferred_batch_sizes if options.batching else ()
-    for size in preferred:
-        if not 1 <= size <= options.max_batch_size:
-            raise ConfigError(f"--preferred-batch-size: preferred batch size {size} is out of range; Triton "
-                              f"takes sizes from 1 to max_batch_size {options.max_batch_size}: pass smaller "
-                              "sizes or raise --max-batch-size")
-    if not 1 <= options.random_samples <= _MAX_RANDOM_SAMPLES:
-        raise ConfigError(f"--random-samples: random samples {options.random_samples} is out of range; pass "
-                          f"a whole number from 1 to {_MAX_RANDOM_SAMPLES}, e.g. 16")
+    """Refuse numbers Triton refuses (or protobuf cannot hold) and verification counts that cannot run."""
+    batch = options.max_batch_size
+    _in_range("--max-batch-size", batch, 1, _INT32, "(e.g. 64)")
+    for size in options.batching.preferred_batch_sizes if options.batching else ():
+        _in_range("--preferred-batch-size", size, 1, batch, "(at most --max-batch-size)")
+    if options.batching:
+        _in_range("--max-queue-size", options.batching.max_queue_size, 0, _UINT32, "(0: unbounded)")
+        _in_range("--max-queue-delay-us", options.batching.max_queue_delay_us, 0, _UINT64, "(e.g. 500)")
+        _in_range("--queue-timeout-us", options.batching.queue_timeout_us, 0, _UINT64, "(0: none)")
+    if options.warmup_batch_size is not None:
+        _in_range("--warmup-batch-size", options.warmup_batch_size, 0, batch,
+                  "(0: no warm-up; at most --max-batch-size)")
+    _in_range("--instances", options.instance_count, 1, _INT32, "(e.g. 1)")
+    _in_range("--random-samples", options.random_samples, 1, _MAX_RANDOM_SAMPLES, "(e.g. 16)")
+    policy = options.version_policy
+    for version in policy.versions if policy is not None and policy.kind != "all" else ():
+        _in_range("--version-policy", version, 1, _INT64 if policy.kind == "specific" else _UINT32, "")
+
+
+def _in_range(option: str, value: int, low: int, high: int, hint: str) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{option} {value} is out of range; pass a whole number from {low} to {high} "
+                          f"{hint}".rstrip())
 
 
 def _check_workdir(workdir: Path) -> None:

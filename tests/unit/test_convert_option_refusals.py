@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tritonstack.convert.pipeline import ConvertOptions
 from tritonstack.convert.precision import parse_precisions
-from tritonstack.convert.spec import Batching
+from tritonstack.convert.spec import Batching, VersionPolicy
 
 from tritonstack.errors import ConfigError
 
@@ -25,12 +25,16 @@ def _options(tmp_path: Path, **changes: object) -> ConvertOptions:
 
 
 @pytest.mark.parametrize(("changes", "needle"), [
-    ({"batching": Batching(preferred_batch_sizes=(128,))}, "preferred batch size 128"),
-    ({"batching": Batching(preferred_batch_sizes=(0,))}, "preferred batch size 0"),
-    ({"batching": Batching(preferred_batch_sizes=(8, -4))}, "preferred batch size -4"),
-    ({"max_batch_size": 99999999999}, "max_batch_size 99999999999"),
-    ({"random_samples": 0}, "random samples 0"),
-    ({"random_samples": -5}, "random samples -5"),
+    ({"batching": Batching(preferred_batch_sizes=(128,))}, "--preferred-batch-size 128"),
+    ({"batching": Batching(preferred_batch_sizes=(0,))}, "--preferred-batch-size 0"),
+    ({"batching": Batching(preferred_batch_sizes=(8, -4))}, "--preferred-batch-size -4"),
+    ({"max_batch_size": 99999999999}, "--max-batch-size 99999999999"),
+    ({"random_samples": 0}, "--random-samples 0"),
+    ({"random_samples": -5}, "--random-samples -5"),
+    ({"warmup_batch_size": -3}, "--warmup-batch-size -3"),
+    ({"warmup_batch_size": 100}, "--warmup-batch-size 100"),
+    ({"batching": Batching(max_queue_size=10**20)}, "--max-queue-size 100000000000000000000"),
+    ({"version_policy": VersionPolicy(kind="specific", versions=(10**20,))}, "--version-policy 1000"),
 ])
 def test_bad_numbers_are_refused(tmp_path: Path, changes: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -59,7 +63,8 @@ def test_empty_or_repeated_precisions_are_refused(text: str, needle: str) -> Non
 
 
 @pytest.mark.parametrize("args", [("--preferred-batch-size", "128"), ("--max-batch-size", "99999999999"),
-                                  ("--random-samples", "0"), ("--workdir", "FILE")])
+                                  ("--random-samples", "0"), ("--workdir", "FILE"),
+                                  ("--warmup-batch-size", "-3")])
 def test_cli_refuses_in_one_line_and_writes_nothing(tmp_path: Path, args: tuple[str, str]) -> None:
     model = mlp_onnx(tmp_path / "m.onnx")
     (tmp_path / "FILE").write_text("x")
