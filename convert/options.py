@@ -68,6 +68,9 @@ class ConvertOptions:
             raise ConfigError(f"on_gate_failure={self.on_gate_failure!r}; use 'raise' or 'skip'")
         _check_numbers(self)
         _check_workdir(Path(self.workdir))
+        if self.calibration_cache is not None and Path(self.calibration_cache).is_dir():
+            raise ConfigError(f"--calibration-cache {self.calibration_cache} is a folder; pass a file path "
+                              "(it is written after a calibration and read by the next one)")
         for name in self.variant_names():  # before anything is written anywhere (workdir included)
             check_model_name(name)
         _check_base_name(self.name)

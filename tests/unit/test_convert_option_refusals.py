@@ -54,6 +54,11 @@ def test_a_workdir_that_is_a_file_is_refused(tmp_path: Path) -> None:
             _options(tmp_path, workdir=workdir)
 
 
+def test_a_calibration_cache_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--calibration-cache .* is a folder"):
+        _options(tmp_path, calibration_cache=tmp_path)
+
+
 @pytest.mark.parametrize(("text", "needle"), [("", "empty"), (" , ", "empty"), ("fp32,fp32", "'fp32'"),
                                               ("fp16,int8,FP16", "'fp16'")])
 def test_empty_or_repeated_precisions_are_refused(text: str, needle: str) -> None:
