@@ -100,3 +100,13 @@ def test_an_unimportable_factory_says_it_must_be_on_the_path(tmp_path: Path) -> 
     done = _run("nosuch_pkg.nets:make", "--name", "t", "--input", "x:FP32:4", "--repository", tmp_path / "r",
                 "--workdir", tmp_path / "b")
     assert done.returncode == 2 and "PYTHONPATH=." in done.stderr and "No module named 'nosuch_pkg'" in done.stderr
+
+
+def test_a_version_added_to_a_served_model_says_how_a_running_server_loads_it() -> None:
+    from types import SimpleNamespace
+
+    from tritonstack.cli.convert import _existed
+
+    note = _existed(SimpleNamespace(name="sk", version=2, previous_versions=[1], not_served=None))
+    print("\n", note)
+    assert "`tritonstack versions promote sk 2`" in note and "running" in note

@@ -162,7 +162,10 @@ def _existed(variant: Any) -> str:
             f"{', '.join(map(str, variant.previous_versions))} and rewrote its config.pbtxt, keeping the "
             "version policy, instances, batching and cache settings not given on this command line "
             "(pass a new --name for a separate model)")
-    return f"{text}; {variant.not_served}" if variant.not_served else text
+    if variant.not_served:
+        return f"{text}; {variant.not_served}"
+    return (f"{text}; a server running now keeps serving the versions it loaded: "
+            f"`tritonstack versions promote {variant.name} {variant.version}` serves this one")
 
 
 def _table(report: Any, tolerances: dict) -> Any:
