@@ -103,3 +103,29 @@ def test_a_killed_new_model_leaves_a_staging_folder_that_serve_neither_loads_nor
         states = [(s["name"], str(s["version"]), s["state"]) for s in server.model_states()]
     print(f"\nleftover {leftovers[0].relative_to(repo)}; serve lists {states}")
     assert states == [("mlp", "1", "READY")]
+
+
+@pytest.mark.timeout(300)
+def test_weights_published_as_external_data_are_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+    from tritonstack.convert import onnx_io
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    monkeypatch.setattr(onnx_io, "EMBED_LIMIT_BYTES", 1)  # stands for a model above protobuf's 2 GiB
+    inline = mlp_onnx(tmp_path / "inline.onnx")
+    (tmp_path / "src").mkdir()
+    onnx.save(onnx.load(str(inline)), str(tmp_path / "src" / "net.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="net.onnx.data", size_threshold=0)
+    convert_model(_options(tmp_path / "src" / "net.onnx", "ext", tmp_path))
+    repo = tmp_path / "repo"
+    assert sorted(p.name for p in (repo / "ext" / "1").iterdir()) == ["manifest.json", "model.onnx",
+                                                                      "net.onnx.data"]
+    with EmbeddedServer(ServerConfig(repository=repo, ort_threads=1)) as server:
+        client = grpcclient.InferenceServerClient(server.grpc_url)
+        try:
+            served = _infer(client, "ext")
+        finally:
+            client.close()
+    diff = np.abs(served - run_onnx(inline, {"x": X})["y"]).max()
+    print(f"\nserved from model.onnx + net.onnx.data: max abs diff to the source {diff:.1e}")
+    assert diff < 1e-5
