@@ -138,3 +138,13 @@ def test_a_load_in_progress_is_abandoned_once_a_stop_is_asked():
     release.set()
     assert still_loading
     assert TuneServer(Path("."), "m", split=CoreSplit.default())._unless_stopped(lambda: 7) == 7
+
+
+@pytest.mark.parametrize("where", ["a_file", "under_a_file"])
+def test_tune_refuses_an_unusable_out_before_the_sweep(tmp_path, where):
+    """Outsider 13d: `--out` at a file ran the whole sweep, then a traceback; now one line, exit 2."""
+    repo = _repo(tmp_path)
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" if where == "a_file" else tmp_path / "file" / "r"
+    done = _cli("tune", "m", "--p99-ms", "5", "--repository", str(repo), "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 2 and "--out" in _one_line(done)
