@@ -18,7 +18,7 @@ from pathlib import Path
 from tritonstack.convert.errtext import one_line
 from tritonstack.convert.spec import TensorSpec
 
-from tritonstack.errors import InputSpecError, ModelLoadError
+from tritonstack.errors import InputSpecError, ModelLoadError, RepositoryWriteError
 
 __all__ = ["check_input_specs", "copy_onnx_with_external_data", "external_data_files", "load_onnx",
            "onnx_tensor_specs", "rename_outputs"]
@@ -83,31 +83,35 @@ def _external_files(model, path: Path) -> dict[str, Path]:  # noqa: ANN001 - onn
     return files
 
 
-def copy_onnx_with_external_data(source: Path, version_dir: Path) -> None:
-    """Write `version_dir/model.onnx` from `source`, with the weights it keeps in external files.
+def copy_onnx_with_external_data(source: Path, version_dir: Path, *, filename: str = "model.onnx") -> None:
+    """Write `version_dir/<filename>` from `source`, with the weights it keeps in external files.
 
     Weights under EMBED_LIMIT_BYTES are embedded (one self-contained file); larger ones are copied
-    next to it under the locations the model names. ModelLoadError (one line) if a data file is missing.
+    next to it under the locations the model names. ModelLoadError (one line) if a data file is
+    missing, RepositoryWriteError if `version_dir` cannot be written.
     """
-    import onnx
-
     source, version_dir = Path(source), Path(version_dir)
     if not source.is_file():
         raise ModelLoadError(f"model file {source} does not exist; pass the path of an .onnx file")
     data = external_data_files(source)
-    target = version_dir / "model.onnx"
-    if not data:
-        if target.resolve() != source.resolve():
-            shutil.copyfile(source, target)
-        return
-    if source.stat().st_size + sum(p.stat().st_size for p in data.values()) < EMBED_LIMIT_BYTES:
-        model = onnx.load(str(source))  # with its external data, read from where it lies
-        onnx.save(model, str(target))
+    try:
+        version_dir.mkdir(parents=True, exist_ok=True)
+        _write_with_data(source, version_dir / filename, data)
+    except OSError as exc:
+        raise RepositoryWriteError(f"writing {version_dir / filename} failed ({exc.strerror or exc}); check "
+                                   "the free space and permissions of that folder") from exc
+
+
+def _write_with_data(source: Path, target: Path, data: dict[str, Path]) -> None:
+    import onnx
+
+    if data and source.stat().st_size + sum(p.stat().st_size for p in data.values()) < EMBED_LIMIT_BYTES:
+        onnx.save(onnx.load(str(source)), str(target))  # its external data read from where it lies
         return
     for location, path in data.items():
-        (version_dir / location).parent.mkdir(parents=True, exist_ok=True)
-        if (version_dir / location).resolve() != path:
-            shutil.copyfile(path, version_dir / location)
+        (target.parent / location).parent.mkdir(parents=True, exist_ok=True)
+        if (target.parent / location).resolve() != path:
+            shutil.copyfile(path, target.parent / location)
     if target.resolve() != source.resolve():
         shutil.copyfile(source, target)
 

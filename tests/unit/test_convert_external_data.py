@@ -11,7 +11,7 @@ from tritonstack.convert.onnx_io import copy_onnx_with_external_data, external_d
 from tritonstack.convert.pipeline import ConvertOptions, convert_model
 from tritonstack.convert.verify import run_onnx
 
-from tritonstack.errors import ModelLoadError
+from tritonstack.errors import ModelLoadError, RepositoryWriteError
 
 from .convert_models import mlp_onnx
 
@@ -82,3 +82,16 @@ def test_convert_publishes_weights_too_big_to_embed(tmp_path: Path, monkeypatch:
     version = tmp_path / "repo" / "big" / str(report.variants[0].version)
     assert sorted(p.name for p in version.iterdir()) == ["manifest.json", "model.onnx", "net.onnx.data"]
     np.testing.assert_allclose(run_onnx(version / "model.onnx", _feeds())["y"], run_onnx(src, _feeds())["y"])
+
+
+def test_copy_creates_the_folder_and_takes_another_file_name(tmp_path: Path) -> None:
+    src = _external(tmp_path / "src")
+    copy_onnx_with_external_data(src, tmp_path / "new" / "3", filename="net.onnx")
+    assert sorted(p.name for p in (tmp_path / "new" / "3").iterdir()) == ["net.onnx"]
+
+
+def test_an_unwritable_folder_is_a_repository_write_error(tmp_path: Path) -> None:
+    src = _external(tmp_path / "src")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RepositoryWriteError, match="writing .*file/3/model.onnx failed"):
+        copy_onnx_with_external_data(src, tmp_path / "file" / "3")
