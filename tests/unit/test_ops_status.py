@@ -147,3 +147,12 @@ def test_drift_status_reads_whole_on_an_80_column_terminal(tmp_path: Path) -> No
     prose = " ".join(" ".join(line for line in lines if line[:1] not in "┏┃┡│└").split())
     assert "psi = psi_mean (alert > 0.1)" in prose and "mmd = embedding_mmd (alert > 0.05)" in prose
     assert "no drift gauges (no drift reference): a_really_quite_long_model_name_for_the_table v3" in prose
+
+
+def test_the_state_column_keeps_a_short_reason() -> None:
+    """Outsider 13c D11: `ops status` showed unloaded versions as UNAVAILABLE without "unloaded"."""
+    from tritonstack.cli.ops import _state_cell
+
+    assert _state_cell({"state": "UNAVAILABLE", "reason": "unloaded"}) == "UNAVAILABLE (unloaded)"
+    assert _state_cell({"state": "READY"}) == "READY"
+    assert _state_cell({"state": "UNAVAILABLE", "reason": "x" * 300}) == "UNAVAILABLE"  # in the failure line
