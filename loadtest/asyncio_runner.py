@@ -73,6 +73,7 @@ async def _run(
             recorder=recorder,
             max_in_flight=scenario.max_in_flight * scenario.users,
             should_stop=should_stop,
+            send_for_s=scenario.duration_s,
         )
 
 
@@ -106,4 +107,16 @@ def run_asyncio(
         server=poller,
     )
     add_generator_cpu(result.summary, cpu_s / wall_s, processes=1)
+    _note_unsent(result, getattr(run, "unsent", 0), scenario.duration_s)
     return result
+
+
+def _note_unsent(result: RunResult, unsent: int, duration_s: float) -> None:
+    """Say how many scheduled requests the open loop never sent because --duration ran out first."""
+    if not unsent:
+        return
+    result.summary["unsent"] = int(unsent)
+    result.notes.append(
+        f"the load generator fell behind its schedule: {unsent} scheduled requests were never sent because "
+        f"--duration {duration_s:g} s ended first; the offered load was not delivered (lower --rate)"
+    )

@@ -39,6 +39,7 @@ class Run:
     origin_s: float
     end_s: float
     concurrency: int
+    unsent: int = 0  # scheduled requests never sent because the send window (`send_for_s`) ran out
 
     @property
     def duration_s(self) -> float:
@@ -143,16 +144,21 @@ async def open_loop(
     max_in_flight: int = 1024,
     drain_timeout_s: float = 30.0,
     should_stop: StopCheck = _never,
+    send_for_s: float | None = None,
 ) -> Run:
     """Send request i at `start + offsets[i]`; latency counts from that scheduled instant.
 
     When `max_in_flight` requests are outstanding the next one waits for a slot, and the wait is
     part of its latency (the schedule does not move). Once `should_stop()` is true nothing more is
     sent; those in flight get STOP_GRACE_S to finish (`drain_timeout_s` without a stop).
+    `send_for_s`: nothing is sent later than this after the start, however far behind the schedule
+    is; the scheduled requests left over are counted in `Run.unsent`.
     """
     slots = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
     origin = time.perf_counter()
+    cutoff = float("inf") if send_for_s is None else origin + send_for_s
+    sent = 0
 
     async def one(i: int, scheduled: float) -> None:
         try:
@@ -160,15 +166,32 @@ async def open_loop(
         finally:
             slots.release()
 
+    def past_cutoff() -> bool:
+        return should_stop() or time.perf_counter() >= cutoff
+
     for i, offset in enumerate(offsets):
         scheduled = origin + float(offset)
-        await _until(scheduled, should_stop=should_stop)
-        if should_stop():
+        if scheduled >= cutoff:
             break
-        await slots.acquire()
+        await _until(scheduled, should_stop=should_stop)
+        if past_cutoff() or not await _acquire(slots, past_cutoff):
+            break
         task = asyncio.create_task(one(i, scheduled))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        sent += 1
     if tasks:
         await _settle(list(tasks), should_stop=should_stop, timeout_s=drain_timeout_s)
-    return Run(origin_s=origin, end_s=time.perf_counter(), concurrency=max_in_flight)
+    unsent = 0 if should_stop() else len(offsets) - sent
+    return Run(origin_s=origin, end_s=time.perf_counter(), concurrency=max_in_flight, unsent=unsent)
+
+
+async def _acquire(slots: asyncio.Semaphore, give_up: StopCheck) -> bool:
+    """Take a slot; False (no slot taken) once `give_up()` turns true first (checked every `_POLL_S`)."""
+    while not give_up():
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=_POLL_S)
+        except TimeoutError:
+            continue
+        return True
+    return False

@@ -84,3 +84,17 @@ def test_a_stop_does_not_wait_out_requests_hung_in_flight(loop):
 
     recorder = asyncio.run(run())
     assert started and len(recorder.frame()) == 0
+
+
+def test_open_loop_stops_sending_at_the_end_of_its_window_however_far_behind():
+    # 1000 requests due in the first 0.1 s, one slot, each takes 0.05 s: keeping the schedule would
+    # take 50 s. With a 0.5 s send window about 10 are sent and the rest are counted as never sent.
+    async def send(i: int) -> None:
+        await asyncio.sleep(0.05)
+
+    recorder = Recorder()
+    offsets = [i * 1e-4 for i in range(1000)]
+    run = asyncio.run(open_loop(send, offsets=offsets, recorder=recorder, max_in_flight=1, send_for_s=0.5))
+    print(f"sent {len(recorder)} of 1000 in a 0.5 s window; never sent: {run.unsent}")
+    assert 0 < len(recorder) < 100
+    assert run.unsent == 1000 - len(recorder)

@@ -458,7 +458,8 @@ def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
         status = f" [{row['status']}]" if row.get("status") else ""
         console.print(f"  {row['count']} x {row['error']}{status}: {row['first_message']}", soft_wrap=True)
     for note in result.notes:
-        if note.startswith(("the server stopped", "the embedded tritonserver", "--inputs")):
+        if note.startswith(("the server stopped", "the embedded tritonserver", "--inputs",
+                            "the load generator fell behind")):
             console.print(f"note: {note}", soft_wrap=True)
     console.print("report: " + ", ".join(str(p) for p in paths.values()))
 

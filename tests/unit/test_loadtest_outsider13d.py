@@ -1,0 +1,22 @@
+"""Outside test 13d: the loadtest defects it found, each pinned down without a server."""
+
+from tritonstack.loadtest.report import RunResult
+
+
+def _result(**summary) -> RunResult:
+    base = {"count": 10, "errors": 0, "throughput_rps": 5.0, "p50_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0}
+    return RunResult(name="open", scenario={}, summary={**base, **summary}, windows=[])
+
+
+def test_the_console_says_when_the_open_loop_fell_behind(capsys):
+    from tritonstack.loadtest.asyncio_runner import _note_unsent
+
+    from tritonstack.cli.loadtest import _print_summary
+
+    result = _result()
+    _note_unsent(result, 989, 1.0)
+    _print_summary(result, {})
+    out = " ".join(capsys.readouterr().out.split())
+    print(out)
+    assert "note: the load generator fell behind its schedule: 989 scheduled requests were never sent" in out
+    assert result.summary["unsent"] == 989
