@@ -102,3 +102,36 @@ def test_the_console_script_leaves_an_ignored_sigint_ignored() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: S603
                           timeout=60, cwd=_ROOT)
     assert done.stdout.strip() == "True", done
+
+
+_SIGNAL_AFTER_PROMOTE = textwrap.dedent('''
+    import os, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from tritonstack import cli, entry
+    from tritonstack.cli import versions
+    SIGNUM = getattr(signal, sys.argv[1])
+
+    class Promoted:
+        def promote(self, model, version, keep=()):
+            return [version]
+
+    versions._manager = lambda *args: Promoted()
+    real_print = cli.console.print
+
+    def print_then_signal(*args, **kwargs):  # the signal lands after promote() returned
+        real_print(*args, **kwargs)
+        os.kill(os.getpid(), SIGNUM)
+
+    cli.console.print = print_then_signal
+    sys.argv = ["tritonstack", "versions", "promote", "m", "2", "--repository", sys.argv[2]]
+    entry.main()
+''')
+
+
+def test_a_signal_after_a_promote_was_made_keeps_exit_0(tmp_path: Path) -> None:
+    """Outsider 13c: a SIGTERM just after a promote had finished exited 143 although it was kept."""
+    for signum in _EXPECTED:
+        done = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_PROMOTE, signum.name, str(tmp_path)],  # noqa: S603
+                              capture_output=True, text=True, timeout=60, cwd=_ROOT)
+        print(f"{signum.name} after the promote: exit {done.returncode}, {done.stderr.strip()!r}")
+        assert done.returncode == 0 and "serves versions [2]" in done.stdout and not done.stderr, done

@@ -68,6 +68,14 @@ def _operation(name: str) -> Iterator[None]:
                       json_lines=cli._json_errors(None), plain=line.replace("[", r"\["))  # noqa: SLF001
 
 
+def _kept() -> None:
+    """The change is made: a Ctrl-C or SIGTERM from now on no longer reports it as interrupted (its
+    command still prints what is served and exits 0)."""
+    from tritonstack.entry import finish
+
+    finish()
+
+
 @contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM raises KeyboardInterrupt (as Ctrl-C does) while the block runs, so it is undone alike."""
@@ -137,6 +145,7 @@ def add(model: Model, source: Annotated[Path, typer.Argument(help="Version folde
 
     with _operation("add"):
         number = _manager(url, admin_key, repository, tls).add(model, source, version=version)
+        _kept()
     console.print(f"added {model} version {number} "
                   f"(not served; `tritonstack versions promote {model} {number}`)")
 
@@ -153,6 +162,7 @@ def promote(model: Model, version: Annotated[int, typer.Argument(help="Version t
 
     with _operation("promote"):
         served = _manager(url, admin_key, repository, tls).promote(model, version, keep=keep or ())
+        _kept()
     console.print(f"{model} serves versions {served}")
 
 
@@ -166,6 +176,7 @@ def canary(model: Model, version: Annotated[int, typer.Argument(help="Canary ver
 
     with _operation("canary"):
         served = _manager(url, admin_key, repository, tls).canary(model, version)
+        _kept()
     console.print(f"{model} serves versions {served}; requests without a version go to {max(served)}, "
                   "so route with the client's TrafficSplit (explicit versions)")
 
@@ -180,6 +191,7 @@ def rollback(model: Model, url: Url = _URL, admin_key: AdminKey = None,
 
     with _operation("rollback"):
         served = _manager(url, admin_key, repository, tls).rollback(model)
+        _kept()
     console.print(f"{model} rolled back; serves versions {served}")
 
 
