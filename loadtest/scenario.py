@@ -22,13 +22,16 @@ from tritonstack.loadtest.schedule import Arrival
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["ENV_KEY", "MIN_TIMEOUT_S", "Kind", "Scenario", "parse_kind", "ramp_users_at", "spike_users_at",
-           "step_users_at"]
+__all__ = ["ENV_KEY", "MAX_TIMEOUT_S", "MIN_TIMEOUT_S", "Kind", "Scenario", "parse_kind", "ramp_users_at",
+           "spike_users_at", "step_users_at"]
 
 ENV_KEY = "TRITONSTACK_SCENARIO"
 #: The shortest request deadline a scenario takes: gRPC rounds deadlines to milliseconds and the client
 #: gives every call at least 1 ms, so a shorter one would let most requests succeed past it.
 MIN_TIMEOUT_S = 0.001
+#: The longest: gRPC turns a deadline into an absolute instant, and one far enough out (1e10 s) overflows
+#: and expires at once, failing every request with DEADLINE_EXCEEDED.
+MAX_TIMEOUT_S = 3600.0
 
 
 class Kind(str, Enum):
@@ -129,6 +132,11 @@ class Scenario:
             raise ConfigError(
                 f"--timeout-s {self.timeout_s:g} is below {MIN_TIMEOUT_S:g} s: gRPC deadlines (and the "
                 "client's) have millisecond resolution, so a shorter one is not enforced; use >= 0.001"
+            )
+        if self.timeout_s > MAX_TIMEOUT_S:
+            raise ConfigError(
+                f"--timeout-s {self.timeout_s:g} is over {MAX_TIMEOUT_S:g} s: gRPC cannot hold a deadline "
+                f"that far out (every request fails at once); use {MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} s"
             )
 
     def as_dict(self) -> dict[str, Any]:

@@ -20,3 +20,14 @@ def test_the_console_says_when_the_open_loop_fell_behind(capsys):
     print(out)
     assert "note: the load generator fell behind its schedule: 989 scheduled requests were never sent" in out
     assert result.summary["unsent"] == 989
+
+
+def test_a_request_deadline_too_far_out_for_grpc_is_refused():
+    import pytest
+    from tritonstack.loadtest.scenario import Scenario
+
+    from tritonstack.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--timeout-s 1e\+10 is over 3600 s.*use 0.001 to 3600 s"):
+        Scenario(kind="steady", timeout_s=1e10)
+    assert Scenario(kind="steady", timeout_s=3600).timeout_s == 3600
