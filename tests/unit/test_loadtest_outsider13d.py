@@ -31,3 +31,20 @@ def test_a_request_deadline_too_far_out_for_grpc_is_refused():
     with pytest.raises(ConfigError, match=r"--timeout-s 1e\+10 is over 3600 s.*use 0.001 to 3600 s"):
         Scenario(kind="steady", timeout_s=1e10)
     assert Scenario(kind="steady", timeout_s=3600).timeout_s == 3600
+
+
+def test_a_second_run_into_the_same_report_is_refused_while_the_first_runs(tmp_path):
+    import pytest
+
+    from tritonstack.cli.loadtest import _reserve_report
+    from tritonstack.errors import ConfigError
+
+    with _reserve_report(tmp_path / "same", "steady"):
+        with pytest.raises(ConfigError, match="another loadtest is writing a steady report there right now"):
+            with _reserve_report(tmp_path / "same", "steady"):
+                pass
+        with _reserve_report(tmp_path / "same", "open"):  # another scenario's report: its own name
+            pass
+    with _reserve_report(tmp_path / "same", "steady"):  # released once the first run ends
+        pass
+    assert not (tmp_path / "same").exists()  # nothing written into --out

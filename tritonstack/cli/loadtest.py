@@ -146,8 +146,8 @@ def loadtest(
     )
     check_options(spec, url=url, repository=repository, engine=engine, referee=referee, inputs=inputs)
     _check_out(out)
-    _check_no_report(out, _report_name(spec, workers), overwrite=overwrite)
-    with _exit_hard_after_gevent():
+    with _reserve_report(out, _report_name(spec, workers)), _exit_hard_after_gevent():
+        _check_no_report(out, _report_name(spec, workers), overwrite=overwrite)
         with _server(repository) as server:
             target = url or server.grpc_url
             from tritonstack.loadtest.interrupt import StopOnSignals
@@ -217,6 +217,31 @@ def _check_out(out: Path) -> None:
 def _report_name(spec, workers: int) -> str:  # noqa: ANN001
     """The name the run's report files start with (as the runners name their result)."""
     return f"{spec.kind.value}_distributed" if workers else spec.kind.value
+
+
+@contextlib.contextmanager
+def _reserve_report(out: Path, name: str):  # noqa: ANN202
+    """Hold an exclusive lock on the report `out/name` for the whole run: a second run started into the
+    same --out with the same scenario is refused in one line instead of both passing the "already holds
+    a report" check and overwriting each other. The lock file lives in the temp folder (none in --out,
+    which may not exist yet) and the kernel releases it when the process ends, however it ends."""
+    import fcntl
+    import hashlib
+    import tempfile
+
+    from tritonstack.errors import ConfigError
+
+    key = hashlib.sha256(str((out / name).resolve()).encode()).hexdigest()[:20]
+    path = Path(tempfile.gettempdir()) / f"tritonstack-loadtest-{key}.lock"
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"--out {out}: another loadtest is writing a {name} report there right now; wait for it "
+                "to finish or pass another --out"
+            ) from None
+        yield
 
 
 def _check_no_report(out: Path, name: str, *, overwrite: bool) -> None:
