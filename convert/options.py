@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tritonstack.convert.gate import GateResult
+from tritonstack.convert.gate import GateResult, check_budget
 from tritonstack.convert.precision import DEFAULT_TOLERANCES, Precision, Tolerance
 from tritonstack.convert.quantize import Int8Recipe, Int8Result
 from tritonstack.convert.samples import SampleSet
@@ -67,6 +67,7 @@ class ConvertOptions:
         if self.on_gate_failure not in ("raise", "skip"):
             raise ConfigError(f"on_gate_failure={self.on_gate_failure!r}; use 'raise' or 'skip'")
         _check_numbers(self)
+        check_budget(self.metric, self.budget)  # before any conversion, not when the gate runs
         _check_workdir(Path(self.workdir))
         if self.calibration_cache is not None and Path(self.calibration_cache).is_dir():
             raise ConfigError(f"--calibration-cache {self.calibration_cache} is a folder; pass a file path "

@@ -61,7 +61,7 @@ def build_variants(options: ConvertOptions) -> ConvertReport:
     check_repository(Path(options.repository), options.variant_names())
     source = load_source(options.model, inputs=options.inputs, output_names=options.output_names,
                          weights=options.weights)
-    report = ConvertReport(source=source)
+    report = ConvertReport(source=source, warnings=list(source.notes))
     workdir = Path(options.workdir) / options.name
     workdir.mkdir(parents=True, exist_ok=True)
     checks = _verification_set(options, source)
@@ -152,6 +152,8 @@ def _int8(options: ConvertOptions, source: Source, checks: list, fp32: Variant, 
                                                         path=result.path, int8=result,
                                                         extra_files={"calibration.json": cache}))
     variant.gate = _gate(options, source, fp32.path, result.path, holdout)
+    if variant.gate.note:
+        report.warnings.append(f"{variant.name}: {variant.gate.note}")
     fp32.accuracy = {"metric": variant.gate.metric, "value": variant.gate.before, "samples": len(holdout)}
     variant.gate.check(f"{variant.name} ({result.method_label} calibration, {result.samples} samples)")
     report.variants.append(variant)

@@ -80,3 +80,11 @@ def test_cli_refuses_in_one_line_and_writes_nothing(tmp_path: Path, args: tuple[
     print("\n", done.stderr.strip())
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "repo").exists() and not (tmp_path / "build").exists()
+
+
+@pytest.mark.parametrize("metric,budget", [("top1", float("inf")), ("top1", 5.0), ("cosine", -1.0),
+                                           ("top1", float("nan"))])
+def test_a_budget_outside_its_metrics_range_is_refused_with_the_options(tmp_path, metric, budget):
+    """Outsider 13c: such budgets turned the gate off, or were refused only after the INT8 conversion."""
+    with pytest.raises(ConfigError, match="budget"):
+        _options(tmp_path, metric=metric, budget=budget)
