@@ -89,6 +89,8 @@ class RunResult:
         if server is not None:
             result.server = server.timeline(origin_s, until_s=duration_s)
             result.server_total = server.total()
+            if result.server_total is not None and server.restarts:
+                result.server_total["partial"] = True
             result.notes.extend(server_notes(server, result.summary, origin_s=origin_s, samples=samples))
             shared = _shared_server_note(result.server_total, int(result.summary.get("count", 0)))
             if shared:
@@ -122,6 +124,8 @@ def server_notes(
     """Notes on the server's side of a run. When it stopped answering (it died, or its port closed):
     at what second, and the failed requests from then on attributed to it (also in `summary`:
     `server_stopped_answering_s`, `failures_after_server_stopped`)."""
+    if server.restarts:
+        return [_restart_note(server, summary, origin_s)]
     if not server.stopped_answering or server.down_since_s is None:
         return [server.error] if server.error else []
     last_ok_s = server.snapshots[-1].t_s
@@ -138,6 +142,17 @@ def server_notes(
     reason = (server.error or "").removeprefix("statistics unavailable: ")
     return [f"the server stopped answering {at_s:.1f} s into the run (last answer at {ok_s:.1f} s; "
             f"then: {reason}): {blame}"]
+
+
+def _restart_note(server: ServerStatsPoller, summary: dict[str, Any], origin_s: float) -> str:
+    """The server's statistics went back to zero mid-run (it restarted, e.g. `serve`'s watchdog after a
+    crash): when, and that the server totals miss what the old server answered after its last poll."""
+    spans = [(max(a - origin_s, 0.0), max(b - origin_s, 0.0)) for a, b in server.restarts]
+    summary["server_restarted_s"] = [round(b, 1) for _, b in spans]
+    when = ", ".join(f"~{(a + b) / 2:.1f} s (between {a:.1f} and {b:.1f} s)" for a, b in spans)
+    return (f"the server restarted at {when} into the run (its statistics started again from zero): server "
+            "totals add up what each server counted, less what the old one answered after its last poll, so "
+            "they are partial (low); the failed requests around then are the restart, not the model")
 
 
 def _add_offered(rows: list[dict[str, Any]], samples: Samples, *, origin_s: float, width_s: float) -> None:

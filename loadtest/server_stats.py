@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Counters", "ServerStatsPoller", "Snapshot", "interval", "snapshot"]
+__all__ = ["Counters", "ServerStatsPoller", "Snapshot", "interval", "snapshot", "went_back"]
 
 _COMPUTE = ("compute_input", "compute_infer", "compute_output")
 
@@ -112,6 +112,13 @@ def _figures(done: Counters, t_s: float) -> dict[str, Any]:
     }
 
 
+def went_back(before: Snapshot, after: Snapshot) -> bool:
+    """True when a version's requests counter went down between the snapshots: its server restarted (or
+    the version was reloaded) and its statistics started again from zero."""
+    return any(c.requests < before.versions[v].requests for v, c in after.versions.items()
+               if v in before.versions)
+
+
 class ServerStatsPoller:
     """Poll one model's statistics every `interval_s` in a background thread (gevent-friendly)."""
 
@@ -122,6 +129,9 @@ class ServerStatsPoller:
         self._thread: threading.Thread | None = None
         self.error: str | None = None
         self.down_since_s: float | None = None  # perf_counter of the first failed poll of the last streak
+        #: (last snapshot before, first after) of each time the counters went back: a restarted server
+        #: (or a reloaded model) whose statistics started again from zero
+        self.restarts: list[tuple[float, float]] = []
 
     def _poll(self, client: Any) -> None:
         asked_s = time.perf_counter()
@@ -132,7 +142,10 @@ class ServerStatsPoller:
             self.down_since_s = self.down_since_s or asked_s
             return
         self.down_since_s = None
-        self.snapshots.append(snapshot(statistics, self.model, time.perf_counter()))
+        now = snapshot(statistics, self.model, time.perf_counter())
+        if self.snapshots and went_back(self.snapshots[-1], now):
+            self.restarts.append((self.snapshots[-1].t_s, now.t_s))
+        self.snapshots.append(now)
 
     def _loop(self) -> None:
         import tritonclient.grpc as grpcclient

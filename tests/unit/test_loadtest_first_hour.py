@@ -60,20 +60,22 @@ def test_a_server_that_never_answered_is_not_said_to_have_stopped(tmp_path):
 
 
 def test_our_embedded_server_dying_gives_its_exit_status_and_log_folder(tmp_path):
-    from tritonstack.cli.loadtest import _note_server_death
+    from tritonstack.loadtest.server_death import ServerDeathWatch
 
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     process.kill()
     process.wait(timeout=30)
     result = RunResult(name="steady", scenario={}, summary={"count": 0}, windows=[], notes=["other"])
-    _note_server_death(result, SimpleNamespace(process=process, crash_log_dir=tmp_path / "crash-logs"))
+    watch = ServerDeathWatch(SimpleNamespace(process=process, crash_log_dir=tmp_path / "crash-logs"))
+    watch.load_ended()
+    watch.note(result)
     print(result.notes[0])
     assert result.notes[0] == (
         f"the embedded tritonserver died during the load (killed by SIGKILL); its log is kept in "
         f"{tmp_path / 'crash-logs'}"
     )
     assert result.summary["server_exit_status"] == -9
-    _note_server_death(result, None)  # --url: not ours, nothing to say
+    ServerDeathWatch(None).note(result)  # --url: not ours, nothing to say
     assert len(result.notes) == 2
 
 

@@ -48,3 +48,70 @@ def test_a_second_run_into_the_same_report_is_refused_while_the_first_runs(tmp_p
     with _reserve_report(tmp_path / "same", "steady"):  # released once the first run ends
         pass
     assert not (tmp_path / "same").exists()  # nothing written into --out
+
+
+_GEVENT_REAPS = """
+import subprocess, sys, time
+from types import SimpleNamespace
+from pathlib import Path
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+from gevent import monkey; monkey.patch_all()
+import gevent
+from tritonstack.loadtest.server_death import ServerDeathWatch
+from tritonstack.loadtest.report import RunResult
+kept = []
+server = SimpleNamespace(process=child, crash_log_dir=Path("crash-logs"),
+                         keep_crash_log=lambda code: kept.append(code) or Path("crash-logs/crash-x.log"))
+watch = ServerDeathWatch(server)
+watch.arm()
+watch.load_ended()  # alive at the end of the load
+child.kill()
+deadline = time.monotonic() + 20
+while not watch._watcher.rpid and time.monotonic() < deadline:
+    gevent.sleep(0.1)  # the hub runs: libev reaps the child on SIGCHLD (Popen is not asked first)
+result = RunResult(name="steady", scenario={}, summary={"count": 1}, windows=[])
+watch.note(result)
+print("poll", child.poll())
+print("kept", kept)
+print("note", result.notes[0])
+"""
+
+
+def test_a_server_killed_during_the_referee_is_reported_with_its_real_signal_under_gevent():
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _GEVENT_REAPS], capture_output=True, text=True, timeout=120)
+    print(run.stdout, run.stderr[-2000:])
+    assert run.returncode == 0
+    assert "poll 0" in run.stdout  # what Popen says once gevent reaped the child: the status is lost
+    assert "kept [-9]" in run.stdout  # the log is kept under the real status
+    assert ("note the embedded tritonserver died after the load, during the referee (the load's figures are "
+            "complete) (killed by SIGKILL); its log is kept in crash-logs/crash-x.log") in run.stdout
+
+
+def test_a_server_restarted_mid_run_is_named_and_its_totals_marked_partial():
+    from tritonstack.loadtest.report import server_notes
+    from tritonstack.loadtest.server_stats import ServerStatsPoller
+
+    class Client:  # answers the poller as Triton does: 100, 200, refused (dying), 30 (restarted), 60
+        def __init__(self) -> None:
+            self.counts = iter([100, 200, None, 30, 60])
+
+        def get_inference_statistics(self, model, as_json, client_timeout):  # noqa: ANN001, ANN201
+            n = next(self.counts)
+            if n is None:
+                raise ConnectionRefusedError("Connection refused")
+            return {"model_stats": [{"name": "m", "version": "1", "inference_stats": {"success": {"count": n}}}]}
+
+    poller, client = ServerStatsPoller("unused:1", "m"), Client()
+    origin = __import__("time").perf_counter()
+    for _ in range(5):
+        poller._poll(client)
+    summary = {"errors": 7}
+    notes = server_notes(poller, summary, origin_s=origin)
+    print(notes, poller.total())
+    assert len(poller.restarts) == 1 and notes[0].startswith("the server restarted at ~")
+    assert "statistics started again from zero" in notes[0] and "partial" in notes[0]
+    assert poller.total()["requests"] == 100 + 30 + 30  # each server's segment added up, none negative
+    assert summary["server_restarted_s"]

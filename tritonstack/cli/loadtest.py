@@ -152,15 +152,19 @@ def loadtest(
             target = url or server.grpc_url
             from tritonstack.loadtest.interrupt import StopOnSignals
             from tritonstack.loadtest.preflight import preflight
+            from tritonstack.loadtest.server_death import ServerDeathWatch
 
             shown = url or f"the server started on {repository}"
             info, rows = preflight(spec, target, shown=shown)
+            death = ServerDeathWatch(server)
             with StopOnSignals() as stop, _server_named(target, shown):  # Ctrl-C in the referee too
-                result = _run(spec, target, workers=workers, engine=engine, out=out, should_stop=stop.is_set)
+                result = _run(spec, target, workers=workers, engine=engine, out=out, should_stop=stop.is_set,
+                              armed=death.arm)
+                death.load_ended()
                 if referee and not stop.is_set():
                     _referee(result, spec, target, _shapes(info, rows))
             _describe_inputs(result, spec, rows)
-            _note_server_death(result, server)
+            death.note(result)
             if stop.is_set():
                 result.mark_interrupted(stop.after_s or 0.0, signal.Signals(stop.signum).name)
         code = _finish(result, out, max_error_rate_pct=max_error_rate, interrupted_code=stop.exit_code)
@@ -265,20 +269,6 @@ def _describe_inputs(result, spec, rows) -> None:  # noqa: ANN001
     result.notes.extend(cast_notes(spec.inputs_path, rows))
 
 
-def _note_server_death(result, server) -> None:  # noqa: ANN001
-    """With --repository the server is ours: when it died during the load, say how and where its log is."""
-    process = getattr(server, "process", None)
-    code = process.poll() if process is not None else None
-    if code is None:
-        return
-    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-    result.summary["server_exit_status"] = code
-    result.notes.insert(
-        0,
-        f"the embedded tritonserver died during the load ({how}); its log is kept in {server.crash_log_dir}",
-    )
-
-
 def _check_in_repository(repository: Path, model: str, version: str) -> None:
     """ConfigError before a server is started on `repository` when it has no such model (or version)."""
     from tritonstack.errors import ConfigError
@@ -366,7 +356,11 @@ def _server(repository: Path | None):  # noqa: ANN202
         yield server
 
 
-def _run(spec, url: str, *, workers: int, engine: str, out: Path, should_stop):  # noqa: ANN001, ANN202
+def _run(spec, url: str, *, workers: int, engine: str, out: Path, should_stop, armed):  # noqa: ANN001, ANN202
+    """Run the load; `armed()` is called once the engine's modules are loaded (Locust: gevent), before it."""
+    if engine == "locust" or workers:
+        import locust  # noqa: F401 - gevent's monkey-patching happens here, before `armed`
+    armed()
     if workers:
         from tritonstack.loadtest.locust_runner import run_distributed
 
@@ -483,8 +477,8 @@ def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
         status = f" [{row['status']}]" if row.get("status") else ""
         console.print(f"  {row['count']} x {row['error']}{status}: {row['first_message']}", soft_wrap=True)
     for note in result.notes:
-        if note.startswith(("the server stopped", "the embedded tritonserver", "--inputs",
-                            "the load generator fell behind")):
+        if note.startswith(("the server stopped", "the server restarted", "the embedded tritonserver",
+                            "--inputs", "the load generator fell behind")):
             console.print(f"note: {note}", soft_wrap=True)
     console.print("report: " + ", ".join(str(p) for p in paths.values()))
 
