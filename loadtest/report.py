@@ -108,6 +108,15 @@ class RunResult:
             "only what was measured until then"
         )
 
+    def mark_referee_interrupted(self, signal_name: str = "SIGINT") -> None:
+        """Record that `signal_name` came after the load, during the referee: the load is complete, the
+        referee's figures are missing or partial."""
+        self.summary["referee_interrupted_by"] = signal_name
+        self.notes.append(
+            f"interrupted by {signal_name} during the referee (perf_analyzer), after the load had run its "
+            "full duration: the load's figures are complete, the referee's are missing or partial"
+        )
+
     def fail_referee(self, reason: str) -> None:
         """Record that the referee (perf_analyzer) run failed, and why; the load test's figures stand."""
         self.referee = {"failed": reason}

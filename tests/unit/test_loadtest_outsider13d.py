@@ -115,3 +115,23 @@ def test_a_server_restarted_mid_run_is_named_and_its_totals_marked_partial():
     assert "statistics started again from zero" in notes[0] and "partial" in notes[0]
     assert poller.total()["requests"] == 100 + 30 + 30  # each server's segment added up, none negative
     assert summary["server_restarted_s"]
+
+
+def test_ctrl_c_during_the_referee_keeps_the_complete_load_and_says_the_referee_was_cut(tmp_path, capsys):
+    from tritonstack.loadtest.stats import Recorder
+
+    from tritonstack.cli.loadtest import _finish
+
+    recorder = Recorder()
+    for i in range(100):
+        recorder.add(scheduled_s=10.0 + i * 0.01, start_s=10.0 + i * 0.01, end_s=10.001 + i * 0.01, ok=True)
+    result = RunResult.build(name="steady", scenario={"kind": "steady", "duration_s": 1.0},
+                             samples=recorder.frame(), origin_s=10.0, duration_s=1.0)
+    result.mark_referee_interrupted("SIGINT")
+    code = _finish(result, tmp_path, max_error_rate_pct=1, interrupted_code=130)
+    captured = capsys.readouterr()
+    print(result.notes, captured.err)
+    assert code == 130 and result.interrupted_after_s is None
+    assert "the load's figures are complete" in result.notes[-1] and "partial run" not in " ".join(result.notes)
+    assert "interrupted during the referee; the load's report is complete" in " ".join(captured.err.split())
+    assert (tmp_path / "steady.json").is_file()

@@ -161,12 +161,15 @@ def loadtest(
                 result = _run(spec, target, workers=workers, engine=engine, out=out, should_stop=stop.is_set,
                               armed=death.arm)
                 death.load_ended()
-                if referee and not stop.is_set():
+                load_stopped = stop.is_set()
+                if referee and not load_stopped:
                     _referee(result, spec, target, _shapes(info, rows))
             _describe_inputs(result, spec, rows)
             death.note(result)
-            if stop.is_set():
+            if load_stopped:
                 result.mark_interrupted(stop.after_s or 0.0, signal.Signals(stop.signum).name)
+            elif stop.is_set():
+                result.mark_referee_interrupted(signal.Signals(stop.signum).name)
         code = _finish(result, out, max_error_rate_pct=max_error_rate, interrupted_code=stop.exit_code)
         if code:
             sys.exit(code)
@@ -429,6 +432,10 @@ def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: i
                           soft_wrap=True)
         return interrupted_code
     _print_summary(result, paths)
+    if s.get("referee_interrupted_by"):
+        err_console.print(f"interrupted during the referee; the load's report is complete: {paths['json']}",
+                          soft_wrap=True)
+        return interrupted_code
     return _verdict(result, max_error_rate_pct)
 
 
