@@ -273,9 +273,30 @@ def run_distributed(
             _stop(process)
         log.close()
     stopped = bool(should_stop and should_stop())
-    result = _distributed_result(scenario, url, workers, prefix, name, poller, (origin, ended), stopped)
-    _distributed_cpu(result, meter, load_window_unix_s(prefix))
+    start_unix = load_start_unix_s(out_dir / (name + "_locust.log"))
+    start = None if start_unix is None else start_unix - (time.time() - time.perf_counter())
+    result = _distributed_result(scenario, url, workers, prefix, name, poller, (origin, ended), stopped,
+                                 load_start_s=start)
+    measured = float(result.summary.get("duration_s") or 0.0)
+    window = (start_unix, start_unix + measured) if start_unix is not None and measured else None
+    _distributed_cpu(result, meter, window or load_window_unix_s(prefix))
     return result
+
+
+def load_start_unix_s(log: Path) -> float | None:
+    """When the master sent the users to its workers (unix time, ms precision), from its log's "Sending
+    spawn jobs" line; None without one. Locust's history CSV has whole seconds and lags the workers'
+    reports by up to 3 s, and the master's exit comes a second or more after the load's end."""
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    for line in lines:
+        if line.startswith("[") and "Sending spawn jobs" in line:
+            stamp = line[1:24]  # "2026-12-02 07:56:22,598" (local time, as Python's logging writes it)
+            try:
+                whole = time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S"))
+                return whole + int(stamp[20:23]) / 1e3
+            except ValueError:
+                return None
+    return None
 
 
 def load_window_unix_s(prefix: Path) -> tuple[float, float] | None:
@@ -305,8 +326,11 @@ def _distributed_result(
     poller: ServerStatsPoller,
     span_s: tuple[float, float],
     stopped: bool = False,
+    load_start_s: float | None = None,
 ) -> RunResult:
-    """The result from Locust's CSV files; `span_s`: (master started, load ended) on perf_counter.
+    """The result from Locust's CSV files; `span_s`: (master started, load ended) on perf_counter;
+    `load_start_s`: when the users were sent out (perf_counter), else taken as the measured span before
+    the end.
     Stopped (Ctrl-C) before Locust wrote any: an empty result, as when no request finished."""
     stats_path, described = Path(f"{prefix}_stats.csv"), {"url": url, "runner": "locust distributed"}
     scenario_row = {**scenario.describe(), **described, "workers": workers}
@@ -322,9 +346,10 @@ def _distributed_result(
     measured_s = _measured_s(summary, span_s)
     result = RunResult(name=name, scenario=scenario_row, summary=summary,
                        windows=_windows_from_history(history))
-    result.server = poller.timeline(span_s[1] - measured_s, until_s=measured_s)
+    origin = span_s[1] - measured_s if load_start_s is None else load_start_s
+    result.server = poller.timeline(origin, until_s=measured_s)
     result.server_total = poller.total()
-    result.notes.extend(server_notes(poller, result.summary, origin_s=span_s[1] - measured_s))
+    result.notes.extend(server_notes(poller, result.summary, origin_s=origin))
     hdr = Path(f"{prefix}_hdr.txt")
     if hdr.is_file() and hdr.read_text().strip():
         result.summary.update(LatencyHistogram.decode(hdr.read_text().strip()).summary_ms())

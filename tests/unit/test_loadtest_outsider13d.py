@@ -135,3 +135,28 @@ def test_ctrl_c_during_the_referee_keeps_the_complete_load_and_says_the_referee_
     assert "the load's figures are complete" in result.notes[-1] and "partial run" not in " ".join(result.notes)
     assert "interrupted during the referee; the load's report is complete" in " ".join(captured.err.split())
     assert (tmp_path / "steady.json").is_file()
+
+
+def test_a_distributed_run_times_the_server_from_when_the_users_were_sent_out(tmp_path):
+    import time
+
+    from tritonstack.loadtest.locust_runner import _distributed_result, load_start_unix_s
+    from tritonstack.loadtest.scenario import Scenario
+    from tritonstack.loadtest.server_stats import ServerStatsPoller, Snapshot
+
+    (tmp_path / "x_locust.log").write_text(
+        "[2026-12-02 07:56:21,595] vm/INFO/root: Waiting for workers to be ready, 0 of 2 connected\n"
+        "[2026-12-02 07:56:22,598] vm/INFO/locust.runners: Sending spawn jobs of 8 users at 100.00 spawn rate\n")
+    start = load_start_unix_s(tmp_path / "x_locust.log")
+    assert start == time.mktime(time.strptime("2026-12-02 07:56:22", "%Y-%m-%d %H:%M:%S")) + 0.598
+    assert load_start_unix_s(tmp_path / "missing.log") is None
+    # Locust measured 7 s; the master exited 3 s after the load (at 110); the server answered until 101.5
+    (tmp_path / "x_locust_stats.csv").write_text(
+        "Name,Request Count,Failure Count,Requests/s\nAggregated,7000,5000,1000\n")
+    (tmp_path / "x_locust_stats_history.csv").write_text("Timestamp,Name,Total Request Count\n")
+    poller = ServerStatsPoller("127.0.0.1:1", "m")
+    poller.snapshots, poller.down_since_s, poller.error = [Snapshot(100.0), Snapshot(101.5)], 102.0, "gone"
+    result = _distributed_result(Scenario(), "127.0.0.1:1", 2, tmp_path / "x_locust", "x", poller,
+                                 (99.0, 110.0), load_start_s=100.0)
+    print(result.notes[0])
+    assert result.notes[0].startswith("the server stopped answering 2.0 s into the run (last answer at 1.5 s")
