@@ -195,16 +195,28 @@ def _load_samples(info: Any, path: Path) -> dict[str, np.ndarray]:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--inputs {path}: cannot read it as an .npz of arrays ({exc})") from exc
     _check_names(info, list(arrays), f"--inputs {path}")
-    missing = sorted(set(info.inputs) - set(arrays))
-    counts = {len(a) if a.ndim else 0 for a in arrays.values()}
-    if missing or 0 in counts or len(counts) != 1:
-        raise ConfigError(
-            f"--inputs {path}: needs one array per input {sorted(info.inputs)} (missing: {missing}), "
-            "all with the same number (>0) of samples on the first axis"
-        )
+    _check_counts(info, arrays, path)
     for name, array in arrays.items():
         _fit(name, info.inputs[name].dims, array.shape[1:], f"--inputs {path}")
     return {n: _cast(n, a, info.inputs[n].datatype, path) for n, a in arrays.items()}
+
+
+def _check_counts(info: Any, arrays: dict[str, np.ndarray], path: Path) -> None:
+    """ConfigError naming what is wrong: no arrays, an input missing, an array with no samples, or
+    arrays with different numbers of samples."""
+    wanted = sorted(info.inputs)
+    if not arrays:
+        raise ConfigError(f"--inputs {path} holds no arrays; save one per input {wanted} (numpy.savez)")
+    missing = sorted(set(info.inputs) - set(arrays))
+    if missing:
+        raise ConfigError(f"--inputs {path}: needs one array per input {wanted}; missing: {missing}")
+    counts = {n: len(a) if a.ndim else 0 for n, a in arrays.items()}
+    empty = sorted(n for n, c in counts.items() if c == 0)
+    if empty:
+        raise ConfigError(f"--inputs {path}: {empty} hold no samples (0 on the first axis); save some")
+    if len(set(counts.values())) != 1:
+        raise ConfigError(f"--inputs {path}: the arrays hold different numbers of samples {counts}; "
+                          "give every input the same number on the first axis")
 
 
 def request_rows(

@@ -70,7 +70,9 @@ def test_samples_are_drawn_per_request_and_cast(tmp_path):
     ("arrays", "needle"),
     [
         ({"tokens": np.zeros((3, 6))}, "missing: ['features']"),
-        ({"tokens": np.zeros((3, 6)), "features": np.zeros((4, 6, 4))}, "same number"),
+        ({"tokens": np.zeros((3, 6)), "features": np.zeros((4, 6, 4))}, "different numbers of samples"),
+        ({}, "holds no arrays"),
+        ({"tokens": np.zeros((0, 6)), "features": np.zeros((0, 6, 4))}, "hold no samples"),
         ({"tokens": np.zeros((3, 6)), "features": np.zeros((3, 6, 5))}, "keep the rank and the fixed dims"),
         ({"tokens": np.zeros((3, 6)), "features": np.zeros((3, 6, 4)), "x": np.zeros(3)}, "no input for"),
         ({"tokens": np.full((3, 6), "a"), "features": np.zeros((3, 6, 4))}, "does not cast"),

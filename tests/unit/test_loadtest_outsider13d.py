@@ -160,3 +160,15 @@ def test_a_distributed_run_times_the_server_from_when_the_users_were_sent_out(tm
                                  (99.0, 110.0), load_start_s=100.0)
     print(result.notes[0])
     assert result.notes[0].startswith("the server stopped answering 2.0 s into the run (last answer at 1.5 s")
+
+
+def test_inputs_that_is_a_folder_is_called_a_folder(tmp_path):
+    import pytest
+    from tritonstack.loadtest.scenario import Scenario
+
+    from tritonstack.cli.loadtest import check_options
+    from tritonstack.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"--inputs {tmp_path} is a folder; pass an .npz file"):
+        check_options(Scenario(), url="127.0.0.1:8001", repository=None, engine="locust", referee=False,
+                      inputs=tmp_path)

@@ -118,7 +118,8 @@ def loadtest(
         ),
     ] = 1.0,
 ) -> None:
-    """Run one load scenario and write <out>/<scenario>.json, _windows.csv, _server.csv and .html.
+    """Run one load scenario and write <out>/<scenario>.json, _windows.csv, _server.csv and .html
+    (with --workers: <out>/<scenario>_distributed.json and so on, next to Locust's CSV files and log).
 
     Exit 0; 1 when more than --max-error-rate % of requests failed or the referee failed (the report
     is written); 2 on bad input (nothing written); 130 on Ctrl-C (143 on SIGTERM) during the load:
@@ -196,6 +197,8 @@ def check_options(spec, *, url, repository, engine: str, referee: bool, inputs) 
         )
     if referee and spec.kind not in (Kind.STEADY, Kind.OPEN):
         raise ConfigError("--referee needs a fixed load: use it with the steady or open scenario")
+    if inputs is not None and Path(inputs).is_dir():
+        raise ConfigError(f"--inputs {inputs} is a folder; pass an .npz file with one array per input")
     if inputs is not None and not Path(inputs).is_file():
         raise ConfigError(f"--inputs {inputs} does not exist; pass an .npz with one array per input")
 
@@ -403,6 +406,9 @@ def _referee(result, spec, url: str, shapes: dict[str, list[int]]) -> None:  # n
     except TritonStackError as exc:  # the load test's own figures stand; the report says why
         result.fail_referee(" ".join(str(exc).split()))
         return
+    if spec.inputs_path:
+        result.notes.append(f"the referee (perf_analyzer) sent random data of the shapes {shapes}, not the "
+                            "--inputs samples: a model whose time depends on the values may differ")
     side = compare(result.summary, figures)
     load = {"request_rate": rate} if rate else {"concurrency": spec.users}
     result.referee = {**load, **{f"{k} ({who})": v for k, row in side.items() for who, v in row.items()}}
