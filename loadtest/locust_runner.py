@@ -344,8 +344,9 @@ def _distributed_result(
     history = list(csv.DictReader(Path(f"{prefix}_stats_history.csv").open()))
     summary = _summary_from_locust(total, _failures(Path(f"{prefix}_failures.csv")))
     measured_s = _measured_s(summary, span_s)
+    start_unix = load_start_unix_s(prefix.parent / (name + "_locust.log"))
     result = RunResult(name=name, scenario=scenario_row, summary=summary,
-                       windows=_windows_from_history(history))
+                       windows=_windows_from_history(history, start_unix_s=start_unix))
     origin = span_s[1] - measured_s if load_start_s is None else load_start_s
     result.server = poller.timeline(origin, until_s=measured_s)
     result.server_total = poller.total()
@@ -416,13 +417,17 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-def _windows_from_history(history: list[dict[str, str]]) -> list[dict[str, Any]]:
+def _windows_from_history(
+    history: list[dict[str, str]], start_unix_s: float | None = None
+) -> list[dict[str, Any]]:
     """Windows from Locust's aggregated history: throughput and errors from count differences
-    (workers report to the master every few seconds, so windows are that coarse)."""
+    (workers report to the master every few seconds, so windows are that coarse). Time counts from
+    `start_unix_s` (the users sent out) when known, else from the history's first row (the master's
+    start, before the load: the first window's rate is then diluted)."""
     rows = [r for r in history if r.get("Name") == "Aggregated"]
     if not rows:
         return []
-    t0, out = int(rows[0]["Timestamp"]), []
+    t0, out = (int(rows[0]["Timestamp"]) if start_unix_s is None else start_unix_s), []
     last_t, last_count, last_fail = t0, 0, 0
     for r in rows:
         t, count, fail = int(r["Timestamp"]), int(r["Total Request Count"]), int(r["Total Failure Count"])
@@ -431,7 +436,7 @@ def _windows_from_history(history: list[dict[str, str]]) -> list[dict[str, Any]]
         new, failed = count - last_count, fail - last_fail
         out.append(
             {
-                "t_s": t - t0,
+                "t_s": round(t - t0, 3),
                 "count": new,
                 "throughput_rps": new / (t - last_t),
                 "errors": failed,

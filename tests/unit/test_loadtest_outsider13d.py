@@ -172,3 +172,19 @@ def test_inputs_that_is_a_folder_is_called_a_folder(tmp_path):
     with pytest.raises(ConfigError, match=f"--inputs {tmp_path} is a folder; pass an .npz file"):
         check_options(Scenario(), url="127.0.0.1:8001", repository=None, engine="locust", referee=False,
                       inputs=tmp_path)
+
+
+def test_distributed_windows_count_from_when_the_users_were_sent_out():
+    from tritonstack.loadtest.locust_runner import _windows_from_history
+
+    def row(t: int, count: int) -> dict[str, str]:
+        return {"Name": "Aggregated", "Timestamp": str(t), "Total Request Count": str(count),
+                "Total Failure Count": "0", "50%": "1", "90%": "1", "99%": "1"}
+
+    # master up at 181, users sent out at 182.5, first worker report counted at 185 (2.5 s of load)
+    history = [row(181, 0), row(182, 0), row(183, 0), row(185, 2500), row(186, 3500)]
+    windows = _windows_from_history(history, start_unix_s=182.5)
+    print(windows)
+    assert windows[0]["t_s"] == 2.5 and windows[0]["throughput_rps"] == 1000.0
+    assert windows[1]["t_s"] == 3.5 and windows[1]["throughput_rps"] == 1000.0
+    assert _windows_from_history(history)[0]["throughput_rps"] == 625.0  # without the start: from 181
