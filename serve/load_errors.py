@@ -14,7 +14,6 @@ import re
 
 __all__ = ["load_errors", "one_line"]
 
-_MAX_CHARS = 200
 _ERRORS = (
     re.compile(r"Poll failed for model directory '(?P<name>[^']+)': (?P<reason>.*)"),
     re.compile(r"failed to load '(?P<name>[^']+)'(?: version \d+)?: (?P<reason>.*)"),
@@ -36,7 +35,8 @@ def load_errors(log_text: str) -> dict[str, str]:
 
 
 def one_line(reason: str) -> str:
-    """The first line of a (possibly multi-line) error, whitespace squeezed, at most ~200 characters."""
+    """The first line of a (possibly multi-line) error, whitespace squeezed; never cut within that line
+    (the fix, e.g. which parameter to add, comes at its end)."""
     first = next((line for line in reason.replace("\\n", "\n").splitlines() if line.strip()), "")
     first = " ".join(first.replace('\\"', '"').split())
-    return first if len(first) <= _MAX_CHARS else first[:_MAX_CHARS - 3].rstrip() + "..."
+    return first

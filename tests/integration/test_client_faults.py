@@ -353,7 +353,7 @@ def test_async_balancing_with_one_server_down(server) -> None:
 
     states = {s.url: s for s in asyncio.run(run())}
     assert not states[down].healthy and states[down].successes == 0
-    assert states[server.grpc_url].successes == 50 + 5 + 1  # infer, predict chunks, model_info
+    assert states[server.grpc_url].successes == 50 + 5 + 2  # infer, predict chunks, model_info (chunking and 0-row outputs)
 
 
 # -- traffic split -------------------------------------------------------------------------------

@@ -130,7 +130,10 @@ def test_ctrl_c_while_the_embedded_server_starts_is_exit_130_and_one_line(reposi
     finally:
         out, err = _finish(process)
     print(f"{engine}: exit {process.returncode}; stdout {out!r}; stderr {err!r}")
-    assert process.returncode == 130 and "Traceback" not in out + err and len(_lines(out + err)) == 1
+    # 130, or (seen once in CI, locust engine) death by the SIGINT itself after the one line: both are
+    # status 130 in a shell
+    assert process.returncode in (130, -signal.SIGINT) and "Traceback" not in out + err
+    assert len(_lines(out + err)) == 1
 
 
 def test_a_spike_prints_no_spawn_rate_warning(server, tmp_path):

@@ -210,6 +210,7 @@ def test_ctrl_c_during_the_referee_keeps_the_report_and_exits_130(server, tmp_pa
             process.wait()
     print(f"exit {process.returncode}; stdout {out!r}; stderr {err!r}")
     assert process.returncode == 130 and "Traceback" not in out + err
-    assert len(_lines(err)) == 1 and "partial report written to" in err
+    # the load had finished: its report is complete, the referee is what was interrupted
+    assert len(_lines(err)) == 1 and "interrupted during the referee" in err
     report = json.loads((tmp_path / "r" / "steady.json").read_text())
-    assert report["interrupted_after_s"] > 0 and report["referee"]["failed"] and report["summary"]["count"] > 0
+    assert report["referee"]["failed"] and report["summary"]["count"] > 0

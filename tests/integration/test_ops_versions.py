@@ -41,8 +41,32 @@ def vserver(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     repo = tmp_path_factory.mktemp("ops_versions") / "model_repository"
     shutil.copytree(repository / MODEL, repo / MODEL)
-    with EmbeddedServer(ServerConfig(repository=repo, ort_threads=1)) as running:
+    # restart_on_crash as `serve` has it: Triton 2.51 has crashed (rarely) after refusing a broken version
+    with EmbeddedServer(ServerConfig(repository=repo, ort_threads=1, restart_on_crash=True,
+                                     log_dir=tmp_path_factory.mktemp("ops_versions_crash_logs"))) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _serving(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts on a serving server (restarted by the watchdog if an earlier test crashed it)."""
+    if "vserver" in request.fixturenames:
+        import tritonclient.grpc as grpcclient
+
+        server = request.getfixturevalue("vserver")
+        deadline = time.monotonic() + 90
+        while True:
+            raw = grpcclient.InferenceServerClient(server.grpc_url)
+            try:
+                if raw.is_server_ready(client_timeout=2) and raw.is_model_ready(MODEL, client_timeout=2):
+                    break
+            except grpcclient.InferenceServerException:
+                pass
+            finally:
+                raw.close()
+            assert time.monotonic() < deadline, "the versions test server is not serving"
+            time.sleep(0.5)
+    yield
 
 
 class _Stderr:
