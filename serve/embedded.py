@@ -15,6 +15,7 @@ prefix, so `stop()` leaves no tritonserver or stub process and no
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -487,18 +488,18 @@ class EmbeddedServer:
         index = self._query(lambda triton: triton.index(timeout_s=QUERY_TIMEOUT_S))
         assert self.plan is not None
         states = [s for s in index if s["name"] not in self.plan.skipped]
-        logged = self._load_errors()
+        logged = functools.cache(self._load_errors)  # the log is read only for a model that needs it
         for entry in states:  # a folder Triton lists but never loaded has no state: its log says why
             if "state" not in entry:
                 entry.update(version=entry.get("version", ""), state="UNAVAILABLE",
-                             reason=entry.get("reason") or self._not_loaded_reason(entry["name"], logged))
+                             reason=entry.get("reason") or self._not_loaded_reason(entry["name"], logged()))
             elif entry.get("reason"):
                 entry["reason"] = one_line(entry["reason"])
         skipped = [{"name": n, "version": "", "state": "SKIPPED", "reason": r}
                    for n, r in self.plan.skipped.items()]
         listed = {s["name"] for s in states + skipped}
         unlisted = [{"name": d.name, "version": "", "state": "UNAVAILABLE",
-                     "reason": self._not_loaded_reason(d.name, logged)}
+                     "reason": self._not_loaded_reason(d.name, logged())}
                     for d in self.config.repository.iterdir()
                     if d.is_dir() and not d.name.startswith(".") and d.name not in listed]
         return sorted(states + skipped + unlisted, key=lambda s: (s["name"], s.get("version", "")))
