@@ -39,12 +39,12 @@ def test_an_out_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, case
 
 
 def test_the_out_check_leaves_no_folder_behind(tmp_path):
-    from tritonstack.cli.loadtest import _check_out
+    from tritonstack.cli.loadtest import check_out
 
-    _check_out(tmp_path / "a" / "b" / "c")
+    check_out(tmp_path / "a" / "b" / "c")
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "kept").mkdir()
-    _check_out(tmp_path / "kept")
+    check_out(tmp_path / "kept")
     assert (tmp_path / "kept").is_dir()
 
 

@@ -25,7 +25,7 @@ import typer
 
 from tritonstack.cli.finite import finite
 
-__all__ = ["check_options", "register"]
+__all__ = ["check_options", "check_out", "register"]
 
 
 def loadtest(
@@ -146,7 +146,7 @@ def loadtest(
         timeout_s=timeout_s,
     )
     check_options(spec, url=url, repository=repository, engine=engine, referee=referee, inputs=inputs)
-    _check_out(out)
+    check_out(out)
     with _reserve_report(out, _report_name(spec, workers)), _exit_hard_after_gevent():
         _check_no_report(out, _report_name(spec, workers), overwrite=overwrite)
         with _server(repository) as server:
@@ -203,7 +203,7 @@ def check_options(spec, *, url, repository, engine: str, referee: bool, inputs) 
         raise ConfigError(f"--inputs {inputs} does not exist; pass an .npz with one array per input")
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
     """ConfigError (one line) when the report folder `out` cannot be made, before any load: the folders
     it needs are made and removed again, so a refused or failed run leaves nothing behind."""
     from tritonstack.errors import ConfigError

@@ -93,12 +93,12 @@ def tune(
     tritonserver is stopped, nothing is written; exit 130 / 143.
     """
     from tritonstack.cli import console
-    from tritonstack.cli.loadtest import _check_out
+    from tritonstack.cli.loadtest import check_out
     from tritonstack.errors import TritonStackError
     from tritonstack.loadtest.tune import TuneOptions
     from tritonstack.loadtest.tune import tune as run_tune
 
-    _check_out(out)  # an unusable --out is refused before the sweep, as loadtest does
+    check_out(out)  # an unusable --out is refused before the sweep, as loadtest does
     stop = _StopSaying()
     given = _given_inputs(model, repository, inputs, shape or [])
     options = TuneOptions(
