@@ -11,7 +11,7 @@ from tritonstack.loadtest import tune as tune_module
 from tritonstack.loadtest.tune import TuneOptions, beats, tune
 
 from tests.integration.conftest import tree_digest
-from tritonstack.model_config import read_config
+from tritonstack.model_config import read_config, write_config
 
 
 def test_readme_tune_command_end_to_end(repo_copy, tmp_path):
@@ -72,11 +72,9 @@ def test_a_slower_current_config_is_replaced_and_kept(repo_copy):
     """A current config with a 100 ms queue delay misses a 50 ms p99 budget at concurrency 1; the
     candidate without delay fits it, wins twice, and --apply makes it config.pbtxt (old one kept)."""
     config = repo_copy / "digits_mlp" / "config.pbtxt"
-    text = config.read_text()
-    assert "max_queue_delay_microseconds: 200" in text
-    config.write_text(
-        text.replace("max_queue_delay_microseconds: 200", "max_queue_delay_microseconds: 100000")
-    )
+    slow = read_config(config)
+    slow.dynamic_batching.max_queue_delay_microseconds = 100_000
+    write_config(slow, config)
     before = config.read_text()
     outcome = tune(
         TuneOptions(
