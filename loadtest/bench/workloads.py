@@ -137,7 +137,8 @@ def w2(bench: Bench, row: Row) -> None:
     served = _cpu_use(lambda: _triton(bench, MLP, concurrency=32))
     payloads = [{"features": r["features"].tolist()} for r in bench.rows(MLP)]
     with BaselineServer(weights=_baseline_weights(bench), cpus=bench.split.server, workers=2) as base:
-        seed = _cpu_use(lambda: bench.closed(lambda: http_json(base.url + "/predict", payloads), concurrency=32))
+        seed = _cpu_use(lambda: bench.closed(lambda: http_json(base.url + "/predict", payloads),
+                                             concurrency=32))
     if seed["ok_throughput_rps"] <= 0:
         raise LoadTestError(f"the FastAPI baseline answered no request ({seed['error_kinds']})")
     python_ratio = served["ok_throughput_rps"] / seed["ok_throughput_rps"]
@@ -156,8 +157,8 @@ def w2(bench: Bench, row: Row) -> None:
         row.detail["value_from"] = f"our Python generator on both sides (perf_analyzer unavailable: {exc})"
         return
     row.value = pa["throughput_rps"] / seed["ok_throughput_rps"]
-    row.detail.update(value_from="Triton by perf_analyzer (C++), FastAPI by aiohttp (generator not saturated: "
-                      "see its generator_cpu_use)", perf_analyzer=pa)
+    row.detail.update(value_from="Triton by perf_analyzer (C++), FastAPI by aiohttp (generator not "
+                      "saturated: see its generator_cpu_use)", perf_analyzer=pa)
 
 
 def w2_p99(bench: Bench, row: Row) -> None:
