@@ -65,9 +65,7 @@ class ServerConfig:
     restart_on_crash: bool = False  # a watchdog restarts a dead tritonserver on the same ports
     log_dir: Path | None = None  # where crash logs are kept (None: ~/.local/state/tritonstack/crash-logs)
     cache_size_mb: int | None = None  # response cache; None: 64 MB when a model enables it, 0: off
-    # Triton's per-request latency summaries (p50/p90/p99, nv_*_summary_us): the p99 alert reads them.
-    # They cost ~20% of req/s for a tiny model at ~10k req/s (README, Benchmarks); False: off.
-    latency_quantiles: bool = True
+    latency_quantiles: bool = True  # Triton's latency summaries (embedded.LATENCY_QUANTILES: what they cost)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "repository", Path(self.repository))
