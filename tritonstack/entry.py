@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 
-__all__ = ["TERMINATED", "arm", "finish", "finished", "main", "on_signal"]
+__all__ = ["TERMINATED", "arm", "caused_by_interrupt", "finish", "finished", "main", "on_signal"]
 
 #: SIGTERM arrived while a run could still be interrupted: say 'terminated' and exit 143.
 TERMINATED: list[int] = []
@@ -28,6 +28,20 @@ def on_signal(signum: int, _frame: object) -> None:
     if signum == signal.SIGTERM:
         TERMINATED.append(signum)
     raise KeyboardInterrupt
+
+
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether `exc` is, or was raised while handling, the KeyboardInterrupt `on_signal` raised: Python
+    3.11 wraps an exception raised in a descriptor's `__set_name__` (a dataclass field created while
+    a module imports) in a RuntimeError, so a signal that lands there arrives as that RuntimeError."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def finished() -> bool:
@@ -57,6 +71,11 @@ def main() -> None:
 
         run()
     except KeyboardInterrupt:
+        finish()
+        _interrupted()
+    except Exception as exc:
+        if not caused_by_interrupt(exc):
+            raise
         finish()
         _interrupted()
     finally:

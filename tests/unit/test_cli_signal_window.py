@@ -137,3 +137,32 @@ def test_a_signal_after_a_promote_was_made_keeps_exit_0(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60, cwd=_ROOT)
         print(f"{signum.name} after the promote: exit {done.returncode}, {done.stderr.strip()!r}")
         assert done.returncode == 0 and "serves versions [2]" in done.stdout and not done.stderr, done
+
+
+_SIGNAL_IN_SET_NAME = textwrap.dedent('''
+    import os, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from tritonstack import cli, entry
+    SIGNUM = getattr(signal, sys.argv[1])
+
+    class Lands:  # the signal lands while a class is created: Python 3.11 wraps it in a RuntimeError
+        def __set_name__(self, owner, name):
+            os.kill(os.getpid(), SIGNUM)
+
+    @cli.app.command("import-for-test")
+    def import_for_test() -> None:
+        type("Plan", (), {"models": Lands()})
+
+    sys.argv = ["tritonstack", "import-for-test"]
+    entry.main()
+''')
+
+
+def test_a_signal_wrapped_by_python_while_a_module_imports_is_one_line() -> None:
+    """CI of stop 18: a SIGTERM inside a dataclass field's __set_name__ (serve/plan.py importing) came
+    out as 'RuntimeError: Error calling __set_name__' with a traceback."""
+    for signum, (code, line) in _EXPECTED.items():
+        done = subprocess.run([sys.executable, "-c", _SIGNAL_IN_SET_NAME, signum.name],  # noqa: S603
+                              capture_output=True, text=True, timeout=60, cwd=_ROOT)
+        print(f"{signum.name} in __set_name__: exit {done.returncode}, {done.stderr.strip()!r}")
+        assert (done.returncode, done.stderr) == (code, line + "\n"), done

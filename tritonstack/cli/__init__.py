@@ -141,6 +141,8 @@ def _main(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         _interrupted(json_lines=json_lines)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        if entry.caused_by_interrupt(exc):  # a signal while a module imports, wrapped by Python
+            _interrupted(json_lines=json_lines)
         if not _is_usage_error(exc):
             raise
         entry.finish()
