@@ -143,14 +143,29 @@ class AsyncTritonClient:
                     ) -> dict[str, np.ndarray]:
         """Validate, send and decode one inference; retry only retryable errors, within the deadline.
 
-        Same arguments and result as `TritonClient.infer`. With `ClientOptions(coalesce=True)`,
-        calls ready in the same event-loop turn may share one request (`client.coalesce`).
+        Same arguments and result as `TritonClient.infer`. Calls of a dynamically batched model
+        ready in the same event-loop turn share one request (`client.coalesce`) unless
+        `ClientOptions(coalesce=False)`.
         """
         call = await self._call(model, inputs, outputs, version, timeout_s, request_id, headers)
         if self._coalescer is not None and eligible(call):
             merged = await self._coalescer.infer(call)
             if merged is not None:
                 return merged
+        return await self._infer_alone(call)
+
+    async def infer_one_request(self, model: str, inputs: Inputs, *, outputs: Sequence[str] | None = None,
+                                version: int | str | None = None, timeout_s: float | None = None,
+                                request_id: str = "", headers: Mapping[str, str] | None = None
+                                ) -> dict[str, np.ndarray]:
+        """Like `infer`, always as a gRPC request of its own (never coalesced): for inputs that are
+        a batch already, such as `predict_iter`'s chunks, which then overlap `in_flight` at a time."""
+        call = await self._call(model, inputs, outputs, version, timeout_s, request_id, headers)
+        return await self._infer_alone(call)
+
+    async def _infer_alone(self, call: Call) -> dict[str, np.ndarray]:
+        """`call` as one request of its own, with retries within its deadline."""
+        model = call.info.name
         try:  # the first attempt inline: the common case costs no retry machinery
             return await self._send(call)
         except ClientError as error:
@@ -187,7 +202,7 @@ class AsyncTritonClient:
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
 
         def send(chunk: dict[str, np.ndarray]) -> Awaitable[dict[str, np.ndarray]]:
-            return self.infer(model, chunk, outputs=outputs, version=version, timeout_s=timeout_s)
+            return self.infer_one_request(model, chunk, outputs=outputs, version=version, timeout_s=timeout_s)
 
         async for result in bulk.run_async(plan, send):
             yield result

@@ -210,8 +210,9 @@ class AsyncBalancedClient:
         """`AsyncTritonClient.predict_iter` with every chunk balanced on its own."""
         info = await self.model_info(model, kwargs.get("version"), timeout_s=timeout_s)
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
-        async for result in bulk.run_async(
-                plan, lambda chunk: self.infer(model, chunk, timeout_s=timeout_s, **kwargs)):
+        async for result in bulk.run_async(plan, lambda chunk: self._failover(
+                lambda client, deadline: client.infer_one_request(
+                    model, chunk, timeout_s=self._b.remaining_s(deadline), **kwargs), timeout_s)):
             yield result
 
     async def probe(self) -> None:

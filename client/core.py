@@ -86,8 +86,10 @@ class ClientOptions:
     `probe_timeout_s` bounds each readiness probe (`is_ready`, balancer health checks).
     `max_reconnect_backoff_s` caps gRPC's reconnect backoff (default 120 s in gRPC), so a
     restarted server is reached again within seconds.
-    `coalesce` (asyncio client): concurrent `infer` calls of a dynamically batched model that are
-    ready in the same event-loop turn share one request (see `client.coalesce`).
+    `coalesce` (asyncio client, on by default): concurrent `infer` calls of a dynamically batched
+    model that are ready in the same event-loop turn share one request (see `client.coalesce`);
+    results, errors, deadlines and retries stay per call. `coalesce=False` sends one gRPC request
+    per call (what a load generator must do).
     """
 
     timeout_s: float = 10.0
@@ -100,7 +102,7 @@ class ClientOptions:
     headers: Mapping[str, str] = field(default_factory=dict)
     probe_timeout_s: float = 1.0
     max_reconnect_backoff_s: float = 2.0
-    coalesce: bool = False
+    coalesce: bool = True
 
     def __post_init__(self) -> None:
         for name in ("timeout_s", "probe_timeout_s", "max_reconnect_backoff_s"):

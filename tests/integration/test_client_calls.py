@@ -231,7 +231,7 @@ def test_async_infer_shm(server, digits_data) -> None:
     assert not server_regions(server).get("regions")
 
 
-# -- coalescing (ClientOptions(coalesce=True)) -------------------------------------------------------
+# -- coalescing (ClientOptions.coalesce, on by default) -------------------------------------------------------
 def _successes(server, model: str) -> int:  # noqa: ANN001
     raw = grpcclient.InferenceServerClient(server.grpc_url)
     try:
@@ -249,7 +249,7 @@ def test_coalesced_calls_match_unary_in_order_with_fewer_requests(server, client
     expected = [client.infer(MODEL, b)["probabilities"] for b in batches]
 
     async def run() -> list[dict[str, np.ndarray]]:
-        async with AsyncTritonClient(server.grpc_url, ClientOptions(coalesce=True, timeout_s=30)) as aio:
+        async with AsyncTritonClient(server.grpc_url, ClientOptions(timeout_s=30)) as aio:  # the default
             assert (await aio.model_info(MODEL)).dynamic_batching
             return await asyncio.gather(*(aio.infer(MODEL, b) for b in batches))
 
@@ -265,3 +265,41 @@ def test_coalesced_calls_match_unary_in_order_with_fewer_requests(server, client
     for got, want in zip(results, expected, strict=True):
         assert got["probabilities"].shape == want.shape
         assert np.abs(got["probabilities"] - want).max() <= 1e-5
+
+
+def _requests_for(server, model: str, send) -> int:  # noqa: ANN001
+    """How many requests reached the server while `send()` ran (Triton counts just after it answers)."""
+    before = _successes(server, model)
+    send()
+    requests = 0
+    for _ in range(50):
+        requests = _successes(server, model) - before
+        if requests >= 1:
+            time.sleep(0.2)
+            return _successes(server, model) - before
+        time.sleep(0.1)
+    return requests
+
+
+def test_one_request_per_call_and_per_chunk_where_asked(server, digits_data) -> None:
+    """`coalesce=False` sends every call alone; predict_many's chunks are never merged (they are
+    batches already, sent `in_flight` at a time), with the default options too."""
+    x, _ = digits_data
+
+    async def calls(options: ClientOptions) -> None:
+        async with AsyncTritonClient(server.grpc_url, options) as aio:
+            await aio.model_info(MODEL)
+            await asyncio.gather(*(aio.infer(MODEL, x[i:i + 1]) for i in range(12)))
+
+    async def chunks() -> dict[str, np.ndarray]:
+        async with AsyncTritonClient(server.grpc_url, ClientOptions(timeout_s=30)) as aio:
+            await aio.model_info(MODEL)
+            return await aio.predict_many(MODEL, x[:96], batch_size=16, in_flight=4)
+
+    alone = _requests_for(server, MODEL, lambda: asyncio.run(calls(ClientOptions(coalesce=False))))
+    merged = _requests_for(server, MODEL, lambda: asyncio.run(calls(ClientOptions())))
+    out: dict[str, np.ndarray] = {}
+    chunked = _requests_for(server, MODEL, lambda: out.update(asyncio.run(chunks())))
+    print(f"\n12 calls: {alone} requests with coalesce=False, {merged} by default; 6 chunks: {chunked}")
+    assert alone == 12 and merged < 12 and chunked == 6
+    assert out["probabilities"].shape[0] == 96
