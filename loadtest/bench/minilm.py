@@ -56,7 +56,7 @@ def inprocess_texts_per_s(bench: Any, ensemble: str, texts: list[str]) -> dict[s
 
     tokenizer_model, encoder = ensemble_steps(bench.config(ensemble))
     tok = AutoTokenizer.from_pretrained(str(_latest_version(bench, tokenizer_model)))
-    sizes = (1, 8) if bench.options.quick else (1, 8, 32)
+    sizes = (1, 8) if bench.options.quick else (1, 4, 8, 16, 32)
     by_batch = {}
     with pinned_thread(bench.split.server):
         session = ort_session(bench.onnx_path(encoder), len(bench.split.server))
