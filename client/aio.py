@@ -28,7 +28,7 @@ from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, mod
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.retry import checked_seconds
-from tritonstack.client.shm import UNREGISTER_PAUSES_S, ShmTensors, region_in_use
+from tritonstack.client.shm import ShmTensors, UnregisterRetry
 
 from tritonstack.errors import ClientError, ModelNotReadyError
 
@@ -266,14 +266,15 @@ class AsyncTritonClient:
                     await self._unregister(name, call.headers)
 
     async def _unregister(self, name: str, headers: dict[str, str] | None) -> None:
-        for pause in (*UNREGISTER_PAUSES_S, None):
-            try:
-                with translate_errors():
-                    await self._raw.unregister_system_shared_memory(
-                        name, headers=headers, client_timeout=self._core.options.timeout_s)
-                return
-            except ClientError as error:  # the local region is unlinked anyway; the server keeps it mapped
-                if pause is None or not region_in_use(error):
-                    _LOGGER.warning("could not unregister shared-memory region %s: %s", name, error)
-                    return
-            await asyncio.sleep(pause)
+        retry = UnregisterRetry(name)
+        while retry.again(await self._unregister_once(name, headers)):
+            await asyncio.sleep(retry.pause)
+
+    async def _unregister_once(self, name: str, headers: dict[str, str] | None) -> ClientError | None:
+        try:
+            with translate_errors():
+                await self._raw.unregister_system_shared_memory(
+                    name, headers=headers, client_timeout=self._core.options.timeout_s)
+        except ClientError as error:
+            return error
+        return None

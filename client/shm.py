@@ -30,7 +30,10 @@ from tritonstack.client.core import Call
 
 from tritonstack.errors import SharedMemoryError
 
-__all__ = ["SHM_DIR", "UNREGISTER_PAUSES_S", "Region", "ShmTensors", "region_in_use", "region_prefix"]
+__all__ = [
+    "SHM_DIR", "UNREGISTER_PAUSES_S", "Region", "ShmTensors", "UnregisterRetry",
+    "region_in_use", "region_prefix",
+]
 
 _LOGGER = logging.getLogger(__name__)
 #: Where Linux keeps POSIX shared memory; region key "/name" is the file SHM_DIR/name.
@@ -63,6 +66,24 @@ UNREGISTER_PAUSES_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 def region_in_use(error: Exception) -> bool:
     """Whether an unregister failed only because the server still holds the region for a moment."""
     return "currently in use" in str(error)
+
+
+class UnregisterRetry:
+    """Drives the unregister of one region: `while retry.again(error_or_none): sleep(retry.pause)`."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.pause, self._tries = name, 0.0, 0
+
+    def again(self, error: Exception | None) -> bool:
+        """True to try again after `self.pause`; False when done (a final failure is logged: the
+        local region is unlinked anyway, but the server keeps it mapped until it restarts)."""
+        if error is None:
+            return False
+        if self._tries < len(UNREGISTER_PAUSES_S) and region_in_use(error):
+            self.pause, self._tries = UNREGISTER_PAUSES_S[self._tries], self._tries + 1
+            return True
+        _LOGGER.warning("could not unregister shared-memory region %s: %s", self.name, error)
+        return False
 
 
 def region_prefix() -> str:
