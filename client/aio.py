@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import numpy as np
 from tritonstack.client import bulk
-from tritonstack.client.coalesce import Coalescer, eligible
+from tritonstack.client.coalesce import Coalescer, eligible, held
 from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, model_infer, version_string
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
@@ -149,6 +149,7 @@ class AsyncTritonClient:
         """
         call = await self._call(model, inputs, outputs, version, timeout_s, request_id, headers)
         if self._coalescer is not None and eligible(call):
+            call = held(call)
             merged = await self._coalescer.infer(call)
             if merged is not None:
                 return merged

@@ -22,13 +22,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import replace
 
 import numpy as np
 from tritonstack.client.core import Call
 
 from tritonstack.errors import ClientError, InferenceTimeoutError, InternalServerError
 
-__all__ = ["Coalescer", "eligible", "merge", "split"]
+__all__ = ["Coalescer", "eligible", "held", "merge", "split"]
 
 _LOGGER = logging.getLogger(__name__)
 Result = dict[str, np.ndarray]
@@ -37,10 +38,18 @@ _Member = tuple[Call, "asyncio.Future[Result | None]"]
 
 
 def eligible(call: Call) -> bool:
-    """True when `call` may share a request: a dynamically batched model, no request id, arrays."""
+    """True when `call` may share a request: a dynamically batched model, no request id, arrays with
+    at least one row and fewer than max_batch_size (a call of 0 rows, or of a full batch, goes alone)."""
     info = call.info
     return (info.batched and info.dynamic_batching and not call.request_id
-            and all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in call.arrays.values()))
+            and all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in call.arrays.values())
+            and bool(call.arrays) and 0 < _rows(call) < info.max_batch_size)
+
+
+def held(call: Call) -> Call:
+    """`call` with copies of its arrays: a merged request reads them a loop turn later, and a caller
+    may reuse its buffer once its call has started (the copy of a few rows costs ~1 us)."""
+    return replace(call, arrays={name: array.copy() for name, array in call.arrays.items()})
 
 
 def _signature(call: Call) -> Hashable:

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from tritonstack.client.coalesce import Coalescer, _parts, eligible, merge, split
+from tritonstack.client.coalesce import Coalescer, _parts, eligible, held, merge, split
 from tritonstack.client.core import Call
 from tritonstack.client.model import ModelInfo
 
@@ -40,6 +40,25 @@ def test_only_dynamically_batched_calls_without_request_id_are_eligible() -> Non
     assert not eligible(_call(_info(), 1, request_id="r1"))
     plain = ModelInfo.from_config({k: v for k, v in CONFIG.items() if k != "dynamic_batching"})
     assert not eligible(_call(plain, 1))
+
+
+def test_empty_and_full_batch_calls_go_alone() -> None:
+    """Outsider 15a: a 0-row call merged with a good one got an empty result, alone INVALID_ARGUMENT."""
+    info = _info()
+    assert not eligible(_call(info, 0))
+    assert not eligible(_call(info, info.max_batch_size))
+    assert eligible(_call(info, info.max_batch_size - 1))
+
+
+def test_held_calls_do_not_see_the_callers_later_writes() -> None:
+    """Outsider 15a: a caller that reused its input buffer after starting the call got the result of
+    the new contents, because the merged request read the buffer a loop turn later."""
+    call = _call(_info(), 2, 1.0)
+    kept = held(call)
+    before = {name: array.copy() for name, array in call.arrays.items()}
+    for array in call.arrays.values():
+        array[...] = 0
+    assert all(np.array_equal(kept.arrays[name], before[name]) for name in before)
 
 
 def test_merge_then_split_gives_each_call_its_rows_in_order() -> None:
