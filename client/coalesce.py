@@ -78,7 +78,7 @@ def split(result: Result, rows: Sequence[int], model: str) -> list[Result]:
             raise InternalServerError(f"model {model!r}: output {name!r} has shape {array.shape}; "
                                       f"a merged request of {total} rows needs {total} on the first axis")
     bounds = np.cumsum([0, *rows])
-    return [{name: array[lo:hi] for name, array in result.items()}
+    return [{name: array[lo:hi].copy() for name, array in result.items()}  # not views of the merged buffer
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
@@ -131,6 +131,9 @@ class Coalescer:
         except ClientError as error:  # each call goes alone: its own error, deadline and retries
             _LOGGER.debug("merged request of %d calls failed (%s); sending each alone", len(calls), error)
             results = [None] * len(calls)
+        except Exception as error:  # noqa: BLE001 - e.g. the client used from another event loop:
+            _LOGGER.debug("merged request failed (%r); sending each call alone", error)  # each call
+            results = [None] * len(calls)  # then meets that error itself, as without coalescing
         except BaseException:
             for _, future in part:
                 _settle(future, None)

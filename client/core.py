@@ -9,6 +9,7 @@ deadlines and whether (and how long) to back off before the next attempt.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from tritonstack.client.validation import Bounds, Rule, as_arrays, validate_inpu
 from tritonstack.errors import (
     ClientClosedError,
     ClientError,
+    ConfigError,
     InternalServerError,
     InvalidInputError,
     ModelNotReadyError,
@@ -50,6 +52,20 @@ def grpc_restricted_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """
     return {(k if k.startswith(GRPC_RESTRICTED_PREFIX) else GRPC_RESTRICTED_PREFIX + k): v
             for k, v in headers.items()}
+
+
+_HEADER_KEY = re.compile(r"[0-9a-z_.-]+")
+
+
+def checked_headers(headers: Mapping[str, str] | None) -> None:
+    """ConfigError for a header gRPC cannot send as metadata (grpc raised an untyped error): keys
+    are lowercase letters, digits, '-', '_' and '.', not 'grpc-...'; values printable ASCII."""
+    for key, value in (headers or {}).items():
+        if not isinstance(key, str) or not _HEADER_KEY.fullmatch(key) or key.startswith("grpc-"):
+            hint = f" (gRPC metadata keys are lowercase: {key.lower()!r})" if isinstance(key, str) else ""
+            raise ConfigError(f"header {key!r}: not a valid gRPC metadata key{hint}")
+        if not isinstance(value, str) or not all(" " <= ch <= "~" for ch in value):
+            raise ConfigError(f"header {key!r}: its value must be printable ASCII text (no newline)")
 
 
 class InferOptions(TypedDict, total=False):
@@ -107,6 +123,7 @@ class ClientOptions:
     def __post_init__(self) -> None:
         for name in ("timeout_s", "probe_timeout_s", "max_reconnect_backoff_s"):
             checked_seconds(name, getattr(self, name))
+        checked_headers(self.headers)
 
 
 @dataclass(slots=True)
@@ -325,6 +342,7 @@ class ClientCore:
         """Headers for a call: the client's, then the call's (None when there are none)."""
         if not extra and not self.options.headers:
             return None
+        checked_headers(extra)
         merged = {**self.options.headers, **(extra or {})}
         return merged or None
 

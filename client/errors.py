@@ -34,6 +34,9 @@ _BY_CODE: dict[str, type[ClientError]] = {
     "INVALID_ARGUMENT": InvalidInputError,
     "NOT_FOUND": ModelNotFoundError,
     "UNAVAILABLE": ServerUnavailableError,
+    # the server cancelled the call before answering (Triton 2.51 does so to a few of thousands in
+    # flight when it stops): not done, so retryable (a cancel by the caller raises CancelledError)
+    "CANCELLED": ServerUnavailableError,
     "DEADLINE_EXCEEDED": InferenceTimeoutError,
     "RESOURCE_EXHAUSTED": OverloadedError,
     "FAILED_PRECONDITION": ModelNotReadyError,

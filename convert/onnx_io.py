@@ -173,7 +173,7 @@ def rename_outputs(model, names: list[str]) -> None:  # noqa: ANN001 - onnx.Mode
     graph = model.graph
     if len(names) != len(graph.output):
         raise InputSpecError(f"{len(names)} output names {names} given; the model has "
-                             f"{len(graph.output)} outputs")
+                             f"{len(graph.output)} outputs (repeat --output once per output)")
     for old, new in zip([o.name for o in graph.output], names, strict=True):
         if old != new:
             _rename_value(graph, new, f"{new}__internal")

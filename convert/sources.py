@@ -151,7 +151,8 @@ def _torch_source(model: str | Path, inputs: list[TensorSpec] | None, output_nam
         shapes = {s.name: (-1, *s.dims) for s in inputs}
         raise InputSpecError(f"{model} fails on inputs {shapes} ({first}); fix --input") from exc
     if output_names and len(output_names) != count:
-        raise InputSpecError(f"{len(output_names)} output names {output_names} given; {model} has {count}")
+        raise InputSpecError(f"{len(output_names)} output names {output_names} given; {model} has {count} "
+                             "(repeat --output once per output: --output a --output b)")
     output_names = output_names or [f"output_{i}" for i in range(count)]
     is_file = Path(str(model)).is_file()
     hashed = weights if weights is not None else (Path(str(model)) if is_file else None)

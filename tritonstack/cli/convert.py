@@ -35,7 +35,8 @@ def convert(  # noqa: PLR0913 - one option per documented knob
                                             "beyond it are refused). E.g. image:FP32:3,224,224 or "
                                             "tokens:INT64:-1:512 or seq:FP32:-1,8 (repeat per "
                                             "input).")] = None,
-    output: Annotated[list[str] | None, _Opt(help="Output names (PyTorch models).")] = None,  # noqa: UP007
+    output: Annotated[list[str] | None, _Opt(
+        help="Output name of a PyTorch model (repeat per output: --output logits --output emb).")] = None,  # noqa: UP007
     weights: Annotated[Path | None, _Opt(help="State dict (.pt, torch.save(model.state_dict())) loaded "  # noqa: UP007
                                             "into the module package.module:factory returns.")] = None,
     precision: Annotated[str, _Opt(help="Comma-separated: fp32,fp16,int8.")] = "fp32",
