@@ -30,7 +30,7 @@ from tritonstack.client.model import ModelInfo
 from tritonstack.client.retry import checked_seconds
 from tritonstack.client.shm import ShmTensors, UnregisterRetry
 
-from tritonstack.errors import ClientError, ModelNotReadyError
+from tritonstack.errors import ClientError, ConfigError, ModelNotReadyError
 
 __all__ = ["AsyncTritonClient"]
 
@@ -52,10 +52,17 @@ class AsyncTritonClient:
         self._grpc = aioclient
         self._rpc_error = grpc.RpcError
         self._core = ClientCore(url, options)
-        self._raw = aioclient.InferenceServerClient(
-            url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates,
-            channel_args=self._core.channel_args(),
-        )
+        try:
+            self._raw = aioclient.InferenceServerClient(
+                url, ssl=self._core.options.ssl, root_certificates=self._core.options.root_certificates,
+                channel_args=self._core.channel_args(),
+            )
+        except RuntimeError as exc:  # grpc.aio needs an event loop (outsider 15a: an untyped error)
+            if "event loop" not in str(exc):
+                raise
+            raise ConfigError("AsyncTritonClient needs an event loop: create it inside a coroutine "
+                              "(`async with AsyncTritonClient(url) as client:`), or use TritonClient "
+                              "outside asyncio") from exc
         self._model_infer = model_infer(self._raw._channel)  # noqa: SLF001 - tritonclient's channel
         self._loading: dict[tuple[str, str], asyncio.Future[ModelInfo]] = {}
         self._coalescer = Coalescer(self._send) if self._core.options.coalesce else None

@@ -30,3 +30,16 @@ def test_valid_headers_pass() -> None:
 def test_a_call_the_server_cancelled_is_retryable() -> None:
     error = error_for_status("CANCELLED", "Cancelled", model="m")
     assert isinstance(error, ServerUnavailableError) and isinstance(error, RETRYABLE)
+
+
+def test_an_async_client_made_outside_an_event_loop_is_a_config_error() -> None:
+    """Outsider 15a: grpc's untyped 'RuntimeError: There is no current event loop'."""
+    import subprocess
+    import sys
+
+    script = ("import asyncio\nfrom tritonstack.client import AsyncTritonClient\n"
+              "from tritonstack.errors import ConfigError\n"
+              "async def noop():\n    pass\nasyncio.run(noop())\n"
+              "try:\n    AsyncTritonClient('127.0.0.1:1')\nexcept ConfigError as exc:\n    print('ConfigError', exc)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.startswith("ConfigError AsyncTritonClient needs an event loop"), (done.stdout, done.stderr)
