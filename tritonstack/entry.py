@@ -10,14 +10,23 @@ it has made (a promoted version) is never reported as interrupted. This module i
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["TERMINATED", "arm", "caused_by_interrupt", "finish", "finished", "main", "on_signal"]
+__all__ = ["TERMINATED", "arm", "caused_by_interrupt", "deferred", "finish", "finished", "main", "on_signal",
+           "signalled"]
 
 #: SIGTERM arrived while a run could still be interrupted: say 'terminated' and exit 143.
 TERMINATED: list[int] = []
 _FINISHED: list[bool] = []  # non-empty once the command's outcome is decided
+_SIGNALLED: list[int] = []  # SIGINT/SIGTERM seen by `on_signal` during this run
+_DEFERRING: list[bool] = []  # non-empty inside `deferred()`
+_PENDING: list[int] = []  # signals held back by `deferred()`
 
 
 def on_signal(signum: int, _frame: object) -> None:
@@ -27,7 +36,53 @@ def on_signal(signum: int, _frame: object) -> None:
         return
     if signum == signal.SIGTERM:
         TERMINATED.append(signum)
+    _SIGNALLED.append(signum)
+    if _DEFERRING:
+        _PENDING.append(signum)
+        return
+    if _importing(_frame):  # a lazy import inside a command: deliver it again once the import is over
+        again = threading.Timer(_REDELIVER_S, os.kill, (os.getpid(), signum))
+        again.daemon = True  # never holds the interpreter's exit
+        again.start()
+        return
     raise KeyboardInterrupt
+
+
+#: How soon a signal that arrived during an import is delivered again (imports take ms to ~0.5 s).
+_REDELIVER_S = 0.02
+
+
+def _importing(frame: object) -> bool:
+    """Whether the interrupted code runs inside Python's import machinery, where a KeyboardInterrupt
+    is swallowed ('Exception ignored in ... _get_module_lock') or turned into another error."""
+    current: Any = frame
+    while current is not None:
+        if current.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        current = current.f_back
+    return False
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM (through `on_signal`) back until the block ends, then raise the
+    KeyboardInterrupt: a KeyboardInterrupt in the middle of an import does not arrive as one (Python
+    wraps it in a RuntimeError inside `__set_name__`; numpy's C import prints its traceback and raises
+    ImportError 'numpy.core.multiarray failed to import'). The CLI imports its modules in here."""
+    _DEFERRING.append(True)
+    try:
+        yield
+    finally:
+        _DEFERRING.pop()
+    if _PENDING and not _DEFERRING and not _FINISHED:
+        _PENDING.clear()
+        raise KeyboardInterrupt
+
+
+def signalled() -> bool:
+    """Whether `on_signal` saw SIGINT/SIGTERM during this run (an error after it ends the run as
+    interrupted: the signal may have broken whatever raised it)."""
+    return bool(_SIGNALLED)
 
 
 def caused_by_interrupt(exc: BaseException) -> bool:
@@ -53,6 +108,8 @@ def arm() -> None:
     """A run starts: signals interrupt it again (an in-process caller may run several)."""
     _FINISHED.clear()
     TERMINATED.clear()
+    _SIGNALLED.clear()
+    _PENDING.clear()
 
 
 def finish() -> None:
@@ -63,18 +120,19 @@ def finish() -> None:
 
 def main() -> None:
     """Install the signal handling first, then import the CLI and run it."""
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not SIG_IGN (`cmd &` in a script)
-        signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     try:
-        from tritonstack.cli import main as run
+        with deferred():  # also a SIGINT between installing the two handlers waits for the block's end
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not SIG_IGN (`cmd &`)
+                signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+            from tritonstack.cli import main as run
 
         run()
     except KeyboardInterrupt:
         finish()
         _interrupted()
     except Exception as exc:
-        if not caused_by_interrupt(exc):
+        if not (caused_by_interrupt(exc) or signalled()):
             raise
         finish()
         _interrupted()

@@ -166,3 +166,53 @@ def test_a_signal_wrapped_by_python_while_a_module_imports_is_one_line() -> None
                               capture_output=True, text=True, timeout=60, cwd=_ROOT)
         print(f"{signum.name} in __set_name__: exit {done.returncode}, {done.stderr.strip()!r}")
         assert (done.returncode, done.stderr) == (code, line + "\n"), done
+
+
+_SIGNAL_DURING_DEFERRED = textwrap.dedent('''
+    import os, signal
+    from tritonstack import entry
+    signal.signal(signal.SIGTERM, entry.on_signal)
+    entry.arm()
+    try:
+        with entry.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            print("block finished", flush=True)  # the import is never cut in the middle
+    except KeyboardInterrupt:
+        print("interrupted after the block", entry.signalled(), flush=True)
+''')
+
+
+def test_a_signal_during_imports_waits_for_their_end() -> None:
+    """CI of stop 19: a SIGINT inside numpy's C import came out as numpy's printed traceback and
+    'ImportError: numpy.core.multiarray failed to import'; the CLI now imports with signals deferred."""
+    done = subprocess.run([sys.executable, "-c", _SIGNAL_DURING_DEFERRED], capture_output=True,  # noqa: S603
+                          text=True, timeout=60, cwd=_ROOT)
+    assert done.stdout == "block finished\ninterrupted after the block True\n", done
+
+
+_SIGNAL_DURING_LAZY_IMPORT = textwrap.dedent('''
+    import os, signal, sys, threading, time
+    from tritonstack import entry
+    sys.path.insert(0, sys.argv[1])
+    signal.signal(signal.SIGTERM, entry.on_signal)
+    entry.arm()
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    try:
+        import slow_module_for_test  # sleeps 0.4 s at import
+        print("import finished", flush=True)
+        time.sleep(5)
+        print("not interrupted", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted after the import", flush=True)
+''')
+
+
+def test_a_signal_during_a_lazy_import_is_delivered_after_it(tmp_path: Path) -> None:
+    """CI of stop 19: a SIGTERM during an import inside a command was swallowed by importlib
+    ('Exception ignored in ... _get_module_lock') and the command went on. It now waits for the
+    import to end and is delivered again."""
+    (tmp_path / "slow_module_for_test.py").write_text("import time\ntime.sleep(0.4)\n")
+    done = subprocess.run([sys.executable, "-c", _SIGNAL_DURING_LAZY_IMPORT, str(tmp_path)],  # noqa: S603
+                          capture_output=True, text=True, timeout=60, cwd=_ROOT)
+    assert done.stdout == "import finished\ninterrupted after the import\n", done
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done

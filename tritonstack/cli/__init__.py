@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
 def _main(argv: list[str] | None) -> None:
     json_lines = _json_errors(argv)
     try:
-        _register()
+        with entry.deferred():  # a signal while command modules import waits for the imports' end
+            _register()
         code = app(args=argv, standalone_mode=False)
     except TritonStackError as exc:
         entry.finish()
@@ -141,7 +142,7 @@ def _main(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         _interrupted(json_lines=json_lines)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        if entry.caused_by_interrupt(exc):  # a signal while a module imports, wrapped by Python
+        if entry.caused_by_interrupt(exc) or entry.signalled():  # e.g. a signal in a lazy import
             _interrupted(json_lines=json_lines)
         if not _is_usage_error(exc):
             raise
