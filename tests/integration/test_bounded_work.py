@@ -53,6 +53,10 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
         policy = config.dynamic_batching.default_queue_policy
         policy.max_queue_size, policy.default_timeout_microseconds = 512, QUEUE_TIMEOUT_US
         policy.timeout_action = policy.REJECT
+        # a queue policy together with the encoder's preferred batch of 8 (Triton 2.51's batcher stalls
+        # with queue policies): on the Python runner 1 of 24 requests waited past the 2 s timeout (CI of
+        # stop 19, reproduced; none without the preferred size)
+        del config.dynamic_batching.preferred_batch_size[:]
         write_config(config, path)
     return root / "model_repository"
 
@@ -153,7 +157,7 @@ def _encoder_refusals(raw: grpcclient.InferenceServerClient, runner: str) -> Non
         statuses = list(pool.map(lambda inputs: _status(lambda: raw.infer("minilm_encoder", inputs)), calls))
     refused = [s for s in statuses if s.startswith("StatusCode.INVALID_ARGUMENT") and "at most [256]" in s]
     print(f"encoder ({runner} runner): {statuses.count('OK')}/20 good OK, {len(refused)}/4 over-long "
-          f"refused: {refused[:1]}")
+          f"refused: {refused[:1]}; all: {sorted(set(statuses))}")
     assert statuses.count("OK") == 20 and len(refused) == 4
 
 
