@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["TERMINATED", "arm", "caused_by_interrupt", "deferred", "finish", "finished", "main", "on_signal",
+__all__ = ["TERMINATED", "arm", "deferred", "ends_as_interrupt", "finish", "finished", "main", "on_signal",
            "signalled"]
 
 #: SIGTERM arrived while a run could still be interrupted: say 'terminated' and exit 143.
@@ -26,7 +26,6 @@ TERMINATED: list[int] = []
 _FINISHED: list[bool] = []  # non-empty once the command's outcome is decided
 _SIGNALLED: list[int] = []  # SIGINT/SIGTERM seen by `on_signal` during this run
 _DEFERRING: list[bool] = []  # non-empty inside `deferred()`
-_PENDING: list[int] = []  # signals held back by `deferred()`
 
 
 def on_signal(signum: int, _frame: object) -> None:
@@ -37,8 +36,7 @@ def on_signal(signum: int, _frame: object) -> None:
     if signum == signal.SIGTERM:
         TERMINATED.append(signum)
     _SIGNALLED.append(signum)
-    if _DEFERRING:
-        _PENDING.append(signum)
+    if _DEFERRING:  # `deferred()` raises it when its block ends
         return
     if _importing(_frame):  # a lazy import inside a command: deliver it again once the import is over
         again = threading.Timer(_REDELIVER_S, os.kill, (os.getpid(), signum))
@@ -69,13 +67,13 @@ def deferred() -> Iterator[None]:
     KeyboardInterrupt: a KeyboardInterrupt in the middle of an import does not arrive as one (Python
     wraps it in a RuntimeError inside `__set_name__`; numpy's C import prints its traceback and raises
     ImportError 'numpy.core.multiarray failed to import'). The CLI imports its modules in here."""
+    seen = len(_SIGNALLED)
     _DEFERRING.append(True)
     try:
         yield
     finally:
         _DEFERRING.pop()
-    if _PENDING and not _DEFERRING and not _FINISHED:
-        _PENDING.clear()
+    if len(_SIGNALLED) > seen and not _DEFERRING and not _FINISHED:
         raise KeyboardInterrupt
 
 
@@ -85,7 +83,13 @@ def signalled() -> bool:
     return bool(_SIGNALLED)
 
 
-def caused_by_interrupt(exc: BaseException) -> bool:
+def ends_as_interrupt(exc: BaseException) -> bool:
+    """Whether an unexpected error ends the run as interrupted: it came from the KeyboardInterrupt
+    (`_caused_by_interrupt`), or a signal arrived during the run (it may have broken what raised)."""
+    return _caused_by_interrupt(exc) or signalled()
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
     """Whether `exc` is, or was raised while handling, the KeyboardInterrupt `on_signal` raised: Python
     3.11 wraps an exception raised in a descriptor's `__set_name__` (a dataclass field created while
     a module imports) in a RuntimeError, so a signal that lands there arrives as that RuntimeError."""
@@ -109,7 +113,6 @@ def arm() -> None:
     _FINISHED.clear()
     TERMINATED.clear()
     _SIGNALLED.clear()
-    _PENDING.clear()
 
 
 def finish() -> None:
@@ -132,7 +135,7 @@ def main() -> None:
         finish()
         _interrupted()
     except Exception as exc:
-        if not (caused_by_interrupt(exc) or signalled()):
+        if not ends_as_interrupt(exc):
             raise
         finish()
         _interrupted()

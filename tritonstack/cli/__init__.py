@@ -142,7 +142,7 @@ def _main(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         _interrupted(json_lines=json_lines)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        if entry.caused_by_interrupt(exc) or entry.signalled():  # e.g. a signal in a lazy import
+        if entry.ends_as_interrupt(exc):  # e.g. a signal that Python wrapped in another error
             _interrupted(json_lines=json_lines)
         if not _is_usage_error(exc):
             raise
