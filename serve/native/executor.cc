@@ -1,5 +1,6 @@
 #include "executor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 
@@ -141,8 +142,9 @@ TRITONSERVER_Error* Executor::MakeInputs(const std::vector<Pending*>& group, std
   const OrtApi* api = session_->runtime().api();
   scratch_.resize(config_.inputs.size());
   input_data_.assign(config_.inputs.size(), {nullptr, 0});
+  std::vector<std::vector<int64_t>> shapes(config_.inputs.size());
   for (size_t i = 0; i < config_.inputs.size(); ++i) {
-    std::vector<int64_t> shape = group[0]->inputs[i].shape;
+    std::vector<int64_t>& shape = shapes[i] = group[0]->inputs[i].shape;
     const char* data = group[0]->inputs[i].data;
     uint64_t bytes = group[0]->inputs[i].bytes;
     if (group.size() > 1) {
@@ -158,14 +160,52 @@ TRITONSERVER_Error* Executor::MakeInputs(const std::vector<Pending*>& group, std
       data = scratch_[i].data();
     }
     input_data_[i] = {data, bytes};
+  }
+  TrimPadding(&shapes);
+  for (size_t i = 0; i < config_.inputs.size(); ++i) {
     OrtValue* value = nullptr;
+    auto [data, bytes] = input_data_[i];
     void* buffer = bytes > 0 ? const_cast<char*>(data) : &empty;  // ORT only reads inputs
-    TS_RETURN_IF_ORT(api, api->CreateTensorWithDataAsOrtValue(session_->cpu(), buffer, bytes, shape.data(), shape.size(),
-                                                              config_.inputs[i].type->onnx, &value),
+    TS_RETURN_IF_ORT(api, api->CreateTensorWithDataAsOrtValue(session_->cpu(), buffer, bytes, shapes[i].data(),
+                                                              shapes[i].size(), config_.inputs[i].type->onnx, &value),
                      "input '" + config_.inputs[i].name + "'");
     values->push_back(session_->runtime().Own(value));
   }
   return nullptr;
+}
+
+// Parameter trim_padding: the padding columns that no row of the batch uses (mask 0 in every row, at the
+// end of axis 1) are cut from every input of the mask's shape, so a batch of texts padded to a length
+// bucket runs at its longest text's length, as it would unpadded. Rows keep their own padding.
+void Executor::TrimPadding(std::vector<std::vector<int64_t>>* shapes) {
+  if (config_.trim_mask < 0) return;
+  const std::vector<int64_t> mask_shape = (*shapes)[config_.trim_mask];
+  if (mask_shape.size() != 2 || mask_shape[0] == 0 || mask_shape[1] <= 1) return;
+  const int64_t rows = mask_shape[0], length = mask_shape[1];
+  const uint64_t size = config_.inputs[config_.trim_mask].type->byte_size;
+  const char* mask = input_data_[config_.trim_mask].first;
+  int64_t kept = 1;
+  for (int64_t r = 0; r < rows && kept < length; ++r) {
+    const char* row = mask + static_cast<uint64_t>(r * length) * size;
+    for (int64_t c = length - 1; c >= kept; --c) {
+      const char* element = row + static_cast<uint64_t>(c) * size;
+      if (std::any_of(element, element + size, [](char byte) { return byte != 0; })) {
+        kept = c + 1;
+        break;
+      }
+    }
+  }
+  if (kept == length) return;
+  trimmed_.resize(config_.inputs.size());
+  for (size_t i = 0; i < config_.inputs.size(); ++i) {
+    if ((*shapes)[i] != mask_shape) continue;
+    const uint64_t element = config_.inputs[i].type->byte_size;
+    const uint64_t from = static_cast<uint64_t>(length) * element, to = static_cast<uint64_t>(kept) * element;
+    trimmed_[i].resize(static_cast<uint64_t>(rows) * to);
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(trimmed_[i].data() + r * to, input_data_[i].first + r * from, to);
+    input_data_[i] = {trimmed_[i].data(), static_cast<uint64_t>(rows) * to};
+    (*shapes)[i][1] = kept;
+  }
 }
 
 // Drift never fails a request: a tensor the reference does not fit turns monitoring off, with a warning.

@@ -29,6 +29,7 @@ class Executor {
   void RunAlone(const std::vector<Pending*>& group);
   TRITONSERVER_Error* RunAndSend(const std::vector<Pending*>& group);
   TRITONSERVER_Error* MakeInputs(const std::vector<Pending*>& group, std::vector<OrtPtr<OrtValue>>* values);
+  void TrimPadding(std::vector<std::vector<int64_t>>* shapes);
   void Finish(std::vector<Pending>* pending);
   void Observe(const std::vector<OutputInfo>& outputs);
 
@@ -37,6 +38,7 @@ class Executor {
   TRITONBACKEND_ModelInstance* instance_;
   uint64_t exec_start_ns_ = 0;
   std::vector<std::vector<char>> scratch_;  // concatenated inputs, reused across batches
+  std::vector<std::vector<char>> trimmed_;  // inputs without their shared padding (trim_padding)
   std::vector<std::pair<const char*, uint64_t>> input_data_;  // the last Run's input bytes, config order
   std::unique_ptr<DriftMonitor> drift_;  // null: no drift reference, or monitoring turned off
   size_t drift_index_ = 0;

@@ -82,6 +82,33 @@ std::string ParseMaxDims(const Json& config, std::vector<TensorSpec>* inputs) {
   return "";
 }
 
+// `trim_padding`: the named input must be a batched [batch, -1] integer or BOOL mask, and no output may
+// have a dynamic dimension (an output that follows the trimmed axis could not be given back its padding).
+std::string ParseTrim(const Json& config, ModelConfig* out) {
+  std::string mask = Parameter(config, "trim_padding");
+  if (mask.empty()) return "";
+  std::string where = "parameter trim_padding='" + mask + "'";
+  for (size_t i = 0; i < out->inputs.size(); ++i) {
+    if (out->inputs[i].name == mask) out->trim_mask = static_cast<int>(i);
+  }
+  if (out->trim_mask < 0) return where + " names no input of the model; name its attention-mask input";
+  const TensorSpec& spec = out->inputs[out->trim_mask];
+  const std::string type = spec.type->config_name;
+  bool integer = type != "TYPE_FP16" && type != "TYPE_FP32" && type != "TYPE_FP64" && type != "TYPE_BF16";
+  if (!out->batched() || spec.dims != std::vector<int64_t>{-1} || !integer) {
+    return where + ": the mask must be an integer or BOOL input of dims [-1] in a model with max_batch_size > 0";
+  }
+  for (const TensorSpec& output : out->outputs) {
+    for (int64_t dim : output.dims) {
+      if (dim < 0) {
+        return where + ": output '" + output.name + "' has a dynamic dimension; trimming needs fixed output dims "
+               "(remove the parameter)";
+      }
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 GraphOptimizationLevel GraphLevel(int64_t level) {
@@ -105,6 +132,7 @@ std::string ParseModelConfig(const Json& config, ModelConfig* out) {
   if (error.empty()) error = ParseMaxDims(config, &out->inputs);
   if (error.empty()) error = ParseThreads(config, "intra_op_thread_count", &out->intra_op_threads);
   if (error.empty()) error = ParseThreads(config, "inter_op_thread_count", &out->inter_op_threads);
+  if (error.empty()) error = ParseTrim(config, out);
   const Json* optimization = config.Get("optimization");
   const Json* graph = optimization != nullptr ? optimization->Get("graph") : nullptr;
   int64_t level = 0;

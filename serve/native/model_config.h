@@ -26,6 +26,10 @@ struct ModelConfig {
   int intra_op_threads = 1;
   int inter_op_threads = 1;
   GraphOptimizationLevel graph_level = ORT_ENABLE_ALL;
+  // Parameter trim_padding (a 2-D integer mask input, e.g. "attention_mask"): before each Run, the batch's
+  // axis 1 is cut after the last column where any row's mask is non-zero, in every input of the mask's
+  // shape. -1: off.
+  int trim_mask = -1;
   bool batched() const { return max_batch_size > 0; }
 };
 

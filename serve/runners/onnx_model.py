@@ -15,6 +15,9 @@ environment (`tritonstack serve --ort-threads`) overrides the first. The ONNX fi
 `<version>/<default_model_filename or model.onnx>`. `max_input_dims` (JSON, e.g.
 `{"input_ids": [256]}`, dims without the batch axis; written by `convert` where the model has a
 maximum) refuses a request with a larger input alone, with INVALID_ARGUMENT, before any work.
+`trim_padding` (the name of a [batch, -1] integer mask input, e.g. "attention_mask") cuts the padding
+columns that no row of a batch uses from every input of the mask's shape before the run, as the
+native backend does (the outputs must have fixed dims).
 
 Drift hook: when the version folder holds `drift_reference.json` (written at convert time by
 `tritonstack.ops.drift`), the rows of the monitored input (or output, e.g. an embedding) are kept in
@@ -66,6 +69,9 @@ class TritonPythonModel:
         self.item_bytes = {i["name"]: _item_bytes(i["data_type"]) for i in config["input"]}
         self.ranks = {i["name"]: len(i.get("dims", [])) + self.batched for i in config["input"]
                       if "reshape" not in i}
+        self.trim_mask = config.get("parameters", {}).get("trim_padding", {}).get("string_value", "")
+        if self.trim_mask and self.trim_mask not in self.inputs:
+            raise pb_utils.TritonModelException(f"parameter trim_padding='{self.trim_mask}' names no input")
 
     def execute(self, requests):
         """Run the requests handed over by the dynamic batcher in one session call."""
@@ -100,7 +106,7 @@ class TritonPythonModel:
                 name: [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests]
                 for name in self.inputs
             }
-            feeds = {name: _concat(arrays) for name, arrays in parts.items()}
+            feeds = _trim({name: _concat(arrays) for name, arrays in parts.items()}, self.trim_mask)
             results = self.session.run([name for name, _ in self.outputs], feeds)
         except Exception as exc:  # noqa: BLE001 - raised, so Triton counts the failures
             if len(requests) > 1:  # a bad request fails alone: find it by running them one by one
@@ -218,6 +224,20 @@ def _error_response(exc):
     """A response carrying `exc` as INVALID_ARGUMENT, for a request whose input made ORT fail."""
     return pb_utils.InferenceResponse(
         output_tensors=[], error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
+
+
+def _trim(feeds, mask_name):
+    """`feeds` without the padding columns that no row uses (mask 0 in every row, at the end of axis 1),
+    cut from every input of the mask's shape (parameter trim_padding; '' = off)."""
+    mask = feeds.get(mask_name) if mask_name else None
+    if mask is None or mask.ndim != 2 or mask.shape[0] == 0 or mask.shape[1] <= 1:
+        return feeds
+    used = np.flatnonzero(mask.any(axis=0))
+    kept = int(used[-1]) + 1 if used.size else 1
+    if kept == mask.shape[1]:
+        return feeds
+    return {name: np.ascontiguousarray(array[:, :kept]) if array.shape == mask.shape else array
+            for name, array in feeds.items()}
 
 
 def _concat(arrays):

@@ -115,6 +115,30 @@ def build_native_repository(repository: Path, digits_mlp: Path) -> None:
                               [helper.make_tensor_value_info("x", f32, ["n", 4])],
                               [helper.make_tensor_value_info("y", f32, ["n", 4])])
     _save(repository, "refuse_dtype", wrong, max_batch=8, inputs=[("x", "FP16", [4])], outputs=[("y", "FP16", [4])])
+    _masked(repository)
+
+
+def _masked(repository: Path) -> None:
+    """`masked` (trim_padding on its mask): per row, `total` = sum(ids * mask) and `width` = the number of
+    columns the model was given; plus the trim_padding configs the backend must refuse."""
+    i64, f32 = TensorProto.INT64, TensorProto.FLOAT
+    nodes = [helper.make_node("Mul", ["ids", "mask"], ["kept"]), helper.make_node("Cast", ["kept"], ["kf"], to=f32),
+             helper.make_node("ReduceSum", ["kf", "axes"], ["total"], keepdims=1),
+             helper.make_node("Mul", ["kf", "zero"], ["z"]), helper.make_node("Add", ["z", "one"], ["ones"]),
+             helper.make_node("ReduceSum", ["ones", "axes"], ["width"], keepdims=1)]
+    graph = helper.make_graph(nodes, "masked",
+                              [helper.make_tensor_value_info("ids", i64, ["n", "k"]),
+                               helper.make_tensor_value_info("mask", i64, ["n", "k"])],
+                              [helper.make_tensor_value_info("total", f32, ["n", 1]),
+                               helper.make_tensor_value_info("width", f32, ["n", 1])],
+                              [helper.make_tensor("axes", i64, [1], [1]), helper.make_tensor("zero", f32, [], [0.0]),
+                               helper.make_tensor("one", f32, [], [1.0])])
+    ids, outs = [("ids", "INT64", [-1]), ("mask", "INT64", [-1])], [("total", "FP32", [1]), ("width", "FP32", [1])]
+    _save(repository, "masked", graph, max_batch=64, inputs=ids, outputs=outs, delay_us=300000,
+          parameters={"trim_padding": "mask"})
+    for name, mask, outputs in (("refuse_trim_name", "attention", outs),
+                                ("refuse_trim_output", "mask", [("total", "FP32", [-1]), ("width", "FP32", [1])])):
+        _save(repository, name, graph, max_batch=64, inputs=ids, outputs=outputs, parameters={"trim_padding": mask})
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +266,14 @@ def test_python_runner_also_fails_a_poisoned_request_alone(native_repo: Path) ->
             answers = list(pool.map(call, requests))
         channel.close()
         executions = _statistics(server, "gather", len(indices)).execution_count
+        feed = _masked_rows(np.arange(1, 17, dtype=np.int64).reshape(2, 8), [3, 5])
+        with grpcclient.InferenceServerClient(server.grpc_url) as client:
+            tensors = [grpcclient.InferInput(name, [2, 8], "INT64") for name in feed]
+            for tensor, array in zip(tensors, feed.values(), strict=True):
+                tensor.set_data_from_numpy(array)
+            masked = client.infer("masked", tensors)
+    np.testing.assert_array_equal(masked.as_numpy("width")[:, 0], [5, 5])  # trim_padding, as the native runner
+    np.testing.assert_array_equal(masked.as_numpy("total")[:, 0], feed["ids"].sum(axis=1))
     good = [a for a in answers[:-1] if not isinstance(a, grpc.RpcError)]
     print(f"python runner gather: {len(good)}/{len(indices) - 1} good succeeded, poisoned: "
           f"{getattr(answers[-1], 'code', lambda: 'ok')()}, {executions} executions")
@@ -272,7 +304,42 @@ def test_load_time_refusals_name_the_model_and_the_fix(native: EmbeddedServer) -
     assert "model 'refuse_bytes'" in states["refuse_bytes"]["reason"]
     assert "tritonstack_runner" in states["refuse_bytes"]["reason"]
     assert "FLOAT but config.pbtxt says TYPE_FP16" in states["refuse_dtype"]["reason"]
+    assert "trim_padding='attention' names no input" in states["refuse_trim_name"]["reason"]
+    assert "output 'total' has a dynamic dimension" in states["refuse_trim_output"]["reason"]
     assert all(states[n]["state"] == "READY" for n in states if not n.startswith("refuse_"))
+
+
+def _masked_rows(ids: np.ndarray, lengths: list[int]) -> dict[str, np.ndarray]:
+    mask = np.zeros(ids.shape, np.int64)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
+    return {"ids": ids * mask, "mask": mask}
+
+
+def test_trim_padding_cuts_the_columns_no_row_uses_and_keeps_the_results(native: EmbeddedServer) -> None:
+    """Requests padded to 16 columns, 2-6 of them used, sent together: one batch that runs at its longest
+    row's width; every row's masked sum as unpadded; a request with no column used runs at width 1."""
+    rng = np.random.default_rng(3)
+    lengths = [[2, 5], [3], [6, 1], [4]] * 4
+    feeds = [_masked_rows(rng.integers(1, 100, (len(rows), 16)), rows) for rows in lengths]
+    with ThreadPoolExecutor(len(feeds)) as pool, grpcclient.InferenceServerClient(native.grpc_url) as client:
+        def call(feed: dict[str, np.ndarray]) -> object:
+            tensors = []
+            for name, array in feed.items():
+                tensors.append(grpcclient.InferInput(name, list(array.shape), "INT64"))
+                tensors[-1].set_data_from_numpy(array)
+            return client.infer("masked", tensors)
+
+        results = list(pool.map(call, feeds))
+        widths = [int(r.as_numpy("width").max()) for r in results]
+        for feed, result in zip(feeds, results, strict=True):
+            np.testing.assert_array_equal(result.as_numpy("total")[:, 0], feed["ids"].sum(axis=1).astype(np.float32))
+        empty = call({"ids": np.ones((1, 16), np.int64), "mask": np.zeros((1, 16), np.int64)})
+    print(f"masked: widths seen by the model {sorted(set(widths))} (padded to 16); all-masked request: "
+          f"width {empty.as_numpy('width')[0, 0]}")
+    for rows, width in zip(lengths, widths, strict=True):
+        assert max(rows) <= width <= 6, (rows, width)  # its batch's longest row, never the padding
+    assert empty.as_numpy("width")[0, 0] == 1 and empty.as_numpy("total")[0, 0] == 0
 
 
 def _statistics(server: EmbeddedServer, model: str, at_least: int):  # noqa: ANN202
@@ -423,6 +490,12 @@ def _asan_traffic(url: str, repository: Path) -> dict[str, int]:
         calls.append(_raw_request("dyn_rowsum", "x", "FP32", [1, n], np.ones(n, np.float32).tobytes()))
     for dtype, (numpy_type, _) in DTYPES.items():
         calls.append(_raw_request(f"id_{dtype.lower()}", "x", dtype, [2, 4], np.zeros((2, 4), numpy_type).tobytes()))
+    for rows in ([3], [1, 4], [0], [2, 2, 7]):
+        feed = _masked_rows(np.ones((len(rows), 8), np.int64), rows)
+        request = _raw_request("masked", "ids", "INT64", [len(rows), 8], feed["ids"].tobytes())
+        request.inputs.add(name="mask", datatype="INT64", shape=[len(rows), 8])
+        request.raw_input_contents.append(feed["mask"].tobytes())
+        calls.append(request)
     calls += [_raw_request("nobatch_double", "x", "FP32", [2**56, 64], bytes(256)),
               _raw_request("nobatch_double", "x", "FP32", [2, 3], bytes(5)),
               _raw_request("dyn_rowsum", "x", "FP32", [1, 2000], bytes(8000)),
