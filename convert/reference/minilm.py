@@ -83,7 +83,8 @@ def encoder_spec(name: str) -> ModelSpec:
     at 105 (W4, 2026-12-02); a request of more than 8 texts is still one batch.
     `trim_padding`: tritonstack's runners cut the bucket padding that no text of a batch uses (all
     masked out, so the embeddings are the same): a batch runs at its longest text's length, as in
-    process. Triton's own onnxruntime backend (NGC) ignores the parameter and runs the padded batch."""
+    process, and the native runner runs short and long texts of a batch apart when that is less work.
+    Triton's own onnxruntime backend (NGC) ignores the parameter and runs the padded batch."""
     return ModelSpec(name=name, platform=Platform.ONNX, max_batch_size=MAX_BATCH, inputs=_IDS,
                      outputs=_EMBEDDING, batching=Batching(preferred_batch_sizes=(8,), max_queue_delay_us=0),
                      parameters={"trim_padding": "attention_mask"})

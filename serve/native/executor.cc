@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <numeric>
 
 #include "common.h"
+#include "padding.h"
 
 namespace tritonstack {
 namespace {
@@ -104,22 +106,27 @@ void Executor::RunAlone(const std::vector<Pending*>& group) {
   }
 }
 
-// One Run over the group's concatenated inputs; on success every request of the group has its response.
-// A SendOutputs failure after a good Run becomes that request's own error (already responded); the
-// returned error is the Run's, and then no request of the group has been responded to.
+// The group's Run (or runs, see Runs) over its concatenated inputs; on success every request of the group has
+// its response. A SendOutputs failure after a good Run becomes that request's own error (already responded);
+// the returned error is the Run's, and then no request of the group has been responded to.
 TRITONSERVER_Error* Executor::RunAndSend(const std::vector<Pending*>& group) {
-  std::vector<OrtPtr<OrtValue>> inputs;
-  TS_RETURN_IF_ERROR(MakeInputs(group, &inputs));
-  std::vector<OrtValue*> raw;
-  for (const OrtPtr<OrtValue>& value : inputs) raw.push_back(value.get());
-  std::vector<OrtPtr<OrtValue>> outputs;
-  uint64_t compute_start = NowNs();
-  TRITONSERVER_Error* err = session_->Run(raw, &outputs);
-  uint64_t compute_end = NowNs();
+  std::vector<std::vector<int64_t>> shapes;
+  Concatenate(group, &shapes);
   int64_t rows = 0;
   for (const Pending* one : group) rows += one->rows;
+  std::vector<std::vector<int64_t>> runs = Runs(shapes);
+  std::vector<OrtPtr<OrtValue>> outputs;  // the one Run's; described points into them
   std::vector<OutputInfo> described;
-  if (err == nullptr) err = DescribeOutputs(session_->runtime(), config_, rows, outputs, &described);
+  uint64_t compute_start = NowNs();
+  TRITONSERVER_Error* err = nullptr;
+  if (runs.size() > 1) {
+    err = RunEach(shapes, runs, rows, &described);
+  } else {
+    TrimPadding(&shapes);
+    err = RunOnce(shapes, &outputs);
+    if (err == nullptr) err = DescribeOutputs(session_->runtime(), config_, rows, outputs, &described);
+  }
+  uint64_t compute_end = NowNs();
   if (err != nullptr) return err;
   if (drift_) Observe(described);
   int64_t offset = 0;
@@ -136,15 +143,14 @@ TRITONSERVER_Error* Executor::RunAndSend(const std::vector<Pending*>& group) {
   return nullptr;
 }
 
-// ORT values over the group's inputs: the request's own buffers for one request, else a concatenation.
-TRITONSERVER_Error* Executor::MakeInputs(const std::vector<Pending*>& group, std::vector<OrtPtr<OrtValue>>* values) {
-  static char empty = 0;
-  const OrtApi* api = session_->runtime().api();
+// input_data_ and the shapes of the group's inputs: the request's own buffers for one request, else a
+// concatenation along the batch axis.
+void Executor::Concatenate(const std::vector<Pending*>& group, std::vector<std::vector<int64_t>>* shapes) {
   scratch_.resize(config_.inputs.size());
   input_data_.assign(config_.inputs.size(), {nullptr, 0});
-  std::vector<std::vector<int64_t>> shapes(config_.inputs.size());
+  shapes->assign(config_.inputs.size(), {});
   for (size_t i = 0; i < config_.inputs.size(); ++i) {
-    std::vector<int64_t>& shape = shapes[i] = group[0]->inputs[i].shape;
+    std::vector<int64_t>& shape = (*shapes)[i] = group[0]->inputs[i].shape;
     const char* data = group[0]->inputs[i].data;
     uint64_t bytes = group[0]->inputs[i].bytes;
     if (group.size() > 1) {
@@ -161,7 +167,15 @@ TRITONSERVER_Error* Executor::MakeInputs(const std::vector<Pending*>& group, std
     }
     input_data_[i] = {data, bytes};
   }
-  TrimPadding(&shapes);
+}
+
+// One Run over input_data_ with these shapes.
+TRITONSERVER_Error* Executor::RunOnce(const std::vector<std::vector<int64_t>>& shapes,
+                                      std::vector<OrtPtr<OrtValue>>* outputs) {
+  static char empty = 0;
+  const OrtApi* api = session_->runtime().api();
+  std::vector<OrtPtr<OrtValue>> values;
+  std::vector<OrtValue*> raw;
   for (size_t i = 0; i < config_.inputs.size(); ++i) {
     OrtValue* value = nullptr;
     auto [data, bytes] = input_data_[i];
@@ -169,43 +183,94 @@ TRITONSERVER_Error* Executor::MakeInputs(const std::vector<Pending*>& group, std
     TS_RETURN_IF_ORT(api, api->CreateTensorWithDataAsOrtValue(session_->cpu(), buffer, bytes, shapes[i].data(),
                                                               shapes[i].size(), config_.inputs[i].type->onnx, &value),
                      "input '" + config_.inputs[i].name + "'");
-    values->push_back(session_->runtime().Own(value));
+    values.push_back(session_->runtime().Own(value));
+    raw.push_back(value);
   }
-  return nullptr;
+  return session_->Run(raw, outputs);
 }
 
-// Parameter trim_padding: the padding columns that no row of the batch uses (mask 0 in every row, at the
-// end of axis 1) are cut from every input of the mask's shape, so a batch of texts padded to a length
-// bucket runs at its longest text's length, as it would unpadded. Rows keep their own padding.
+// trim_padding: the mask-shaped inputs' columns that no row uses (mask 0 in every row, at the end of axis 1)
+// are cut, so a batch of texts padded to a length bucket runs at its longest text's length, as unpadded.
 void Executor::TrimPadding(std::vector<std::vector<int64_t>>* shapes) {
   if (config_.trim_mask < 0) return;
   const std::vector<int64_t> mask_shape = (*shapes)[config_.trim_mask];
   if (mask_shape.size() != 2 || mask_shape[0] == 0 || mask_shape[1] <= 1) return;
   const int64_t rows = mask_shape[0], length = mask_shape[1];
-  const uint64_t size = config_.inputs[config_.trim_mask].type->byte_size;
-  const char* mask = input_data_[config_.trim_mask].first;
-  int64_t kept = 1;
-  for (int64_t r = 0; r < rows && kept < length; ++r) {
-    const char* row = mask + static_cast<uint64_t>(r * length) * size;
-    for (int64_t c = length - 1; c >= kept; --c) {
-      const char* element = row + static_cast<uint64_t>(c) * size;
-      if (std::any_of(element, element + size, [](char byte) { return byte != 0; })) {
-        kept = c + 1;
-        break;
-      }
-    }
-  }
+  std::vector<int64_t> used = UsedLengths(input_data_[config_.trim_mask].first, rows, length,
+                                          config_.inputs[config_.trim_mask].type->byte_size);
+  const int64_t kept = *std::max_element(used.begin(), used.end());
   if (kept == length) return;
+  std::vector<int64_t> every(static_cast<size_t>(rows));
+  std::iota(every.begin(), every.end(), 0);
   trimmed_.resize(config_.inputs.size());
   for (size_t i = 0; i < config_.inputs.size(); ++i) {
     if ((*shapes)[i] != mask_shape) continue;
     const uint64_t element = config_.inputs[i].type->byte_size;
-    const uint64_t from = static_cast<uint64_t>(length) * element, to = static_cast<uint64_t>(kept) * element;
-    trimmed_[i].resize(static_cast<uint64_t>(rows) * to);
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(trimmed_[i].data() + r * to, input_data_[i].first + r * from, to);
-    input_data_[i] = {trimmed_[i].data(), static_cast<uint64_t>(rows) * to};
+    GatherRows(input_data_[i].first, length * element, every, kept * element, &trimmed_[i]);
+    input_data_[i] = {trimmed_[i].data(), trimmed_[i].size()};
     (*shapes)[i][1] = kept;
   }
+}
+
+// trim_padding with trim_padding_run_cost > 0: the rows in runs of similar used length when that is less
+// work than one run padded to the longest row (see SplitByLength). One run: no split. Never with drift
+// monitoring (it observes the batch as one tensor), nor above 256 rows (the split's search is quadratic).
+std::vector<std::vector<int64_t>> Executor::Runs(const std::vector<std::vector<int64_t>>& shapes) const {
+  if (config_.trim_mask < 0 || config_.trim_run_cost <= 0 || drift_) return {};
+  const std::vector<int64_t>& mask_shape = shapes[config_.trim_mask];
+  if (mask_shape.size() != 2 || mask_shape[0] < 2 || mask_shape[0] > 256 || mask_shape[1] <= 1) return {};
+  std::vector<int64_t> used = UsedLengths(input_data_[config_.trim_mask].first, mask_shape[0], mask_shape[1],
+                                          config_.inputs[config_.trim_mask].type->byte_size);
+  std::vector<std::vector<int64_t>> runs = SplitByLength(used, config_.trim_run_cost);
+  if (runs.size() > 1) run_lengths_ = std::move(used);
+  return runs;
+}
+
+// One Run per group of rows (each cut to its longest row), the outputs put back in row order in outputs_.
+TRITONSERVER_Error* Executor::RunEach(const std::vector<std::vector<int64_t>>& shapes,
+                                      const std::vector<std::vector<int64_t>>& runs, int64_t rows,
+                                      std::vector<OutputInfo>* described) {
+  const std::vector<int64_t> mask_shape = shapes[config_.trim_mask];
+  const std::vector<std::pair<const char*, uint64_t>> whole = input_data_;
+  parts_.resize(config_.inputs.size());
+  outputs_.resize(config_.outputs.size());
+  described->assign(config_.outputs.size(), OutputInfo());
+  for (const std::vector<int64_t>& run : runs) {
+    int64_t width = 0;
+    for (int64_t row : run) width = std::max(width, run_lengths_[row]);
+    std::vector<std::vector<int64_t>> part_shapes = shapes;
+    for (size_t i = 0; i < config_.inputs.size(); ++i) {
+      const uint64_t row_bytes = whole[i].second / static_cast<uint64_t>(rows);
+      const bool padded = shapes[i] == mask_shape;
+      const uint64_t keep = padded ? row_bytes / static_cast<uint64_t>(mask_shape[1]) * width : row_bytes;
+      GatherRows(whole[i].first, row_bytes, run, keep, &parts_[i]);
+      input_data_[i] = {parts_[i].data(), parts_[i].size()};
+      part_shapes[i][0] = static_cast<int64_t>(run.size());
+      if (padded) part_shapes[i][1] = width;
+    }
+    std::vector<OrtPtr<OrtValue>> values;
+    std::vector<OutputInfo> part;
+    TS_RETURN_IF_ERROR(RunOnce(part_shapes, &values));
+    TS_RETURN_IF_ERROR(DescribeOutputs(session_->runtime(), config_, static_cast<int64_t>(run.size()), values, &part));
+    for (size_t o = 0; o < part.size(); ++o) {
+      OutputInfo& out = (*described)[o];
+      if (out.data == nullptr) {  // the first run sets each output's row size (outputs have fixed dims)
+        out = part[o];
+        out.shape[0] = rows;
+        out.bytes = part[o].row_bytes * static_cast<uint64_t>(rows);
+        outputs_[o].resize(out.bytes);
+        out.data = outputs_[o].data();
+      } else if (part[o].row_bytes != out.row_bytes) {
+        return Error(TRITONSERVER_ERROR_INTERNAL, "output '" + config_.outputs[o].name + "' changed its row size");
+      }
+      for (size_t k = 0; k < run.size(); ++k) {
+        std::memcpy(outputs_[o].data() + static_cast<uint64_t>(run[k]) * out.row_bytes,
+                    part[o].data + k * out.row_bytes, out.row_bytes);
+      }
+    }
+  }
+  input_data_ = whole;
+  return nullptr;
 }
 
 // Drift never fails a request: a tensor the reference does not fit turns monitoring off, with a warning.

@@ -28,8 +28,13 @@ class Executor {
   void RunGroup(const std::vector<Pending*>& group);
   void RunAlone(const std::vector<Pending*>& group);
   TRITONSERVER_Error* RunAndSend(const std::vector<Pending*>& group);
-  TRITONSERVER_Error* MakeInputs(const std::vector<Pending*>& group, std::vector<OrtPtr<OrtValue>>* values);
+  void Concatenate(const std::vector<Pending*>& group, std::vector<std::vector<int64_t>>* shapes);
+  TRITONSERVER_Error* RunOnce(const std::vector<std::vector<int64_t>>& shapes, std::vector<OrtPtr<OrtValue>>* outputs);
   void TrimPadding(std::vector<std::vector<int64_t>>* shapes);
+  std::vector<std::vector<int64_t>> Runs(const std::vector<std::vector<int64_t>>& shapes) const;
+  TRITONSERVER_Error* RunEach(const std::vector<std::vector<int64_t>>& shapes,
+                              const std::vector<std::vector<int64_t>>& runs, int64_t rows,
+                              std::vector<OutputInfo>* described);
   void Finish(std::vector<Pending>* pending);
   void Observe(const std::vector<OutputInfo>& outputs);
 
@@ -39,6 +44,9 @@ class Executor {
   uint64_t exec_start_ns_ = 0;
   std::vector<std::vector<char>> scratch_;  // concatenated inputs, reused across batches
   std::vector<std::vector<char>> trimmed_;  // inputs without their shared padding (trim_padding)
+  std::vector<std::vector<char>> parts_;    // one run's rows of each input (RunEach)
+  std::vector<std::vector<char>> outputs_;  // the runs' outputs, back in row order (RunEach)
+  mutable std::vector<int64_t> run_lengths_;  // each row's used length, for RunEach
   std::vector<std::pair<const char*, uint64_t>> input_data_;  // the last Run's input bytes, config order
   std::unique_ptr<DriftMonitor> drift_;  // null: no drift reference, or monitoring turned off
   size_t drift_index_ = 0;

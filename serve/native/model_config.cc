@@ -49,17 +49,25 @@ std::string ParseTensors(const ModelConfig& model, const Json& config, const cha
   return "";
 }
 
-std::string ParseThreads(const Json& config, const char* key, int* out) {
+// An integer parameter in [0, most]; `out` is left as it is when the parameter is absent.
+std::string ParseCount(const Json& config, const char* key, int64_t most, const char* what, int64_t* out) {
   std::string text = Parameter(config, key);
   if (text.empty()) return "";
   Json number;
   std::string ignored;
   int64_t value = -1;
-  if (!Json::Parse(text, &number, &ignored) || !number.AsInt(&value) || value < 0 || value > 1024) {
-    return "parameter " + std::string(key) + "='" + text + "' is not a thread count (0-1024)";
+  if (!Json::Parse(text, &number, &ignored) || !number.AsInt(&value) || value < 0 || value > most) {
+    return "parameter " + std::string(key) + "='" + text + "' is not " + what + " (0-" + std::to_string(most) + ")";
   }
-  *out = static_cast<int>(value);
+  *out = value;
   return "";
+}
+
+std::string ParseThreads(const Json& config, const char* key, int* out) {
+  int64_t value = *out;
+  std::string error = ParseCount(config, key, 1024, "a thread count", &value);
+  *out = static_cast<int>(value);
+  return error;
 }
 
 // `max_input_dims` ({"input_ids": [256]}): a request with a larger input is refused alone.
@@ -87,6 +95,8 @@ std::string ParseMaxDims(const Json& config, std::vector<TensorSpec>* inputs) {
 std::string ParseTrim(const Json& config, ModelConfig* out) {
   std::string mask = Parameter(config, "trim_padding");
   if (mask.empty()) return "";
+  std::string error = ParseCount(config, "trim_padding_run_cost", 1 << 20, "a cost in token-rows", &out->trim_run_cost);
+  if (!error.empty()) return error;
   std::string where = "parameter trim_padding='" + mask + "'";
   for (size_t i = 0; i < out->inputs.size(); ++i) {
     if (out->inputs[i].name == mask) out->trim_mask = static_cast<int>(i);

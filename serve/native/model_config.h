@@ -30,6 +30,9 @@ struct ModelConfig {
   // axis 1 is cut after the last column where any row's mask is non-zero, in every input of the mask's
   // shape. -1: off.
   int trim_mask = -1;
+  // Parameter trim_padding_run_cost (token-rows, default 16): a batch's rows run in groups of similar used
+  // length when the padding saved exceeds this cost per extra run. 0: one run per batch.
+  int64_t trim_run_cost = 16;
   bool batched() const { return max_batch_size > 0; }
 };
 

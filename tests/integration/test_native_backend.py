@@ -342,6 +342,20 @@ def test_trim_padding_cuts_the_columns_no_row_uses_and_keeps_the_results(native:
     assert empty.as_numpy("width")[0, 0] == 1 and empty.as_numpy("total")[0, 0] == 0
 
 
+def test_trim_padding_runs_short_and_long_rows_apart(native: EmbeddedServer) -> None:
+    """Rows of 2, 200, 3 and 190 used columns (padded to 256) in one request: two runs (rows of similar
+    length together, trim_padding_run_cost 16), every row's result in its place."""
+    feed = _masked_rows(np.arange(4 * 256, dtype=np.int64).reshape(4, 256) % 7 + 1, [2, 200, 3, 190])
+    with grpcclient.InferenceServerClient(native.grpc_url) as client:
+        tensors = [grpcclient.InferInput(name, [4, 256], "INT64") for name in feed]
+        for tensor, array in zip(tensors, feed.values(), strict=True):
+            tensor.set_data_from_numpy(array)
+        result = client.infer("masked", tensors)
+    print(f"masked rows of 2, 200, 3, 190 columns: widths seen {result.as_numpy('width')[:, 0]}")
+    np.testing.assert_array_equal(result.as_numpy("width")[:, 0], [3, 200, 3, 200])
+    np.testing.assert_array_equal(result.as_numpy("total")[:, 0], feed["ids"].sum(axis=1))
+
+
 def _statistics(server: EmbeddedServer, model: str, at_least: int):  # noqa: ANN202
     """The model's statistics once Triton counts `at_least` successes (it updates after responding)."""
     with grpcclient.InferenceServerClient(server.grpc_url) as client:

@@ -1,4 +1,4 @@
-"""The native backend's pure checks (serve/native/versions.cc, types.cc), compiled with a tiny driver,
+"""The native backend's pure checks (serve/native/versions.cc, types.cc, padding.cc), compiled with a tiny driver,
 and the build cache key; plus which ONNX models the plan leaves to the Python runner."""
 
 from __future__ import annotations
@@ -17,8 +17,29 @@ DRIVER = r"""
 #include <cstdio>
 #include "versions.h"
 #include "types.h"
+#include "padding.h"
 using namespace tritonstack;
+void runs(const char* label, std::vector<int64_t> lengths, int64_t cost) {
+  std::printf("%s [", label);
+  for (const std::vector<int64_t>& run : SplitByLength(lengths, cost)) {
+    std::printf("(");
+    for (int64_t row : run) std::printf(" %lld", (long long)row);
+    std::printf(" )");
+  }
+  std::printf("]\n");
+}
 int main() {
+  const int64_t mask[] = {1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0};  // 3 rows of 4: used 2, 4, 1
+  std::vector<int64_t> used = UsedLengths(reinterpret_cast<const char*>(mask), 3, 4, 8);
+  std::printf("used [%lld %lld %lld]\n", (long long)used[0], (long long)used[1], (long long)used[2]);
+  runs("split far", {200, 3, 190, 5}, 16);
+  runs("split near", {20, 22, 21, 23}, 16);
+  runs("split off", {200, 3}, 0);
+  runs("split one", {7}, 16);
+  std::vector<char> out;
+  const char rows[] = "abcdEFGHijkl";
+  GatherRows(rows, 4, {2, 0}, 2, &out);
+  std::printf("gather %.*s\n", (int)out.size(), out.data());
   std::printf("triton 1.19 [%s]\n", CheckTritonApi(1, 19).c_str());
   std::printf("triton 1.20 [%s]\n", CheckTritonApi(1, 20).c_str());
   std::printf("triton 1.17 [%s]\n", CheckTritonApi(1, 17).c_str());
@@ -47,7 +68,7 @@ def checks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (work / "driver.cc").write_text(DRIVER)
     binary = work / "driver"
     subprocess.run([compiler, "-std=c++17", "-Wall", "-Wextra", "-Werror", f"-I{SOURCES}", str(work / "driver.cc"),
-                    str(SOURCES / "versions.cc"), str(SOURCES / "types.cc"), "-o", str(binary)], check=True)
+                    str(SOURCES / "versions.cc"), str(SOURCES / "types.cc"), str(SOURCES / "padding.cc"), "-o", str(binary)], check=True)
     lines = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout.splitlines()
     return {(line.split(" [")[0] if "[" in line else line.split()[0]): line for line in lines}
 
@@ -71,6 +92,14 @@ def test_byte_size_is_overflow_safe(checks: dict[str, str]) -> None:
     assert checks["wraps"] == "wraps 0"  # (2**56 + 1) * 64 * 4 wraps to 256 in 64 bits
     assert checks["negative"] == "negative 0"
     assert checks["fine"] == "fine 1 768"
+
+
+def test_padding_lengths_runs_and_gather(checks: dict[str, str]) -> None:
+    assert checks["used"] == "used [2 4 1]"  # one past the last non-zero column; an all-zero row is 1
+    assert checks["split far"] == "split far [( 1 3 )( 2 0 )]"  # short rows apart from long ones
+    assert checks["split near"] == "split near [( 0 2 1 3 )]"  # a run costs more than the padding saved
+    assert checks["split off"] == "split off [( 0 1 )]" and checks["split one"] == "split one [( 0 )]"
+    assert checks["gather"] == "gather ijab"
 
 
 def test_build_key_changes_with_sources_and_flags() -> None:
