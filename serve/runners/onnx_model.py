@@ -69,9 +69,10 @@ class TritonPythonModel:
         self.item_bytes = {i["name"]: _item_bytes(i["data_type"]) for i in config["input"]}
         self.ranks = {i["name"]: len(i.get("dims", [])) + self.batched for i in config["input"]
                       if "reshape" not in i}
+        problem = _trim_problem(config)
+        if problem:
+            raise pb_utils.TritonModelException(f"model '{config.get('name', '')}': {problem}")
         self.trim_mask = config.get("parameters", {}).get("trim_padding", {}).get("string_value", "")
-        if self.trim_mask and self.trim_mask not in self.inputs:
-            raise pb_utils.TritonModelException(f"parameter trim_padding='{self.trim_mask}' names no input")
 
     def execute(self, requests):
         """Run the requests handed over by the dynamic batcher in one session call."""
@@ -224,6 +225,31 @@ def _error_response(exc):
     """A response carrying `exc` as INVALID_ARGUMENT, for a request whose input made ORT fail."""
     return pb_utils.InferenceResponse(
         output_tensors=[], error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG))
+
+
+def _trim_problem(config):
+    """Why the config's `trim_padding` / `trim_padding_run_cost` cannot be used ('' when they can), with
+    the native runner's rules: a batched [batch, -1] integer or BOOL mask input, fixed output dims."""
+    parameters = config.get("parameters", {})
+    mask = parameters.get("trim_padding", {}).get("string_value", "")
+    if not mask:
+        return ""
+    where = f"parameter trim_padding='{mask}'"
+    cost = parameters.get("trim_padding_run_cost", {}).get("string_value", "")
+    if cost and not (cost.isdigit() and int(cost) <= 2**20):
+        return f"parameter trim_padding_run_cost='{cost}' is not a cost in token-rows (0-{2**20})"
+    spec = next((i for i in config.get("input", []) if i.get("name") == mask), None)
+    if spec is None:
+        return f"{where} names no input of the model; name its attention-mask input"
+    if (config.get("max_batch_size", 0) <= 0 or [int(d) for d in spec.get("dims", [])] != [-1]
+            or spec.get("data_type") in ("TYPE_FP16", "TYPE_FP32", "TYPE_FP64", "TYPE_BF16", "TYPE_STRING")):
+        return (f"{where}: the mask must be an integer or BOOL input of dims [-1] in a model with "
+                "max_batch_size > 0")
+    for output in config.get("output", []):
+        if any(int(d) < 0 for d in output.get("dims", [])):
+            return (f"{where}: output '{output.get('name')}' has a dynamic dimension; trimming needs fixed "
+                    "output dims (remove the parameter)")
+    return ""
 
 
 def _trim(feeds, mask_name):

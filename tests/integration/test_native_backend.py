@@ -136,9 +136,20 @@ def _masked(repository: Path) -> None:
     ids, outs = [("ids", "INT64", [-1]), ("mask", "INT64", [-1])], [("total", "FP32", [1]), ("width", "FP32", [1])]
     _save(repository, "masked", graph, max_batch=64, inputs=ids, outputs=outs, delay_us=300000,
           parameters={"trim_padding": "mask"})
-    for name, mask, outputs in (("refuse_trim_name", "attention", outs),
-                                ("refuse_trim_output", "mask", [("total", "FP32", [-1]), ("width", "FP32", [1])])):
-        _save(repository, name, graph, max_batch=64, inputs=ids, outputs=outputs, parameters={"trim_padding": mask})
+    refusals = {  # name: (parameters, inputs, outputs); both runners refuse them at load
+        "refuse_trim_name": ({"trim_padding": "attention"}, ids, outs),
+        "refuse_trim_output": ({"trim_padding": "mask"}, ids, [("total", "FP32", [-1]), ("width", "FP32", [1])]),
+        "refuse_trim_float": ({"trim_padding": "mask"}, [ids[0], ("mask", "FP32", [-1])], outs),
+        "refuse_trim_cost": ({"trim_padding": "mask", "trim_padding_run_cost": "abc"}, ids, outs),
+    }
+    for name, (parameters, inputs, outputs) in refusals.items():
+        _save(repository, name, graph, max_batch=64, inputs=inputs, outputs=outputs, parameters=parameters)
+
+
+TRIM_REFUSALS = {"refuse_trim_name": "trim_padding='attention' names no input",
+                 "refuse_trim_output": "output 'total' has a dynamic dimension",
+                 "refuse_trim_float": "the mask must be an integer or BOOL input",
+                 "refuse_trim_cost": "trim_padding_run_cost='abc' is not a cost in token-rows"}
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +283,10 @@ def test_python_runner_also_fails_a_poisoned_request_alone(native_repo: Path) ->
             for tensor, array in zip(tensors, feed.values(), strict=True):
                 tensor.set_data_from_numpy(array)
             masked = client.infer("masked", tensors)
+        states = {state["name"]: state for state in server.model_states()}
+    for name, reason in TRIM_REFUSALS.items():  # the same refusals as the native runner's
+        assert states[name]["state"] == "UNAVAILABLE" and f"model '{name}'" in states[name]["reason"], states[name]
+        assert reason in states[name]["reason"], states[name]
     np.testing.assert_array_equal(masked.as_numpy("width")[:, 0], [5, 5])  # trim_padding, as the native runner
     np.testing.assert_array_equal(masked.as_numpy("total")[:, 0], feed["ids"].sum(axis=1))
     good = [a for a in answers[:-1] if not isinstance(a, grpc.RpcError)]
@@ -304,8 +319,9 @@ def test_load_time_refusals_name_the_model_and_the_fix(native: EmbeddedServer) -
     assert "model 'refuse_bytes'" in states["refuse_bytes"]["reason"]
     assert "tritonstack_runner" in states["refuse_bytes"]["reason"]
     assert "FLOAT but config.pbtxt says TYPE_FP16" in states["refuse_dtype"]["reason"]
-    assert "trim_padding='attention' names no input" in states["refuse_trim_name"]["reason"]
-    assert "output 'total' has a dynamic dimension" in states["refuse_trim_output"]["reason"]
+    for name, reason in TRIM_REFUSALS.items():
+        assert states[name]["state"] == "UNAVAILABLE" and f"model '{name}'" in states[name]["reason"], states[name]
+        assert reason in states[name]["reason"], states[name]
     assert all(states[n]["state"] == "READY" for n in states if not n.startswith("refuse_"))
 
 
