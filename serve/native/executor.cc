@@ -212,17 +212,32 @@ void Executor::TrimPadding(std::vector<std::vector<int64_t>>* shapes) {
   }
 }
 
-// trim_padding with trim_padding_run_cost > 0: the rows in runs of similar used length when that is less
-// work than one run padded to the longest row (see SplitByLength). One run: no split. Never with drift
-// monitoring (it observes the batch as one tensor), nor above 256 rows (the split's search is quadratic).
+// The batch's rows in several runs, or {} for one run:
+// - trim_padding with trim_padding_run_cost > 0: in groups of similar used length when that is less work than
+//   one run padded to the longest row (see SplitByLength); not with drift monitoring (it observes the batch as
+//   one tensor), nor above 256 rows (the split's search is quadratic);
+// - otherwise, more than max_run_rows rows: consecutive slices of max_run_rows rows (ONNX Runtime runs small
+//   models 10-20% faster per row at 512-2048 rows than at 4096: their activations stay in cache).
 std::vector<std::vector<int64_t>> Executor::Runs(const std::vector<std::vector<int64_t>>& shapes) const {
-  if (config_.trim_mask < 0 || config_.trim_run_cost <= 0 || drift_) return {};
-  const std::vector<int64_t>& mask_shape = shapes[config_.trim_mask];
-  if (mask_shape.size() != 2 || mask_shape[0] < 2 || mask_shape[0] > 256 || mask_shape[1] <= 1) return {};
-  std::vector<int64_t> used = UsedLengths(input_data_[config_.trim_mask].first, mask_shape[0], mask_shape[1],
-                                          config_.inputs[config_.trim_mask].type->byte_size);
-  std::vector<std::vector<int64_t>> runs = SplitByLength(used, config_.trim_run_cost);
-  if (runs.size() > 1) run_lengths_ = std::move(used);
+  run_lengths_.clear();
+  if (!config_.batched() || shapes.empty() || shapes[0].empty()) return {};
+  const int64_t rows = shapes[0][0];
+  if (config_.trim_mask >= 0 && config_.trim_run_cost > 0 && !drift_) {
+    const std::vector<int64_t>& mask_shape = shapes[config_.trim_mask];
+    if (mask_shape.size() == 2 && rows >= 2 && rows <= 256 && mask_shape[1] > 1) {
+      std::vector<int64_t> used = UsedLengths(input_data_[config_.trim_mask].first, rows, mask_shape[1],
+                                              config_.inputs[config_.trim_mask].type->byte_size);
+      std::vector<std::vector<int64_t>> runs = SplitByLength(used, config_.trim_run_cost);
+      if (runs.size() > 1) run_lengths_ = std::move(used);
+      return runs;
+    }
+  }
+  if (config_.max_run_rows <= 0 || rows <= config_.max_run_rows || !config_.fixed_outputs() || drift_) return {};
+  std::vector<std::vector<int64_t>> runs;
+  for (int64_t first = 0; first < rows; first += config_.max_run_rows) {
+    runs.emplace_back(static_cast<size_t>(std::min(config_.max_run_rows, rows - first)));
+    std::iota(runs.back().begin(), runs.back().end(), first);
+  }
   return runs;
 }
 
@@ -230,21 +245,28 @@ std::vector<std::vector<int64_t>> Executor::Runs(const std::vector<std::vector<i
 TRITONSERVER_Error* Executor::RunEach(const std::vector<std::vector<int64_t>>& shapes,
                                       const std::vector<std::vector<int64_t>>& runs, int64_t rows,
                                       std::vector<OutputInfo>* described) {
-  const std::vector<int64_t> mask_shape = shapes[config_.trim_mask];
+  const bool trimming = !run_lengths_.empty();  // groups of similar length, each cut to its longest row
+  const std::vector<int64_t> mask_shape = trimming ? shapes[config_.trim_mask] : std::vector<int64_t>();
   const std::vector<std::pair<const char*, uint64_t>> whole = input_data_;
   parts_.resize(config_.inputs.size());
   outputs_.resize(config_.outputs.size());
   described->assign(config_.outputs.size(), OutputInfo());
   for (const std::vector<int64_t>& run : runs) {
     int64_t width = 0;
-    for (int64_t row : run) width = std::max(width, run_lengths_[row]);
+    for (int64_t row : trimming ? run : std::vector<int64_t>()) width = std::max(width, run_lengths_[row]);
+    bool slice = true;  // consecutive rows in order
+    for (size_t k = 1; k < run.size() && slice; ++k) slice = run[k] == run[0] + static_cast<int64_t>(k);
     std::vector<std::vector<int64_t>> part_shapes = shapes;
     for (size_t i = 0; i < config_.inputs.size(); ++i) {
       const uint64_t row_bytes = whole[i].second / static_cast<uint64_t>(rows);
-      const bool padded = shapes[i] == mask_shape;
+      const bool padded = trimming && shapes[i] == mask_shape;
       const uint64_t keep = padded ? row_bytes / static_cast<uint64_t>(mask_shape[1]) * width : row_bytes;
-      GatherRows(whole[i].first, row_bytes, run, keep, &parts_[i]);
-      input_data_[i] = {parts_[i].data(), parts_[i].size()};
+      if (slice && keep == row_bytes) {  // the rows as they lie, no copy
+        input_data_[i] = {whole[i].first + static_cast<uint64_t>(run.front()) * row_bytes, run.size() * row_bytes};
+      } else {
+        GatherRows(whole[i].first, row_bytes, run, keep, &parts_[i]);
+        input_data_[i] = {parts_[i].data(), parts_[i].size()};
+      }
       part_shapes[i][0] = static_cast<int64_t>(run.size());
       if (padded) part_shapes[i][1] = width;
     }

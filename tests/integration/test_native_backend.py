@@ -77,7 +77,7 @@ def _identity(repository: Path, dtype: str) -> None:
                               [helper.make_tensor_value_info("x", onnx_type, ["n", 4])],
                               [helper.make_tensor_value_info("y", onnx_type, ["n", 4])])
     _save(repository, f"id_{dtype.lower()}", graph, max_batch=64, inputs=[("x", dtype, [4])],
-          outputs=[("y", dtype, [4])], delay_us=2000)
+          outputs=[("y", dtype, [4])], delay_us=2000, parameters={"max_run_rows": "2"})  # 3 rows: 2 runs
 
 
 def build_native_repository(repository: Path, digits_mlp: Path) -> None:
@@ -206,6 +206,7 @@ def test_digits_mlp_equals_onnx_runtime_at_batch_1_3_257(native: EmbeddedServer,
 
 @pytest.mark.parametrize("dtype", list(DTYPES))
 def test_every_fixed_size_dtype_round_trips(native: EmbeddedServer, dtype: str) -> None:
+    """3 rows through a model with max_run_rows 2: two runs, the rows back in order."""
     numpy_type = DTYPES[dtype][0]
     x = (np.arange(12).reshape(3, 4) % 2).astype(numpy_type) if dtype == "BOOL" else \
         (np.arange(12).reshape(3, 4) - 6).astype(numpy_type)
@@ -519,7 +520,7 @@ def _asan_traffic(url: str, repository: Path) -> dict[str, int]:
         n = int(rng.integers(1, 9))
         calls.append(_raw_request("dyn_rowsum", "x", "FP32", [1, n], np.ones(n, np.float32).tobytes()))
     for dtype, (numpy_type, _) in DTYPES.items():
-        calls.append(_raw_request(f"id_{dtype.lower()}", "x", dtype, [2, 4], np.zeros((2, 4), numpy_type).tobytes()))
+        calls.append(_raw_request(f"id_{dtype.lower()}", "x", dtype, [5, 4], np.zeros((5, 4), numpy_type).tobytes()))
     for rows in ([3], [1, 4], [0], [2, 2, 7]):
         feed = _masked_rows(np.ones((len(rows), 8), np.int64), rows)
         request = _raw_request("masked", "ids", "INT64", [len(rows), 8], feed["ids"].tobytes())
