@@ -143,6 +143,8 @@ std::string ParseModelConfig(const Json& config, ModelConfig* out) {
   if (error.empty()) error = ParseThreads(config, "intra_op_thread_count", &out->intra_op_threads);
   if (error.empty()) error = ParseThreads(config, "inter_op_thread_count", &out->inter_op_threads);
   if (error.empty()) error = ParseTrim(config, out);
+  // Rows are independent where the dynamic batcher merges requests; without it, slicing is opt-in.
+  if (config.Get("dynamic_batching") == nullptr) out->max_run_rows = 0;
   if (error.empty()) error = ParseCount(config, "max_run_rows", int64_t(1) << 31, "a row count", &out->max_run_rows);
   const Json* optimization = config.Get("optimization");
   const Json* graph = optimization != nullptr ? optimization->Get("graph") : nullptr;

@@ -33,8 +33,8 @@ struct ModelConfig {
   // Parameter trim_padding_run_cost (token-rows, default 16): a batch's rows run in groups of similar used
   // length when the padding saved exceeds this cost per extra run. 0: one run per batch.
   int64_t trim_run_cost = 16;
-  // Parameter max_run_rows (default 1024, 0: off): a batch of more rows runs in consecutive slices of this
-  // many rows, for models whose outputs have fixed dims.
+  // Parameter max_run_rows (default 1024 with dynamic batching, else 0; 0: off): a batch of more rows runs in
+  // consecutive slices of this many rows, for models whose outputs have fixed dims.
   int64_t max_run_rows = 1024;
   bool batched() const { return max_batch_size > 0; }
   bool fixed_outputs() const {

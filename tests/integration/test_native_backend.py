@@ -45,7 +45,8 @@ GATHER_ROWS = 10
 
 
 def _save(repository: Path, name: str, graph: onnx.GraphProto, *, max_batch: int, inputs: list, outputs: list,
-          parameters: dict[str, str] | None = None, delay_us: int = 0, filename: str = "model.onnx") -> None:
+          parameters: dict[str, str] | None = None, delay_us: int = 0, filename: str = "model.onnx",
+          batching: bool = True) -> None:
     """Write `graph` as <name>/1/<filename> and its config.pbtxt; inputs/outputs: (name, TYPE, dims)."""
     (repository / name / "1").mkdir(parents=True)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -60,7 +61,7 @@ def _save(repository: Path, name: str, graph: onnx.GraphProto, *, max_batch: int
         config.default_model_filename = filename
     for key, value in (parameters or {}).items():
         config.parameters[key].string_value = value
-    if max_batch:
+    if max_batch and batching:
         config.dynamic_batching.max_queue_delay_microseconds = delay_us
     write_config(config, repository / name / "config.pbtxt")
 
@@ -116,6 +117,13 @@ def build_native_repository(repository: Path, digits_mlp: Path) -> None:
                               [helper.make_tensor_value_info("y", f32, ["n", 4])])
     _save(repository, "refuse_dtype", wrong, max_batch=8, inputs=[("x", "FP16", [4])], outputs=[("y", "FP16", [4])])
     _masked(repository)
+    mean = helper.make_graph([helper.make_node("ReduceMean", ["x"], ["m"], axes=[0], keepdims=1),
+                              helper.make_node("Expand", ["m", "shape"], ["y"]), helper.make_node("Shape", ["x"], ["shape"])],
+                             "batch_mean", [helper.make_tensor_value_info("x", f32, ["n", 4])],
+                             [helper.make_tensor_value_info("y", f32, ["n", 4])])
+    for name, batching, parameters in (("mean_unbatched", False, {}), ("mean_sliced", False, {"max_run_rows": "2"})):
+        _save(repository, name, mean, max_batch=2048, inputs=[("x", "FP32", [4])], outputs=[("y", "FP32", [4])],
+              parameters=parameters, batching=batching)
 
 
 def _masked(repository: Path) -> None:
@@ -324,6 +332,16 @@ def test_load_time_refusals_name_the_model_and_the_fix(native: EmbeddedServer) -
         assert states[name]["state"] == "UNAVAILABLE" and f"model '{name}'" in states[name]["reason"], states[name]
         assert reason in states[name]["reason"], states[name]
     assert all(states[n]["state"] == "READY" for n in states if not n.startswith("refuse_"))
+
+
+def test_rows_are_sliced_only_where_independent(native: EmbeddedServer) -> None:
+    """A model whose rows depend on each other (each row: the batch's mean) and no dynamic batching is not
+    sliced by default (1100 rows, one run); with max_run_rows set it is, as asked."""
+    x = np.arange(1100 * 4, dtype=np.float32).reshape(1100, 4)
+    whole = _infer(native.grpc_url, "mean_unbatched", "x", x, "FP32")
+    np.testing.assert_allclose(whole, np.broadcast_to(x.mean(axis=0), x.shape), rtol=1e-5)
+    sliced = _infer(native.grpc_url, "mean_sliced", "x", x[:4], "FP32")
+    np.testing.assert_array_equal(sliced, np.repeat([x[:2].mean(axis=0), x[2:4].mean(axis=0)], 2, axis=0))
 
 
 def _masked_rows(ids: np.ndarray, lengths: list[int]) -> dict[str, np.ndarray]:
