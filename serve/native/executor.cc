@@ -196,9 +196,11 @@ void Executor::TrimPadding(std::vector<std::vector<int64_t>>* shapes) {
   const std::vector<int64_t> mask_shape = (*shapes)[config_.trim_mask];
   if (mask_shape.size() != 2 || mask_shape[0] == 0 || mask_shape[1] <= 1) return;
   const int64_t rows = mask_shape[0], length = mask_shape[1];
-  std::vector<int64_t> used = UsedLengths(input_data_[config_.trim_mask].first, rows, length,
-                                          config_.inputs[config_.trim_mask].type->byte_size);
-  const int64_t kept = *std::max_element(used.begin(), used.end());
+  if (run_lengths_.empty()) {  // Runs did not look at the mask
+    run_lengths_ = UsedLengths(input_data_[config_.trim_mask].first, rows, length,
+                               config_.inputs[config_.trim_mask].type->byte_size);
+  }
+  const int64_t kept = *std::max_element(run_lengths_.begin(), run_lengths_.end());
   if (kept == length) return;
   std::vector<int64_t> every(static_cast<size_t>(rows));
   std::iota(every.begin(), every.end(), 0);
@@ -218,18 +220,16 @@ void Executor::TrimPadding(std::vector<std::vector<int64_t>>* shapes) {
 //   one tensor), nor above 256 rows (the split's search is quadratic);
 // - otherwise, more than max_run_rows rows: consecutive slices of max_run_rows rows (ONNX Runtime runs small
 //   models 10-20% faster per row at 512-2048 rows than at 4096: their activations stay in cache).
-std::vector<std::vector<int64_t>> Executor::Runs(const std::vector<std::vector<int64_t>>& shapes) const {
+std::vector<std::vector<int64_t>> Executor::Runs(const std::vector<std::vector<int64_t>>& shapes) {
   run_lengths_.clear();
   if (!config_.batched() || shapes.empty() || shapes[0].empty()) return {};
   const int64_t rows = shapes[0][0];
   if (config_.trim_mask >= 0 && config_.trim_run_cost > 0 && !drift_) {
     const std::vector<int64_t>& mask_shape = shapes[config_.trim_mask];
     if (mask_shape.size() == 2 && rows >= 2 && rows <= 256 && mask_shape[1] > 1) {
-      std::vector<int64_t> used = UsedLengths(input_data_[config_.trim_mask].first, rows, mask_shape[1],
-                                              config_.inputs[config_.trim_mask].type->byte_size);
-      std::vector<std::vector<int64_t>> runs = SplitByLength(used, config_.trim_run_cost);
-      if (runs.size() > 1) run_lengths_ = std::move(used);
-      return runs;
+      run_lengths_ = UsedLengths(input_data_[config_.trim_mask].first, rows, mask_shape[1],
+                                 config_.inputs[config_.trim_mask].type->byte_size);
+      return SplitByLength(run_lengths_, config_.trim_run_cost);
     }
   }
   if (config_.max_run_rows <= 0 || rows <= config_.max_run_rows || !config_.fixed_outputs() || drift_) return {};

@@ -31,7 +31,7 @@ class Executor {
   void Concatenate(const std::vector<Pending*>& group, std::vector<std::vector<int64_t>>* shapes);
   TRITONSERVER_Error* RunOnce(const std::vector<std::vector<int64_t>>& shapes, std::vector<OrtPtr<OrtValue>>* outputs);
   void TrimPadding(std::vector<std::vector<int64_t>>* shapes);
-  std::vector<std::vector<int64_t>> Runs(const std::vector<std::vector<int64_t>>& shapes) const;
+  std::vector<std::vector<int64_t>> Runs(const std::vector<std::vector<int64_t>>& shapes);
   TRITONSERVER_Error* RunEach(const std::vector<std::vector<int64_t>>& shapes,
                               const std::vector<std::vector<int64_t>>& runs, int64_t rows,
                               std::vector<OutputInfo>* described);
@@ -46,7 +46,7 @@ class Executor {
   std::vector<std::vector<char>> trimmed_;  // inputs without their shared padding (trim_padding)
   std::vector<std::vector<char>> parts_;    // one run's rows of each input (RunEach)
   std::vector<std::vector<char>> outputs_;  // the runs' outputs, back in row order (RunEach)
-  mutable std::vector<int64_t> run_lengths_;  // each row's used length when Runs grouped by length
+  std::vector<int64_t> run_lengths_;  // each row's used length of the mask (trim_padding), once per batch
   std::vector<std::pair<const char*, uint64_t>> input_data_;  // the last Run's input bytes, config order
   std::unique_ptr<DriftMonitor> drift_;  // null: no drift reference, or monitoring turned off
   size_t drift_index_ = 0;

@@ -288,14 +288,8 @@ def test_python_runner_also_fails_a_poisoned_request_alone(native_repo: Path) ->
         executions = _statistics(server, "gather", len(indices)).execution_count
         feed = _masked_rows(np.arange(1, 17, dtype=np.int64).reshape(2, 8), [3, 5])
         with grpcclient.InferenceServerClient(server.grpc_url) as client:
-            tensors = [grpcclient.InferInput(name, [2, 8], "INT64") for name in feed]
-            for tensor, array in zip(tensors, feed.values(), strict=True):
-                tensor.set_data_from_numpy(array)
-            masked = client.infer("masked", tensors)
-        states = {state["name"]: state for state in server.model_states()}
-    for name, reason in TRIM_REFUSALS.items():  # the same refusals as the native runner's
-        assert states[name]["state"] == "UNAVAILABLE" and f"model '{name}'" in states[name]["reason"], states[name]
-        assert reason in states[name]["reason"], states[name]
+            masked = _infer_masked(client, feed)
+        _assert_trim_refusals(server)  # the same refusals as the native runner's
     np.testing.assert_array_equal(masked.as_numpy("width")[:, 0], [5, 5])  # trim_padding, as the native runner
     np.testing.assert_array_equal(masked.as_numpy("total")[:, 0], feed["ids"].sum(axis=1))
     good = [a for a in answers[:-1] if not isinstance(a, grpc.RpcError)]
@@ -328,9 +322,7 @@ def test_load_time_refusals_name_the_model_and_the_fix(native: EmbeddedServer) -
     assert "model 'refuse_bytes'" in states["refuse_bytes"]["reason"]
     assert "tritonstack_runner" in states["refuse_bytes"]["reason"]
     assert "FLOAT but config.pbtxt says TYPE_FP16" in states["refuse_dtype"]["reason"]
-    for name, reason in TRIM_REFUSALS.items():
-        assert states[name]["state"] == "UNAVAILABLE" and f"model '{name}'" in states[name]["reason"], states[name]
-        assert reason in states[name]["reason"], states[name]
+    _assert_trim_refusals(native)
     assert all(states[n]["state"] == "READY" for n in states if not n.startswith("refuse_"))
 
 
@@ -351,6 +343,23 @@ def _masked_rows(ids: np.ndarray, lengths: list[int]) -> dict[str, np.ndarray]:
     return {"ids": ids * mask, "mask": mask}
 
 
+def _infer_masked(client: grpcclient.InferenceServerClient, feed: dict[str, np.ndarray]) -> object:
+    """The `masked` model's result for INT64 `feed` (ids and mask)."""
+    tensors = []
+    for name, array in feed.items():
+        tensors.append(grpcclient.InferInput(name, list(array.shape), "INT64"))
+        tensors[-1].set_data_from_numpy(array)
+    return client.infer("masked", tensors)
+
+
+def _assert_trim_refusals(server: EmbeddedServer) -> None:
+    """Every TRIM_REFUSALS model is UNAVAILABLE, with a reason naming it and the problem."""
+    states = {state["name"]: state for state in server.model_states()}
+    for name, reason in TRIM_REFUSALS.items():
+        assert states[name]["state"] == "UNAVAILABLE" and f"model '{name}'" in states[name]["reason"], states[name]
+        assert reason in states[name]["reason"], states[name]
+
+
 def test_trim_padding_cuts_the_columns_no_row_uses_and_keeps_the_results(native: EmbeddedServer) -> None:
     """Requests padded to 16 columns, 2-6 of them used, sent together: one batch that runs at its longest
     row's width; every row's masked sum as unpadded; a request with no column used runs at width 1."""
@@ -359,11 +368,7 @@ def test_trim_padding_cuts_the_columns_no_row_uses_and_keeps_the_results(native:
     feeds = [_masked_rows(rng.integers(1, 100, (len(rows), 16)), rows) for rows in lengths]
     with ThreadPoolExecutor(len(feeds)) as pool, grpcclient.InferenceServerClient(native.grpc_url) as client:
         def call(feed: dict[str, np.ndarray]) -> object:
-            tensors = []
-            for name, array in feed.items():
-                tensors.append(grpcclient.InferInput(name, list(array.shape), "INT64"))
-                tensors[-1].set_data_from_numpy(array)
-            return client.infer("masked", tensors)
+            return _infer_masked(client, feed)
 
         results = list(pool.map(call, feeds))
         widths = [int(r.as_numpy("width").max()) for r in results]
@@ -382,10 +387,7 @@ def test_trim_padding_runs_short_and_long_rows_apart(native: EmbeddedServer) -> 
     length together, trim_padding_run_cost 16), every row's result in its place."""
     feed = _masked_rows(np.arange(4 * 256, dtype=np.int64).reshape(4, 256) % 7 + 1, [2, 200, 3, 190])
     with grpcclient.InferenceServerClient(native.grpc_url) as client:
-        tensors = [grpcclient.InferInput(name, [4, 256], "INT64") for name in feed]
-        for tensor, array in zip(tensors, feed.values(), strict=True):
-            tensor.set_data_from_numpy(array)
-        result = client.infer("masked", tensors)
+        result = _infer_masked(client, feed)
     print(f"masked rows of 2, 200, 3, 190 columns: widths seen {result.as_numpy('width')[:, 0]}")
     np.testing.assert_array_equal(result.as_numpy("width")[:, 0], [3, 200, 3, 200])
     np.testing.assert_array_equal(result.as_numpy("total")[:, 0], feed["ids"].sum(axis=1))
