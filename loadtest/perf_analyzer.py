@@ -28,13 +28,14 @@ __all__ = ["PerfAnalyzerRun", "compare", "find_perf_analyzer", "parse_csv", "run
 
 @dataclass(frozen=True, kw_only=True)
 class PerfAnalyzerRun:
-    """One perf_analyzer measurement over gRPC: closed loop at `concurrency`, or, with
+    """One perf_analyzer measurement over gRPC (or HTTP): closed loop at `concurrency`, or, with
     `request_rate`, its request-rate mode (which times each request from its actual send, not
     from its schedule: Triton issue #3113)."""
 
     url: str
     model: str
     concurrency: int = 32
+    protocol: str = "grpc"  # grpc | http (then `url` is the HTTP endpoint's host:port)
     request_rate: float | None = None
     distribution: str = "poisson"  # request-rate mode: poisson | constant
     measurement_interval_ms: int = 2000
@@ -84,7 +85,7 @@ def _argv(run: PerfAnalyzerRun, csv_path: Path) -> list[str]:
         "-u",
         run.url,
         "-i",
-        "grpc",
+        run.protocol,
         *(
             ["--request-rate-range", f"{run.request_rate:g}", "--request-distribution", run.distribution]
             if run.request_rate

@@ -118,6 +118,35 @@ def check_maxima(info: Any, rows: list, limits: dict[str, list[int]], scenario: 
                 )
 
 
+def _check_http(scenario: Scenario, info: Any, row: dict, timeout_s: float) -> None:
+    """One real inference of the first prepared row through the HTTP endpoint the load will go to: a
+    wrong address, a server without HTTP or another server (no such model) is one line before any load."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from tritonstack.loadtest.http_wire import http_error, http_request, split_address
+
+    request, address = http_request(info, scenario.model, scenario.version, row), scenario.http_url
+    host, port = split_address(address)
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    sent = urllib.request.Request(base + request.path, data=request.body, headers=request.headers,
+                                  method="POST")
+    try:
+        with urllib.request.urlopen(sent, timeout=timeout_s) as answer:  # noqa: S310 - http:// built above
+            answer.read()
+    except urllib.error.HTTPError as exc:
+        line = _first_line(http_error(exc.code, exc.read(), model=scenario.model))
+        raise ConfigError(f"--http-url {address}: the server there refused a request to {_where(scenario)} "
+                          f"({line}); pass the HTTP endpoint of the server at --url") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        reason = ("it does not answer in HTTP/1.1: a gRPC port?" if isinstance(exc, http.client.HTTPException)
+                  else getattr(exc, "reason", None) or exc)
+        raise ConfigError(f"--http-url {address}: no HTTP endpoint answers there ({reason}); start the "
+                          "server with its HTTP endpoint on (tritonstack serve --http) and pass its host:port"
+                          ) from None
+
+
 def preflight(
     scenario: Scenario, url: str, *, timeout_s: float = 10.0, count: int = 64, shown: str = ""
 ) -> tuple[Any, list]:
@@ -136,5 +165,7 @@ def preflight(
         raise type(exc)(in_context(line, _where(scenario), scenario.model, shown)) from exc
     rows = request_rows(info, count=count, shapes=scenario.shapes, samples_path=scenario.inputs_path)
     check_maxima(info, rows, max_input_dims(_config_json(scenario, url, timeout_s)), scenario)
+    if scenario.http_url:
+        _check_http(scenario, info, rows[0], timeout_s)
     _LOGGER.debug("preflight ok: %s, %d prepared requests", _where(scenario), len(rows))
     return info, rows

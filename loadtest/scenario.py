@@ -85,11 +85,13 @@ class Scenario:
     version: str = ""  # model version to load ("": the server's version policy picks)
     inputs_path: str = ""  # .npz of real samples keyed by input name ("": random inputs)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # dims for -1 axes, by input
+    http_url: str = ""  # host:port of the same server's HTTP endpoint: Locust's load goes there ("": gRPC)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", parse_kind(self.kind))
         object.__setattr__(self, "arrival", _parse_arrival(self.arrival))
         object.__setattr__(self, "version", str(self.version or ""))
+        object.__setattr__(self, "http_url", str(self.http_url or ""))
         object.__setattr__(self, "shapes", {str(k): tuple(int(d) for d in v) for k, v in self.shapes.items()})
         self._check_finite()
         if self.users < 1 or self.duration_s <= 0 or self.timeout_s <= 0:
@@ -154,6 +156,7 @@ class Scenario:
         optional = {
             "version",
             "inputs_path",
+            "http_url",
             "shapes",
             "step_users",
             "step_s",
@@ -165,7 +168,7 @@ class Scenario:
             "max_in_flight",
         }
         hidden = optional - set(only)
-        given = {k: v for k, v in self.as_dict().items() if k in ("version", "inputs_path") and v}
+        given = {k: v for k, v in self.as_dict().items() if k in ("version", "inputs_path", "http_url") and v}
         return {k: v for k, v in self.as_dict().items() if k not in hidden} | given
 
     def to_env(self) -> dict[str, str]:

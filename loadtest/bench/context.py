@@ -172,6 +172,7 @@ class Bench:
             ready_timeout_s=180,
             supervise=False,
             drift_gauges=False,  # the model alone: no drift-gauge work on the MLP (it has a reference)
+            http=True,  # loopback, as gRPC: L4 runs Locust and perf_analyzer over both
         )  # no watcher thread in the generator
         start = time.perf_counter()
         self.server = EmbeddedServer(config).start()
@@ -200,6 +201,11 @@ class Bench:
     def grpc_url(self) -> str:
         """The bench server's gRPC host:port."""
         return self.server.grpc_url
+
+    @property
+    def http_address(self) -> str:
+        """The bench server's HTTP host:port (no scheme)."""
+        return self.server.http_url.split("://", 1)[1]
 
     def ready_models(self) -> dict[str, str]:
         """model -> state as the server reports it."""

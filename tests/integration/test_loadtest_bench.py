@@ -65,7 +65,8 @@ def test_quick_bench_l4_locust_against_perf_analyzer(repository, tmp_path):
         pytest.skip(row["detail"]["na"])
     assert row["value"] > 0, row
     detail = row["detail"]
-    assert set(detail["locust"]) == {"0", "2"} and detail["locust_best_workers"] in (0, 2)
+    assert set(detail["locust"]) == {"grpc/0", "http/0"} and detail["locust_best"] in detail["locust"]
+    assert {r.split()[0] for r in detail["perf_analyzer_runs_rps"]} == {"grpc", "http"}
     for run in [*detail["locust"].values(), detail["perf_analyzer"]]:
         assert set(run["cpu_use"]) == {"server", "generator"}, run
     assert all(run["errors"] == 0 and run["generator_cpu_use"] > 0 for run in detail["locust"].values())

@@ -58,10 +58,10 @@ def test_tree_cpu_sees_a_busy_child_and_an_idle_one():
 
 
 def test_best_run_prefers_clean_runs():
-    runs = {0: {"throughput_rps": 1500.0, "errors": 0}, 1: {"throughput_rps": 1700.0, "errors": 3},
-            2: {"throughput_rps": 1200.0, "errors": 0}}
-    assert best_run(runs) == 0
-    assert best_run({1: runs[1]}) == 1
+    runs = {"grpc/0": {"throughput_rps": 1500.0, "errors": 0}, "http/0": {"throughput_rps": 1700.0, "errors": 3},
+            "http/1": {"throughput_rps": 1200.0, "errors": 0}}
+    assert best_run(runs) == "grpc/0"
+    assert best_run({"http/0": runs["http/0"]}) == "http/0"
 
 
 def test_report_states_the_generator_cpu():
