@@ -20,14 +20,19 @@ from urllib.parse import quote
 
 import numpy as np
 
-from tritonstack.errors import ClientError
+from tritonstack.errors import ClientError, ConfigError
 
-__all__ = ["HttpRequest", "HttpSender", "http_error", "http_request", "split_address"]
+__all__ = ["HttpRequest", "HttpSender", "check_http_path", "http_error", "http_request", "split_address"]
 
 #: Triton's HTTP status for each error class it answers with, as the gRPC code our error tree takes.
 _CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 409: "ALREADY_EXISTS",
           429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL", 501: "UNIMPLEMENTED",
           503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+#: Characters Triton's HTTP endpoint finds a model by when they stand in the path as they are (it does not
+#: decode %-escapes): RFC 3986's unreserved and sub-delims, ':' and '@'.
+_SAFE_TEXT = "!$&'()*+,;=:@"
+_PATH_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~" + _SAFE_TEXT)
 
 
 @dataclass(frozen=True)
@@ -52,18 +57,29 @@ def http_request(info: Any, model: str, version: str, row: dict[str, np.ndarray]
         blobs.append(blob)
     outputs = [{"name": name, "parameters": {"binary_data": True}} for name in info.output_names]
     header = json.dumps({"inputs": inputs, "outputs": outputs}, separators=(",", ":")).encode()
-    path = f"/v2/models/{quote(model, safe='')}"
+    path = f"/v2/models/{quote(model, safe=_SAFE_TEXT)}"
     if version:
-        path += f"/versions/{quote(version, safe='')}"
+        path += f"/versions/{quote(version, safe=_SAFE_TEXT)}"
     headers = {"Inference-Header-Content-Length": str(len(header)),
                "Content-Type": "application/octet-stream"}
     return HttpRequest(f"{path}/infer", header + b"".join(blobs), headers)
 
 
+def check_http_path(model: str, version: str) -> None:
+    """ConfigError (one line) when Triton's HTTP endpoint cannot address `model` / `version`."""
+    odd = sorted({c for c in model if c not in _PATH_SAFE})
+    if odd:
+        raise ConfigError(f"model {model!r} cannot be reached over Triton's HTTP endpoint (its name has "
+                          f"{''.join(odd)!r}, which an HTTP path must escape and Triton does not unescape); "
+                          "send this load over gRPC (drop --protocol http)")
+    if version and not version.isdigit():
+        raise ConfigError(f"--model-version {version!r}: Triton's HTTP endpoint takes a version number only")
+
+
 def split_address(address: str) -> tuple[str, int]:
     """("host", port) of "host:port" ("[::1]:8000" too); ValueError when it is not one."""
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not host or any(c.isspace() for c in address) or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(f"{address!r} is not host:port with a port from 1 to 65535")
     return host.removeprefix("[").removesuffix("]"), int(port)
 

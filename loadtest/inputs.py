@@ -219,6 +219,18 @@ def _check_counts(info: Any, arrays: dict[str, np.ndarray], path: Path) -> None:
                           "give every input the same number on the first axis")
 
 
+#: What the prepared requests of one load-generator process may hold (each Locust user shares them): big
+#: inputs get fewer distinct requests, not gigabytes of copies (a 64 MB input x 64 rows x users would).
+PREPARED_BUDGET_BYTES = 128 << 20
+
+
+def _within(count: int, row: Mapping[str, np.ndarray], budget_bytes: int) -> int:
+    """`count`, lowered so that `count` rows like `row` fit in `budget_bytes` (never below 1)."""
+    size = sum(int(a.nbytes) if a.dtype != np.object_ else sum(len(str(v)) for v in a.flat)
+               for a in row.values())
+    return max(1, min(count, budget_bytes // max(size, 1)))
+
+
 def request_rows(
     info: Any,
     *,
@@ -226,12 +238,17 @@ def request_rows(
     seed: int = 0,
     shapes: Shapes | None = None,
     samples_path: str | Path = "",
+    budget_bytes: int = PREPARED_BUDGET_BYTES,
 ) -> list[dict[str, np.ndarray]]:
-    """Requests to cycle through: samples drawn from `samples_path` if given, else random rows."""
+    """Requests to cycle through: samples drawn from `samples_path` if given, else random rows; fewer
+    than `count` (at least one) when `count` of them would hold more than `budget_bytes` of tensors."""
     if not samples_path:
-        return random_rows(info, count=count, seed=seed, shapes=shapes)
+        first = random_rows(info, count=1, seed=seed, shapes=shapes)
+        count = _within(count, first[0], budget_bytes)
+        return first if count == 1 else random_rows(info, count=count, seed=seed, shapes=shapes)
     path = Path(samples_path)
     arrays = _load_samples(info, path)
+    count = _within(count, {n: a[:1] for n, a in arrays.items()}, budget_bytes)
     for name, dims in (shapes or {}).items():
         if name in arrays and tuple(arrays[name].shape[1:]) != tuple(dims):
             raise ConfigError(

@@ -25,6 +25,7 @@ load-test processes, never from library code. Every call is reported through Loc
 
 from __future__ import annotations
 
+import itertools
 import time
 import weakref
 from typing import Any
@@ -98,20 +99,18 @@ class TritonGrpcUser(User):
         self._send_wire: Any = None
 
     def on_start(self) -> None:
-        """Fetch the model config once and prepare requests that fit it (random, or the samples)."""
+        """Fetch the model config and take the requests that fit it (random, or the samples): prepared
+        once per process and shared by its users, each starting at its own place in them."""
         info = self.client.model_info(self.model, self.version or None)
-        self.rows = request_rows(
-            info, count=64, seed=id(self) % 1000, shapes=self.shapes, samples_path=self.inputs_path
-        )
+        self.rows, self._wire = _prepared(self, info)
+        self._next = next(_STARTED)  # users take the shared requests from different places
         if self.prepared and self.http_url:
-            from tritonstack.loadtest.http_wire import HttpSender, http_request
+            from tritonstack.loadtest.http_wire import HttpSender
 
-            self._wire = [http_request(info, self.model, self.version, row) for row in self.rows]
             self._channel = HttpSender(self.http_url, model=self.model, timeout_s=self.timeout_s)
             _OPEN_CLIENTS.add(self._channel)
             self._send_wire = self._channel.send
         elif self.prepared:
-            self._wire = [_request_bytes(info, self.model, self.version, row) for row in self.rows]
             self._channel, self._send_wire = _wire_call(self.host)
 
     def _infer_prepared(self) -> None:
@@ -234,6 +233,28 @@ def user_class(scenario: Scenario, host: str) -> type[TritonGrpcUser]:
             max_in_flight=scenario.max_in_flight,
         )
     return type(f"Triton{scenario.kind.value.title()}User", (base,), attributes)
+
+
+_PREPARED: dict[tuple, tuple[list[dict[str, np.ndarray]], list[Any]]] = {}
+_STARTED = itertools.count()
+
+
+def _prepared(user: TritonGrpcUser, info: Any) -> tuple[list[dict[str, np.ndarray]], list[Any]]:
+    """(rows, wire) for `user`'s kind of request, built once per process: up to 64 rows within
+    `inputs.PREPARED_BUDGET_BYTES`; with `prepared`, only their encoded form is kept (no rows)."""
+    key = (user.model, user.version, tuple(sorted(user.shapes.items())), user.inputs_path, user.prepared,
+           user.http_url)
+    if key not in _PREPARED:  # no greenlet switch from here to the store: users never build twice
+        rows = request_rows(info, count=64, shapes=user.shapes, samples_path=user.inputs_path)
+        if not user.prepared:
+            _PREPARED[key] = (rows, [])
+        elif user.http_url:
+            from tritonstack.loadtest.http_wire import http_request
+
+            _PREPARED[key] = ([], [http_request(info, user.model, user.version, row) for row in rows])
+        else:
+            _PREPARED[key] = ([], [_request_bytes(info, user.model, user.version, row) for row in rows])
+    return _PREPARED[key]
 
 
 def _request_bytes(info: Any, model: str, version: str, row: dict[str, np.ndarray]) -> bytes:

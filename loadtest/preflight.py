@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from typing import Any
 
 from tritonstack.loadtest.inputs import request_rows, sent_shapes
@@ -118,16 +119,53 @@ def check_maxima(info: Any, rows: list, limits: dict[str, list[int]], scenario: 
                 )
 
 
-def _check_http(scenario: Scenario, info: Any, row: dict, timeout_s: float) -> None:
-    """One real inference of the first prepared row through the HTTP endpoint the load will go to: a
-    wrong address, a server without HTTP or another server (no such model) is one line before any load."""
+def _check_http(scenario: Scenario, info: Any, row: dict, url: str, timeout_s: float) -> None:
+    """Before any load over HTTP: the body fits what Triton 2.51's HTTP endpoint survives, and one real
+    inference of the first prepared row goes through the HTTP endpoint and shows in the statistics of
+    the server at `url` (a wrong address, a server without HTTP or another server is one line)."""
+    from tritonstack.loadtest.http_wire import http_request
+    from tritonstack.serve.limits import HTTP_SAFE_BODY_BYTES
+
+    request, address = http_request(info, scenario.model, scenario.version, row), scenario.http_url
+    if len(request.body) > HTTP_SAFE_BODY_BYTES:
+        raise ConfigError(
+            f"{_where(scenario)}: each request is {len(request.body) / 2**20:.0f} MiB, over the "
+            f"{HTTP_SAFE_BODY_BYTES >> 20} MiB that Triton 2.51's HTTP endpoint takes without crashing "
+            "(README, Security); send this load over gRPC (drop --protocol http)"
+        )
+    before = _successes(scenario, url, timeout_s)
+    _post_once(scenario, request, timeout_s)
+    deadline = time.monotonic() + 2.0  # the statistics are updated as the answer leaves
+    while _successes(scenario, url, timeout_s) <= before:
+        if time.monotonic() > deadline:
+            raise ConfigError(f"--http-url {address} is not the server at {url}: a request sent there did "
+                              f"not show in that server's statistics of {_where(scenario)}; pass the HTTP "
+                              "endpoint of the same server")
+        time.sleep(0.05)
+
+
+def _successes(scenario: Scenario, url: str, timeout_s: float) -> int:
+    """Successful inferences of the scenario's model (all versions) counted by the server at `url`."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        stats = client.get_inference_statistics(scenario.model, as_json=True, client_timeout=timeout_s)
+    finally:
+        client.close()
+    return sum(int(m.get("inference_stats", {}).get("success", {}).get("count", 0))
+               for m in stats.get("model_stats", []))
+
+
+def _post_once(scenario: Scenario, request: Any, timeout_s: float) -> None:
+    """POST `request` to the scenario's HTTP endpoint; ConfigError (one line) unless it answers 200."""
     import http.client
     import urllib.error
     import urllib.request
 
-    from tritonstack.loadtest.http_wire import http_error, http_request, split_address
+    from tritonstack.loadtest.http_wire import http_error, split_address
 
-    request, address = http_request(info, scenario.model, scenario.version, row), scenario.http_url
+    address = scenario.http_url
     host, port = split_address(address)
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     sent = urllib.request.Request(base + request.path, data=request.body, headers=request.headers,
@@ -166,6 +204,6 @@ def preflight(
     rows = request_rows(info, count=count, shapes=scenario.shapes, samples_path=scenario.inputs_path)
     check_maxima(info, rows, max_input_dims(_config_json(scenario, url, timeout_s)), scenario)
     if scenario.http_url:
-        _check_http(scenario, info, rows[0], timeout_s)
+        _check_http(scenario, info, rows[0], url, timeout_s)
     _LOGGER.debug("preflight ok: %s, %d prepared requests", _where(scenario), len(rows))
     return info, rows

@@ -87,3 +87,30 @@ def test_an_http_url_that_is_no_http_endpoint_is_one_line_before_any_load(http_s
 
 def test_a_refused_request_over_http_is_our_typed_error_and_the_others_succeed(http_server, tmp_path):
     assert_wrong_shape_fails_alone(tmp_path, http_server.grpc_url, _address(http_server))
+
+
+def test_an_http_url_of_another_server_is_refused_before_any_load(server, http_server, tmp_path):
+    """--url names one server, --http-url another one serving the same model: the load would go to a
+    server whose statistics the report does not read. Refused in one line."""
+    done = _loadtest("steady", "--url", server.grpc_url, "--protocol", "http", "--http-url",
+                     _address(http_server), "--duration", "1", "--out", str(tmp_path / "r"))
+    print(done.stderr)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"--http-url {_address(http_server)} is not the server at {server.grpc_url}" in done.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_body_over_what_tritons_http_endpoint_survives_is_refused(http_server, monkeypatch):
+    """Triton 2.51's HTTP endpoint crashes on huge bodies: such a load is refused, naming gRPC instead
+    (the limit is lowered here so that a small request crosses it)."""
+    from tritonstack.loadtest.preflight import preflight
+    from tritonstack.loadtest.scenario import Scenario
+    from tritonstack.serve import limits
+
+    from tritonstack.errors import ConfigError
+
+    monkeypatch.setattr(limits, "HTTP_SAFE_BODY_BYTES", 100)
+    with pytest.raises(ConfigError, match=r"over the 0 MiB that Triton 2.51's HTTP endpoint takes .*\(drop "
+                       r"--protocol http\)"):
+        preflight(Scenario(http_url=_address(http_server)), http_server.grpc_url)
+    assert http_server.alive

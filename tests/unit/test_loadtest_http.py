@@ -39,6 +39,30 @@ def test_the_request_is_a_json_header_then_the_raw_tensors_in_order():
     assert all(o["parameters"]["binary_data"] for o in header["outputs"])
     assert request.body[size:] == row["features"].tobytes() + row["ids"].tobytes()
     assert http_request(_info(), "m", "", row).path == "/v2/models/m/infer"
+    assert http_request(_info(), "a+b:c@d(1)", "", row).path == "/v2/models/a+b:c@d(1)/infer"  # as Triton reads it
+
+
+@pytest.mark.parametrize(("model", "version", "needle"), [
+    ("q?x", "", "its name has '?'"), ("my model", "", "its name has ' '"), ("mödel", "", "'ö'"),
+    ("a%3Fb", "", "'%'"), ("m", "1/../1", "takes a version number only"),
+])
+def test_names_triton_cannot_find_over_http_are_refused_before_any_load(model, version, needle):
+    from tritonstack.loadtest.http_wire import check_http_path
+
+    with pytest.raises(ConfigError) as caught:
+        check_http_path(model, version)
+    assert needle in str(caught.value) and "\n" not in str(caught.value)
+    check_http_path("digits_mlp.v2-a+b", "12")
+
+
+def test_big_inputs_get_fewer_prepared_requests_not_gigabytes():
+    from tritonstack.loadtest.inputs import request_rows
+
+    info = SimpleNamespace(inputs={"big": SimpleNamespace(datatype="FP32", dims=(-1,))}, batched=True,
+                           max_batch_size=8)
+    rows = request_rows(info, count=64, shapes={"big": (1_000_000,)}, budget_bytes=10 << 20)
+    assert len(rows) == 2 and rows[0]["big"].shape == (1, 1_000_000)  # 4 MB each, 10 MiB budget
+    assert len(request_rows(info, count=64, shapes={"big": (10,)})) == 64
 
 
 @pytest.mark.parametrize(("status", "body", "cls", "code"), [
@@ -87,6 +111,7 @@ def _check(**options):
     ({"protocol": "http", "url": None, "repository": "r", "http_url": "h:1"}, "with --repository the started"),
     ({"protocol": "http", "http_url": "http://127.0.0.1:8000/"}, "pass host:port (no scheme), e.g. 127.0.0.1:8000"),
     ({"protocol": "http", "http_url": "localhost"}, "'localhost' is not host:port"),
+    ({"protocol": "http", "http_url": " 127.0.0.1:8000"}, "' 127.0.0.1:8000' is not host:port"),
 ])
 def test_protocol_options_that_cannot_work_are_refused_in_one_line(options, needle):
     with pytest.raises(ConfigError) as caught:

@@ -203,6 +203,10 @@ def check_options(spec, *, url, repository, engine: str, referee: bool, inputs, 
     if (url is None) == (repository is None):
         raise ConfigError("pass exactly one of --url (a running server) or --repository (start one)")
     _check_protocol(protocol, http_url, url=url, engine=engine)
+    if protocol == "http":
+        from tritonstack.loadtest.http_wire import check_http_path
+
+        check_http_path(spec.model, spec.version)
     if url is not None:
         from tritonstack.serve.control import check_grpc_url
 
@@ -248,7 +252,7 @@ def _check_protocol(protocol: str, http_url: str | None, *, url: str | None, eng
                               f"{http_url.split('://', 1)[1].rstrip('/')}")
         try:
             split_address(http_url)
-        except ValueError as exc:
+        except ValueError as exc:  # noqa: B904 - one line for the user
             raise ConfigError(f"--http-url {exc}; e.g. 127.0.0.1:8000") from None
 
 
