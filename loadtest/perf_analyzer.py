@@ -11,6 +11,7 @@ perf_analyzer needs `libb64.so.0d` (Debian libb64-0d, `make sysdeps`) and `libcu
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tritonstack.errors import LoadTestError
 
@@ -42,6 +45,7 @@ class PerfAnalyzerRun:
     stability_percent: int = 100
     max_trials: int = 10
     shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    input_data: Mapping[str, Any] | None = None  # --input-data JSON (`input_data(rows)`); None: random data
     cpus: frozenset[int] | None = None
     timeout_s: float = 120.0
 
@@ -77,7 +81,28 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _argv(run: PerfAnalyzerRun, csv_path: Path) -> list[str]:
+#: The most tensor elements handed to perf_analyzer as real input data (JSON); above, it sends random data.
+MAX_INPUT_ELEMENTS = 1 << 21
+
+
+def input_data(rows: Sequence[Mapping[str, np.ndarray]], *, batched: bool) -> dict[str, Any] | None:
+    """perf_analyzer's --input-data JSON sending `rows` in turn (one request each, the batch axis left
+    out when `batched`); None when they hold more than MAX_INPUT_ELEMENTS elements."""
+    if not rows or sum(a.size for row in rows for a in row.values()) > MAX_INPUT_ELEMENTS:
+        return None
+
+    def entry(array: np.ndarray) -> dict[str, Any]:
+        one = array[0] if batched else array
+        if one.dtype == np.object_:
+            content = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in one.ravel()]
+        else:
+            content = one.ravel().tolist()
+        return {"content": content, "shape": list(one.shape)}
+
+    return {"data": [{name: entry(array) for name, array in row.items()} for row in rows]}
+
+
+def _argv(run: PerfAnalyzerRun, csv_path: Path, input_path: Path | None = None) -> list[str]:
     argv = [
         str(find_perf_analyzer()),
         "-m",
@@ -100,6 +125,8 @@ def _argv(run: PerfAnalyzerRun, csv_path: Path) -> list[str]:
         "-f",
         str(csv_path),
     ]
+    if input_path is not None:
+        return [*argv, "--input-data", str(input_path)]  # its shapes are in the data
     for name, dims in run.shapes.items():
         argv += ["--shape", f"{name}:{','.join(str(d) for d in dims)}"]
     return argv
@@ -132,11 +159,14 @@ def parse_csv(text: str) -> dict[str, Any]:
 def run_perf_analyzer(run: PerfAnalyzerRun) -> dict[str, Any]:
     """Run perf_analyzer once; return its figures or raise LoadTestError with its last lines."""
     with tempfile.TemporaryDirectory(prefix="tritonstack-pa-") as tmp:
-        csv_path = Path(tmp) / "pa.csv"
+        csv_path, input_path = Path(tmp) / "pa.csv", None
+        if run.input_data is not None:
+            input_path = Path(tmp) / "input.json"
+            input_path.write_text(json.dumps(run.input_data))
         cpus = run.cpus
         try:
             done = subprocess.run(  # noqa: S603 - our binary, our arguments
-                _argv(run, csv_path),
+                _argv(run, csv_path, input_path),
                 env=_environment(),
                 capture_output=True,
                 text=True,
@@ -148,9 +178,12 @@ def run_perf_analyzer(run: PerfAnalyzerRun) -> dict[str, Any]:
         if done.returncode != 0 or not csv_path.exists():
             lines = (done.stdout + done.stderr).strip().splitlines()
             last = lines[-1].strip() if lines else "no output"
+            libraries = _environment().get("LD_LIBRARY_PATH", "")
+            data = " (--input-data: a JSON file of the load's requests)" if input_path else ""
             raise LoadTestError(
                 f"perf_analyzer failed (exit {done.returncode}): {last}; run it by hand with the same "
-                f"arguments to see all of its output: {' '.join(_argv(run, Path('pa.csv')))}"
+                f"arguments to see all of its output{data}: LD_LIBRARY_PATH={libraries} "
+                f"{' '.join(_argv(run, Path('pa.csv'), input_path and Path('input.json')))}"
             )
         return parse_csv(csv_path.read_text())
 

@@ -187,6 +187,18 @@ def add_generator_cpu(summary: dict[str, Any], use: float, *, processes: int,
         summary["load_window_unix_s"] = [round(t, 3) for t in window_unix_s]
 
 
+def busy_generator_note(summary: dict[str, Any]) -> str | None:
+    """A note when the load generator used ≥ 90% of the CPU its processes can use: it, not the server,
+    may be what limits the throughput, and (open loop) the latencies include its own queueing."""
+    capacity, use = generator_capacity(summary), summary.get("generator_cpu_use")
+    if not capacity or use is None or use < 0.9 * capacity:
+        return None
+    processes = _count(summary.get("generator_processes") or 1, "process")
+    return (f"the load generator was busy ({use:.2f} CPU of the {_count(capacity, 'core')} its {processes} "
+            "can use): it may be what limits the throughput, and the latencies include its own queueing; "
+            "give it more cores (--workers) or a transport that costs less per request (--protocol http)")
+
+
 def generator_capacity(summary: dict[str, Any]) -> int | None:
     """CPUs the generator can keep busy: one per process (each Python process runs on about one core),
     at most the CPUs it may run on; None when not measured."""

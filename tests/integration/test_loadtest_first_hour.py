@@ -104,6 +104,8 @@ def test_ctrl_c_at_any_moment_of_a_distributed_run_is_exit_130_and_one_line(serv
     print(f"{moment}: exit {process.returncode}; stdout {out!r}; stderr {err!r}")
     assert process.returncode == 130 and "Traceback" not in out + err
     assert len(_lines(out + err)) == 1 and "interrupted" in err
+    if "nothing written" in err:  # then nothing is: Locust's own files of the run are gone too
+        assert not any(out_dir.iterdir()), sorted(p.name for p in out_dir.iterdir())
 
 
 def _read(path):

@@ -201,14 +201,18 @@ def test_prepared_requests_fail_with_our_typed_errors(server, tmp_path):
 def test_referee_says_what_a_gap_means(server, tmp_path):
     """With --referee, one line says what a gap between this engine and perf_analyzer means, given the
     load generator's own CPU use (in the report too)."""
+    import numpy as np
+
+    np.savez(tmp_path / "samples.npz", features=np.random.default_rng(0).random((20, 64), np.float32))
     argv = [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "4",
-            "--duration", "2", "--referee", "--out", str(tmp_path)]
+            "--duration", "2", "--referee", "--inputs", str(tmp_path / "samples.npz"), "--out", str(tmp_path)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=180)
     print(done.stdout, done.stderr[-1000:])
     report = json.loads((tmp_path / "steady.json").read_text())
-    if (report["referee"] or {}).get("failed"):
+    if "perf_analyzer not found" in str((report["referee"] or {}).get("failed")):
         pytest.skip(f"perf_analyzer unavailable here: {report['referee']['failed']}")
     assert done.returncode == 0, done.stderr[-2000:]
+    assert not any("random data" in note for note in report["notes"])  # it sent the load's own requests
     meaning = report["referee"]["meaning"]
     assert "perf_analyzer" in meaning and f"referee: {meaning}" in " ".join(done.stdout.split())
     assert report["summary"]["generator_cpu_use"] > 0

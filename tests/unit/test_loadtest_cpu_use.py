@@ -139,3 +139,14 @@ def test_locust_na_figures_of_an_early_stop_are_not_a_traceback() -> None:
              "99%": "N/A", "Average Response Time": "N/A"}
     summary = _summary_from_locust(total)
     assert summary["count"] == 0 and summary["p50_ms"] is None and summary["mean_ms"] is None
+
+
+def test_a_busy_generator_is_named_in_a_note():
+    from tritonstack.loadtest.report import busy_generator_note
+
+    summary: dict = {}
+    add_generator_cpu(summary, 0.96, processes=1)
+    note = busy_generator_note(summary)
+    assert note.startswith("the load generator was busy (0.96 CPU of the 1 core its 1 process can use)")
+    add_generator_cpu(summary, 0.5, processes=1)
+    assert busy_generator_note(summary) is None and busy_generator_note({}) is None

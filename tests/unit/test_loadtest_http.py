@@ -159,3 +159,18 @@ def test_a_dead_or_silent_endpoint_is_our_typed_error_every_time():
     assert all(line.startswith("ServerUnavailableError model 'm': HTTP 127.0.0.1:PORT") for line in lines[:2])
     assert all(line.startswith("InferenceTimeoutError model 'm': no answer from") and "within 0.3 s" in line
                for line in lines[2:]), lines
+
+
+def test_the_referee_gets_the_loads_own_requests_as_input_data():
+    from tritonstack.loadtest.perf_analyzer import MAX_INPUT_ELEMENTS, input_data
+
+    rows = [{"ids": np.array([[3, 7]], np.int64), "text": np.array([[b"hi"]], np.object_)},
+            {"ids": np.array([[5, 9]], np.int64), "text": np.array([["yo"]], np.object_)}]
+    data = input_data(rows, batched=True)
+    assert data == {"data": [{"ids": {"content": [3, 7], "shape": [2]}, "text": {"content": ["hi"], "shape": [1]}},
+                             {"ids": {"content": [5, 9], "shape": [2]}, "text": {"content": ["yo"], "shape": [1]}}]}
+    assert input_data([{"x": np.zeros((2, 3), np.float32)}], batched=False)["data"][0]["x"]["shape"] == [2, 3]
+    assert input_data([{"x": np.zeros((1, MAX_INPUT_ELEMENTS + 1), np.float32)}], batched=True) is None
+    run = PerfAnalyzerRun(url="h:1", model="m", shapes={"x": [3]}, input_data={"data": []})
+    argv = _argv(run, csv_path="x.csv", input_path="in.json")
+    assert argv[-2:] == ["--input-data", "in.json"] and "--shape" not in argv

@@ -60,7 +60,8 @@ def loadtest(
     step: Annotated[
         float,
         typer.Option(
-            help="Ramp: seconds per step; the ramp ends at --duration (a longer step is cut there).",
+            help="Ramp: seconds per step; the ramp ends at --duration (a longer step is cut there). Locust "
+            "changes the user count on its 1 s tick, so a step lands on the next whole second.",
             **finite("--step", 0.5),
         ),
     ] = 2.0,
@@ -182,8 +183,11 @@ def loadtest(
                 death.load_ended()
                 load_stopped = stop.is_set()
                 if referee and not load_stopped:
-                    _referee(result, spec, target, _shapes(info, rows))
+                    _referee(result, spec, target, info, rows)
             _describe_inputs(result, spec, rows)
+            from tritonstack.loadtest.report import busy_generator_note
+
+            result.notes.extend(filter(None, [busy_generator_note(result.summary)]))
             death.note(result)
             if load_stopped:
                 result.mark_interrupted(stop.after_s or 0.0, signal.Signals(stop.signum).name)
@@ -438,13 +442,15 @@ def _shapes(info, rows) -> dict[str, list[int]]:  # noqa: ANN001
     return {n: list(a.shape[1:] if info.batched else a.shape) for n, a in rows[0].items()}
 
 
-def _referee(result, spec, url: str, shapes: dict[str, list[int]]) -> None:  # noqa: ANN001
-    """perf_analyzer on the same model: same concurrency (steady) or same rate (open loop)."""
+def _referee(result, spec, url: str, info, rows) -> None:  # noqa: ANN001
+    """perf_analyzer on the same model: same concurrency (steady) or same rate (open loop), sending the
+    load's own prepared requests (random data of their shapes when they are too big for its JSON)."""
     from tritonstack.errors import TritonStackError
-    from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, compare, run_perf_analyzer
+    from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, compare, input_data, run_perf_analyzer
     from tritonstack.loadtest.scenario import Kind
 
     rate = spec.rate_rps if spec.kind is Kind.OPEN else None
+    shapes, data = _shapes(info, rows), input_data(rows, batched=info.batched)
     try:
         figures = run_perf_analyzer(
             PerfAnalyzerRun(
@@ -453,6 +459,7 @@ def _referee(result, spec, url: str, shapes: dict[str, list[int]]) -> None:  # n
                 model=spec.model,
                 concurrency=spec.users,
                 shapes=shapes,
+                input_data=data,
                 request_rate=rate,
                 distribution=spec.arrival.value,
             )
@@ -460,9 +467,10 @@ def _referee(result, spec, url: str, shapes: dict[str, list[int]]) -> None:  # n
     except TritonStackError as exc:  # the load test's own figures stand; the report says why
         result.fail_referee(" ".join(str(exc).split()))
         return
-    if spec.inputs_path:
+    if data is None:
         result.notes.append(f"the referee (perf_analyzer) sent random data of the shapes {shapes}, not the "
-                            "--inputs samples: a model whose time depends on the values may differ")
+                            "load's requests (too big for its JSON input): a model whose time depends on the "
+                            "values may differ, and one that limits them (an embedding) may refuse them")
     side = compare(result.summary, figures)
     load = {"request_rate": rate} if rate else {"concurrency": spec.users}
     result.referee = {**load, **{f"{k} ({who})": v for k, row in side.items() for who, v in row.items()}}
@@ -480,6 +488,8 @@ def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: i
 
     s, after = result.summary, result.interrupted_after_s
     if not s["count"]:
+        for made in out.glob(f"{result.name}_locust*"):  # Locust's own files of a distributed run: no report
+            made.unlink(missing_ok=True)
         if after is not None:
             err_console.print(f"interrupted after {after:.1f} s before any request finished; nothing written")
             return interrupted_code
@@ -545,7 +555,7 @@ def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
         console.print(f"  {row['count']} x {row['error']}{status}: {row['first_message']}", soft_wrap=True)
     for note in result.notes:
         if note.startswith(("the server stopped", "the server restarted", "the embedded tritonserver",
-                            "--inputs", "the load generator fell behind")):
+                            "--inputs", "the load generator fell behind", "the load generator was busy")):
             console.print(f"note: {note}", soft_wrap=True)
     console.print("report: " + ", ".join(str(p) for p in paths.values()))
 
