@@ -152,7 +152,8 @@ def test_a_failing_referee_is_recorded_and_the_report_is_written(tmp_path, monke
     for i in range(10):
         recorder.add(scheduled_s=i * 0.1, start_s=i * 0.1, end_s=i * 0.1 + 0.002, ok=True)
     result = RunResult.build(name="steady", scenario={}, samples=recorder.frame(), origin_s=0, duration_s=1)
-    _referee(result, Scenario(), "127.0.0.1:1", {"features": [64]})
+    info = SimpleNamespace(batched=True)
+    _referee(result, Scenario(), "127.0.0.1:1", info, [{"features": np.zeros((1, 64), np.float32)}])
     assert "perf_analyzer failed (exit 99)" in result.referee["failed"]
     assert any("referee (perf_analyzer) failed" in note for note in result.notes)
     paths = write_report(result, tmp_path / "out")
