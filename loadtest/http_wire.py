@@ -97,46 +97,63 @@ def http_error(status: int, body: bytes, *, model: str) -> ClientError:
 
 
 class HttpSender:
-    """One keep-alive connection to Triton's HTTP endpoint at `address` (gevent-cooperative).
+    """Keep-alive connections to Triton's HTTP endpoint at `address` (gevent-cooperative), up to
+    `connections` requests in flight at once (more wait for a connection).
 
-    `timeout_s` bounds the connect and each wait for the server (a reply not started by then fails
-    with DEADLINE_EXCEEDED). After any transport failure the connection is dropped and the next
-    request opens a new one. No retries beyond geventhttpclient's resend on a keep-alive connection the
-    server had already closed before the request was read.
+    `timeout_s` is each request's deadline, sending and answer included (DEADLINE_EXCEEDED after it).
+    After any transport failure the connections are dropped and the next request opens new ones (a
+    request that was still waiting for a connection then takes a new one: it had sent nothing). No
+    retries beyond geventhttpclient's resend on a keep-alive connection the server had already closed
+    before the request was read.
     """
 
-    def __init__(self, address: str, *, model: str, timeout_s: float) -> None:
+    def __init__(self, address: str, *, model: str, timeout_s: float, connections: int = 1) -> None:
         self.host, self.port = split_address(address)
-        self.address, self.model, self.timeout_s = address, model, timeout_s
+        self.address, self.model, self.timeout_s, self.connections = address, model, timeout_s, connections
         self._client: Any = None
 
     def _connection(self) -> Any:
         if self._client is None:
             from geventhttpclient import HTTPClient
 
-            self._client = HTTPClient(self.host, self.port, concurrency=1, connection_timeout=self.timeout_s,
-                                      network_timeout=self.timeout_s)
+            self._client = HTTPClient(self.host, self.port, concurrency=self.connections,
+                                      connection_timeout=self.timeout_s, network_timeout=self.timeout_s)
         return self._client
 
     def send(self, request: HttpRequest) -> None:
         """POST `request`; return once answered 200 (the reply is read, not decoded)."""
+        import gevent
         from geventhttpclient._parser import HTTPParseError
         from tritonstack.client.errors import error_for_status
 
+        deadline = gevent.Timeout(self.timeout_s)
+        deadline.start()
         try:
-            response = self._connection().request("POST", request.path, body=request.body,
-                                                  headers=request.headers)
+            response = self._post(request)
             body = response.read()
-        except TimeoutError as exc:
+        except (gevent.Timeout, TimeoutError) as exc:
+            if isinstance(exc, gevent.Timeout) and exc is not deadline:
+                raise
             self.close()
             raise error_for_status("DEADLINE_EXCEEDED", f"no answer from {self.address} within "
-                                   f"{self.timeout_s:g} s", model=self.model) from exc
-        except (OSError, HTTPParseError) as exc:
+                                   f"{self.timeout_s:g} s", model=self.model) from None
+        except (OSError, HTTPParseError, RuntimeError) as exc:
             self.close()
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise error_for_status("UNAVAILABLE", f"HTTP {self.address}: {reason}", model=self.model) from exc
+        finally:
+            deadline.close()
         if response.status_code != 200:
             raise http_error(response.status_code, body, model=self.model)
+
+    def _post(self, request: HttpRequest) -> Any:
+        client = self._connection()
+        try:
+            return client.request("POST", request.path, body=request.body, headers=request.headers)
+        except RuntimeError:  # "connection pool closed": another request's failure closed it while this
+            if client is self._client:  # one waited for a connection, so nothing was sent: take a new one
+                raise
+        return self._connection().request("POST", request.path, body=request.body, headers=request.headers)
 
     def close(self) -> None:
         """Drop the connection (the next `send` opens a new one)."""

@@ -107,7 +107,8 @@ class TritonGrpcUser(User):
         if self.prepared and self.http_url:
             from tritonstack.loadtest.http_wire import HttpSender
 
-            self._channel = HttpSender(self.http_url, model=self.model, timeout_s=self.timeout_s)
+            self._channel = HttpSender(self.http_url, model=self.model, timeout_s=self.timeout_s,
+                                       connections=getattr(self, "max_in_flight", 1))  # open loop: its pool
             _OPEN_CLIENTS.add(self._channel)
             self._send_wire = self._channel.send
         elif self.prepared:

@@ -119,10 +119,12 @@ def check_maxima(info: Any, rows: list, limits: dict[str, list[int]], scenario: 
                 )
 
 
-def _check_http(scenario: Scenario, info: Any, row: dict, url: str, timeout_s: float) -> None:
-    """Before any load over HTTP: the body fits what Triton 2.51's HTTP endpoint survives, and one real
-    inference of the first prepared row goes through the HTTP endpoint and shows in the statistics of
-    the server at `url` (a wrong address, a server without HTTP or another server is one line)."""
+def _check_http(scenario: Scenario, info: Any, row: dict, url: str, timeout_s: float, *, own: bool) -> None:
+    """Before any load over HTTP: the body fits what Triton 2.51's HTTP endpoint survives, and (unless
+    `own`: the server this command started, whose HTTP endpoint it opened) one real inference of the
+    first prepared row goes through the HTTP endpoint and shows in the statistics of the server at
+    `url` (a wrong address, a server without HTTP or another server is one line). A request the model
+    refuses (INVALID_ARGUMENT: its values) proves the endpoint; the load then counts those refusals."""
     from tritonstack.loadtest.http_wire import http_request
     from tritonstack.serve.limits import HTTP_SAFE_BODY_BYTES
 
@@ -133,8 +135,11 @@ def _check_http(scenario: Scenario, info: Any, row: dict, url: str, timeout_s: f
             f"{HTTP_SAFE_BODY_BYTES >> 20} MiB that Triton 2.51's HTTP endpoint takes without crashing "
             "(README, Security); send this load over gRPC (drop --protocol http)"
         )
+    if own:
+        return
     before = _successes(scenario, url, timeout_s)
-    _post_once(scenario, request, timeout_s)
+    if not _post_once(scenario, request, timeout_s):
+        return
     deadline = time.monotonic() + 2.0  # the statistics are updated as the answer leaves
     while _successes(scenario, url, timeout_s) <= before:
         if time.monotonic() > deadline:
@@ -157,8 +162,9 @@ def _successes(scenario: Scenario, url: str, timeout_s: float) -> int:
                for m in stats.get("model_stats", []))
 
 
-def _post_once(scenario: Scenario, request: Any, timeout_s: float) -> None:
-    """POST `request` to the scenario's HTTP endpoint; ConfigError (one line) unless it answers 200."""
+def _post_once(scenario: Scenario, request: Any, timeout_s: float) -> bool:
+    """POST `request` to the scenario's HTTP endpoint: True when answered 200, False when the model
+    refused its input (400); ConfigError (one line) otherwise."""
     import http.client
     import urllib.error
     import urllib.request
@@ -175,6 +181,8 @@ def _post_once(scenario: Scenario, request: Any, timeout_s: float) -> None:
         with urllib.request.urlopen(sent, timeout=wait_s) as answer:  # noqa: S310 - http:// built above
             answer.read()
     except urllib.error.HTTPError as exc:
+        if exc.code == 400:
+            return False
         line = _first_line(http_error(exc.code, exc.read(), model=scenario.model))
         raise ConfigError(f"--http-url {address}: the server there refused a request to {_where(scenario)} "
                           f"({line}); pass the HTTP endpoint of the server at --url") from None
@@ -184,17 +192,20 @@ def _post_once(scenario: Scenario, request: Any, timeout_s: float) -> None:
         raise ConfigError(f"--http-url {address}: no HTTP endpoint answers there ({reason}); start the "
                           "server with its HTTP endpoint on (tritonstack serve --http) and pass its host:port"
                           ) from None
+    return True
 
 
 def preflight(
-    scenario: Scenario, url: str, *, timeout_s: float = 10.0, count: int = 64, shown: str = ""
+    scenario: Scenario, url: str, *, timeout_s: float = 10.0, count: int = 64, shown: str = "",
+    own_server: bool = False,
 ) -> tuple[Any, list]:
     """The model's info and the requests the scenario will cycle through; raise before any load.
 
     Unknown model or version: ConfigError. Server unreachable or model not ready: the client's
     typed error (one line). Inputs that do not fit: ConfigError from `inputs`. `shown` names the
     server in messages instead of `url` (e.g. "the server started on model_repository": a temporary
-    server's port means nothing to the user).
+    server's port means nothing to the user). `own_server`: that server was started by the caller, with
+    the scenario's HTTP endpoint (if any): it need not be proven to be the same server.
     """
     shown = shown or url
     try:
@@ -205,6 +216,6 @@ def preflight(
     rows = request_rows(info, count=count, shapes=scenario.shapes, samples_path=scenario.inputs_path)
     check_maxima(info, rows, max_input_dims(_config_json(scenario, url, timeout_s)), scenario)
     if scenario.http_url:
-        _check_http(scenario, info, rows[0], url, timeout_s)
+        _check_http(scenario, info, rows[0], url, timeout_s, own=own_server)
     _LOGGER.debug("preflight ok: %s, %d prepared requests", _where(scenario), len(rows))
     return info, rows

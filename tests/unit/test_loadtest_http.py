@@ -174,3 +174,45 @@ def test_the_referee_gets_the_loads_own_requests_as_input_data():
     run = PerfAnalyzerRun(url="h:1", model="m", shapes={"x": [3]}, input_data={"data": []})
     argv = _argv(run, csv_path="x.csv", input_path="in.json")
     assert argv[-2:] == ["--input-data", "in.json"] and "--shape" not in argv
+
+
+SENDER_DEADLINE_AND_POOL = """
+import threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import gevent
+from tritonstack.loadtest.http_wire import HttpRequest, HttpSender
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/trickle":  # each byte in time for a per-read timeout, the whole far too late
+            for byte in b"HTTP/1.1 200 OK\\r\\nContent-Length: 0\\r\\n\\r\\n":
+                self.wfile.write(bytes([byte])); self.wfile.flush(); time.sleep(0.05)
+            return
+        time.sleep(0.3)
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+address = f"127.0.0.1:{server.server_address[1]}"
+started = time.perf_counter()
+try:
+    HttpSender(address, model="m", timeout_s=0.5).send(HttpRequest("/trickle", b"x", {}))
+except Exception as exc:
+    print(type(exc).__name__, round(time.perf_counter() - started, 1))
+sender = HttpSender(address, model="m", timeout_s=5, connections=4)
+started = time.perf_counter()
+gevent.joinall([gevent.spawn(sender.send, HttpRequest("/slow", b"x", {})) for _ in range(4)], raise_error=True)
+print("4 in flight", round(time.perf_counter() - started, 1))
+"""
+
+
+def test_the_deadline_covers_the_whole_request_and_open_loops_get_their_connections():
+    done = subprocess.run([sys.executable, "-c", SENDER_DEADLINE_AND_POOL], capture_output=True, text=True,
+                          timeout=60)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 2, done.stdout + done.stderr
+    assert lines[0] in ("InferenceTimeoutError 0.5", "InferenceTimeoutError 0.6"), lines  # not the 2 s trickle
+    assert lines[1] in ("4 in flight 0.3", "4 in flight 0.4"), lines  # side by side, not 1.2 s in a queue

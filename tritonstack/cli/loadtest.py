@@ -175,7 +175,7 @@ def loadtest(
             from tritonstack.loadtest.server_death import ServerDeathWatch
 
             shown = url or f"the server started on {repository}"
-            info, rows = preflight(spec, target, shown=shown)
+            info, rows = preflight(spec, target, shown=shown, own_server=server is not None)
             death = ServerDeathWatch(server)
             with StopOnSignals() as stop, _server_named(target, shown):  # Ctrl-C in the referee too
                 result = _run(spec, target, workers=workers, engine=engine, out=out, should_stop=stop.is_set,
@@ -473,7 +473,8 @@ def _referee(result, spec, url: str, info, rows) -> None:  # noqa: ANN001
                             "values may differ, and one that limits them (an embedding) may refuse them")
     side = compare(result.summary, figures)
     load = {"request_rate": rate} if rate else {"concurrency": spec.users}
-    result.referee = {**load, **{f"{k} ({who})": v for k, row in side.items() for who, v in row.items()}}
+    result.referee = {**load, "protocol": "http" if spec.http_url else "grpc",
+                      **{f"{k} ({who})": v for k, row in side.items() for who, v in row.items()}}
     from tritonstack.loadtest.report import referee_meaning
 
     result.referee["meaning"] = referee_meaning(result.summary, side["throughput_rps"]["ratio"])
@@ -538,6 +539,7 @@ def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
     if result.referee and not result.referee.get("failed"):
         r = result.referee
         load = f"rate {r['request_rate']:g}/s" if r.get("request_rate") else f"concurrency {r['concurrency']}"
+        load += f" over {r.get('protocol', 'grpc')}"
         console.print(
             f"referee at {load}: throughput ours {r['throughput_rps (ours)']:.0f} "
             f"vs perf_analyzer {r['throughput_rps (perf_analyzer)']:.0f} req/s "
