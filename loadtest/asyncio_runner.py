@@ -19,7 +19,7 @@ from tritonstack.loadtest.report import RunResult, add_generator_cpu
 from tritonstack.loadtest.scenario import Kind, Scenario
 from tritonstack.loadtest.schedule import arrival_offsets
 from tritonstack.loadtest.server_stats import ServerStatsPoller
-from tritonstack.loadtest.stats import Recorder
+from tritonstack.loadtest.stats import Recorder, late_answer
 from tritonstack.loadtest.targets import triton_raw
 
 from tritonstack.errors import LoadTestError
@@ -27,14 +27,16 @@ from tritonstack.errors import LoadTestError
 __all__ = ["run_asyncio"]
 
 
-def _noting_errors(send: Any, recorder: Recorder, model: str) -> Any:
+def _noting_errors(send: Any, recorder: Recorder, model: str, timeout_s: float | None) -> Any:
     """`send`, with a failure turned into our typed error (by gRPC status, as the Locust users do) and
-    its status and first message kept for the report's error breakdown."""
+    its status and first message kept for the report's error breakdown; an answer read after
+    `timeout_s` fails as DEADLINE_EXCEEDED (stats.late_answer)."""
     from tritonstack.client.errors import error_for_status
 
     async def noted(i: int) -> object:
+        start = time.perf_counter()
         try:
-            return await send(i)
+            result = await send(i)
         except Exception as exc:
             code, details = getattr(exc, "code", None), getattr(exc, "details", None)
             text = (details() if callable(details) else "") or ""
@@ -45,6 +47,11 @@ def _noting_errors(send: Any, recorder: Recorder, model: str) -> Any:
             typed.__cause__ = exc  # the status is read from it
             recorder.note_error(type(typed).__name__, typed)
             raise typed from exc
+        late = late_answer(time.perf_counter() - start, timeout_s, model)
+        if late is not None:
+            recorder.note_error(type(late).__name__, late)
+            raise late
+        return result
 
     return noted
 
@@ -55,7 +62,7 @@ async def _run(
     async with triton_raw(
         url, scenario.model, rows, timeout_s=scenario.timeout_s, version=scenario.version
     ) as raw:
-        send = _noting_errors(raw, recorder, scenario.model)
+        send = _noting_errors(raw, recorder, scenario.model, scenario.timeout_s)
         if scenario.kind is Kind.STEADY:
             return await closed_loop(
                 send,

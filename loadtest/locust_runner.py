@@ -10,6 +10,7 @@ loopback, ended by PID) and reads their CSV; it never imports Locust itself.
 
 from __future__ import annotations
 
+import ast
 import csv
 import os
 import signal
@@ -376,15 +377,30 @@ def _measured_s(summary: dict[str, Any], span_s: tuple[float, float]) -> float:
 
 
 def _failures(path: Path) -> list[dict[str, Any]]:
-    """Locust's failures CSV as the report's error breakdown (kind, gRPC status, count, message)."""
+    """Locust's failures CSV as the report's error breakdown: one row per (kind, gRPC status), with
+    its count and first message. A distributed run's master holds each error as the repr of the
+    worker's string (quoted), and messages can differ per request; both must not split a kind."""
     rows = list(csv.DictReader(path.open())) if path.is_file() else []
-    out = []
+    out: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
-        text = " ".join((row.get("Error") or "").split())
+        text = _error_text(row.get("Error") or "")
         status = text.rsplit("[", 1)[-1].split("]", 1)[0] if text.rstrip("')\"").endswith("]") else ""
-        out.append({"error": text.split("(", 1)[0] or "error", "status": status,
-                    "count": int(row.get("Occurrences") or 0), "first_message": text[:300]})
-    return sorted(out, key=lambda r: -r["count"])
+        kind = text.split("(", 1)[0].strip() or "error"
+        entry = out.setdefault((kind, status), {"error": kind, "status": status, "count": 0,
+                                                "first_message": text[:300]})
+        entry["count"] += int(row.get("Occurrences") or 0)
+    return sorted(out.values(), key=lambda r: -r["count"])
+
+
+def _error_text(raw: str) -> str:
+    """One error of Locust's failures CSV, unquoted when it is the repr of a string, on one line."""
+    text = raw.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        try:
+            text = str(ast.literal_eval(text))
+        except (ValueError, SyntaxError):
+            text = text[1:-1]
+    return " ".join(text.split())
 
 
 def _summary_from_locust(

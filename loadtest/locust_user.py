@@ -43,6 +43,7 @@ from tritonstack.loadtest.generator import error_kind  # noqa: E402
 from tritonstack.loadtest.inputs import request_rows  # noqa: E402
 from tritonstack.loadtest.scenario import Scenario  # noqa: E402
 from tritonstack.loadtest.schedule import Arrival  # noqa: E402
+from tritonstack.loadtest.stats import late_answer  # noqa: E402
 
 __all__ = ["OpenLoopUser", "SteadyUser", "TritonGrpcUser", "close_clients", "user_class"]
 
@@ -152,6 +153,7 @@ class TritonGrpcUser(User):
         except Exception as exc:  # noqa: BLE001 - reported as a failed request
             exception = exc
         end = time.perf_counter()
+        exception = exception or late_answer(end - start, self.timeout_s, self.model)
         self.environment.events.request.fire(
             request_type="http" if fast and self.http_url else "grpc",
             name=self.model,

@@ -221,13 +221,24 @@ def generator_cpu_text(summary: dict[str, Any]) -> str:
             f"{processes}-process generator can use ({_count(summary['generator_cpus'], 'CPU')} allowed)")
 
 
-def referee_meaning(summary: dict[str, Any], throughput_ratio: float | None) -> str:
-    """One line: what a throughput gap between this engine and perf_analyzer (a C++ client) means,
-    given the load generator's own CPU use."""
+def referee_meaning(summary: dict[str, Any], throughput_ratio: float | None, p50_ratio: float | None = None,
+                    *, tolerance: float = 0.15) -> str:
+    """One line: what a gap between this engine and perf_analyzer (a C++ client) means, given the load
+    generator's own CPU use. The engines agree only when throughput and p50 are both within `tolerance`."""
     if throughput_ratio is None:
         return "no throughput ratio: one side completed no request"
-    if throughput_ratio >= 0.85:
-        return f"the engines agree ({throughput_ratio:.2f}x perf_analyzer): the figures are the server's"
+    if throughput_ratio > 1 + tolerance:
+        return (f"this engine reached {throughput_ratio:.2f}x of perf_analyzer's throughput: the two did not "
+                "see the same load (a rate perf_analyzer could not hold, or a server that changed between "
+                "the runs); run again before reading either")
+    if throughput_ratio >= 1 - tolerance:
+        if p50_ratio is None or abs(p50_ratio - 1) <= tolerance:
+            return f"the engines agree ({throughput_ratio:.2f}x perf_analyzer): the figures are the server's"
+        whose = ("this engine's include time in its own client (and its queue when busy): read "
+                 "perf_analyzer's p50 as the server's" if p50_ratio > 1 else
+                 "perf_analyzer's include more client time at this load: read this engine's p50")
+        return (f"the throughputs agree ({throughput_ratio:.2f}x perf_analyzer) but the median latencies do "
+                f"not ({p50_ratio:.2f}x): {whose}")
     use, capacity = summary.get("generator_cpu_use"), generator_capacity(summary)
     head = f"this engine reached {throughput_ratio:.2f}x of perf_analyzer (a C++ client) on the same server; "
     if use is None or not capacity:

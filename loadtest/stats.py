@@ -28,9 +28,22 @@ from typing import Any
 import numpy as np
 
 __all__ = ["PERCENTILES", "LatencyHistogram", "Recorder", "Samples", "error_breakdown", "error_status",
-           "summarize", "windows"]
+           "late_answer", "summarize", "windows"]
 
 PERCENTILES = (50, 90, 99)
+
+
+def late_answer(elapsed_s: float, timeout_s: float | None, model: str) -> Exception | None:
+    """DEADLINE_EXCEEDED (our typed error) for a request that succeeded `elapsed_s` after it was sent,
+    past its `timeout_s`; else None. The deadline timer only fires when the generator's loop gets to
+    it: an answer read late (a big body already buffered, a busy loop) would otherwise count as OK
+    with a latency over the deadline."""
+    if timeout_s is None or elapsed_s <= timeout_s:
+        return None
+    from tritonstack.client.errors import error_for_status
+
+    return error_for_status("DEADLINE_EXCEEDED", f"answered after {elapsed_s:.3f} s, past the "
+                            f"{timeout_s:g} s deadline (--timeout-s)", model=model)
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,8 @@ class Recorder:
 
 
 def error_status(exc: BaseException) -> str:
-    """The gRPC status code name of a failure (looked for on it and on its causes), or ""."""
+    """The gRPC status code name of a failure (looked for on it and on its causes, then at the end of
+    our typed error's message: "... [DEADLINE_EXCEEDED]"), or ""."""
     seen: BaseException | None = exc
     for _ in range(4):
         code = getattr(seen, "code", None)
@@ -102,9 +116,11 @@ def error_status(exc: BaseException) -> str:
             except Exception:  # noqa: BLE001 - a `code` that is not gRPC's
                 return ""
         if seen is None or seen.__cause__ is None:
-            return ""
+            break
         seen = seen.__cause__
-    return ""
+    text = str(exc).rstrip()
+    name = text.rsplit("[", 1)[-1][:-1] if text.endswith("]") else ""
+    return name if name and name.replace("_", "").isalpha() and name.isupper() else ""
 
 
 def error_breakdown(kinds: dict[str, int], first: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:

@@ -108,6 +108,12 @@ def test_referee_meaning_names_the_limit():
     assert "CPU to spare" in referee_meaning(spare, 0.3)
     assert "not measured" in referee_meaning({}, 0.3)
     assert "no throughput ratio" in referee_meaning(busy, None)
+    # outsider round 3: "engines agree" while the p50 was flagged as not within 15%
+    assert "agree" in referee_meaning(busy, 0.95, 1.1) and "but" not in referee_meaning(busy, 0.95, 1.1)
+    assert "the throughputs agree (0.95x perf_analyzer) but the median latencies do not (1.40x)" in (
+        referee_meaning(busy, 0.95, 1.4))
+    assert "read perf_analyzer's p50" in referee_meaning(busy, 0.95, 1.4)
+    assert "did not see the same load" in referee_meaning(busy, 1.3, 1.0)
 
 
 def test_a_server_shared_with_other_clients_is_noted() -> None:

@@ -90,7 +90,7 @@ def test_asyncio_failures_are_broken_down_by_status_with_the_first_message(capsy
         raise AioRpcError(code, Metadata(), Metadata(), details=f"failure {i}")
 
     recorder = Recorder()
-    asyncio.run(closed_loop(_noting_errors(send, recorder, "mlp"), concurrency=1, duration_s=30,
+    asyncio.run(closed_loop(_noting_errors(send, recorder, "mlp", 10.0), concurrency=1, duration_s=30,
                             max_requests=10, recorder=recorder))
     summary = summarize(recorder.frame())
     rows = {r["status"]: r for r in summary["error_breakdown"]}
@@ -98,6 +98,7 @@ def test_asyncio_failures_are_broken_down_by_status_with_the_first_message(capsy
     assert set(rows) == {"UNAVAILABLE", "INVALID_ARGUMENT"} and sum(r["count"] for r in rows.values()) == 10
     assert rows["INVALID_ARGUMENT"]["first_message"] == "model 'mlp': failure 0 [INVALID_ARGUMENT]"
     assert rows["UNAVAILABLE"]["error"].endswith("Error") and "AioRpcError" not in str(rows)
+
     result = RunResult(name="steady", scenario={"sent": "features (1, 4) FP32"}, summary=summary, windows=[])
     from tritonstack.cli.loadtest import _print_summary
 
@@ -106,6 +107,37 @@ def test_asyncio_failures_are_broken_down_by_status_with_the_first_message(capsy
     assert "5 x InvalidInputError [INVALID_ARGUMENT]: model 'mlp': failure 0" in out
     assert "sent: features (1, 4) FP32" in out
     assert "Failed requests by kind" in render_html(result) and "failure 1 [UNAVAILABLE]" in render_html(result)
+
+
+def test_an_answer_read_after_the_deadline_fails_as_deadline_exceeded():
+    """Outsider round 3: a 16 MB answer over HTTP with --timeout-s 0.1 counted OK at 141 ms (p99): the
+    deadline timer fires only when the loop gets to it. Both engines now fail such an answer."""
+    import time
+
+    from tritonstack.loadtest.asyncio_runner import _noting_errors
+    from tritonstack.loadtest.stats import late_answer
+
+    async def send(i: int) -> int:
+        time.sleep(0.03 if i % 2 else 0.0)  # blocks the loop, as reading a big buffered answer does
+        return i
+
+    recorder = Recorder()
+    asyncio.run(closed_loop(_noting_errors(send, recorder, "mlp", 0.02), concurrency=1, duration_s=30,
+                            max_requests=10, recorder=recorder))
+    summary = summarize(recorder.frame())
+    assert summary["errors"] == 5 and summary["error_kinds"] == {"InferenceTimeoutError": 5}, summary
+    assert "past the 0.02 s deadline (--timeout-s)" in summary["error_breakdown"][0]["first_message"]
+    assert late_answer(0.5, 1.0, "m") is None and late_answer(0.5, None, "m") is None
+    assert type(late_answer(1.5, 1.0, "m")).__name__ == "InferenceTimeoutError"
+    assert summary["error_breakdown"][0]["status"] == "DEADLINE_EXCEEDED"  # read from our message
+
+
+def test_the_status_of_a_typed_error_without_a_grpc_cause_is_read_from_its_message():
+    from tritonstack.client.errors import error_for_status
+    from tritonstack.loadtest.stats import error_status
+
+    assert error_status(error_for_status("UNAVAILABLE", "HTTP 127.0.0.1:1: refused", model="m")) == "UNAVAILABLE"
+    assert error_status(ValueError("shape [2, 3]")) == "" and error_status(ValueError("x [a]")) == ""
 
 
 def test_locusts_failures_csv_becomes_the_same_breakdown(tmp_path):

@@ -222,3 +222,31 @@ def test_tune_says_what_to_change_when_no_point_met_the_budget() -> None:
     assert "lowest was 6.25 ms" in hint and "lower --concurrency or raise --p99-ms" in hint
     met = TuneOutcome(model="digits_mlp", p99_ms=5.0, baseline={"p99_ms": 4.0}, points=[], best=None)
     assert _budget_hint(met, options) == ""
+
+
+def test_failures_breakdown_is_one_row_per_kind_and_status_local_or_distributed(tmp_path):
+    """Outsider round 3: with --workers the kinds read "'InvalidInputError" and every message was a row."""
+    import csv
+
+    from tritonstack.loadtest.locust_runner import _failures
+
+    from tritonstack.errors import InvalidInputError, ServerUnavailableError
+
+    def error(n: int) -> InvalidInputError:
+        return InvalidInputError(f"input 'x' has shape [{n}, 3], model wants [-1, 4] [INVALID_ARGUMENT]")
+
+    # Locust's StatsError.parse_error is repr(error) (no importing locust here: it monkey-patches the
+    # test session); the master of a distributed run holds the worker's repr as a string: repr(repr(e))
+    local = [repr(error(1)), repr(error(2))]
+    distributed = [repr(repr(e)) for e in (error(3), error(4), ServerUnavailableError("gone [UNAVAILABLE]"))]
+    for rows in (local, distributed):
+        path = tmp_path / "failures.csv"
+        with path.open("w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["Method", "Name", "Error", "Occurrences"])
+            for n, text in enumerate(rows):
+                out.writerow(["grpc", "m", text, 10 + n])
+        got = [(r["error"], r["status"], r["count"]) for r in _failures(path)]
+        assert got[0] == ("InvalidInputError", "INVALID_ARGUMENT", 21), got
+        assert _failures(path)[0]["first_message"].startswith("InvalidInputError(\"input 'x' has shape [")
+    assert got[1:] == [("ServerUnavailableError", "UNAVAILABLE", 12)]

@@ -100,7 +100,8 @@ def loadtest(
         typer.Option(
             "--timeout-s",
             help="Deadline of each request (s), 0.001 to 3600: gRPC deadlines have millisecond "
-            "resolution. A request not answered by then fails (DEADLINE_EXCEEDED) and counts as an error. "
+            "resolution. A request not answered by then, or whose answer the load generator read later, "
+            "fails (DEADLINE_EXCEEDED) and counts as an error. "
             "Deadlines that expire on many requests in flight can crash Triton 2.51's gRPC server (SIGSEGV, "
             "triton-inference-server/server#7368; seen at 1-2 ms on the MLP): keep it above the model's p99.",
             **finite("--timeout-s", example=10),
@@ -477,7 +478,8 @@ def _referee(result, spec, url: str, info, rows) -> None:  # noqa: ANN001
                       **{f"{k} ({who})": v for k, row in side.items() for who, v in row.items()}}
     from tritonstack.loadtest.report import referee_meaning
 
-    result.referee["meaning"] = referee_meaning(result.summary, side["throughput_rps"]["ratio"])
+    result.referee["meaning"] = referee_meaning(result.summary, side["throughput_rps"]["ratio"],
+                                                side["p50_ms"]["ratio"])
 
 
 def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: int) -> int:  # noqa: ANN001
