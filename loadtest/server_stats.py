@@ -119,6 +119,11 @@ def went_back(before: Snapshot, after: Snapshot) -> bool:
                if v in before.versions)
 
 
+#: a statistics call answers in milliseconds even under load (it does not queue behind inferences);
+#: a hung (e.g. SIGSTOPped) server must not hold the end of a run, or Ctrl-C, for long
+POLL_TIMEOUT_S = 2.0
+
+
 class ServerStatsPoller:
     """Poll one model's statistics every `interval_s` in a background thread (gevent-friendly)."""
 
@@ -136,7 +141,8 @@ class ServerStatsPoller:
     def _poll(self, client: Any) -> None:
         asked_s = time.perf_counter()
         try:
-            statistics = client.get_inference_statistics(self.model, as_json=True, client_timeout=5.0)
+            statistics = client.get_inference_statistics(self.model, as_json=True,
+                                                         client_timeout=POLL_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - statistics are optional; say why missing
             self.error = f"statistics unavailable: {' '.join(str(exc).split())}"
             self.down_since_s = self.down_since_s or asked_s
@@ -156,7 +162,8 @@ class ServerStatsPoller:
                 self._poll(client)
                 if self._stop.wait(self.interval_s):
                     break
-            self._poll(client)
+            if self.down_since_s is None:  # a hung server is not asked once more (Ctrl-C stays quick)
+                self._poll(client)
         finally:
             client.close()
 

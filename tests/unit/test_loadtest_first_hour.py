@@ -263,3 +263,33 @@ def test_a_distributed_runs_duration_and_throughput_are_locusts_measured_span():
     assert summary["throughput_rps"] == pytest.approx(946 / summary["duration_s"])
     long = {"count": 100, "errors": 0, "throughput_rps": 1.0}  # never beyond the time it ran
     assert _measured_s(long, (0.0, 5.0)) == 5.0
+
+
+
+def test_the_stats_poller_does_not_ask_a_server_that_stopped_answering_once_more(monkeypatch):
+    """Outsider round 3: Ctrl-C against a SIGSTOPped server took ~11 s (a 5 s poll, then a 5 s last
+    poll). Polls now give up after POLL_TIMEOUT_S and the last one is skipped after a failed one."""
+    import threading
+
+    import tritonclient.grpc as grpcclient
+    from tritonstack.loadtest.server_stats import POLL_TIMEOUT_S, ServerStatsPoller
+
+    calls = []
+
+    class Hung:
+        def get_inference_statistics(self, model, as_json, client_timeout):  # noqa: ANN001, ANN201
+            calls.append(client_timeout)
+            raise TimeoutError("Deadline Exceeded")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(grpcclient, "InferenceServerClient", lambda url: Hung())  # noqa: ARG005
+    poller = ServerStatsPoller("127.0.0.1:1", "m", interval_s=30)
+    thread = threading.Thread(target=poller._loop)
+    thread.start()
+    threading.Event().wait(0.2)  # the first poll failed; the loop waits its 30 s interval
+    poller._stop.set()
+    thread.join(5)
+    assert not thread.is_alive() and poller.down_since_s is not None
+    assert calls == [POLL_TIMEOUT_S] and POLL_TIMEOUT_S <= 2.0  # no last poll of a server that hung
