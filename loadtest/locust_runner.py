@@ -11,13 +11,16 @@ loopback, ended by PID) and reads their CSV; it never imports Locust itself.
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +114,8 @@ def run_local(
     recorder = Recorder()
     env.events.request.add_listener(_recording_listener(recorder))
     runner = env.create_local_runner()
-    with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
+    with _without_locust_cpu_warnings(), \
+            ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
         origin, wall, cpu = time.perf_counter(), time.time(), time.process_time()
         if shape is not None:
             runner.start_shape()
@@ -134,6 +138,25 @@ def run_local(
     add_generator_cpu(result.summary, cpu / duration, processes=1, window_unix_s=(wall, wall + duration))
     result.load = users
     return result
+
+
+class _NoCpuWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("CPU usage")
+
+
+@contextlib.contextmanager
+def _without_locust_cpu_warnings() -> Iterator[None]:
+    """Locust's "CPU usage above 90%" lines (root and locust.runners loggers) are left out of the
+    console: the report's own note says when the generator was busy, with its measured CPU use."""
+    quiet, loggers = _NoCpuWarning(), (logging.getLogger(), logging.getLogger("locust.runners"))
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 def _user_exceptions(runner: Any) -> list[str]:

@@ -145,3 +145,16 @@ def test_a_spike_prints_no_spawn_rate_warning(server, tmp_path):
     done = subprocess.run(argv, capture_output=True, text=True, timeout=LIMIT_S, env=_env(tmp_path))
     print(done.stdout, done.stderr[-2000:])
     assert done.returncode == 0 and "spawn rate" not in (done.stdout + done.stderr).lower()
+
+
+def test_a_busy_local_generator_is_said_by_our_note_not_by_locusts_warning(server, tmp_path):
+    """Outsider round 3: Locust's own "CPU usage above 90%!" lines leaked into a gRPC run's console."""
+    argv = [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "64",
+            "--duration", "7", "--out", str(tmp_path / "r")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=LIMIT_S, env=_env(tmp_path),
+                          preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
+    print(done.stdout, done.stderr[-2000:])
+    use = json.loads((tmp_path / "r" / "steady.json").read_text())["summary"]["generator_cpu_use"]
+    assert done.returncode == 0 and use >= 0.8, use  # busy (one core): Locust's monitor (every 5 s) warns
+    assert "CPU usage" not in done.stdout + done.stderr
+    assert ("note: the load generator was busy" in " ".join(done.stdout.split())) == (use >= 0.9)
