@@ -71,6 +71,6 @@ def _is_number(value: object) -> bool:
 def checked_seconds(name: str, value: object) -> float:
     """`value` as a duration in seconds, or ConfigError naming `name` unless it is a finite number > 0
     (a NaN deadline would otherwise end every call at once, or a wait never)."""
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type]
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type,operator]
         raise ConfigError(f"{name}={value!r}; pass a finite number of seconds > 0")
     return float(value)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ import numpy as np
 
 from tritonstack.errors import ClientError, ConfigError
 
-__all__ = ["HttpRequest", "HttpSender", "check_http_path", "http_error", "http_request", "split_address"]
+__all__ = ["HttpRequest", "HttpSender", "check_http_path", "http_error", "http_request"]
 
 #: Triton's HTTP status for each error class it answers with, as the gRPC code our error tree takes.
 _CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 409: "ALREADY_EXISTS",
@@ -76,14 +76,6 @@ def check_http_path(model: str, version: str) -> None:
         raise ConfigError(f"--model-version {version!r}: Triton's HTTP endpoint takes a version number only")
 
 
-def split_address(address: str) -> tuple[str, int]:
-    """("host", port) of "host:port" ("[::1]:8000" too); ValueError when it is not one."""
-    host, _, port = address.rpartition(":")
-    if not host or any(c.isspace() for c in address) or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{address!r} is not host:port with a port from 1 to 65535")
-    return host.removeprefix("[").removesuffix("]"), int(port)
-
-
 def http_error(status: int, body: bytes, *, model: str) -> ClientError:
     """Our typed error for a non-200 answer (Triton's body is {"error": "..."})."""
     from tritonstack.client.errors import error_for_status
@@ -108,7 +100,9 @@ class HttpSender:
     """
 
     def __init__(self, address: str, *, model: str, timeout_s: float, connections: int = 1) -> None:
-        self.host, self.port = split_address(address)
+        from tritonstack.serve.control import split_host_port
+
+        self.host, self.port = split_host_port(address)
         self.address, self.model, self.timeout_s, self.connections = address, model, timeout_s, connections
         self._client: Any = None
 

@@ -137,27 +137,27 @@ def _check_http(scenario: Scenario, info: Any, row: dict, url: str, timeout_s: f
         )
     if own:
         return
-    before = _successes(scenario, url, timeout_s)
-    if not _post_once(scenario, request, timeout_s):
-        return
-    deadline = time.monotonic() + 2.0  # the statistics are updated as the answer leaves
-    while _successes(scenario, url, timeout_s) <= before:
-        if time.monotonic() > deadline:
-            raise ConfigError(f"--http-url {address} is not the server at {url}: a request sent there did "
-                              f"not show in that server's statistics of {_where(scenario)}; pass the HTTP "
-                              "endpoint of the same server")
-        time.sleep(0.05)
-
-
-def _successes(scenario: Scenario, url: str, timeout_s: float) -> int:
-    """Successful inferences of the scenario's model (all versions) counted by the server at `url`."""
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(url)
     try:
-        stats = client.get_inference_statistics(scenario.model, as_json=True, client_timeout=timeout_s)
+        before = _successes(client, scenario.model, timeout_s)
+        if not _post_once(scenario, request, timeout_s):
+            return
+        deadline = time.monotonic() + 2.0  # the statistics are updated as the answer leaves
+        while _successes(client, scenario.model, timeout_s) <= before:
+            if time.monotonic() > deadline:
+                raise ConfigError(f"--http-url {address} is not the server at {url}: a request sent there "
+                                  f"did not show in that server's statistics of {_where(scenario)}; pass the "
+                                  "HTTP endpoint of the same server")
+            time.sleep(0.05)
     finally:
         client.close()
+
+
+def _successes(client: Any, model: str, timeout_s: float) -> int:
+    """Successful inferences of `model` (all versions) counted by the server `client` talks to."""
+    stats = client.get_inference_statistics(model, as_json=True, client_timeout=timeout_s)
     return sum(int(m.get("inference_stats", {}).get("success", {}).get("count", 0))
                for m in stats.get("model_stats", []))
 
@@ -169,10 +169,11 @@ def _post_once(scenario: Scenario, request: Any, timeout_s: float) -> bool:
     import urllib.error
     import urllib.request
 
-    from tritonstack.loadtest.http_wire import http_error, split_address
+    from tritonstack.loadtest.http_wire import http_error
+    from tritonstack.serve.control import split_host_port
 
     address = scenario.http_url
-    host, port = split_address(address)
+    host, port = split_host_port(address)
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     sent = urllib.request.Request(base + request.path, data=request.body, headers=request.headers,
                                   method="POST")

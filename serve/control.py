@@ -39,15 +39,24 @@ def grpc_key_headers(admin_key: str | None) -> dict[str, str]:
     return {f"triton-grpc-protocol-{ADMIN_HEADER}": admin_key} if admin_key else {}
 
 
+def split_host_port(address: str) -> tuple[str, int]:
+    """("host", port) of "host:port" ("[::1]:8000" too); ValueError when it is not one."""
+    host, _, port = address.rpartition(":")
+    if not host or any(c.isspace() for c in address) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not host:port with a port from 1 to 65535")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
 def check_grpc_url(url: str) -> str:
     """`url` if it is host:port with a port of 1-65535; ConfigError otherwise (gRPC would wrap the port)."""
     if "://" in url:  # gRPC would fail later with a cryptic "errors resolving http://..."
         host = url.split("://", 1)[1].rstrip("/")
         raise ConfigError(f"--url {url!r}: --url takes host:port for gRPC (no http://), e.g. {host}")
-    host, _, port = url.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    try:
+        split_host_port(url)
+    except ValueError:
         raise ConfigError(f"--url {url!r} is not host:port with a port from 1 to 65535; pass Triton's gRPC "
-                          "endpoint, e.g. 127.0.0.1:8001")
+                          "endpoint, e.g. 127.0.0.1:8001") from None
     return url
 
 

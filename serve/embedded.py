@@ -467,10 +467,15 @@ class EmbeddedServer:
     @property
     def http_url(self) -> str | None:
         """http://host:port of the HTTP endpoint; None when HTTP is off (the default, config.py)."""
+        return None if self.http_address is None else f"http://{self.http_address}"
+
+    @property
+    def http_address(self) -> str | None:
+        """host:port of the HTTP endpoint ([::1]:port for IPv6); None when HTTP is off."""
         if "http" not in self.ports:
             return None
         host = self._host("http")
-        return f"http://[{host}]:{self.ports['http']}" if ":" in host else f"http://{host}:{self.ports['http']}"
+        return f"[{host}]:{self.ports['http']}" if ":" in host else f"{host}:{self.ports['http']}"
 
     @property
     def metrics_url(self) -> str:

@@ -205,7 +205,7 @@ class Bench:
     @property
     def http_address(self) -> str:
         """The bench server's HTTP host:port (no scheme)."""
-        return self.server.http_url.split("://", 1)[1]
+        return self.server.http_address
 
     def ready_models(self) -> dict[str, str]:
         """model -> state as the server reports it."""

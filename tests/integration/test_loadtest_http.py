@@ -23,7 +23,7 @@ def http_server(repository):
 
 
 def _address(server) -> str:
-    return server.http_url.split("://", 1)[1]
+    return server.http_address
 
 
 def _loadtest(*args, timeout=120):

@@ -7,9 +7,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from tritonstack.loadtest.http_wire import http_error, http_request, split_address
+from tritonstack.loadtest.http_wire import http_error, http_request
 from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, _argv
 from tritonstack.loadtest.scenario import Scenario
+from tritonstack.serve.control import split_host_port
 
 from tritonstack.errors import (
     ConfigError,
@@ -83,11 +84,11 @@ def test_an_http_error_becomes_our_typed_error_with_the_servers_words(status, bo
 
 
 def test_addresses_are_host_and_port():
-    assert split_address("127.0.0.1:8000") == ("127.0.0.1", 8000)
-    assert split_address("[::1]:8000") == ("::1", 8000)
+    assert split_host_port("127.0.0.1:8000") == ("127.0.0.1", 8000)
+    assert split_host_port("[::1]:8000") == ("::1", 8000)
     for bad in ("127.0.0.1", ":8000", "h:0", "h:70000", "h:x"):
         with pytest.raises(ValueError, match="host:port"):
-            split_address(bad)
+            split_host_port(bad)
 
 
 def test_perf_analyzer_runs_over_the_protocol_asked_for():

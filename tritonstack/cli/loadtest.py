@@ -170,7 +170,7 @@ def loadtest(
             if protocol == "http":
                 import dataclasses
 
-                spec = dataclasses.replace(spec, http_url=http_url or server.http_url.split("://", 1)[1])
+                spec = dataclasses.replace(spec, http_url=http_url or server.http_address)
             from tritonstack.loadtest.interrupt import StopOnSignals
             from tritonstack.loadtest.preflight import preflight
             from tritonstack.loadtest.server_death import ServerDeathWatch
@@ -250,13 +250,13 @@ def _check_protocol(protocol: str, http_url: str | None, *, url: str | None, eng
         raise ConfigError("--protocol http with --url needs --http-url host:port, the same server's HTTP "
                           "endpoint (e.g. 127.0.0.1:8000; tritonstack serve --http opens it)")
     if http_url is not None:
-        from tritonstack.loadtest.http_wire import split_address
+        from tritonstack.serve.control import split_host_port
 
         if "://" in http_url:
             raise ConfigError(f"--http-url {http_url!r}: pass host:port (no scheme), e.g. "
                               f"{http_url.split('://', 1)[1].rstrip('/')}")
         try:
-            split_address(http_url)
+            split_host_port(http_url)
         except ValueError as exc:  # noqa: B904 - one line for the user
             raise ConfigError(f"--http-url {exc}; e.g. 127.0.0.1:8000") from None
 
