@@ -27,16 +27,14 @@ from tritonstack.errors import LoadTestError
 __all__ = ["run_asyncio"]
 
 
-def _noting_errors(send: Any, recorder: Recorder, model: str, timeout_s: float | None) -> Any:
+def _noting_errors(send: Any, recorder: Recorder, model: str) -> Any:
     """`send`, with a failure turned into our typed error (by gRPC status, as the Locust users do) and
-    its status and first message kept for the report's error breakdown; an answer read after
-    `timeout_s` fails as DEADLINE_EXCEEDED (stats.late_answer)."""
+    its status and first message kept for the report's error breakdown."""
     from tritonstack.client.errors import error_for_status
 
     async def noted(i: int) -> object:
-        start = time.perf_counter()
         try:
-            result = await send(i)
+            return await send(i)
         except Exception as exc:
             code, details = getattr(exc, "code", None), getattr(exc, "details", None)
             text = (details() if callable(details) else "") or ""
@@ -47,11 +45,6 @@ def _noting_errors(send: Any, recorder: Recorder, model: str, timeout_s: float |
             typed.__cause__ = exc  # the status is read from it
             recorder.note_error(type(typed).__name__, typed)
             raise typed from exc
-        late = late_answer(time.perf_counter() - start, timeout_s, model)
-        if late is not None:
-            recorder.note_error(type(late).__name__, late)
-            raise late
-        return result
 
     return noted
 
@@ -62,7 +55,11 @@ async def _run(
     async with triton_raw(
         url, scenario.model, rows, timeout_s=scenario.timeout_s, version=scenario.version
     ) as raw:
-        send = _noting_errors(raw, recorder, scenario.model, scenario.timeout_s)
+        send = _noting_errors(raw, recorder, scenario.model)
+
+        def late(elapsed_s: float) -> Exception | None:  # an answer past --timeout-s fails
+            return late_answer(elapsed_s, scenario.timeout_s, scenario.model)
+
         if scenario.kind is Kind.STEADY:
             return await closed_loop(
                 send,
@@ -70,6 +67,7 @@ async def _run(
                 duration_s=scenario.duration_s,
                 recorder=recorder,
                 should_stop=should_stop,
+                late=late,
             )
         offsets = arrival_offsets(
             rate_rps=scenario.rate_rps, duration_s=scenario.duration_s, process=scenario.arrival
@@ -81,6 +79,7 @@ async def _run(
             max_in_flight=scenario.max_in_flight * scenario.users,
             should_stop=should_stop,
             send_for_s=scenario.duration_s,
+            late=late,
         )
 
 

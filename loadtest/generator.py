@@ -26,6 +26,9 @@ __all__ = ["Run", "Send", "closed_loop", "error_kind", "open_loop"]
 
 Send = Callable[[int], Awaitable[object]]
 StopCheck = Callable[[], bool]
+#: given the seconds from a successful request's scheduled instant to its answer, the failure to count
+#: instead (an answer past the deadline: stats.late_answer), or None
+Late = Callable[[float], "Exception | None"]
 _POLL_S = 0.1  # how often a waiting loop looks at `should_stop`
 #: After `should_stop()`, requests in flight get this long to finish, then are cancelled (not recorded):
 #: a stop must not wait out their deadlines on a hung server.
@@ -52,7 +55,8 @@ def error_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def _timed(send: Send, i: int, scheduled_s: float, recorder: Recorder | None) -> None:
+async def _timed(send: Send, i: int, scheduled_s: float, recorder: Recorder | None,
+                 late: Late | None) -> None:
     start = time.perf_counter()
     try:
         await send(i)
@@ -69,8 +73,13 @@ async def _timed(send: Send, i: int, scheduled_s: float, recorder: Recorder | No
                 error=error_kind(exc),
             )
         return
+    end = time.perf_counter()
+    failure = late(end - scheduled_s) if late is not None else None
+    if recorder is not None and failure is not None:
+        recorder.note_error(type(failure).__name__, failure)
     if recorder is not None:
-        recorder.add(scheduled_s=scheduled_s, start_s=start, end_s=time.perf_counter(), ok=True)
+        recorder.add(scheduled_s=scheduled_s, start_s=start, end_s=end, ok=failure is None,
+                     error=error_kind(failure) if failure is not None else "")
 
 
 def _never() -> bool:
@@ -116,9 +125,11 @@ async def closed_loop(
     warmup_s: float = 0.0,
     max_requests: int = 2_000_000,
     should_stop: StopCheck = _never,
+    late: Late | None = None,
 ) -> Run:
     """Keep `concurrency` requests in flight for `warmup_s + duration_s`; record after warm-up.
-    Once `should_stop()` is true no new request starts; those in flight get STOP_GRACE_S to finish."""
+    Once `should_stop()` is true no new request starts; those in flight get STOP_GRACE_S to finish.
+    `late`: a success it names a failure (an answer past the deadline) is recorded as that failure."""
     if concurrency < 1 or duration_s <= 0:
         raise ConfigError(f"concurrency={concurrency} must be >= 1 and duration_s={duration_s} > 0")
     begin = time.perf_counter()
@@ -130,7 +141,7 @@ async def closed_loop(
             now = time.perf_counter()
             if now >= stop or should_stop():
                 return
-            await _timed(send, i, now, recorder if now >= origin else None)
+            await _timed(send, i, now, recorder if now >= origin else None, late)
 
     await _settle([asyncio.ensure_future(worker()) for _ in range(concurrency)], should_stop=should_stop)
     return Run(origin_s=origin, end_s=time.perf_counter(), concurrency=concurrency)
@@ -145,6 +156,7 @@ async def open_loop(
     drain_timeout_s: float = 30.0,
     should_stop: StopCheck = _never,
     send_for_s: float | None = None,
+    late: Late | None = None,
 ) -> Run:
     """Send request i at `start + offsets[i]`; latency counts from that scheduled instant.
 
@@ -152,7 +164,8 @@ async def open_loop(
     part of its latency (the schedule does not move). Once `should_stop()` is true nothing more is
     sent; those in flight get STOP_GRACE_S to finish (`drain_timeout_s` without a stop).
     `send_for_s`: nothing is sent later than this after the start, however far behind the schedule
-    is; the scheduled requests left over are counted in `Run.unsent`.
+    is; the scheduled requests left over are counted in `Run.unsent`. `late` as in `closed_loop`,
+    from the scheduled instant: a request sent late has less of its deadline left.
     """
     slots = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
@@ -162,7 +175,7 @@ async def open_loop(
 
     async def one(i: int, scheduled: float) -> None:
         try:
-            await _timed(send, i, scheduled, recorder)
+            await _timed(send, i, scheduled, recorder, late)
         finally:
             slots.release()
 

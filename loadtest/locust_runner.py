@@ -211,6 +211,15 @@ def _locust_argv(scenario: Scenario, url: str, workers: int, port: int, prefix: 
     ]
 
 
+def _die_with_parent() -> None:
+    """A preexec_fn: SIGTERM this child when the process that started it dies (a SIGKILLed `loadtest`
+    must not leave its Locust master and workers loading the server for the rest of --duration).
+    Tied to the starting thread: run_distributed runs on the main thread."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -260,6 +269,7 @@ def run_distributed(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     worker_argv = [
         sys.executable,
@@ -280,6 +290,7 @@ def run_distributed(
             stdout=log,
             stderr=subprocess.STDOUT,  # noqa: S603
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         for _ in range(workers)
     ]

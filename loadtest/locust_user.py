@@ -153,7 +153,7 @@ class TritonGrpcUser(User):
         except Exception as exc:  # noqa: BLE001 - reported as a failed request
             exception = exc
         end = time.perf_counter()
-        exception = exception or late_answer(end - start, self.timeout_s, self.model)
+        exception = exception or late_answer(end - scheduled, self.timeout_s, self.model)
         self.environment.events.request.fire(
             request_type="http" if fast and self.http_url else "grpc",
             name=self.model,

@@ -190,9 +190,11 @@ def _post_once(scenario: Scenario, request: Any, timeout_s: float) -> bool:
     except (OSError, ValueError, http.client.HTTPException) as exc:
         reason = ("it does not answer in HTTP/1.1: a gRPC port?" if isinstance(exc, http.client.HTTPException)
                   else getattr(exc, "reason", None) or exc)
-        raise ConfigError(f"--http-url {address}: no HTTP endpoint answers there ({reason}); start the "
-                          "server with its HTTP endpoint on (tritonstack serve --http) and pass its host:port"
-                          ) from None
+        busy = " (or the server there is busy: try again when its queue has drained)" if isinstance(
+            exc, TimeoutError) or "timed out" in str(reason) else ""
+        raise ConfigError(f"--http-url {address}: no HTTP endpoint answers there ({reason}){busy}; start "
+                          "the server with its HTTP endpoint on (tritonstack serve --http) and pass its "
+                          "host:port") from None
     return True
 
 

@@ -145,7 +145,8 @@ def server_notes(
         after = int(((samples.end_s >= last_ok_s) & ~samples.ok).sum())
         summary["failures_after_server_stopped"] = after
         blame = (f"{after} of the {errors} failed requests ended after its last answer: they are the server "
-                 "going away, not the model failing")
+                 "going away, not the model failing") if errors else (
+                 "no request failed (those still in flight when the run ended are not counted)")
     else:
         blame = f"the failed requests ({errors}) from then on are the server going away, not the model's"
     reason = (server.error or "").removeprefix("statistics unavailable: ")

@@ -144,7 +144,7 @@ class ServerStatsPoller:
             statistics = client.get_inference_statistics(self.model, as_json=True,
                                                          client_timeout=POLL_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - statistics are optional; say why missing
-            self.error = f"statistics unavailable: {' '.join(str(exc).split())}"
+            self.error = f"statistics unavailable: {' '.join(str(exc).replace('[StatusCode.', '[').split())}"
             self.down_since_s = self.down_since_s or asked_s
             return
         self.down_since_s = None

@@ -34,16 +34,17 @@ PERCENTILES = (50, 90, 99)
 
 
 def late_answer(elapsed_s: float, timeout_s: float | None, model: str) -> Exception | None:
-    """DEADLINE_EXCEEDED (our typed error) for a request that succeeded `elapsed_s` after it was sent,
-    past its `timeout_s`; else None. The deadline timer only fires when the generator's loop gets to
-    it: an answer read late (a big body already buffered, a busy loop) would otherwise count as OK
-    with a latency over the deadline."""
+    """DEADLINE_EXCEEDED (our typed error) for a request that succeeded `elapsed_s` after it was due
+    (its send time; in an open loop its scheduled instant), past its `timeout_s`; else None. The
+    deadline timer only fires when the generator's loop gets to it, and it starts at the send: an
+    answer read late (a big body already buffered, a busy loop) or a request sent behind its schedule
+    would otherwise count as OK with a latency over the deadline."""
     if timeout_s is None or elapsed_s <= timeout_s:
         return None
     from tritonstack.client.errors import error_for_status
 
-    return error_for_status("DEADLINE_EXCEEDED", f"answered after {elapsed_s:.3f} s, past the "
-                            f"{timeout_s:g} s deadline (--timeout-s)", model=model)
+    return error_for_status("DEADLINE_EXCEEDED", f"answered {elapsed_s * 1e3:.3f} ms after it was due, past "
+                            f"the {timeout_s * 1e3:g} ms deadline (--timeout-s)", model=model)
 
 
 @dataclass(frozen=True)

@@ -73,14 +73,6 @@ LATENCY_QUANTILES = ("--metrics-config=summary_latencies=true",
                      "--metrics-config=summary_quantiles=0.5:0.05,0.9:0.01,0.99:0.001")
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the launching process dies, so no server is orphaned."""
-    import ctypes
-
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))

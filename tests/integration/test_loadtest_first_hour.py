@@ -108,6 +108,44 @@ def test_ctrl_c_at_any_moment_of_a_distributed_run_is_exit_130_and_one_line(serv
         assert not any(out_dir.iterdir()), sorted(p.name for p in out_dir.iterdir())
 
 
+
+def test_a_sigkilled_distributed_run_leaves_no_locust_process_loading_the_server(server, tmp_path):
+    """Outsider round 4: after `kill -9` of `loadtest --workers 1` its Locust master and worker went on
+    loading the server (4,700 more requests in 2 s) for the rest of --duration."""
+    import time
+
+    import psutil
+
+    out_dir = tmp_path / "r"
+    argv = [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "2",
+            "--workers", "1", "--duration", "60", "--out", str(out_dir)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path))
+
+    def locusts() -> list:
+        found = []
+        for p in psutil.process_iter(["cmdline"]):
+            line = " ".join(p.info["cmdline"] or [])
+            if "locust" in line and ("--worker" in line or str(out_dir) in line):
+                found.append(p)
+        return found
+
+    try:
+        history = out_dir / "steady_distributed_locust_stats_history.csv"
+        _wait_for(lambda: len(_lines(_read(history))) > 3 or process.poll() is not None, 90, "the load")
+        started = locusts()
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 10
+        while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started):
+            assert time.monotonic() < deadline, [p.cmdline() for p in started if p.is_running()]
+            time.sleep(0.1)
+        print(f"{len(started)} Locust processes gone {10 - (deadline - time.monotonic()):.1f} s after the kill")
+        assert len(started) == 2
+    finally:
+        for p in locusts():
+            p.kill()
+
+
 def _read(path):
     try:
         return path.read_text()

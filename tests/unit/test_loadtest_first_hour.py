@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from tritonstack.client.model import ModelInfo
-from tritonstack.loadtest.generator import closed_loop
+from tritonstack.loadtest.generator import closed_loop, open_loop
 from tritonstack.loadtest.report import RunResult, render_html, server_notes, write_report
 from tritonstack.loadtest.server_stats import ServerStatsPoller, Snapshot
 from tritonstack.loadtest.stats import Recorder, summarize
@@ -90,7 +90,7 @@ def test_asyncio_failures_are_broken_down_by_status_with_the_first_message(capsy
         raise AioRpcError(code, Metadata(), Metadata(), details=f"failure {i}")
 
     recorder = Recorder()
-    asyncio.run(closed_loop(_noting_errors(send, recorder, "mlp", 10.0), concurrency=1, duration_s=30,
+    asyncio.run(closed_loop(_noting_errors(send, recorder, "mlp"), concurrency=1, duration_s=30,
                             max_requests=10, recorder=recorder))
     summary = summarize(recorder.frame())
     rows = {r["status"]: r for r in summary["error_breakdown"]}
@@ -121,15 +121,40 @@ def test_an_answer_read_after_the_deadline_fails_as_deadline_exceeded():
         time.sleep(0.03 if i % 2 else 0.0)  # blocks the loop, as reading a big buffered answer does
         return i
 
+    def late(elapsed_s: float) -> Exception | None:
+        return late_answer(elapsed_s, 0.02, "mlp")
+
     recorder = Recorder()
-    asyncio.run(closed_loop(_noting_errors(send, recorder, "mlp", 0.02), concurrency=1, duration_s=30,
-                            max_requests=10, recorder=recorder))
+    asyncio.run(closed_loop(_noting_errors(send, recorder, "mlp"), concurrency=1, duration_s=30,
+                            max_requests=10, recorder=recorder, late=late))
     summary = summarize(recorder.frame())
     assert summary["errors"] == 5 and summary["error_kinds"] == {"InferenceTimeoutError": 5}, summary
-    assert "past the 0.02 s deadline (--timeout-s)" in summary["error_breakdown"][0]["first_message"]
+    assert "past the 20 ms deadline (--timeout-s)" in summary["error_breakdown"][0]["first_message"]
     assert late_answer(0.5, 1.0, "m") is None and late_answer(0.5, None, "m") is None
     assert type(late_answer(1.5, 1.0, "m")).__name__ == "InferenceTimeoutError"
+    assert "answered 2.001 ms after it was due, past the 2 ms deadline" in str(late_answer(0.002001, 0.002, "m"))
     assert summary["error_breakdown"][0]["status"] == "DEADLINE_EXCEEDED"  # read from our message
+    assert summary["ok_p99_ms"] <= 20.0
+
+
+def test_open_loop_deadlines_count_from_the_scheduled_instant():
+    """Outsider round 4: an open loop whose generator fell behind (paused 1.5 s, --timeout-s 0.3) counted
+    its requests OK with p99 1443 ms: the latency counts from the schedule, the deadline did from the send."""
+    import time
+
+    from tritonstack.loadtest.stats import late_answer
+
+    async def send(i: int) -> int:
+        if i == 0:
+            time.sleep(0.1)  # the loop stalls 0.1 s: requests 1-3 are sent 70-90 ms behind their schedule
+        return i
+
+    recorder = Recorder()
+    asyncio.run(open_loop(send, offsets=[0.0, 0.01, 0.02, 0.03, 0.2], recorder=recorder, max_in_flight=8,
+                          late=lambda elapsed_s: late_answer(elapsed_s, 0.05, "mlp")))
+    summary = summarize(recorder.frame())
+    assert (summary["count"], summary["errors"]) == (5, 4), summary  # 0-3 answered > 50 ms after due; 4 not
+    assert summary["error_kinds"] == {"InferenceTimeoutError": 4} and summary["ok_p99_ms"] <= 50.0
 
 
 def test_the_status_of_a_typed_error_without_a_grpc_cause_is_read_from_its_message():
@@ -279,7 +304,7 @@ def test_the_stats_poller_does_not_ask_a_server_that_stopped_answering_once_more
     class Hung:
         def get_inference_statistics(self, model, as_json, client_timeout):  # noqa: ANN001, ANN201
             calls.append(client_timeout)
-            raise TimeoutError("Deadline Exceeded")
+            raise TimeoutError("[StatusCode.DEADLINE_EXCEEDED] Deadline Exceeded")
 
         def close(self) -> None:
             pass
@@ -293,3 +318,17 @@ def test_the_stats_poller_does_not_ask_a_server_that_stopped_answering_once_more
     thread.join(5)
     assert not thread.is_alive() and poller.down_since_s is not None
     assert calls == [POLL_TIMEOUT_S] and POLL_TIMEOUT_S <= 2.0  # no last poll of a server that hung
+    assert poller.error == "statistics unavailable: [DEADLINE_EXCEEDED] Deadline Exceeded"
+
+
+def test_a_hung_server_without_failures_is_not_blamed_for_zero_of_zero():
+    """Outsider round 4: "0 of the 0 failed requests ended after its last answer" and a raw
+    "[StatusCode.DEADLINE_EXCEEDED]" in the note of a server that hung."""
+    poller = ServerStatsPoller("127.0.0.1:1", "m")
+    poller.snapshots = [Snapshot(t_s=1.0)]
+    poller.down_since_s, poller.error = 2.0, "statistics unavailable: [DEADLINE_EXCEEDED] Deadline Exceeded"
+    summary = {"errors": 0}
+    recorder = Recorder()
+    recorder.add(scheduled_s=0.5, start_s=0.5, end_s=0.6, ok=True)
+    note = server_notes(poller, summary, origin_s=0.0, samples=recorder.frame())[0]
+    assert "0 of the 0" not in note and "no request failed" in note and "StatusCode." not in note

@@ -202,11 +202,11 @@ started = time.perf_counter()
 try:
     HttpSender(address, model="m", timeout_s=0.5).send(HttpRequest("/trickle", b"x", {}))
 except Exception as exc:
-    print(type(exc).__name__, round(time.perf_counter() - started, 1))
+    print(type(exc).__name__, round(time.perf_counter() - started, 3))
 sender = HttpSender(address, model="m", timeout_s=5, connections=4)
 started = time.perf_counter()
 gevent.joinall([gevent.spawn(sender.send, HttpRequest("/slow", b"x", {})) for _ in range(4)], raise_error=True)
-print("4 in flight", round(time.perf_counter() - started, 1))
+print("4 in flight", round(time.perf_counter() - started, 3))
 """
 
 
@@ -215,5 +215,7 @@ def test_the_deadline_covers_the_whole_request_and_open_loops_get_their_connecti
                           timeout=60)
     lines = done.stdout.splitlines()
     assert done.returncode == 0 and len(lines) == 2, done.stdout + done.stderr
-    assert lines[0] in ("InferenceTimeoutError 0.5", "InferenceTimeoutError 0.6"), lines  # not the 2 s trickle
-    assert lines[1] in ("4 in flight 0.3", "4 in flight 0.4"), lines  # side by side, not 1.2 s in a queue
+    kind, seconds = lines[0].split()
+    assert kind == "InferenceTimeoutError" and 0.5 <= float(seconds) < 1.5, lines  # 0.5 s, not the 2 s trickle
+    assert lines[1].startswith("4 in flight ") and float(lines[1].split()[-1]) < 0.9, lines  # side by side:
+    # 0.3 s; one connection would queue them for 1.2 s (bounds generous: a busy machine adds delay)
