@@ -100,8 +100,9 @@ def loadtest(
         typer.Option(
             "--timeout-s",
             help="Deadline of each request (s), 0.001 to 3600: gRPC deadlines have millisecond "
-            "resolution. A request not answered by then, or whose answer the load generator read later, "
-            "fails (DEADLINE_EXCEEDED) and counts as an error. "
+            "resolution. It counts from when a request was due (an open loop's scheduled instant): one not "
+            "answered by then, or whose answer the load generator read later, fails (DEADLINE_EXCEEDED) "
+            "and counts as an error. "
             "Deadlines that expire on many requests in flight can crash Triton 2.51's gRPC server (SIGSEGV, "
             "triton-inference-server/server#7368; seen at 1-2 ms on the MLP): keep it above the model's p99.",
             **finite("--timeout-s", example=10),
