@@ -155,9 +155,16 @@ def _encoder_refusals(raw: grpcclient.InferenceServerClient, runner: str) -> Non
     calls = [_ids_inputs((1, 16))] * 20 + [_ids_inputs((1, 300)), _ids_inputs((4, 512))] * 2
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda inputs: _status(lambda: raw.infer("minilm_encoder", inputs)), calls))
+    # Triton 2.51's batcher stalls ~0.5 s at a time with a queue policy (convert/spec.py): an over-long
+    # request can expire in the queue (2 s) before the runner sees it (CI, 2026-12-03: 1 of 4, Python
+    # runner). That is no good request failing; such a one is sent again, alone, and must be refused.
+    expired = [i for i, s in enumerate(statuses) if i >= 20 and "Request timeout expired" in s]
+    for i in expired:
+        statuses[i] = _status(lambda i=i: raw.infer("minilm_encoder", calls[i]))
     refused = [s for s in statuses if s.startswith("StatusCode.INVALID_ARGUMENT") and "at most [256]" in s]
     print(f"encoder ({runner} runner): {statuses.count('OK')}/20 good OK, {len(refused)}/4 over-long "
-          f"refused: {refused[:1]}; all: {sorted(set(statuses))}")
+          f"refused ({len(expired)} sent again after expiring in the queue): {refused[:1]}; "
+          f"all: {sorted(set(statuses))}")
     assert statuses.count("OK") == 20 and len(refused) == 4
 
 
