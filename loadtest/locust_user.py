@@ -102,7 +102,7 @@ class TritonGrpcUser(User):
     def on_start(self) -> None:
         """Fetch the model config and take the requests that fit it (random, or the samples): prepared
         once per process and shared by its users, each starting at its own place in them."""
-        info = self.client.model_info(self.model, self.version or None)
+        info = self._model_info()
         self.rows, self._wire = _prepared(self, info)
         self._next = next(_STARTED)  # users take the shared requests from different places
         if self.prepared and self.http_url:
@@ -114,6 +114,38 @@ class TritonGrpcUser(User):
             self._send_wire = self._channel.send
         elif self.prepared:
             self._channel, self._send_wire = _wire_call(self.host)
+
+    def _model_info(self) -> Any:
+        """The model's config. While the server does not give it (down, restarting or hung as the users
+        start), each attempt (deadline --timeout-s) counts as a failed request, as the request would
+        have, and is tried again: a user that raised here would leave the run silently (Locust drops
+        it), and a run whose server hung at its start would report no failure at all."""
+        from tritonstack.errors import ClientError
+
+        while True:
+            start = time.perf_counter()
+            try:
+                return self.client.model_info(self.model, self.version or None, timeout_s=self.timeout_s)
+            except ClientError as exc:
+                self._report(start, start, time.perf_counter(), exc, "grpc")
+                gevent.sleep(0.05)
+
+    def _report(self, scheduled: float, start: float, end: float, exception: BaseException | None,
+                kind: str) -> None:
+        """One request to Locust's statistics (and our listeners); latency from `scheduled`."""
+        self.environment.events.request.fire(
+            request_type=kind,
+            name=self.model,
+            response_time=(end - scheduled) * 1e3,
+            response_length=0,
+            exception=exception,
+            context={
+                "scheduled_s": scheduled,
+                "start_s": start,
+                "end_s": end,
+                "error": error_kind(exception) if exception else "",
+            },
+        )
 
     def _infer_prepared(self) -> None:
         """Send the next prepared request; a failure raises our typed error (the reply is not decoded)."""
@@ -154,19 +186,7 @@ class TritonGrpcUser(User):
             exception = exc
         end = time.perf_counter()
         exception = exception or late_answer(end - scheduled, self.timeout_s, self.model)
-        self.environment.events.request.fire(
-            request_type="http" if fast and self.http_url else "grpc",
-            name=self.model,
-            response_time=(end - scheduled) * 1e3,
-            response_length=0,
-            exception=exception,
-            context={
-                "scheduled_s": scheduled,
-                "start_s": start,
-                "end_s": end,
-                "error": error_kind(exception) if exception else "",
-            },
-        )
+        self._report(scheduled, start, end, exception, "http" if fast and self.http_url else "grpc")
         return result
 
 

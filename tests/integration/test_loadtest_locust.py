@@ -216,3 +216,46 @@ def test_referee_says_what_a_gap_means(server, tmp_path):
     meaning = report["referee"]["meaning"]
     assert "perf_analyzer" in meaning and f"referee: {meaning}" in " ".join(done.stdout.split())
     assert report["summary"]["generator_cpu_use"] > 0
+
+
+DOWN_AT_START_USER = """
+import json, sys
+from tritonstack.errors import ServerUnavailableError
+from tritonstack.loadtest.locust_user import SteadyUser
+from tritonstack.loadtest.locust_runner import run_local
+from tritonstack.loadtest.scenario import Scenario
+
+class StartsWhileTheServerIsDown(SteadyUser):
+    abstract = False
+
+    def on_start(self):
+        real, calls = self.client.model_info, []
+
+        def down_three_times(*args, **kwargs):  # as a server down or restarting as the users start
+            calls.append(1)
+            if len(calls) <= 3:
+                raise ServerUnavailableError("model 'digits_mlp': connection refused [UNAVAILABLE]")
+            return real(*args, **kwargs)
+
+        self.client.model_info = down_three_times
+        super().on_start()
+
+result = run_local(Scenario(users=2, duration_s=1.5), sys.argv[1], user=StartsWhileTheServerIsDown)
+print(json.dumps(result.summary), flush=True)
+import os
+os._exit(0)
+"""
+
+
+def test_users_starting_while_the_server_is_down_count_failures_and_then_load(server, tmp_path):
+    """Outsider round 5: with --workers, users whose start met a server down or hung died silently
+    (Locust drops a user whose on_start raised): '774 requests, 0 failed' at half the offered rate, or
+    'no request completed, nothing written' where the local engine counted 48 failures."""
+    script = tmp_path / "down_at_start.py"
+    script.write_text(DOWN_AT_START_USER)
+    done = subprocess.run([sys.executable, str(script), server.grpc_url], capture_output=True, text=True,
+                          timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["errors"] == 6 and summary["error_kinds"] == {"ServerUnavailableError": 6}, summary
+    assert summary["count"] > 100  # then both users loaded the server

@@ -104,7 +104,7 @@ def loadtest(
             "answered by then, or whose answer the load generator read later, fails (DEADLINE_EXCEEDED) "
             "and counts as an error. "
             "Deadlines that expire on many requests in flight can crash Triton 2.51's gRPC server (SIGSEGV, "
-            "triton-inference-server/server#7368; seen at 1-2 ms on the MLP): keep it above the model's p99.",
+            "triton-inference-server/server#7368; seen at 1-5 ms): keep it well above the model's p99.",
             **finite("--timeout-s", example=10),
         ),
     ] = 10.0,
@@ -560,7 +560,8 @@ def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
         console.print(f"  {row['count']} x {row['error']}{status}: {row['first_message']}", soft_wrap=True)
     for note in result.notes:
         if note.startswith(("the server stopped", "the server restarted", "the embedded tritonserver",
-                            "--inputs", "the load generator fell behind", "the load generator was busy")):
+                            "--inputs", "the load generator fell behind", "the load generator was busy",
+                            "statistics unavailable")):
             console.print(f"note: {note}", soft_wrap=True)
     console.print("report: " + ", ".join(str(p) for p in paths.values()))
 
