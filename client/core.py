@@ -33,7 +33,8 @@ from tritonstack.errors import (
 )
 
 __all__ = ["Call", "ClientCore", "ClientOptions", "InferOptions", "Inputs", "RetryPolicy",
-           "grpc_restricted_headers", "model_infer", "raw_tensor_bytes", "version_string", "wanted_outputs"]
+           "grpc_restricted_headers", "model_infer", "raw_tensor_bytes", "reconnect_backoff",
+           "version_string", "wanted_outputs", "wire_channel_options"]
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack as Unpack  # noqa: PLC0414 - re-exported for the balancers
@@ -91,6 +92,26 @@ def wanted_outputs(info: ModelInfo, outputs: Sequence[str] | None) -> tuple[str,
         raise InvalidInputError(f"outputs {unknown} requested; model {info.name!r} has "
                                 f"outputs {sorted(info.outputs)}")
     return tuple(outputs)
+
+
+def reconnect_backoff(max_s: float) -> list[tuple[str, int]]:
+    """gRPC channel options: reconnect within 100 ms of losing the server, backing off to `max_s`.
+
+    gRPC's own first backoff is 1 s: after a server restart of 0.2 s, every call on the channel fails
+    at once (UNAVAILABLE) for about a second, an outage the server did not have."""
+    max_ms = int(max_s * 1000)
+    return [
+        ("grpc.initial_reconnect_backoff_ms", min(100, max_ms)),
+        ("grpc.min_reconnect_backoff_ms", min(100, max_ms)),
+        ("grpc.max_reconnect_backoff_ms", max_ms),
+    ]
+
+
+def wire_channel_options() -> list[tuple[str, int]]:
+    """Options of a plain gRPC channel that sends prepared requests (load generators): no message size
+    limit, and a client's default reconnect backoff, so a restart costs what it costs our client."""
+    return [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1),
+            *reconnect_backoff(ClientOptions.max_reconnect_backoff_s)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,7 +195,6 @@ class ClientCore:
         from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, KeepAliveOptions
 
         keepalive = KeepAliveOptions()
-        backoff_ms = int(self.options.max_reconnect_backoff_s * 1000)
         return [
             ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
             ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
@@ -182,9 +202,7 @@ class ClientCore:
             ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
             ("grpc.keepalive_permit_without_calls", int(keepalive.keepalive_permit_without_calls)),
             ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
-            ("grpc.initial_reconnect_backoff_ms", min(100, backoff_ms)),
-            ("grpc.min_reconnect_backoff_ms", min(100, backoff_ms)),
-            ("grpc.max_reconnect_backoff_ms", backoff_ms),
+            *reconnect_backoff(self.options.max_reconnect_backoff_s),
         ]
 
     # -- model cache ----------------------------------------------------------------------------

@@ -297,8 +297,8 @@ def _wire_call(host: str) -> tuple[Any, Any]:
     """A new plain channel to `host` and Triton's ModelInfer on it, bytes in and bytes out (no protobuf
     work per call); the caller keeps the channel and closes it."""
     import grpc
+    from tritonstack.client.core import wire_channel_options
 
-    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-    channel = grpc.insecure_channel(host, options=options)
+    channel = grpc.insecure_channel(host, options=wire_channel_options())
     _OPEN_CLIENTS.add(channel)  # closed with the users' clients
     return channel, channel.unary_unary("/inference.GRPCInferenceService/ModelInfer", _registered_method=True)

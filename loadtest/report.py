@@ -136,7 +136,8 @@ def server_notes(
     if server.restarts:
         return [_restart_note(server, summary, origin_s)]
     if not server.stopped_answering or server.down_since_s is None:
-        return [server.error] if server.error else []
+        came_back = _came_back_note(samples, summary, origin_s) if samples is not None else None
+        return [note for note in (server.error, came_back) if note]
     last_ok_s = server.snapshots[-1].t_s
     at_s, ok_s = max(server.down_since_s - origin_s, 0.0), max(last_ok_s - origin_s, 0.0)
     summary["server_stopped_answering_s"] = round(at_s, 1)
@@ -163,6 +164,32 @@ def _restart_note(server: ServerStatsPoller, summary: dict[str, Any], origin_s: 
     return (f"the server restarted at {when} into the run (its statistics started again from zero): server "
             "totals add up what each server counted, less what the old one answered after its last poll, so "
             "they are partial (low); the failed requests around then are the restart, not the model")
+
+
+#: failures that mean the server could not be reached (connection refused or reset, or it was stopping)
+_UNREACHABLE = ("ServerUnavailableError", "ServerStoppingError")
+
+
+def _came_back_note(samples: Samples, summary: dict[str, Any], origin_s: float) -> str | None:
+    """Requests failed because the server could not be reached, and later ones succeeded, while its
+    statistics never went back (a restart before the first poll after it, or between two polls of a
+    fresh server whose counters caught up): name it, so those failures are not read as the model's."""
+    if not len(samples):
+        return None
+    unreachable = np.isin(np.asarray(samples.errors, dtype=object), _UNREACHABLE) & ~samples.ok
+    if not unreachable.any():
+        return None
+    last_s = float(samples.end_s[unreachable].max())
+    if not (samples.ok & (samples.start_s > last_s)).any():
+        return None
+    first_s = float(samples.end_s[unreachable].min())
+    span = (max(first_s - origin_s, 0.0), max(last_s - origin_s, 0.0))
+    summary["server_unreachable_s"] = [round(t, 1) for t in span]
+    return (f"{int(unreachable.sum())} requests failed because the server could not be reached (connection "
+            f"refused, reset or stopping) between {span[0]:.1f} and {span[1]:.1f} s, and it answered again "
+            "after: it went away and came back (a restart, e.g. `serve`'s watchdog after a crash, or a "
+            "network cut); those failures are that, not the model, and the server totals may miss what a "
+            "restarted server answered before its first poll")
 
 
 def _add_offered(rows: list[dict[str, Any]], samples: Samples, *, origin_s: float, width_s: float) -> None:
@@ -464,9 +491,9 @@ def _shared_server_note(server_total: dict[str, Any] | None, sent: int) -> str |
 
 
 def _behind_schedule_note(summary: dict[str, Any], planned_s: float | None) -> str | None:
-    """A note when the load generator could not keep the schedule: requests started over 1 s late, or
-    the run lasted over 1.5x the planned duration. The latencies then include the wait, and the
-    offered load was not what was asked."""
+    """A note when the run could not keep its schedule: requests started over 1 s late (the load
+    generator fell behind: the offered load was not what was asked), or, sent on time, the run lasted
+    over 1.5x the planned duration (the server fell behind: its answers came late)."""
     delay_ms = summary.get("max_schedule_delay_ms") or 0.0
     ran_s = summary.get("duration_s") or 0.0
     late = delay_ms > 1000.0
@@ -474,6 +501,11 @@ def _behind_schedule_note(summary: dict[str, Any], planned_s: float | None) -> s
     if not (late or long):
         return None
     planned = f" for a {float(planned_s):g} s scenario" if planned_s else ""
+    if not late:  # sent on time: the time went into waiting for the answers
+        return (f"the server fell behind: every request was sent on time (at most {delay_ms:.0f} ms late), "
+                f"but the run lasted {ran_s:.1f} s{planned} waiting for the answers; more was offered than "
+                "it serves, and the latencies include its queue (this is the server's limit, not the load "
+                "generator's)")
     return (f"the load generator fell behind its schedule (requests started up to {delay_ms / 1e3:.1f} s "
             f"late; ran {ran_s:.1f} s{planned}): the offered load was not delivered and the latencies "
             "include that wait; lower --rate or --users, or add --workers")

@@ -61,9 +61,9 @@ async def triton_raw(
     """
     import grpc
     from tritonclient.grpc import service_pb2, service_pb2_grpc
+    from tritonstack.client.core import wire_channel_options
 
-    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-    async with grpc.aio.insecure_channel(url, options=options) as channel:
+    async with grpc.aio.insecure_channel(url, options=wire_channel_options()) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
         request = service_pb2.ModelConfigRequest(name=model, version=version)
         try:

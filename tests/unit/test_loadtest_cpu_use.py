@@ -136,6 +136,16 @@ def test_a_generator_behind_its_schedule_is_noted() -> None:
     assert _behind_schedule_note({"max_schedule_delay_ms": None, "duration_s": 0.0}, None) is None
 
 
+def test_a_server_behind_an_open_loop_is_not_blamed_on_the_generator() -> None:
+    """Outsider round 5: `open --rate 60` on ResNet-18 (serves ~25/s) sent every request on time and
+    ran 6.2 s draining the server's queue; the note said the load generator fell behind."""
+    from tritonstack.loadtest.report import _behind_schedule_note
+
+    note = _behind_schedule_note({"max_schedule_delay_ms": 2.0, "duration_s": 6.2}, 3.0)
+    assert note is not None and note.startswith("the server fell behind: every request was sent on time")
+    assert "6.2 s for a 3 s scenario" in note and "load generator fell behind" not in note
+
+
 def test_locust_na_figures_of_an_early_stop_are_not_a_traceback() -> None:
     """`--workers 2` and Ctrl-C before any request finished: Locust writes 'N/A', which was parsed
     with float() (ValueError traceback, exit 1)."""

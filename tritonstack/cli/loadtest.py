@@ -558,10 +558,8 @@ def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
     for row in s.get("error_breakdown") or []:
         status = f" [{row['status']}]" if row.get("status") else ""
         console.print(f"  {row['count']} x {row['error']}{status}: {row['first_message']}", soft_wrap=True)
-    for note in result.notes:
-        if note.startswith(("the server stopped", "the server restarted", "the embedded tritonserver",
-                            "--inputs", "the load generator fell behind", "the load generator was busy",
-                            "statistics unavailable")):
+    for note in result.notes:  # every note, but the referee's failure or interruption: their own line follows
+        if not note.startswith(("the referee (perf_analyzer) failed", "interrupted by")):
             console.print(f"note: {note}", soft_wrap=True)
     console.print("report: " + ", ".join(str(p) for p in paths.values()))
 
