@@ -164,7 +164,8 @@ async def open_loop(
     part of its latency (the schedule does not move). Once `should_stop()` is true nothing more is
     sent; those in flight get STOP_GRACE_S to finish (`drain_timeout_s` without a stop).
     `send_for_s`: nothing is sent later than this after the start, however far behind the schedule
-    is; the scheduled requests left over are counted in `Run.unsent`. `late` as in `closed_loop`,
+    is; the scheduled requests left over are counted in `Run.unsent`. The run lasts at least that
+    long (a sparse schedule's last arrival may come well before its end). `late` as in `closed_loop`,
     from the scheduled instant: a request sent late has less of its deadline left.
     """
     slots = asyncio.Semaphore(max_in_flight)
@@ -193,6 +194,8 @@ async def open_loop(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         sent += 1
+    if send_for_s is not None:  # the schedule spans send_for_s, even when its last arrival comes earlier
+        await _until(cutoff, should_stop=should_stop)
     if tasks:
         await _settle(list(tasks), should_stop=should_stop, timeout_s=drain_timeout_s)
     unsent = 0 if should_stop() else len(offsets) - sent

@@ -158,8 +158,7 @@ def cast_notes(samples_path: str | Path, rows: Sequence[Mapping[str, np.ndarray]
     FP32, values within range: a narrowing cast refuses to run otherwise)."""
     if not samples_path or not rows:
         return []
-    with np.load(samples_path, allow_pickle=False) as archive:
-        stored = {key: archive[key].dtype for key in archive.files}
+    stored = {key: array.dtype for key, array in _npz_arrays(Path(samples_path)).items()}
     sent = {name: array.dtype for name, array in rows[0].items()}
     return [
         f"--inputs {samples_path}: input {name!r} holds {stored[name]}, sent as {wire_type(sent[name])} "
@@ -187,13 +186,27 @@ def sent_inputs_text(rows: Sequence[Mapping[str, np.ndarray]]) -> str:
     )
 
 
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of the .npz at `path`; ConfigError saying how to make one when it is something else
+    (a .npy, text, a pickle: np.load reads those too, or fails with a message about pickles)."""
+    import zipfile
+
+    how = "save one with numpy.savez(PATH, <input name>=<array of samples>, ...)"
+    try:
+        with path.open("rb") as file:
+            magic = file.read(6)
+        if not zipfile.is_zipfile(path):
+            kind = "a .npy array" if magic == b"\x93NUMPY" else "not a zip archive"
+            raise ConfigError(f"--inputs {path}: not an .npz ({kind}); {how}")
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"--inputs {path}: cannot read it as an .npz of arrays ({exc}); {how}") from exc
+
+
 def _load_samples(info: Any, path: Path) -> dict[str, np.ndarray]:
     """The .npz arrays, checked against the model's inputs and cast to their datatypes."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--inputs {path}: cannot read it as an .npz of arrays ({exc})") from exc
+    arrays = _npz_arrays(path)
     _check_names(info, list(arrays), f"--inputs {path}")
     _check_counts(info, arrays, path)
     for name, array in arrays.items():

@@ -101,6 +101,10 @@ class Scenario:
             )
         if self.kind is Kind.OPEN and (self.rate_rps <= 0 or self.max_in_flight < 1):
             raise ConfigError(f"open loop needs rate_rps > 0 (got {self.rate_rps}) and max_in_flight >= 1")
+        if self.kind is Kind.OPEN and self.rate_rps * self.duration_s < 1:
+            raise ConfigError(f"--rate {self.rate_rps:g} for --duration {self.duration_s:g} s schedules "
+                              f"{self.rate_rps * self.duration_s:g} requests: raise --rate or --duration so "
+                              "that their product is at least 1")
         if self.duration_s > 3600:
             raise ConfigError(f"duration_s={self.duration_s} is over an hour; split the run")
         if self.kind is Kind.SPIKE:

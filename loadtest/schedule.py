@@ -40,6 +40,8 @@ def arrival_offsets(
     count = min(int(rate_rps * duration_s), max_requests)
     if Arrival(process) is Arrival.CONSTANT:
         return np.arange(count) / rate_rps
+    if count == 0:
+        return np.zeros(0)
     gaps = np.random.default_rng(seed).exponential(1.0 / rate_rps, size=count)
     offsets = np.cumsum(gaps) - gaps[0]
     return offsets[offsets < duration_s]

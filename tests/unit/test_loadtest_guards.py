@@ -17,7 +17,7 @@ from tritonstack.loadtest.generator import closed_loop, open_loop
 from tritonstack.loadtest.interrupt import StopOnSignals
 from tritonstack.loadtest.preflight import check_maxima, in_context, max_input_dims
 from tritonstack.loadtest.report import RunResult, write_report
-from tritonstack.loadtest.scenario import Scenario
+from tritonstack.loadtest.scenario import Kind, Scenario
 from tritonstack.loadtest.stats import Recorder
 
 from tritonstack.cli.loadtest import _referee, _verdict
@@ -169,6 +169,27 @@ def test_a_failing_referee_is_recorded_and_the_report_is_written(tmp_path, monke
 def test_non_finite_or_non_positive_rates_are_refused(rate):
     with pytest.raises(ConfigError, match="--rate .*: use a finite number > 0"):
         Scenario(kind="open", rate_rps=rate)
+
+
+def test_an_open_loop_that_schedules_no_request_is_refused_up_front():
+    """Outsider round 5: `open --rate 0.1 --duration 2` was an IndexError traceback (asyncio) or 'no
+    request completed' after the run (Locust)."""
+    from tritonstack.loadtest.schedule import arrival_offsets
+
+    with pytest.raises(ConfigError, match=r"--rate 0.1 for --duration 2 s schedules 0.2 requests"):
+        Scenario(kind=Kind.OPEN, rate_rps=0.1, duration_s=2.0)
+    assert len(arrival_offsets(rate_rps=0.1, duration_s=2.0, process="poisson")) == 0
+
+
+def test_a_sparse_open_loop_lasts_its_duration():
+    """`open --rate 0.5 --duration 2` (asyncio) reported 16 req/s: the run ended with its one request."""
+    recorder = Recorder()
+
+    async def send(i):
+        return i
+
+    run = asyncio.run(open_loop(send, offsets=[0.0], recorder=recorder, send_for_s=0.5))
+    assert run.duration_s >= 0.5 and len(recorder) == 1
 
 
 def test_rate_inf_on_the_command_line_is_one_line_and_exit_2(tmp_path):

@@ -88,8 +88,11 @@ def test_bad_samples_are_one_line_errors(tmp_path, arrays, needle):
 
 def test_unreadable_samples_and_contradicting_shape(tmp_path):
     (tmp_path / "x.npz").write_text("not a zip")
-    with pytest.raises(ConfigError, match="cannot read it as an .npz"):
+    with pytest.raises(ConfigError, match=r"not an .npz \(not a zip archive\); save one with numpy.savez"):
         request_rows(GRU, samples_path=tmp_path / "x.npz")
+    np.save(tmp_path / "one.npy", np.zeros((2, 6), np.int64))  # outsider round 5: a traceback
+    with pytest.raises(ConfigError, match=r"not an .npz \(a .npy array\)"):
+        request_rows(GRU, samples_path=tmp_path / "one.npy")
     with pytest.raises(ConfigError, match="cannot read"):
         request_rows(GRU, samples_path=tmp_path / "missing.npz")
     np.savez(tmp_path / "ok.npz", tokens=np.zeros((2, 6), np.int64), features=np.zeros((2, 6, 4)))

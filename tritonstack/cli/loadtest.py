@@ -497,7 +497,7 @@ def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: i
         if after is not None:
             err_console.print(f"interrupted after {after:.1f} s before any request finished; nothing written")
             return interrupted_code
-        why = "; ".join(result.notes) or f"none ended within --duration {result.scenario.get('duration_s')} s"
+        why = "; ".join(result.notes) or _none_ended(result.scenario)
         raise LoadTestError(f"{result.name}: no request completed, nothing written: {why}")
     paths = write_report(result, out)
     if after is not None:
@@ -511,6 +511,22 @@ def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: i
                           soft_wrap=True)
         return interrupted_code
     return _verdict(result, max_error_rate_pct)
+
+
+def _per_s(rate: float) -> str:
+    """A rate for the console: whole numbers, but two digits below 10 (0.5, not 0)."""
+    return f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
+
+
+def _none_ended(scenario: dict) -> str:
+    """Why a run may have no finished request when nothing else says why."""
+    duration_s, rate = scenario.get("duration_s"), scenario.get("rate_rps")
+    if scenario.get("kind") != "open" or not rate:
+        return f"none ended within --duration {duration_s} s"
+    due = rate * duration_s
+    return (f"none ended within --duration {duration_s} s; --rate {rate:g} schedules {due:g} request"
+            f"{'' if due == 1 else 's'} on average, and a Poisson schedule that sparse may hold none: raise "
+            "--rate or --duration")
 
 
 def _verdict(result, max_error_rate_pct: float) -> int:  # noqa: ANN001
@@ -536,7 +552,7 @@ def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
     s = result.summary
     console.print(
         f"{result.name}: {s['count']} requests, {s['errors']} failed, "
-        f"{s['throughput_rps']:.0f} req/s, p50 {s['p50_ms'] or 0:.2f} ms, "
+        f"{_per_s(s['throughput_rps'])} req/s, p50 {s['p50_ms'] or 0:.2f} ms, "
         f"p90 {s['p90_ms'] or 0:.2f} ms, p99 {s['p99_ms'] or 0:.2f} ms (failures included)"
     )
     if result.referee and not result.referee.get("failed"):
