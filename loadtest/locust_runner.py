@@ -26,11 +26,11 @@ from typing import Any
 
 from tritonstack.loadtest.cpu_use import TreeCpu, tree
 from tritonstack.loadtest.generator import StopCheck
-from tritonstack.loadtest.locust_hdr import ENV_OUT
+from tritonstack.loadtest.locust_hdr import ENV_OUT, read_merged
 from tritonstack.loadtest.report import RunResult, add_generator_cpu, server_notes
 from tritonstack.loadtest.scenario import Kind, Scenario
 from tritonstack.loadtest.server_stats import ServerStatsPoller
-from tritonstack.loadtest.stats import LatencyHistogram, Recorder
+from tritonstack.loadtest.stats import Recorder
 
 from tritonstack.errors import LoadTestError
 
@@ -262,7 +262,7 @@ def run_distributed(
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or f"{scenario.kind.value}_distributed"
     prefix, port = out_dir / f"{name}_locust", _free_port()
-    env = {**os.environ, **scenario.to_env(), ENV_OUT: f"{prefix}_hdr.txt"}
+    env = {**os.environ, **scenario.to_env(), ENV_OUT: f"{prefix}_hdr.json"}
     log = (out_dir / f"{name}_locust.log").open("wb")
     master = subprocess.Popen(
         _locust_argv(scenario, url, workers, port, prefix),
@@ -381,20 +381,23 @@ def _distributed_result(
     summary = _summary_from_locust(total, _failures(Path(f"{prefix}_failures.csv")))
     measured_s = _measured_s(summary, span_s)
     start_unix = load_start_unix_s(prefix.parent / (name + "_locust.log"))
-    result = RunResult(name=name, scenario=scenario_row, summary=summary,
-                       windows=_windows_from_history(history, start_unix_s=start_unix))
+    merged = read_merged(Path(f"{prefix}_hdr.json"))
+    windows = (merged.rows(start_unix, measured_s) if merged is not None and merged.windows
+               else _windows_from_history(history, start_unix_s=start_unix))
+    result = RunResult(name=name, scenario=scenario_row, summary=summary, windows=windows,
+                       load=_users_from_history(history, start_unix_s=start_unix, until_s=measured_s))
     origin = span_s[1] - measured_s if load_start_s is None else load_start_s
     result.server = poller.timeline(origin, until_s=measured_s)
     result.server_total = poller.total()
     result.notes.extend(server_notes(poller, result.summary, origin_s=origin))
-    hdr = Path(f"{prefix}_hdr.txt")
-    if hdr.is_file() and hdr.read_text().strip():
-        result.summary.update(LatencyHistogram.decode(hdr.read_text().strip()).summary_ms())
-        source = "the workers' HdrHistograms, merged (microsecond precision"
+    if merged is not None and len(merged.every):
+        result.summary.update(merged.summary_ms())
+        source = ("the workers' histograms, merged (microsecond precision; each window's within 1%, of the "
+                  "requests that ended in it")
     else:
-        source = "Locust's (rounded to whole ms"
+        source = "Locust's (rounded to whole ms; each window's a rolling 10 s one"
     result.notes.append(
-        f"distributed mode: percentiles are {source}, failed requests included); "
+        f"distributed mode: percentiles are {source}; failed requests included); "
         f"Locust's CSV files and its log ({prefix.parent / (name + '_locust.log')}) are next to this report"
     )
     return result
@@ -468,6 +471,17 @@ def _number(text: str | None) -> float | None:
         return float(text) if text not in (None, "", "N/A") else None
     except ValueError:
         return None
+
+
+def _users_from_history(history: list[dict[str, str]], *, start_unix_s: float | None,
+                        until_s: float) -> list[dict[str, Any]]:
+    """The running users over the load (Locust's history, one row a second), from its start."""
+    rows = [r for r in history if r.get("Name") == "Aggregated" and r.get("User Count")]
+    if not rows:
+        return []
+    t0 = int(rows[0]["Timestamp"]) if start_unix_s is None else start_unix_s
+    return [{"t_s": round(int(r["Timestamp"]) - t0, 3), "users": int(r["User Count"])} for r in rows
+            if 0 <= int(r["Timestamp"]) - t0 <= until_s]
 
 
 def _windows_from_history(

@@ -14,16 +14,18 @@ import locust.stats
 from tritonstack.loadtest.locust_hdr import install as install_hdr
 from tritonstack.loadtest.locust_user import user_class
 from tritonstack.loadtest.scenario import Kind, Scenario
+from tritonstack.loadtest.stats import window_width
 
 # Write and flush the CSV history every second (the default flush is every 10 s, so a short run's
 # history never reaches the file and the report has no latency-over-time).
 locust.stats.CSV_STATS_INTERVAL_SEC = 1
 locust.stats.CSV_STATS_FLUSH_INTERVAL_SEC = 1
 
-# Workers send an HdrHistogram of their latencies with each report; the master merges them.
-install_hdr(locust.events)
-
 SCENARIO = Scenario.from_env()
+
+# Workers send histograms of their latencies (the run's and per window) with each report; the master
+# merges them.
+install_hdr(locust.events, window_s=window_width(SCENARIO.duration_s))
 TritonUser = user_class(SCENARIO, host=None)
 
 if SCENARIO.kind is Kind.RAMP:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from tritonstack.loadtest.scenario import ramp_users_at, spike_users_at
 from tritonstack.loadtest.server_stats import ServerStatsPoller
-from tritonstack.loadtest.stats import Samples, summarize, windows
+from tritonstack.loadtest.stats import Samples, summarize, window_width, windows
 from tritonstack.loadtest.svg import Band, Series, line_chart, titled
 
 __all__ = ["RunResult", "add_generator_cpu", "generator_capacity", "generator_cpu_text", "referee_meaning",
@@ -40,10 +40,6 @@ COLORS = {
     "offered": "#7f7f7f",
     "done": "#2ca02c",
 }
-
-
-def _window_width(duration_s: float) -> float:
-    return max(0.25, round(duration_s / 40, 2)) if duration_s < 40 else 1.0
 
 
 @dataclass
@@ -74,7 +70,7 @@ class RunResult:
         server: ServerStatsPoller | None = None,
     ) -> RunResult:
         """Summarise samples (failures included) and attach the server's timeline."""
-        width = _window_width(duration_s)
+        width = window_width(duration_s)
         result = cls(
             name=name,
             scenario=dict(scenario),

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["PERCENTILES", "LatencyHistogram", "Recorder", "Samples", "error_breakdown", "error_status",
-           "late_answer", "summarize", "windows"]
+           "late_answer", "summarize", "window_width", "windows"]
 
 PERCENTILES = (50, 90, 99)
 
@@ -206,6 +206,11 @@ def summarize(samples: Samples, *, duration_s: float | None = None) -> dict[str,
         "ok_p99_ms": _percentiles_ms(samples.latency_s[samples.ok])["p99_ms"],
         "max_schedule_delay_ms": float(samples.schedule_delay_s.max() * 1e3) if count else None,
     }
+
+
+def window_width(duration_s: float) -> float:
+    """The report's window (s) for a run of `duration_s`: about 40 windows, 0.25 s to 1 s wide."""
+    return max(0.25, round(duration_s / 40, 2)) if duration_s < 40 else 1.0
 
 
 def windows(

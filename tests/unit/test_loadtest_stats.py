@@ -1,6 +1,7 @@
 """Statistics: failures keep their latency and count in every percentile; windows; open-loop timing."""
 
 import numpy as np
+import pytest
 from tritonstack.loadtest.schedule import latency_from_schedule
 from tritonstack.loadtest.stats import Recorder, summarize, windows
 
@@ -112,14 +113,13 @@ def test_locust_workers_send_histograms_that_the_master_merges(tmp_path):
     import subprocess
     import sys
 
-    from tritonstack.loadtest.locust_hdr import ENV_OUT
-    from tritonstack.loadtest.stats import LatencyHistogram
+    from tritonstack.loadtest.locust_hdr import ENV_OUT, read_merged
 
     (tmp_path / "locustfile.py").write_text(HDR_LOCUSTFILE)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, ENV_OUT: str(tmp_path / "hdr.txt")}
+    env = {**os.environ, ENV_OUT: str(tmp_path / "hdr.json")}
     locust = [sys.executable, "-m", "locust", "-f", str(tmp_path / "locustfile.py")]
     master = subprocess.Popen([*locust, "--master", "--headless", "--master-bind-host", "127.0.0.1",
                                "--master-bind-port", str(port), "--expect-workers", "2", "-u", "4", "-r", "4",
@@ -135,8 +135,10 @@ def test_locust_workers_send_histograms_that_the_master_merges(tmp_path):
             if process.poll() is None:
                 process.kill()
             process.wait()
-    assert (tmp_path / "hdr.txt").is_file(), stderr[-2000:]
-    merged = LatencyHistogram.decode((tmp_path / "hdr.txt").read_text())
+    assert (tmp_path / "hdr.json").is_file(), stderr[-2000:]
+    whole = read_merged(tmp_path / "hdr.json")
+    assert whole is not None
+    merged = whole.every
     import csv
 
     total = next(r for r in csv.DictReader((tmp_path / "run_stats.csv").open()) if r["Name"] == "Aggregated")
@@ -146,3 +148,30 @@ def test_locust_workers_send_histograms_that_the_master_merges(tmp_path):
           f"p50 {summary['p50_ms']:.3f} ms (Locust's own p50: {total['50%']} ms)")
     assert len(merged) == locust_count > 100
     assert abs(summary["p50_ms"] - 0.5) < 0.001 and abs(summary["p99_ms"] - 0.5) < 0.001
+    # outsider round 5: windows of the requests that ended in them (not Locust's rolling 10 s), and the
+    # successful requests' p99
+    assert whole.summary_ms()["ok_p99_ms"] == summary["p99_ms"]
+    rows = whole.rows(None, 3.0)
+    assert sum(r["count"] for r in rows) == locust_count and all(r["errors"] == 0 for r in rows)
+    assert all(abs(r["p99_ms"] - 0.5) < 0.005 for r in rows), rows
+
+
+def test_distributed_windows_hold_only_the_requests_that_ended_in_them(monkeypatch):
+    """Outsider round 5: a distributed report's windows were Locust's rolling 10 s percentiles, so a
+    window with no slow request could show a p99 over the deadline; and it had no OK-only p99."""
+    from tritonstack.loadtest import locust_hdr
+
+    worker, master = locust_hdr._State(window_s=1.0), locust_hdr._State(window_s=1.0)
+    now = [1000.2]
+    monkeypatch.setattr(locust_hdr.time, "time", lambda: now[0])
+    for second, latency_ms, failed in ((0, 2.0, 0), (1, 900.0, 1), (2, 2.0, 0), (3, 2.0, 0)):
+        now[0] = 1000.2 + second
+        for _ in range(100):
+            worker.on_request(latency_ms, exception=RuntimeError() if failed else None)
+        data: dict = {}
+        worker.on_report_to_master(data)
+        master.on_worker_report(data)
+    rows = master.merged.rows(1000.0, 3.0)  # the requests of second 3 ended in the drain: in the last
+    assert [r["count"] for r in rows] == [100, 100, 200] and [r["errors"] for r in rows] == [0, 100, 0]
+    assert [r["p99_ms"] for r in rows] == pytest.approx([2.0, 900.0, 2.0], rel=0.01)  # 1% buckets
+    assert master.merged.summary_ms()["ok_p99_ms"] == pytest.approx(2.0, rel=0.01)
