@@ -74,12 +74,13 @@ async def _timed(send: Send, i: int, scheduled_s: float, recorder: Recorder | No
             )
         return
     end = time.perf_counter()
+    if recorder is None:  # warm-up
+        return
     failure = late(end - scheduled_s) if late is not None else None
-    if recorder is not None and failure is not None:
+    if failure is not None:
         recorder.note_error(type(failure).__name__, failure)
-    if recorder is not None:
-        recorder.add(scheduled_s=scheduled_s, start_s=start, end_s=end, ok=failure is None,
-                     error=error_kind(failure) if failure is not None else "")
+    recorder.add(scheduled_s=scheduled_s, start_s=start, end_s=end, ok=failure is None,
+                 error=error_kind(failure) if failure is not None else "")
 
 
 def _never() -> bool:

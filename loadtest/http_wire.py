@@ -141,13 +141,14 @@ class HttpSender:
             raise http_error(response.status_code, body, model=self.model)
 
     def _post(self, request: HttpRequest) -> Any:
-        client = self._connection()
-        try:
-            return client.request("POST", request.path, body=request.body, headers=request.headers)
-        except RuntimeError:  # "connection pool closed": another request's failure closed it while this
-            if client is self._client:  # one waited for a connection, so nothing was sent: take a new one
-                raise
-        return self._connection().request("POST", request.path, body=request.body, headers=request.headers)
+        for attempt in (1, 2):
+            client = self._connection()
+            try:
+                return client.request("POST", request.path, body=request.body, headers=request.headers)
+            except RuntimeError:  # "connection pool closed": another request's failure closed it while this
+                if attempt == 2 or client is self._client:  # one waited for a connection, so nothing was
+                    raise  # sent: take a new one, once
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Drop the connection (the next `send` opens a new one)."""

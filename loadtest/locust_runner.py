@@ -425,11 +425,14 @@ def _failures(path: Path) -> list[dict[str, Any]]:
         status = text.rsplit("[", 1)[-1].split("]", 1)[0] if text.rstrip("')\"").endswith("]") else ""
         kind = text.split("(", 1)[0].strip() or "error"
         entry = out.setdefault((kind, status), {"error": kind, "status": status, "count": 0,
-                                                "first_message": _error_text(text[len(kind) + 1:-1])[:300]
-                                                if text.startswith(kind + "(") and text.endswith(")")
-                                                else text[:300]})
+                                                "first_message": _message(kind, text)[:300]})
         entry["count"] += int(row.get("Occurrences") or 0)
     return sorted(out.values(), key=lambda r: -r["count"])
+
+
+def _message(kind: str, text: str) -> str:
+    """The message of an error written as `Kind('message')` (Locust's repr of an exception), else all."""
+    return _error_text(text[len(kind) + 1:-1]) if text.startswith(kind + "(") and text.endswith(")") else text
 
 
 def _error_text(raw: str) -> str:

@@ -125,8 +125,9 @@ def _quiet_half_built_clients(unraisable: Any) -> None:
     """sys.unraisablehook: a Ctrl-C inside tritonclient's InferenceServerClient.__init__ leaves a
     half-built client whose __del__ then fails ('has no attribute _stream') and printed a traceback
     after 'interrupted' (CI, 2026-12-03). That one is dropped; every other goes to the default hook."""
-    obj = getattr(unraisable, "object", None)
-    if isinstance(unraisable.exc_value, AttributeError) and "tritonclient" in getattr(obj, "__module__", ""):
+    obj, exc = getattr(unraisable, "object", None), unraisable.exc_value
+    if (isinstance(exc, AttributeError) and str(getattr(exc, "name", "") or "").startswith("_")
+            and "tritonclient" in getattr(obj, "__module__", "")):  # a private attribute __init__ never set
         return
     sys.__unraisablehook__(unraisable)
 
