@@ -28,7 +28,7 @@ from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, mod
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.retry import checked_seconds
-from tritonstack.client.shm import ShmTensors, UnregisterRetry
+from tritonstack.client.shm import ShmPool, ShmTensors, UnregisterRetry
 
 from tritonstack.errors import ClientError, ConfigError, ModelNotReadyError
 
@@ -190,30 +190,44 @@ class AsyncTritonClient:
     async def predict_many(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                            in_flight: int = 4, outputs: Sequence[str] | None = None,
                            version: int | str | None = None, timeout_s: float | None = None,
-                           progress: bool | Callable[[int], None] = False) -> dict[str, np.ndarray]:
+                           progress: bool | Callable[[int], None] = False,
+                           shared_memory: bool = False) -> dict[str, np.ndarray]:
         """Run inference over all rows of `data`; outputs concatenated in input order (each with 0
         rows, the model's dtype and dims when `data` has none). Arguments as in
         `TritonClient.predict_iter`."""
         empty = bulk.no_rows(await self.model_info(model, version, timeout_s=timeout_s), outputs)
         return await bulk.aconcatenate(self.predict_iter(
             model, data, batch_size=batch_size, in_flight=in_flight, outputs=outputs, version=version,
-            timeout_s=timeout_s, progress=progress), empty)
+            timeout_s=timeout_s, progress=progress, shared_memory=shared_memory), empty)
 
     async def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                            in_flight: int = 4, outputs: Sequence[str] | None = None,
                            version: int | str | None = None, timeout_s: float | None = None,
-                           progress: bool | Callable[[int], None] = False
+                           progress: bool | Callable[[int], None] = False, shared_memory: bool = False
                            ) -> AsyncIterator[dict[str, np.ndarray]]:
         """Yield one result dict per chunk, in input order, at most `in_flight` chunks sent (see
-        `TritonClient.predict_iter`): `async for out in client.predict_iter(model, data): ...`."""
+        `TritonClient.predict_iter`, also for `shared_memory`):
+        `async for out in client.predict_iter(model, data): ...`."""
         info = await self.model_info(model, version, timeout_s=timeout_s)
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
+        pool = ShmPool(plan.batch_rows) if shared_memory else None
+
+        async def send_shm(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            assert pool is not None
+            call = await self._call(model, chunk, outputs, version, timeout_s, "", None)
+            return await self._with_retries(model, call.deadline, lambda: self._send_pooled(call, pool))
 
         def send(chunk: dict[str, np.ndarray]) -> Awaitable[dict[str, np.ndarray]]:
             return self.infer_one_request(model, chunk, outputs=outputs, version=version, timeout_s=timeout_s)
 
-        async for result in bulk.run_async(plan, send):
-            yield result
+        try:
+            async for result in bulk.run_async(plan, send if pool is None else send_shm):
+                yield result
+        finally:
+            if pool is not None:
+                for slot in pool.slots:
+                    await self._release(slot)
+                pool.close()
 
     # -- internals --------------------------------------------------------------------------------
     async def _call(self, model: str, inputs: Inputs, outputs: Sequence[str] | None,
@@ -257,21 +271,37 @@ class AsyncTritonClient:
 
     async def _send_shm(self, call: Call) -> dict[str, np.ndarray]:
         with ShmTensors(call) as shm:
-            registered: list[str] = []
             try:
-                for region in shm.regions:
-                    with translate_errors(model=call.info.name):
-                        await self._raw.register_system_shared_memory(
-                            region.name, region.key, region.byte_size, headers=call.headers,
-                            client_timeout=call.remaining_s())
-                    registered.append(region.name)
-                kwargs = self._core.infer_kwargs(self._grpc, call, tensors=shm.tensors(self._grpc))
-                with translate_errors(model=call.info.name):
-                    result = await self._raw.infer(**kwargs)
-                return shm.read_outputs(result)
+                return await self._infer_in(shm, call)
             finally:
-                for name in registered:
-                    await self._unregister(name, call.headers)
+                await self._release(shm)
+
+    async def _send_pooled(self, call: Call, pool: ShmPool) -> dict[str, np.ndarray]:
+        slot = pool.take(call)
+        try:
+            return await self._infer_in(slot, call)
+        finally:
+            pool.give_back(slot)
+
+    async def _infer_in(self, shm: ShmTensors, call: Call) -> dict[str, np.ndarray]:
+        """`call` through the regions of `shm` (loaded with its inputs), registering those not yet."""
+        for region in shm.regions:
+            if region.name not in shm.registered:
+                with translate_errors(model=call.info.name):
+                    await self._raw.register_system_shared_memory(
+                        region.name, region.key, region.byte_size, headers=call.headers,
+                        client_timeout=call.remaining_s())
+                shm.registered.append(region.name)
+        kwargs = self._core.infer_kwargs(self._grpc, call, tensors=shm.tensors(self._grpc))
+        with translate_errors(model=call.info.name):
+            result = await self._raw.infer(**kwargs)
+        return shm.read_outputs(result)
+
+    async def _release(self, shm: ShmTensors) -> None:
+        """Unregister the regions of `shm` the server has."""
+        for name in shm.registered:
+            await self._unregister(name, shm.call.headers)
+        shm.registered.clear()
 
     async def _unregister(self, name: str, headers: dict[str, str] | None) -> None:
         retry = UnregisterRetry(name)

@@ -45,6 +45,7 @@ class BulkOptions(TypedDict, total=False):
     headers: Mapping[str, str] | None
     timeout_s: float | None
     progress: bool | Callable[[int], None]
+    shared_memory: bool
 
 
 class _Progress:
@@ -81,6 +82,7 @@ class Plan:
     total_rows: int | None
     in_flight: int
     progress: bool | Callable[[int], None] = False
+    batch_rows: int = 0  # rows per chunk at most
 
     @classmethod
     def make(cls, info: ModelInfo, data: Data, *, batch_size: int | None, in_flight: int,
@@ -96,8 +98,8 @@ class Plan:
         if isinstance(data, (np.ndarray, Mapping)):
             arrays = _as_dict(info, data)
             total = _common_length(info, arrays)
-            return cls(_slices(arrays, total, rows), total, in_flight, progress)
-        return cls(_stacked(info, data, rows), None, in_flight, progress)
+            return cls(_slices(arrays, total, rows), total, in_flight, progress, rows)
+        return cls(_stacked(info, data, rows), None, in_flight, progress, rows)
 
 
 def _as_dict(info: ModelInfo, data: Row) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ import logging
 import mmap
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,10 +29,10 @@ from typing import Any
 import numpy as np
 from tritonstack.client.core import Call
 
-from tritonstack.errors import SharedMemoryError
+from tritonstack.errors import InvalidInputError, SharedMemoryError
 
 __all__ = [
-    "SHM_DIR", "UNREGISTER_PAUSES_S", "Region", "ShmTensors", "UnregisterRetry",
+    "SHM_DIR", "UNREGISTER_PAUSES_S", "Region", "ShmPool", "ShmTensors", "UnregisterRetry",
     "region_in_use", "region_prefix",
 ]
 
@@ -124,38 +125,65 @@ class Region:
 
 
 class ShmTensors:
-    """The shared-memory regions of one call; a context manager that always unlinks them."""
+    """The shared-memory regions of one call; a context manager that always unlinks them.
 
-    def __init__(self, call: Call) -> None:
+    With `rows`, the regions are sized for that many rows instead of the call's (fixed-size tensors
+    only), so that later calls of up to `rows` rows can `load` into them: a slot of `ShmPool`.
+    """
+
+    def __init__(self, call: Call, *, rows: int | None = None) -> None:
         self.call = call
         base = f"{region_prefix()}{secrets.token_hex(4)}_"
         for name, array in call.arrays.items():
             if array.dtype == np.object_ or array.nbytes == 0:
                 raise SharedMemoryError(f"input {name!r} has dtype {array.dtype} and shape {array.shape}; "
                                         "shared memory takes non-empty fixed-size tensors, use infer()")
-        sizes = [(name, array.nbytes, True) for name, array in call.arrays.items()]
-        sizes += [(name, self._output_bytes(name), False) for name in call.outputs]
+        if rows is None:
+            sizes = [(name, array.nbytes, True) for name, array in call.arrays.items()]
+        else:
+            sizes = [(name, self._bytes(name, rows, is_input=True), True) for name in call.arrays]
+        rows = rows if rows is not None else self._rows(call)
+        sizes += [(name, self._bytes(name, rows, is_input=False), False) for name in call.outputs]
         self.regions = [Region(name=f"{base}{i}", key=f"/{base}{i}", byte_size=size, tensor=tensor,
                                is_input=is_input) for i, (tensor, size, is_input) in enumerate(sizes)]
+        self.registered: list[str] = []  # names of the regions the server has (kept by the transports)
 
-    def _output_bytes(self, name: str) -> int:
+    @staticmethod
+    def _rows(call: Call) -> int:
+        return next(iter(call.arrays.values())).shape[0] if call.info.batched else 1
+
+    def _bytes(self, name: str, rows: int, *, is_input: bool) -> int:
+        """Bytes of `rows` rows of a tensor of the model (SharedMemoryError for a variable size)."""
         info = self.call.info
-        tensor = info.outputs[name]
+        tensor = (info.inputs if is_input else info.outputs)[name]
         if tensor.datatype == "BYTES" or any(d < 0 for d in tensor.dims):
+            kind = "input" if is_input else "output"
             raise SharedMemoryError(
-                f"output {name!r} of model {info.name!r} has type {tensor.datatype} and dims "
-                f"{tensor.dims}; shared memory needs a fixed-size output, use infer() instead")
-        rows = (next(iter(self.call.arrays.values())).shape[0],) if info.batched else ()
-        return int(np.prod(rows + tensor.dims, dtype=np.int64)) * tensor.dtype.itemsize
+                f"{kind} {name!r} of model {info.name!r} has type {tensor.datatype} and dims "
+                f"{tensor.dims}; shared memory needs a fixed-size {kind}, use infer() instead")
+        batch = (rows,) if info.batched else ()
+        return int(np.prod(batch + tensor.dims, dtype=np.int64)) * tensor.dtype.itemsize
+
+    def load(self, call: Call) -> None:
+        """Make `call` this slot's call: its inputs written into the input regions."""
+        self.call = call
+        for region in self.regions:
+            if region.is_input:
+                array = np.ascontiguousarray(call.arrays[region.tensor])
+                if array.nbytes > region.byte_size:  # only when validation is off
+                    tensor = call.info.inputs[region.tensor]
+                    raise InvalidInputError(
+                        f"input {region.tensor!r} has shape {array.shape} and dtype {array.dtype}; model "
+                        f"{call.info.name!r} takes {tensor.datatype} rows of dims {tensor.dims} (and so do "
+                        "the shared-memory regions sized for it)")
+                assert region.buffer is not None
+                region.buffer[:array.nbytes] = array.view(np.uint8).reshape(-1).data
 
     def __enter__(self) -> ShmTensors:
         try:
             for region in self.regions:
                 region.create()
-                if region.is_input:
-                    array = np.ascontiguousarray(self.call.arrays[region.tensor])
-                    assert region.buffer is not None
-                    region.buffer[:region.byte_size] = array.view(np.uint8).reshape(-1).data
+            self.load(self.call)
         except OSError as exc:
             self.close()
             raise SharedMemoryError(f"cannot create shared-memory region in {SHM_DIR}: {exc}; "
@@ -185,11 +213,12 @@ class ShmTensors:
                 array = self.call.arrays[region.tensor]
                 datatype = info.inputs[region.tensor].datatype
                 item = module.InferInput(region.tensor, list(array.shape), datatype)
-                item.set_shared_memory(region.name, region.byte_size)
+                item.set_shared_memory(region.name, array.nbytes)
                 inputs.append(item)
             else:
                 wanted = module.InferRequestedOutput(region.tensor)
-                wanted.set_shared_memory(region.name, region.byte_size)
+                wanted.set_shared_memory(region.name, self._bytes(region.tensor, self._rows(self.call),
+                                                                  is_input=False))
                 outputs.append(wanted)
         return inputs, outputs
 
@@ -204,3 +233,39 @@ class ShmTensors:
             count = int(np.prod(shape, dtype=np.int64))
             arrays[region.tensor] = np.frombuffer(region.buffer, dtype, count).reshape(shape).copy()
         return arrays
+
+
+class ShmPool:
+    """Shared-memory slots reused by the chunks of one bulk prediction: a chunk takes a free slot (or a
+    new one, sized for `rows` rows, whose regions the caller registers), and gives it back once answered. The
+    server maps each region once, instead of per chunk. Thread-safe (the sync client's chunks run in
+    threads). The caller unregisters `slots` and then `close`s the pool."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.slots: list[ShmTensors] = []
+        self._free: list[ShmTensors] = []
+        self._lock = threading.Lock()
+
+    def take(self, call: Call) -> ShmTensors:
+        """A slot loaded with `call`'s inputs (a new one's regions are not registered yet: see
+        `ShmTensors.registered`)."""
+        with self._lock:
+            slot = self._free.pop() if self._free else None
+        if slot is not None:
+            slot.load(call)
+            return slot
+        slot = ShmTensors(call, rows=self.rows).__enter__()
+        with self._lock:
+            self.slots.append(slot)
+        return slot
+
+    def give_back(self, slot: ShmTensors) -> None:
+        """The slot's call was answered (or failed): the next chunk may take it."""
+        with self._lock:
+            self._free.append(slot)
+
+    def close(self) -> None:
+        """Unmap and unlink every slot's regions; safe to call twice."""
+        for slot in self.slots:
+            slot.close()

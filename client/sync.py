@@ -22,7 +22,7 @@ from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, mod
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.retry import checked_seconds
-from tritonstack.client.shm import ShmTensors, UnregisterRetry
+from tritonstack.client.shm import ShmPool, ShmTensors, UnregisterRetry
 
 from tritonstack.errors import ClientError, ModelNotReadyError
 
@@ -154,31 +154,54 @@ class TritonClient:
     def predict_many(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                      in_flight: int = 4, outputs: Sequence[str] | None = None,
                      version: int | str | None = None, timeout_s: float | None = None,
-                     progress: bool | Callable[[int], None] = False) -> dict[str, np.ndarray]:
+                     progress: bool | Callable[[int], None] = False,
+                     shared_memory: bool = False) -> dict[str, np.ndarray]:
         """Run inference over all rows of `data`; outputs concatenated in input order (each with 0
         rows, the model's dtype and dims when `data` has none). Arguments as in `predict_iter`."""
         empty = bulk.no_rows(self.model_info(model, version, timeout_s=timeout_s), outputs)
         return bulk.concatenate(self.predict_iter(
             model, data, batch_size=batch_size, in_flight=in_flight, outputs=outputs, version=version,
-            timeout_s=timeout_s, progress=progress), empty)
+            timeout_s=timeout_s, progress=progress, shared_memory=shared_memory), empty)
 
     def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
                      in_flight: int = 4, outputs: Sequence[str] | None = None,
                      version: int | str | None = None, timeout_s: float | None = None,
-                     progress: bool | Callable[[int], None] = False) -> Iterator[dict[str, np.ndarray]]:
+                     progress: bool | Callable[[int], None] = False,
+                     shared_memory: bool = False) -> Iterator[dict[str, np.ndarray]]:
         """Yield one result dict per chunk, in input order, with at most `in_flight` chunks sent.
 
         `data` is an array (or dict of arrays) with the batch axis first, or an iterable of
         single rows (arrays or dicts without the batch axis); chunks hold up to `batch_size` rows
         (default: the model's max_batch_size). Memory stays bounded by `in_flight` chunks.
+        `shared_memory`: the tensors travel through `in_flight` system shared-memory slots registered
+        once for the whole call (server on this host, fixed-size tensors; needs the admin header when
+        the server restricts its shared-memory endpoint, see `infer_shm`); unregistered and unlinked
+        at the end, also when a chunk failed or the iteration stopped early.
         """
         info = self.model_info(model, version, timeout_s=timeout_s)
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
+        if shared_memory:
+            return self._predict_shm(model, plan, outputs, version, timeout_s)
 
         def send(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             return self.infer(model, chunk, outputs=outputs, version=version, timeout_s=timeout_s)
 
         return bulk.run_threaded(plan, send)
+
+    def _predict_shm(self, model: str, plan: bulk.Plan, outputs: Sequence[str] | None,
+                     version: int | str | None, timeout_s: float | None) -> Iterator[dict[str, np.ndarray]]:
+        pool = ShmPool(plan.batch_rows)
+
+        def send(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            call = self._call(model, chunk, outputs, version, timeout_s, "", None)
+            return self._with_retries(model, call.deadline, lambda: self._send_pooled(call, pool))
+
+        try:
+            yield from bulk.run_threaded(plan, send)
+        finally:
+            for slot in pool.slots:
+                self._release(slot)
+            pool.close()
 
     # -- internals --------------------------------------------------------------------------------
     def _call(self, model: str, inputs: Inputs, outputs: Sequence[str] | None, version: int | str | None,
@@ -221,21 +244,37 @@ class TritonClient:
 
     def _send_shm(self, call: Call) -> dict[str, np.ndarray]:
         with ShmTensors(call) as shm:
-            registered: list[str] = []
             try:
-                for region in shm.regions:
-                    with translate_errors(model=call.info.name):
-                        self._raw.register_system_shared_memory(
-                            region.name, region.key, region.byte_size, headers=call.headers,
-                            client_timeout=call.remaining_s())
-                    registered.append(region.name)
-                kwargs = self._core.infer_kwargs(self._grpc, call, tensors=shm.tensors(self._grpc))
-                with translate_errors(model=call.info.name):
-                    result = self._raw.infer(**kwargs)
-                return shm.read_outputs(result)
+                return self._infer_in(shm, call)
             finally:
-                for name in registered:
-                    self._unregister(name, call.headers)
+                self._release(shm)
+
+    def _send_pooled(self, call: Call, pool: ShmPool) -> dict[str, np.ndarray]:
+        slot = pool.take(call)
+        try:
+            return self._infer_in(slot, call)
+        finally:
+            pool.give_back(slot)
+
+    def _infer_in(self, shm: ShmTensors, call: Call) -> dict[str, np.ndarray]:
+        """`call` through the regions of `shm` (loaded with its inputs), registering those not yet."""
+        for region in shm.regions:
+            if region.name not in shm.registered:
+                with translate_errors(model=call.info.name):
+                    self._raw.register_system_shared_memory(
+                        region.name, region.key, region.byte_size, headers=call.headers,
+                        client_timeout=call.remaining_s())
+                shm.registered.append(region.name)
+        kwargs = self._core.infer_kwargs(self._grpc, call, tensors=shm.tensors(self._grpc))
+        with translate_errors(model=call.info.name):
+            result = self._raw.infer(**kwargs)
+        return shm.read_outputs(result)
+
+    def _release(self, shm: ShmTensors) -> None:
+        """Unregister the regions of `shm` the server has."""
+        for name in shm.registered:
+            self._unregister(name, shm.call.headers)
+        shm.registered.clear()
 
     def _unregister(self, name: str, headers: dict[str, str] | None) -> None:
         retry = UnregisterRetry(name)

@@ -232,6 +232,47 @@ def test_async_infer_shm(server, digits_data) -> None:
 
 
 
+def test_predict_many_through_shared_memory_equals_grpc_and_leaves_nothing(server, digits_data) -> None:
+    """W7: the chunks of predict_many through `in_flight` shared-memory slots registered once (the
+    server maps each region once, not per chunk); same result, sync and asyncio, regions released."""
+    x, _ = digits_data
+    rows = np.concatenate([x] * 3)[:5000]
+    options = ClientOptions(headers=grpc_admin_headers(server))
+    with TritonClient(server.grpc_url, options) as client:
+        expected = client.predict_many(MODEL, rows, batch_size=1024)["probabilities"]
+        shared = client.predict_many(MODEL, rows, batch_size=1024, in_flight=3, shared_memory=True)
+        chunks = client.predict_iter(MODEL, rows, batch_size=512, shared_memory=True)
+        first = next(chunks)["probabilities"]  # stopped early: the slots are released by close()
+        chunks.close()
+
+    async def run() -> np.ndarray:
+        async with AsyncTritonClient(server.grpc_url, options) as aio:
+            out = await aio.predict_many(MODEL, rows, batch_size=1000, in_flight=2, shared_memory=True)
+            return out["probabilities"]
+
+    assert np.abs(shared["probabilities"] - expected).max() <= 1e-6
+    assert np.abs(asyncio.run(run()) - expected).max() <= 1e-6
+    assert np.abs(first - expected[:512]).max() <= 1e-6
+    assert shm_leftovers() == []
+    assert not server_regions(server).get("regions")
+
+
+def test_predict_many_through_shared_memory_fails_cleanly(server) -> None:
+    """No admin header: AccessDeniedError; a chunk the server rejects: its error; nothing left behind."""
+    rows = np.zeros((300, 64), np.float32)
+    with TritonClient(server.grpc_url) as client:
+        with pytest.raises(errors.AccessDeniedError, match="restricted"):
+            client.predict_many(MODEL, rows, batch_size=100, shared_memory=True)
+    options = ClientOptions(headers=grpc_admin_headers(server), validate=False)
+    with TritonClient(server.grpc_url, options) as client:
+        with pytest.raises(errors.InvalidInputError, match="INVALID_ARGUMENT"):
+            client.predict_many(MODEL, np.zeros((300, 63), np.float32), batch_size=100, shared_memory=True)
+        with pytest.raises(errors.InvalidInputError, match="takes FP32 rows of dims"):  # over the regions
+            client.predict_many(MODEL, np.zeros((300, 65), np.float32), batch_size=100, shared_memory=True)
+    assert shm_leftovers() == []
+    assert not server_regions(server).get("regions")
+
+
 def test_concurrent_infer_shm_unregisters_every_region(server, caplog) -> None:  # noqa: ANN001
     """Triton 2.51 can answer a request before it drops its hold on the request's regions: an
     unregister right after the answer was refused as "currently in use" (1 in ~60 calls at 4 in
