@@ -112,7 +112,8 @@ def run_local(
     shape = shape_for(scenario)
     env = Environment(user_classes=[user or user_class(scenario, url)], shape_class=shape, host=url)
     recorder = Recorder()
-    env.events.request.add_listener(_recording_listener(recorder))
+    listener = _recording_listener(recorder)
+    env.events.request.add_listener(listener)
     runner = env.create_local_runner()
     with _without_locust_cpu_warnings(), \
             ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
@@ -123,6 +124,7 @@ def run_local(
             runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
         users = _wait(runner, scenario, shape is not None, origin, should_stop or (lambda: False))
         duration, cpu = time.perf_counter() - origin, time.process_time() - cpu
+    env.events.request.remove_listener(listener)  # a call our close cancels ("Channel closed!"): no sample
     close_clients()
     described = {"url": url, "runner": "locust local", "inputs": scenario.inputs_path or "random"}
     result = RunResult.build(
