@@ -352,7 +352,7 @@ def _cpu_use(measure: Callable[[], dict[str, Any]], *, children: bool = False) -
 #: batcher into ~2.5k-row batches); with the generated queue policy, 4096 x 2 beat 4096 x 4 in all 4.
 #: The third field: through shared memory (`predict_many(shared_memory=True)`, the bench holds the
 #: server's admin key); the server core then no longer receives 1 MB per chunk over TCP (2026-12-03,
-#: perf: ~20% of the server core in recvmsg, page faults and socket locks): +12-17% rows/s.
+#: perf: ~20% of the server core in recvmsg, page faults and socket locks): +12-35% rows/s.
 W7_SETTINGS: tuple[tuple[int | None, int, bool], ...] = (
     (None, 2, False), (None, 4, False), (1024, 4, False), (None, 2, True), (None, 4, True))
 
