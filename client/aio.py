@@ -15,9 +15,11 @@ awaits the network.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -28,7 +30,7 @@ from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, mod
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.retry import checked_seconds
-from tritonstack.client.shm import ShmPool, ShmTensors, UnregisterRetry
+from tritonstack.client.shm import ShmPool, ShmTensors, UnregisterRetry, lost_registration
 
 from tritonstack.errors import ClientError, ConfigError, ModelNotReadyError
 
@@ -66,6 +68,9 @@ class AsyncTritonClient:
         self._model_infer = model_infer(self._raw._channel)  # noqa: SLF001 - tritonclient's channel
         self._loading: dict[tuple[str, str], asyncio.Future[ModelInfo]] = {}
         self._coalescer = Coalescer(self._send) if self._core.options.coalesce else None
+        #: predict_iter iterations not finished: close() closes them (their chunks end, then a
+        #: shared-memory iteration releases its regions)
+        self._iterations: weakref.WeakSet[AsyncGenerator[dict[str, np.ndarray], None]] = weakref.WeakSet()
 
     @property
     def url(self) -> str:
@@ -79,6 +84,9 @@ class AsyncTritonClient:
 
     async def close(self) -> None:
         """Close the channel; later calls raise ClientClosedError. Closing twice is harmless."""
+        for iteration in list(self._iterations):
+            with contextlib.suppress(RuntimeError):  # being iterated by another task: it releases its own
+                await iteration.aclose()
         if self._core.mark_closed():
             if self._coalescer is not None:
                 await self._coalescer.close()
@@ -200,14 +208,23 @@ class AsyncTritonClient:
             model, data, batch_size=batch_size, in_flight=in_flight, outputs=outputs, version=version,
             timeout_s=timeout_s, progress=progress, shared_memory=shared_memory), empty)
 
-    async def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
-                           in_flight: int = 4, outputs: Sequence[str] | None = None,
-                           version: int | str | None = None, timeout_s: float | None = None,
-                           progress: bool | Callable[[int], None] = False, shared_memory: bool = False
-                           ) -> AsyncIterator[dict[str, np.ndarray]]:
+    def predict_iter(self, model: str, data: bulk.Data, *, batch_size: int | None = None,
+                     in_flight: int = 4, outputs: Sequence[str] | None = None,
+                     version: int | str | None = None, timeout_s: float | None = None,
+                     progress: bool | Callable[[int], None] = False, shared_memory: bool = False
+                     ) -> AsyncGenerator[dict[str, np.ndarray], None]:
         """Yield one result dict per chunk, in input order, at most `in_flight` chunks sent (see
         `TritonClient.predict_iter`, also for `shared_memory`):
         `async for out in client.predict_iter(model, data): ...`."""
+        iteration = self._predict_iter(model, data, batch_size, in_flight, outputs, version, timeout_s,
+                                       progress, shared_memory)
+        self._iterations.add(iteration)
+        return iteration
+
+    async def _predict_iter(self, model: str, data: bulk.Data, batch_size: int | None, in_flight: int,
+                            outputs: Sequence[str] | None, version: int | str | None, timeout_s: float | None,
+                            progress: bool | Callable[[int], None], shared_memory: bool
+                            ) -> AsyncGenerator[dict[str, np.ndarray], None]:
         info = await self.model_info(model, version, timeout_s=timeout_s)
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
         pool = ShmPool(plan.batch_rows) if shared_memory else None
@@ -222,12 +239,10 @@ class AsyncTritonClient:
 
         try:
             async for result in bulk.run_async(plan, send if pool is None else send_shm):
-                yield result
+                yield result  # run_async's finally: no chunk left in flight
         finally:
             if pool is not None:
-                for slot in pool.slots:
-                    await self._release(slot)
-                pool.close()
+                await self._release_pool(pool)
 
     # -- internals --------------------------------------------------------------------------------
     async def _call(self, model: str, inputs: Inputs, outputs: Sequence[str] | None,
@@ -293,9 +308,25 @@ class AsyncTritonClient:
                         client_timeout=call.remaining_s())
                 shm.registered.append(region.name)
         kwargs = self._core.infer_kwargs(self._grpc, call, tensors=shm.tensors(self._grpc))
-        with translate_errors(model=call.info.name):
-            result = await self._raw.infer(**kwargs)
+        try:
+            with translate_errors(model=call.info.name):
+                result = await self._raw.infer(**kwargs)
+        except ClientError as error:
+            lost = lost_registration(error, shm)
+            if lost is error:
+                raise
+            raise lost from error
         return shm.read_outputs(result)
+
+    async def _release_pool(self, pool: ShmPool) -> None:
+        """Unregister and unlink the regions of `pool`. An iteration never finished nor closed keeps
+        its registrations until the server restarts (its files are unlinked at exit)."""
+        try:
+            if not self._core.closed:
+                for slot in pool.slots:
+                    await self._release(slot)
+        finally:
+            pool.close()
 
     async def _release(self, shm: ShmTensors) -> None:
         """Unregister the regions of `shm` the server has."""

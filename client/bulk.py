@@ -25,13 +25,15 @@ from tritonstack.client.validation import as_arrays
 
 from tritonstack.errors import ClientError, ConfigError, InvalidInputError
 
-__all__ = ["BulkOptions", "Data", "Plan", "aconcatenate", "concatenate", "no_rows", "run_async",
-           "run_threaded"]
+__all__ = ["MAX_IN_FLIGHT", "BulkOptions", "Data", "Plan", "aconcatenate", "concatenate", "no_rows",
+           "run_async", "run_threaded"]
 
 Row = np.ndarray | Mapping[str, np.ndarray]
 #: Batch-first array(s), or an iterable of single rows (arrays or dicts without the batch axis).
 Data = np.ndarray | Mapping[str, np.ndarray] | Iterable[Row]
 Chunk = dict[str, np.ndarray]
+#: chunks in flight at most: each is a thread (sync client) and, with shared memory, a set of regions
+MAX_IN_FLIGHT = 256
 
 
 class BulkOptions(TypedDict, total=False):
@@ -91,10 +93,12 @@ class Plan:
         if not info.batched:
             raise ConfigError(f"model {info.name!r} does not batch (max_batch_size 0); "
                               "call infer() per request")
-        rows = batch_size or info.max_batch_size
-        if not 1 <= rows <= info.max_batch_size or in_flight < 1:
-            raise ConfigError(f"batch_size={batch_size}, in_flight={in_flight}; need 1 <= batch_size <= "
-                              f"{info.max_batch_size} (model {info.name!r}) and in_flight >= 1")
+        rows = info.max_batch_size if batch_size is None else batch_size
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (rows, in_flight))
+        if not whole or not 1 <= rows <= info.max_batch_size or not 1 <= in_flight <= MAX_IN_FLIGHT:
+            raise ConfigError(f"batch_size={batch_size!r}, in_flight={in_flight!r}; need whole numbers, "
+                              f"1 <= batch_size <= {info.max_batch_size} (model {info.name!r}) and "
+                              f"1 <= in_flight <= {MAX_IN_FLIGHT}")
         if isinstance(data, (np.ndarray, Mapping)):
             arrays = _as_dict(info, data)
             total = _common_length(info, arrays)
@@ -136,7 +140,14 @@ def _stacked(info: ModelInfo, samples: Iterable[Row], rows: int) -> Iterator[Chu
 
 
 def _stack(buffer: list[dict[str, np.ndarray]]) -> Chunk:
-    return {name: np.stack([row[name] for row in buffer]) for name in buffer[0]}
+    out = {}
+    for name in buffer[0]:
+        shapes = {np.shape(row[name]) for row in buffer}
+        if len(shapes) > 1:
+            raise InvalidInputError(f"rows of input {name!r} have different shapes {sorted(shapes)}; every "
+                                    "row of a predict_many call needs the same shape")
+        out[name] = np.stack([row[name] for row in buffer])
+    return out
 
 
 def _rows(chunk: Chunk) -> int:

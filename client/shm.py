@@ -15,12 +15,15 @@ imports `pkg_resources`, which setuptools >= 81 no longer ships, so it is not us
 
 from __future__ import annotations
 
+import atexit
 import grp
 import logging
 import mmap
 import os
 import secrets
 import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,11 +32,11 @@ from typing import Any
 import numpy as np
 from tritonstack.client.core import Call
 
-from tritonstack.errors import InvalidInputError, SharedMemoryError
+from tritonstack.errors import ClientError, InvalidInputError, ServerUnavailableError, SharedMemoryError
 
 __all__ = [
     "SHM_DIR", "UNREGISTER_PAUSES_S", "Region", "ShmPool", "ShmTensors", "UnregisterRetry",
-    "region_in_use", "region_prefix",
+    "lost_registration", "region_in_use", "region_prefix",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -124,6 +127,16 @@ class Region:
             (SHM_DIR / self.name).unlink(missing_ok=True)
 
 
+def _check_dtype(call: Call, name: str, array: np.ndarray) -> None:
+    """Raw bytes in a region carry no dtype: the model's is assumed, so another one is refused (also
+    with validation off; over gRPC the request names the dtype and the server refuses a mismatch)."""
+    expected = call.info.inputs[name].dtype
+    if array.dtype != expected:
+        raise InvalidInputError(f"input {name!r} has dtype {array.dtype}; model {call.info.name!r} expects "
+                                f"{call.info.inputs[name].datatype} ({expected}): convert it (astype) before "
+                                "sending it through shared memory")
+
+
 class ShmTensors:
     """The shared-memory regions of one call; a context manager that always unlinks them.
 
@@ -138,6 +151,7 @@ class ShmTensors:
             if array.dtype == np.object_ or array.nbytes == 0:
                 raise SharedMemoryError(f"input {name!r} has dtype {array.dtype} and shape {array.shape}; "
                                         "shared memory takes non-empty fixed-size tensors, use infer()")
+            _check_dtype(call, name, array)
         if rows is None:
             sizes = [(name, array.nbytes, True) for name, array in call.arrays.items()]
         else:
@@ -170,6 +184,7 @@ class ShmTensors:
         for region in self.regions:
             if region.is_input:
                 array = np.ascontiguousarray(call.arrays[region.tensor])
+                _check_dtype(call, region.tensor, array)
                 if array.nbytes > region.byte_size:  # only when validation is off
                     tensor = call.info.inputs[region.tensor]
                     raise InvalidInputError(
@@ -246,6 +261,10 @@ class ShmPool:
         self.slots: list[ShmTensors] = []
         self._free: list[ShmTensors] = []
         self._lock = threading.Lock()
+        #: what the owning client does to release the pool (unregister, then close) at interpreter exit,
+        #: for an iteration left unfinished: a generator finalized during shutdown can no longer call
+        self.at_exit: Callable[[], None] | None = None
+        _LIVE_POOLS.add(self)
 
     def take(self, call: Call) -> ShmTensors:
         """A slot loaded with `call`'s inputs (a new one's regions are not registered yet: see
@@ -269,3 +288,30 @@ class ShmPool:
         """Unmap and unlink every slot's regions; safe to call twice."""
         for slot in self.slots:
             slot.close()
+
+
+def lost_registration(error: ClientError, shm: ShmTensors) -> ClientError:
+    """The error to raise for `error` from an inference through `shm`: a server that no longer knows
+    a region (it restarted and lost its registrations: NOT_FOUND "Unable to find shared memory
+    region") gives a retryable ServerUnavailableError, and `shm` forgets its registrations so that
+    the retry registers them again; any other error as it is."""
+    if "unable to find shared memory region" not in str(error).lower():
+        return error
+    shm.registered.clear()
+    return ServerUnavailableError(f"{error}; the server lost its shared-memory registrations (it "
+                                  "restarted?): they are registered again on a retry")
+
+
+_LIVE_POOLS: weakref.WeakSet[ShmPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _release_live_pools() -> None:
+    """At exit: release the pools of iterations never finished (the owner's `at_exit`, else unlink)."""
+    for pool in list(_LIVE_POOLS):
+        try:
+            if pool.at_exit is not None:
+                pool.at_exit()
+        except Exception as exc:  # noqa: BLE001 - exiting: unlink the files whatever happened
+            _LOGGER.warning("could not unregister shared-memory regions at exit: %s", exc)
+        pool.close()

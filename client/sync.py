@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -22,7 +24,7 @@ from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, mod
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.retry import checked_seconds
-from tritonstack.client.shm import ShmPool, ShmTensors, UnregisterRetry
+from tritonstack.client.shm import ShmPool, ShmTensors, UnregisterRetry, lost_registration
 
 from tritonstack.errors import ClientError, ModelNotReadyError
 
@@ -52,6 +54,9 @@ class TritonClient:
             channel_args=self._core.channel_args(),
         )
         self._model_infer = model_infer(self._raw._channel)  # noqa: SLF001 - tritonclient's channel
+        #: predict_iter(shared_memory=True) iterations not finished: close() closes them (their threads
+        #: end, then their regions are released)
+        self._iterations: weakref.WeakSet[Generator[dict[str, np.ndarray], None, None]] = weakref.WeakSet()
 
     @property
     def url(self) -> str:
@@ -65,6 +70,9 @@ class TritonClient:
 
     def close(self) -> None:
         """Close the channel; later calls raise ClientClosedError. Closing twice is harmless."""
+        for iteration in list(self._iterations):
+            with contextlib.suppress(ValueError):  # being iterated in another thread: it releases its own
+                iteration.close()
         if self._core.mark_closed():
             self._raw.close()
 
@@ -181,7 +189,11 @@ class TritonClient:
         info = self.model_info(model, version, timeout_s=timeout_s)
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
         if shared_memory:
-            return self._predict_shm(model, plan, outputs, version, timeout_s)
+            pool = ShmPool(plan.batch_rows)
+            iteration = self._predict_shm(model, plan, outputs, version, timeout_s, pool)
+            pool.at_exit = iteration.close  # left unfinished until the interpreter exits
+            self._iterations.add(iteration)
+            return iteration
 
         def send(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             return self.infer(model, chunk, outputs=outputs, version=version, timeout_s=timeout_s)
@@ -189,19 +201,22 @@ class TritonClient:
         return bulk.run_threaded(plan, send)
 
     def _predict_shm(self, model: str, plan: bulk.Plan, outputs: Sequence[str] | None,
-                     version: int | str | None, timeout_s: float | None) -> Iterator[dict[str, np.ndarray]]:
-        pool = ShmPool(plan.batch_rows)
+                     version: int | str | None, timeout_s: float | None,
+                     pool: ShmPool) -> Generator[dict[str, np.ndarray], None, None]:
 
         def send(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             call = self._call(model, chunk, outputs, version, timeout_s, "", None)
             return self._with_retries(model, call.deadline, lambda: self._send_pooled(call, pool))
 
         try:
-            yield from bulk.run_threaded(plan, send)
+            yield from bulk.run_threaded(plan, send)  # its finally: no chunk left in flight
         finally:
-            for slot in pool.slots:
-                self._release(slot)
-            pool.close()
+            try:
+                if not self._core.closed:
+                    for slot in pool.slots:
+                        self._release(slot)
+            finally:
+                pool.close()
 
     # -- internals --------------------------------------------------------------------------------
     def _call(self, model: str, inputs: Inputs, outputs: Sequence[str] | None, version: int | str | None,
@@ -266,8 +281,14 @@ class TritonClient:
                         client_timeout=call.remaining_s())
                 shm.registered.append(region.name)
         kwargs = self._core.infer_kwargs(self._grpc, call, tensors=shm.tensors(self._grpc))
-        with translate_errors(model=call.info.name):
-            result = self._raw.infer(**kwargs)
+        try:
+            with translate_errors(model=call.info.name):
+                result = self._raw.infer(**kwargs)
+        except ClientError as error:
+            lost = lost_registration(error, shm)
+            if lost is error:
+                raise
+            raise lost from error
         return shm.read_outputs(result)
 
     def _release(self, shm: ShmTensors) -> None:

@@ -269,6 +269,10 @@ def test_predict_many_through_shared_memory_fails_cleanly(server) -> None:
             client.predict_many(MODEL, np.zeros((300, 63), np.float32), batch_size=100, shared_memory=True)
         with pytest.raises(errors.InvalidInputError, match="takes FP32 rows of dims"):  # over the regions
             client.predict_many(MODEL, np.zeros((300, 65), np.float32), batch_size=100, shared_memory=True)
+        with pytest.raises(errors.InvalidInputError, match="dtype int32.*expects FP32"):  # raw bytes: no dtype
+            client.predict_many(MODEL, np.ones((300, 64), np.int32), batch_size=100, shared_memory=True)
+        chunks = client.predict_iter(MODEL, np.ones((300, 64), np.float32), batch_size=100, shared_memory=True)
+        next(chunks)  # left unfinished: the client's close() releases its regions (outsider round 6)
     assert shm_leftovers() == []
     assert not server_regions(server).get("regions")
 

@@ -304,6 +304,35 @@ def test_restart_mid_run_loses_no_request(own) -> None:
         assert np.abs(got - expected).max() <= 1e-5
 
 
+def test_a_restart_during_predict_many_through_shared_memory_registers_the_regions_again(own) -> None:
+    """Outsider round 6: a server restart during predict_many(shared_memory=True) lost its registrations
+    and the call failed (ModelNotFoundError "Unable to find shared memory region"), even with a retry
+    budget spanning the restart, where the same call over gRPC carried on."""
+    from tritonstack.client import grpc_restricted_headers
+    from tritonstack.client.shm import SHM_DIR, region_prefix
+
+    rows = _rows(4000)
+    options = ClientOptions(timeout_s=60, retry=RetryPolicy(attempts=200, max_backoff_s=1.0),
+                            headers=grpc_restricted_headers(own.admin_headers))
+    with TritonClient(own.grpc_url, options) as client:
+        expected = client.predict_many("digits_mlp", rows, batch_size=500)["probabilities"]
+        got = []
+        chunks = client.predict_iter("digits_mlp", rows, batch_size=500, in_flight=2, shared_memory=True)
+        for i, chunk in enumerate(chunks):
+            got.append(chunk["probabilities"])
+            if i == 1:
+                _restart(own)
+    assert np.abs(np.concatenate(got) - expected).max() <= 1e-5
+    assert not list(SHM_DIR.glob(f"{region_prefix()}*"))
+    raw = grpcclient.InferenceServerClient(own.grpc_url)
+    try:
+        status = raw.get_system_shared_memory_status(headers=grpc_restricted_headers(own.admin_headers),
+                                                     as_json=True)
+    finally:
+        raw.close()
+    assert not status.get("regions")
+
+
 def _wait_for(condition, timeout_s: float) -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -121,6 +121,13 @@ def test_plan_slices_arrays_to_the_batch_limit_in_order() -> None:
     assert plan.total_rows == 21
 
 
+def test_rows_of_different_shapes_are_a_typed_error() -> None:
+    """Outsider round 6: numpy's 'all input arrays must have the same shape' leaked."""
+    rows = iter([np.zeros(4, np.float32), np.zeros(3, np.float32)])
+    with pytest.raises(errors.InvalidInputError, match=r"rows of input 'features' have different shapes"):
+        list(bulk.Plan.make(INFO, rows, batch_size=4, in_flight=1).chunks)
+
+
 def test_plan_stacks_an_iterable_of_rows() -> None:
     rows = (np.full(4, i, np.float32) for i in range(10))
     chunks = list(bulk.Plan.make(INFO, rows, batch_size=4, in_flight=1).chunks)
@@ -130,7 +137,10 @@ def test_plan_stacks_an_iterable_of_rows() -> None:
 
 @pytest.mark.parametrize(("kwargs", "fragment"), [
     ({"batch_size": 9, "in_flight": 1}, "batch_size <= 8"),
-    ({"batch_size": None, "in_flight": 0}, "in_flight >= 1"),
+    ({"batch_size": None, "in_flight": 0}, "1 <= in_flight <= 256"),
+    ({"batch_size": 0, "in_flight": 1}, "1 <= batch_size"),  # outsider round 6: 0 meant the default
+    ({"batch_size": None, "in_flight": 1.5}, "whole numbers"),
+    ({"batch_size": None, "in_flight": 10_000}, "in_flight <= 256"),
 ])
 def test_plan_limits(kwargs, fragment) -> None:
     with pytest.raises(errors.ConfigError, match=fragment):
