@@ -95,7 +95,7 @@ def run_asyncio(
     _, rows = preflight(scenario, url)
     recorder = Recorder()
     with ServerStatsPoller(url, scenario.model, interval_s=max(scenario.duration_s / 30, 0.25)) as poller:
-        wall_s, cpu_s = time.perf_counter(), time.process_time()  # the load generator's own CPU
+        wall_s, cpu_s, unix_s = time.perf_counter(), time.process_time(), time.time()  # the generator's CPU
         run = asyncio.run(_run(scenario, url, rows, recorder, should_stop or (lambda: False)))
         wall_s, cpu_s = time.perf_counter() - wall_s, time.process_time() - cpu_s
     result = RunResult.build(
@@ -112,7 +112,10 @@ def run_asyncio(
         duration_s=run.duration_s,
         server=poller,
     )
-    add_generator_cpu(result.summary, cpu_s / wall_s, processes=1)
+    add_generator_cpu(result.summary, cpu_s / wall_s, processes=1, window_unix_s=(unix_s, unix_s + wall_s))
+    if scenario.kind is Kind.STEADY:  # the closed loop's users over time: constant
+        result.load = [{"t_s": 0.0, "users": scenario.users},
+                       {"t_s": round(run.duration_s, 3), "users": scenario.users}]
     _note_unsent(result, getattr(run, "unsent", 0), scenario.duration_s)
     return result
 
@@ -123,6 +126,6 @@ def _note_unsent(result: RunResult, unsent: int, duration_s: float) -> None:
         return
     result.summary["unsent"] = int(unsent)
     result.notes.append(
-        f"the load generator fell behind its schedule: {unsent} scheduled requests were never sent because "
-        f"--duration {duration_s:g} s ended first; the offered load was not delivered (lower --rate)"
+        f"{unsent} scheduled requests were never sent: --duration {duration_s:g} s ended before their turn "
+        "came (see why in the other notes); the offered load was not delivered"
     )

@@ -27,7 +27,7 @@ from typing import Any
 from tritonstack.loadtest.cpu_use import TreeCpu, tree
 from tritonstack.loadtest.generator import StopCheck
 from tritonstack.loadtest.locust_hdr import ENV_OUT, read_merged
-from tritonstack.loadtest.report import RunResult, add_generator_cpu, server_notes
+from tritonstack.loadtest.report import RunResult, add_generator_cpu, server_notes, shared_server_note
 from tritonstack.loadtest.scenario import Kind, Scenario
 from tritonstack.loadtest.server_stats import ServerStatsPoller
 from tritonstack.loadtest.stats import Recorder
@@ -197,8 +197,8 @@ def _locust_argv(scenario: Scenario, url: str, workers: int, port: int, prefix: 
         str(prefix),
         "--csv-full-history",
         "--only-summary",
-        "--stop-timeout",
-        "2",
+        "--stop-timeout",  # open loop: users wait for their requests in flight (locust_user.STOP_WAIT_S)
+        f"{min(scenario.timeout_s, 10.0) + 1:g}",
     ]
     if scenario.kind in (Kind.RAMP, Kind.SPIKE):  # the shape sets users; -t only bounds the run
         return [*argv, "-t", f"{scenario.duration_s + 3:g}s"]
@@ -392,6 +392,7 @@ def _distributed_result(
     result.server = poller.timeline(origin, until_s=measured_s)
     result.server_total = poller.total()
     result.notes.extend(server_notes(poller, result.summary, origin_s=origin))
+    result.notes.extend(filter(None, [shared_server_note(result.server_total, int(summary["count"]))]))
     if merged is not None and len(merged.every):
         result.summary.update(merged.summary_ms())
         source = ("the workers' histograms, merged (microsecond precision; each window's within 1%, of the "

@@ -45,10 +45,14 @@ from tritonstack.loadtest.scenario import Scenario  # noqa: E402
 from tritonstack.loadtest.schedule import Arrival  # noqa: E402
 from tritonstack.loadtest.stats import late_answer  # noqa: E402
 
-__all__ = ["OpenLoopUser", "SteadyUser", "TritonGrpcUser", "close_clients", "user_class"]
+__all__ = ["STOP_WAIT_S", "OpenLoopUser", "SteadyUser", "TritonGrpcUser", "close_clients", "user_class"]
 
 
 _OPEN_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
+#: an open-loop user that stops waits this long at most for its requests in flight (Locust's
+#: --stop-timeout of a distributed run is this plus 1 s: a user not done by then is killed, and the
+#: requests it still had in flight are lost to the report while the server counted them)
+STOP_WAIT_S = 10.0
 
 
 def close_clients() -> None:
@@ -216,15 +220,19 @@ class OpenLoopUser(TritonGrpcUser):
     @task
     def run_schedule(self) -> None:
         """Issue requests on schedule until the user is stopped."""
+        from locust.user.users import LOCUST_STATE_STOPPING
+
         rng = np.random.default_rng(id(self) % 10_000)
         pool, due = Pool(self.max_in_flight), time.perf_counter()
         try:
-            while True:
-                due += self._gap(rng)
+            while self._state != LOCUST_STATE_STOPPING:  # a graceful stop (--workers: the run's end) ends
+                due += self._gap(rng)  # the schedule; the requests in flight are waited for below
                 _sleep_until(due)
+                if self._state == LOCUST_STATE_STOPPING:
+                    break
                 pool.spawn(self.infer, scheduled_s=due)  # blocks while the pool is full
         finally:
-            pool.join(timeout=self.timeout_s)
+            pool.join(timeout=min(self.timeout_s, STOP_WAIT_S))
 
     def _gap(self, rng: np.random.Generator) -> float:
         if Arrival(self.arrival) is Arrival.CONSTANT:

@@ -26,7 +26,7 @@ from tritonstack.loadtest.stats import Samples, summarize, window_width, windows
 from tritonstack.loadtest.svg import Band, Series, line_chart, titled
 
 __all__ = ["RunResult", "add_generator_cpu", "generator_capacity", "generator_cpu_text", "referee_meaning",
-           "render_html", "server_notes", "write_report"]
+           "render_html", "schedule_note", "server_notes", "shared_server_note", "write_report"]
 
 COLORS = {
     "p50": "#1f77b4",
@@ -79,16 +79,13 @@ class RunResult:
         )
         _add_offered(result.windows, samples, origin_s=origin_s, width_s=width)
         result.summary["window_s"] = width
-        behind = _behind_schedule_note(result.summary, scenario.get("duration_s"))
-        if behind:
-            result.notes.append(behind)
         if server is not None:
             result.server = server.timeline(origin_s, until_s=duration_s)
             result.server_total = server.total()
             if result.server_total is not None and server.restarts:
                 result.server_total["partial"] = True
             result.notes.extend(server_notes(server, result.summary, origin_s=origin_s, samples=samples))
-            shared = _shared_server_note(result.server_total, int(result.summary.get("count", 0)))
+            shared = shared_server_note(result.server_total, int(result.summary.get("count", 0)))
             if shared:
                 result.notes.append(shared)
         return result
@@ -475,7 +472,7 @@ delay</div>
 <h2 style="font-size:16px">Plots</h2><div class="grid">{charts}</div></body></html>"""
 
 
-def _shared_server_note(server_total: dict[str, Any] | None, sent: int) -> str | None:
+def shared_server_note(server_total: dict[str, Any] | None, sent: int) -> str | None:
     """A note when the server counted clearly more requests for the model than this test sent
     (10 % and 50 requests of slack for the polling edges): other clients' traffic is in its figures."""
     counted = int((server_total or {}).get("requests", 0))
@@ -486,22 +483,35 @@ def _shared_server_note(server_total: dict[str, Any] | None, sent: int) -> str |
             "this test's alone")
 
 
-def _behind_schedule_note(summary: dict[str, Any], planned_s: float | None) -> str | None:
-    """A note when the run could not keep its schedule: requests started over 1 s late (the load
-    generator fell behind: the offered load was not what was asked), or, sent on time, the run lasted
-    over 1.5x the planned duration (the server fell behind: its answers came late)."""
-    delay_ms = summary.get("max_schedule_delay_ms") or 0.0
-    ran_s = summary.get("duration_s") or 0.0
-    late = delay_ms > 1000.0
-    long = bool(planned_s) and ran_s > 1.5 * float(planned_s)
-    if not (late or long):
+def schedule_note(summary: dict[str, Any], scenario: dict[str, Any]) -> str | None:
+    """A note when the run did not keep its schedule: requests started over 1 s late, the run lasted over
+    1.5x its duration, or (open loop) the answers came at under 90% of the offered rate. Whose limit it
+    was: the load generator's when it was busy (≥ 90% of the CPU it can use), else the server's (its
+    late answers filled the generator's in-flight slots, so later requests waited for one). Call it once
+    the generator's CPU use is in the summary."""
+    delay_s, ran_s = (summary.get("max_schedule_delay_ms") or 0.0) / 1e3, summary.get("duration_s") or 0.0
+    planned_s = scenario.get("duration_s")
+    rate = scenario.get("rate_rps") if scenario.get("kind") == "open" else None
+    answered = (summary.get("count", 0) - (summary.get("errors") or 0)) / ran_s if ran_s else 0.0
+    late, long = delay_s > 1.0, bool(planned_s) and ran_s > 1.5 * float(planned_s)
+    short = bool(rate) and answered < 0.9 * float(rate or 0)
+    if not (late or long or short):
         return None
     planned = f" for a {float(planned_s):g} s scenario" if planned_s else ""
-    if not late:  # sent on time: the time went into waiting for the answers
-        return (f"the server fell behind: every request was sent on time (at most {delay_ms:.0f} ms late), "
-                f"but the run lasted {ran_s:.1f} s{planned} waiting for the answers; more was offered than "
-                "it serves, and the latencies include its queue (this is the server's limit, not the load "
-                "generator's)")
-    return (f"the load generator fell behind its schedule (requests started up to {delay_ms / 1e3:.1f} s "
-            f"late; ran {ran_s:.1f} s{planned}): the offered load was not delivered and the latencies "
-            "include that wait; lower --rate or --users, or add --workers")
+    capacity, use = generator_capacity(summary), summary.get("generator_cpu_use")
+    if capacity and use is not None and use >= 0.9 * capacity:
+        return (f"the load generator fell behind its schedule (requests started up to {delay_s:.1f} s late; "
+                f"ran {ran_s:.1f} s{planned}; it used {use:.2f} CPU of {capacity}): the offered load was not "
+                "delivered and the latencies include that wait; lower --rate or --users, or add --workers")
+    said = [f"it answered {answered:.0f} req/s of the {float(rate or 0):g} offered"] if short else []
+    if late:
+        slots = (scenario.get("max_in_flight") or 0) * (scenario.get("users") or 1)
+        said.append(f"requests waited up to {delay_s:.1f} s to be sent, for one of the load generator's "
+                    f"{slots or ''} in-flight slots held by unanswered requests")
+    else:
+        said.append(f"every request was sent on time (at most {delay_s * 1e3:.0f} ms late)")
+    if long:
+        said.append(f"the run lasted {ran_s:.1f} s{planned} waiting for the answers")
+    cpu = f" (the load generator used {use:.2f} CPU of {capacity})" if capacity and use is not None else ""
+    return (f"the server fell behind{cpu}: {'; '.join(said)}; more was offered than it serves, and the "
+            "latencies include its queue: this is the server's limit at this load, not the generator's")

@@ -118,32 +118,48 @@ def test_referee_meaning_names_the_limit():
 
 def test_a_server_shared_with_other_clients_is_noted() -> None:
     """Two load tests at once against one server: each report showed the other's requests as its own."""
-    from tritonstack.loadtest.report import _shared_server_note
+    from tritonstack.loadtest.report import shared_server_note
 
-    assert _shared_server_note({"requests": 3430}, 2596) is not None
-    assert "other clients" in _shared_server_note({"requests": 3430}, 2596)
-    assert _shared_server_note({"requests": 2640}, 2596) is None
-    assert _shared_server_note(None, 10) is None
+    assert shared_server_note({"requests": 3430}, 2596) is not None
+    assert "other clients" in shared_server_note({"requests": 3430}, 2596)
+    assert shared_server_note({"requests": 2640}, 2596) is None
+    assert shared_server_note(None, 10) is None
 
 
 def test_a_generator_behind_its_schedule_is_noted() -> None:
     """`open --rate 20000 --duration 2` ran 18.9 s with a 16.7 s schedule delay and no note."""
-    from tritonstack.loadtest.report import _behind_schedule_note
+    from tritonstack.loadtest.report import schedule_note
 
-    note = _behind_schedule_note({"max_schedule_delay_ms": 16_700.0, "duration_s": 18.9}, 2.0)
-    assert note is not None and "fell behind" in note and "18.9 s for a 2 s scenario" in note
-    assert _behind_schedule_note({"max_schedule_delay_ms": 3.0, "duration_s": 2.05}, 2.0) is None
-    assert _behind_schedule_note({"max_schedule_delay_ms": None, "duration_s": 0.0}, None) is None
+    busy = {"generator_cpu_use": 0.97, "generator_cpus": 1, "generator_processes": 1}
+    open_loop = {"kind": "open", "duration_s": 2.0, "rate_rps": 20000, "users": 8, "max_in_flight": 64}
+    note = schedule_note({"max_schedule_delay_ms": 16_700.0, "duration_s": 18.9, "count": 40000, **busy},
+                         open_loop)
+    assert note is not None and "load generator fell behind" in note and "18.9 s for a 2 s scenario" in note
+    steady = {"kind": "steady", "duration_s": 2.0}
+    assert schedule_note({"max_schedule_delay_ms": 3.0, "duration_s": 2.05, "count": 10, **busy}, steady) is None
+    assert schedule_note({"max_schedule_delay_ms": None, "duration_s": 0.0}, {}) is None
 
 
 def test_a_server_behind_an_open_loop_is_not_blamed_on_the_generator() -> None:
-    """Outsider round 5: `open --rate 60` on ResNet-18 (serves ~25/s) sent every request on time and
-    ran 6.2 s draining the server's queue; the note said the load generator fell behind."""
-    from tritonstack.loadtest.report import _behind_schedule_note
+    """Outsider rounds 5 and 6: `open --rate 60` on ResNet-18 (serves ~25/s) sent every request on time and
+    ran 6.2 s draining the server's queue; `open --rate 800` on a 330 req/s model filled the generator's
+    in-flight slots (requests sent up to 3.3 s late) at 0.35 CPU; `--rate 600` answered at 499 req/s with
+    no note. Each said the load generator fell behind, or nothing."""
+    from tritonstack.loadtest.report import schedule_note
 
-    note = _behind_schedule_note({"max_schedule_delay_ms": 2.0, "duration_s": 6.2}, 3.0)
-    assert note is not None and note.startswith("the server fell behind: every request was sent on time")
-    assert "6.2 s for a 3 s scenario" in note and "load generator fell behind" not in note
+    idle = {"generator_cpu_use": 0.35, "generator_cpus": 1, "generator_processes": 1}
+    scenario = {"kind": "open", "duration_s": 3.0, "rate_rps": 60, "users": 8, "max_in_flight": 64}
+    note = schedule_note({"max_schedule_delay_ms": 2.0, "duration_s": 6.2, "count": 180, **idle}, scenario)
+    assert note is not None and note.startswith("the server fell behind (the load generator used 0.35 CPU of 1)")
+    assert "every request was sent on time" in note and "6.2 s for a 3 s scenario" in note
+    assert "load generator fell behind" not in note
+    scenario = {"kind": "open", "duration_s": 8.0, "rate_rps": 800, "users": 8, "max_in_flight": 64}
+    note = schedule_note({"max_schedule_delay_ms": 3300.0, "duration_s": 8.5, "count": 2700, **idle}, scenario)
+    assert note is not None and "it answered 318 req/s of the 800 offered" in note
+    assert "waited up to 3.3 s to be sent, for one of the load generator's 512 in-flight slots" in note
+    scenario = {"kind": "open", "duration_s": 5.0, "rate_rps": 600, "users": 1000, "max_in_flight": 64}
+    note = schedule_note({"max_schedule_delay_ms": 5.0, "duration_s": 5.9, "count": 2944, **idle}, scenario)
+    assert note is not None and "it answered 499 req/s of the 600 offered" in note
 
 
 def test_locust_na_figures_of_an_early_stop_are_not_a_traceback() -> None:

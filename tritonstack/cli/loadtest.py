@@ -187,9 +187,10 @@ def loadtest(
                 if referee and not load_stopped:
                     _referee(result, spec, target, info, rows)
             _describe_inputs(result, spec, rows)
-            from tritonstack.loadtest.report import busy_generator_note
+            from tritonstack.loadtest.report import busy_generator_note, schedule_note
 
-            result.notes.extend(filter(None, [busy_generator_note(result.summary)]))
+            result.notes.extend(filter(None, [schedule_note(result.summary, result.scenario),
+                                              busy_generator_note(result.summary)]))
             death.note(result)
             if load_stopped:
                 result.mark_interrupted(stop.after_s or 0.0, signal.Signals(stop.signum).name)
@@ -292,17 +293,23 @@ def _report_name(spec, workers: int) -> str:  # noqa: ANN001
 def _reserve_report(out: Path, name: str):  # noqa: ANN202
     """Hold an exclusive lock on the report `out/name` for the whole run: a second run started into the
     same --out with the same scenario is refused in one line instead of both passing the "already holds
-    a report" check and overwriting each other. The lock file lives in the temp folder (none in --out,
-    which may not exist yet) and the kernel releases it when the process ends, however it ends."""
+    a report" check and overwriting each other. The lock file lives in this user's own folder of the
+    temp folder (none in --out, which may not exist yet; not the temp folder itself, where another
+    user could plant it or a symlink: outsider round 6) and the kernel releases it when the process
+    ends, however it ends."""
     import fcntl
     import hashlib
-    import tempfile
+    import os
 
     from tritonstack.errors import ConfigError
 
     key = hashlib.sha256(str((out / name).resolve()).encode()).hexdigest()[:20]
-    path = Path(tempfile.gettempdir()) / f"tritonstack-loadtest-{key}.lock"
-    with open(path, "a+b") as handle:
+    path = _own_lock_folder() / f"loadtest-{key}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the lock file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "r+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -311,6 +318,26 @@ def _reserve_report(out: Path, name: str):  # noqa: ANN202
                 "to finish or pass another --out"
             ) from None
         yield
+
+
+def _own_lock_folder() -> Path:
+    """<temp>/tritonstack-<uid>: made 0700 by this user, or refused when someone else's or open to others."""
+    import os
+    import stat
+    import tempfile
+
+    from tritonstack.errors import ConfigError
+
+    folder = Path(tempfile.gettempdir()) / f"tritonstack-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ConfigError(f"{folder} is not a folder of this user closed to others (another user made it?); "
+                          "remove it, or set TMPDIR to a folder of your own")
+    return folder
 
 
 def _check_no_report(out: Path, name: str, *, overwrite: bool) -> None:
@@ -501,6 +528,7 @@ def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: i
         raise LoadTestError(f"{result.name}: no request completed, nothing written: {why}")
     paths = write_report(result, out)
     if after is not None:
+        _print_notes(result)
         written = paths["json"]
         err_console.print(f"interrupted after {after:.1f} s of load; partial report written to {written}",
                           soft_wrap=True)
@@ -516,6 +544,15 @@ def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: i
 def _per_s(rate: float) -> str:
     """A rate for the console: whole numbers, but two digits below 10 (0.5, not 0)."""
     return f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
+
+
+def _print_notes(result) -> None:  # noqa: ANN001
+    """Every note of the report, but the referee's failure or an interruption: their own line follows."""
+    from tritonstack.cli import console
+
+    for note in result.notes:
+        if not note.startswith(("the referee (perf_analyzer) failed", "interrupted by")):
+            console.print(f"note: {note}", soft_wrap=True)
 
 
 def _none_ended(scenario: dict) -> str:
@@ -574,9 +611,7 @@ def _print_summary(result, paths: dict[str, Path]) -> None:  # noqa: ANN001
     for row in s.get("error_breakdown") or []:
         status = f" [{row['status']}]" if row.get("status") else ""
         console.print(f"  {row['count']} x {row['error']}{status}: {row['first_message']}", soft_wrap=True)
-    for note in result.notes:  # every note, but the referee's failure or interruption: their own line follows
-        if not note.startswith(("the referee (perf_analyzer) failed", "interrupted by")):
-            console.print(f"note: {note}", soft_wrap=True)
+    _print_notes(result)
     console.print("report: " + ", ".join(str(p) for p in paths.values()))
 
 
