@@ -527,11 +527,11 @@ def _finish(result, out: Path, *, max_error_rate_pct: float, interrupted_code: i
         why = "; ".join(result.notes) or _none_ended(result.scenario)
         raise LoadTestError(f"{result.name}: no request completed, nothing written: {why}")
     paths = write_report(result, out)
-    if after is not None:
-        _print_notes(result)
-        written = paths["json"]
-        err_console.print(f"interrupted after {after:.1f} s of load; partial report written to {written}",
-                          soft_wrap=True)
+    if after is not None:  # one line: the notes stay in the report, counted here
+        written, notes = paths["json"], sum(not n.startswith("interrupted by") for n in result.notes)
+        said = f" ({notes} note{'s' if notes != 1 else ''} in it)" if notes else ""
+        err_console.print(f"interrupted after {after:.1f} s of load; partial report written to "
+                          f"{written}{said}", soft_wrap=True)
         return interrupted_code
     _print_summary(result, paths)
     if s.get("referee_interrupted_by"):
