@@ -94,7 +94,7 @@ class Plan:
             raise ConfigError(f"model {info.name!r} does not batch (max_batch_size 0); "
                               "call infer() per request")
         rows = info.max_batch_size if batch_size is None else batch_size
-        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (rows, in_flight))
+        whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (rows, in_flight))
         if not whole or not 1 <= rows <= info.max_batch_size or not 1 <= in_flight <= MAX_IN_FLIGHT:
             raise ConfigError(f"batch_size={batch_size!r}, in_flight={in_flight!r}; need whole numbers, "
                               f"1 <= batch_size <= {info.max_batch_size} (model {info.name!r}) and "

@@ -489,12 +489,15 @@ def schedule_note(summary: dict[str, Any], scenario: dict[str, Any]) -> str | No
     was: the load generator's when it was busy (≥ 90% of the CPU it can use), else the server's (its
     late answers filled the generator's in-flight slots, so later requests waited for one). Call it once
     the generator's CPU use is in the summary."""
+    measured_delay = summary.get("max_schedule_delay_ms") is not None  # not in distributed mode
     delay_s, ran_s = (summary.get("max_schedule_delay_ms") or 0.0) / 1e3, summary.get("duration_s") or 0.0
     planned_s = scenario.get("duration_s")
     rate = scenario.get("rate_rps") if scenario.get("kind") == "open" else None
     answered = (summary.get("count", 0) - (summary.get("errors") or 0)) / ran_s if ran_s else 0.0
     late, long = delay_s > 1.0, bool(planned_s) and ran_s > 1.5 * float(planned_s)
     short = bool(rate) and answered < 0.9 * float(rate or 0)
+    due = float(rate or 0) * float(planned_s or 0)
+    unsent = max(round(due - summary.get("count", 0)), 0) if "unsent" not in summary else 0  # asyncio: noted
     if not (late or long or short):
         return None
     planned = f" for a {float(planned_s):g} s scenario" if planned_s else ""
@@ -505,11 +508,15 @@ def schedule_note(summary: dict[str, Any], scenario: dict[str, Any]) -> str | No
                 "delivered and the latencies include that wait; lower --rate or --users, or add --workers")
     said = [f"it answered {answered:.0f} req/s of the {float(rate or 0):g} offered"] if short else []
     if late:
-        slots = (scenario.get("max_in_flight") or 0) * (scenario.get("users") or 1)
+        users, each = scenario.get("users") or 1, scenario.get("max_in_flight") or 0
+        slots = f"{users} x {each} " if each else ""
         said.append(f"requests waited up to {delay_s:.1f} s to be sent, for one of the load generator's "
-                    f"{slots or ''} in-flight slots held by unanswered requests")
-    else:
+                    f"{slots}in-flight slots (--users x max_in_flight) held by unanswered requests")
+    elif measured_delay:
         said.append(f"every request was sent on time (at most {delay_s * 1e3:.0f} ms late)")
+    if rate and due and unsent > 0.05 * due:
+        said.append(f"about {unsent} of the ~{due:.0f} scheduled requests were never sent before the run "
+                    "ended: their latencies are missing, so the percentiles flatter the server")
     if long:
         said.append(f"the run lasted {ran_s:.1f} s{planned} waiting for the answers")
     cpu = f" (the load generator used {use:.2f} CPU of {capacity})" if capacity and use is not None else ""
