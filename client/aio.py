@@ -30,7 +30,14 @@ from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, mod
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.retry import checked_seconds
-from tritonstack.client.shm import ShmPool, ShmTensors, UnregisterRetry, lost_registration
+from tritonstack.client.shm import (
+    ShmPool,
+    ShmTensors,
+    UnregisterRetry,
+    lost_registration,
+    remove_stale_files,
+    stale_regions,
+)
 
 from tritonstack.errors import ClientError, ConfigError, ModelNotReadyError
 
@@ -237,6 +244,8 @@ class AsyncTritonClient:
         def send(chunk: dict[str, np.ndarray]) -> Awaitable[dict[str, np.ndarray]]:
             return self.infer_one_request(model, chunk, outputs=outputs, version=version, timeout_s=timeout_s)
 
+        if pool is not None:
+            await self._remove_stale_regions()
         try:
             async for result in bulk.run_async(plan, send if pool is None else send_shm):
                 yield result  # run_async's finally: no chunk left in flight
@@ -327,6 +336,21 @@ class AsyncTritonClient:
                     await self._release(slot)
         finally:
             pool.close()
+
+    async def _remove_stale_regions(self) -> None:
+        """Unregister (and unlink) the regions of clients killed before they released theirs (SIGKILL,
+        SIGTERM): without this they stay registered until the server restarts. Best effort: a server
+        that refuses the status call (no admin header) refuses the registrations just after, anyway."""
+        headers = dict(self._core.options.headers) or None
+        try:
+            with translate_errors():
+                status = await self._raw.get_system_shared_memory_status(
+                    headers=headers, as_json=True, client_timeout=self._core.options.probe_timeout_s)
+        except ClientError:
+            return
+        for name in stale_regions(status):
+            await self._unregister(name, headers)
+        remove_stale_files()
 
     async def _release(self, shm: ShmTensors) -> None:
         """Unregister the regions of `shm` the server has."""

@@ -36,12 +36,13 @@ from tritonstack.errors import ClientError, InvalidInputError, ServerUnavailable
 
 __all__ = [
     "SHM_DIR", "UNREGISTER_PAUSES_S", "Region", "ShmPool", "ShmTensors", "UnregisterRetry",
-    "lost_registration", "region_in_use", "region_prefix",
+    "lost_registration", "region_in_use", "region_prefix", "remove_stale_files", "stale_regions",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 #: Where Linux keeps POSIX shared memory; region key "/name" is the file SHM_DIR/name.
 SHM_DIR = Path("/dev/shm")
+_PREFIX = "tritonstack_client_"  # then the pid of the process that made the region
 
 
 #: Group of the unprivileged user an embedded server started by root runs as (serve/sandbox.py).
@@ -92,7 +93,7 @@ class UnregisterRetry:
 
 def region_prefix() -> str:
     """Prefix of every region this process creates (also the /dev/shm file name prefix)."""
-    return f"tritonstack_client_{os.getpid()}_"
+    return f"{_PREFIX}{os.getpid()}_"
 
 
 @dataclass
@@ -315,3 +316,36 @@ def _release_live_pools() -> None:
         except Exception as exc:  # noqa: BLE001 - exiting: unlink the files whatever happened
             _LOGGER.warning("could not unregister shared-memory regions at exit: %s", exc)
         pool.close()
+
+
+def _stale(name: str) -> bool:
+    """Whether `name` is a region of this library whose process is gone (killed before it could release
+    it: SIGKILL, or SIGTERM's default action, which runs no cleanup), and whose file is missing or this
+    user's: its registration and file are then left for good."""
+    if not name.startswith(_PREFIX):
+        return False
+    try:
+        pid = int(name[len(_PREFIX):].split("_", 1)[0])
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        try:
+            return (SHM_DIR / name).stat().st_uid == os.geteuid()
+        except FileNotFoundError:
+            return True
+    except (ValueError, PermissionError, OverflowError):
+        return False
+    return False
+
+
+def stale_regions(status: Any) -> list[str]:
+    """The stale regions (see `_stale`) in a server's shared-memory status (JSON form)."""
+    regions = status.get("regions") or {} if isinstance(status, dict) else {}
+    names = regions.keys() if isinstance(regions, dict) else (r.get("name", "") for r in regions)
+    return [name for name in names if _stale(name)]
+
+
+def remove_stale_files() -> None:
+    """Unlink the files of stale regions of this library in SHM_DIR."""
+    for path in SHM_DIR.glob(f"{_PREFIX}*"):
+        if _stale(path.name):
+            path.unlink(missing_ok=True)

@@ -24,7 +24,14 @@ from tritonstack.client.core import Call, ClientCore, ClientOptions, Inputs, mod
 from tritonstack.client.errors import translate_errors
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.retry import checked_seconds
-from tritonstack.client.shm import ShmPool, ShmTensors, UnregisterRetry, lost_registration
+from tritonstack.client.shm import (
+    ShmPool,
+    ShmTensors,
+    UnregisterRetry,
+    lost_registration,
+    remove_stale_files,
+    stale_regions,
+)
 
 from tritonstack.errors import ClientError, ModelNotReadyError
 
@@ -208,6 +215,7 @@ class TritonClient:
             call = self._call(model, chunk, outputs, version, timeout_s, "", None)
             return self._with_retries(model, call.deadline, lambda: self._send_pooled(call, pool))
 
+        self._remove_stale_regions()
         try:
             yield from bulk.run_threaded(plan, send)  # its finally: no chunk left in flight
         finally:
@@ -290,6 +298,21 @@ class TritonClient:
                 raise
             raise lost from error
         return shm.read_outputs(result)
+
+    def _remove_stale_regions(self) -> None:
+        """Unregister (and unlink) the regions of clients killed before they released theirs (SIGKILL,
+        SIGTERM): without this they stay registered until the server restarts. Best effort: a server
+        that refuses the status call (no admin header) refuses the registrations just after, anyway."""
+        headers = dict(self._core.options.headers) or None
+        try:
+            with translate_errors():
+                status = self._raw.get_system_shared_memory_status(
+                    headers=headers, as_json=True, client_timeout=self._core.options.probe_timeout_s)
+        except ClientError:
+            return
+        for name in stale_regions(status):
+            self._unregister(name, headers)
+        remove_stale_files()
 
     def _release(self, shm: ShmTensors) -> None:
         """Unregister the regions of `shm` the server has."""

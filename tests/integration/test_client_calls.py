@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -275,6 +276,38 @@ def test_predict_many_through_shared_memory_fails_cleanly(server) -> None:
         next(chunks)  # left unfinished: the client's close() releases its regions (outsider round 6)
     assert shm_leftovers() == []
     assert not server_regions(server).get("regions")
+
+
+def test_regions_of_a_client_killed_mid_call_are_removed_by_the_next_shared_memory_call(server) -> None:
+    """Outsider round 7: SIGTERM (systemd's, Kubernetes' stop) or SIGKILL of a client mid
+    predict_many(shared_memory=True) left its regions registered on the server and in /dev/shm for
+    good; the next shared-memory call of any client now unregisters and unlinks those of dead pids."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import json, os, numpy as np\n"
+        "from tritonstack.client import ClientOptions, TritonClient, grpc_restricted_headers\n"
+        "headers = grpc_restricted_headers(json.loads(os.environ['ADMIN']))\n"
+        "x = np.random.default_rng(0).random((3_000_000, 64), dtype=np.float32)\n"
+        f"with TritonClient('{server.grpc_url}', ClientOptions(headers=headers)) as client:\n"
+        "    client.predict_many('digits_mlp', x, batch_size=1000, shared_memory=True)\n")],
+        env={**os.environ, "ADMIN": json.dumps(server.admin_headers)})
+    prefix = f"tritonstack_client_{child.pid}_"
+    deadline = time.monotonic() + 60
+    while not list(SHM_DIR.glob(f"{prefix}*")) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=30) == -signal.SIGTERM
+    assert list(SHM_DIR.glob(f"{prefix}*")), "the child left no region: the test did not kill it mid-call"
+    with TritonClient(server.grpc_url, ClientOptions(headers=grpc_admin_headers(server))) as client:
+        client.predict_many(MODEL, np.zeros((10, 64), np.float32), shared_memory=True)
+    assert not list(SHM_DIR.glob(f"{prefix}*"))
+    assert not [name for name in (server_regions(server).get("regions") or {}) if name.startswith(prefix)]
 
 
 def test_concurrent_infer_shm_unregisters_every_region(server, caplog) -> None:  # noqa: ANN001
