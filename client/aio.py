@@ -77,7 +77,7 @@ class AsyncTritonClient:
         self._coalescer = Coalescer(self._send) if self._core.options.coalesce else None
         #: predict_iter iterations not finished: close() closes them (their chunks end, then a
         #: shared-memory iteration releases its regions)
-        self._iterations: weakref.WeakSet[AsyncGenerator[dict[str, np.ndarray], None]] = weakref.WeakSet()
+        self._iterations: weakref.WeakSet[bulk.AsyncIteration] = weakref.WeakSet()
 
     @property
     def url(self) -> str:
@@ -93,7 +93,7 @@ class AsyncTritonClient:
         """Close the channel; later calls raise ClientClosedError. Closing twice is harmless."""
         for iteration in list(self._iterations):
             with contextlib.suppress(RuntimeError):  # being iterated by another task: it releases its own
-                await iteration.aclose()
+                await iteration.cut()
         if self._core.mark_closed():
             if self._coalescer is not None:
                 await self._coalescer.close()
@@ -219,12 +219,12 @@ class AsyncTritonClient:
                      in_flight: int = 4, outputs: Sequence[str] | None = None,
                      version: int | str | None = None, timeout_s: float | None = None,
                      progress: bool | Callable[[int], None] = False, shared_memory: bool = False
-                     ) -> AsyncGenerator[dict[str, np.ndarray], None]:
+                     ) -> bulk.AsyncIteration:
         """Yield one result dict per chunk, in input order, at most `in_flight` chunks sent (see
         `TritonClient.predict_iter`, also for `shared_memory`):
         `async for out in client.predict_iter(model, data): ...`."""
-        iteration = self._predict_iter(model, data, batch_size, in_flight, outputs, version, timeout_s,
-                                       progress, shared_memory)
+        iteration = bulk.AsyncIteration(self._predict_iter(
+            model, data, batch_size, in_flight, outputs, version, timeout_s, progress, shared_memory))
         self._iterations.add(iteration)
         return iteration
 

@@ -13,7 +13,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -23,10 +33,10 @@ from tritonstack.client.core import wanted_outputs
 from tritonstack.client.model import ModelInfo
 from tritonstack.client.validation import as_arrays
 
-from tritonstack.errors import ClientError, ConfigError, InvalidInputError
+from tritonstack.errors import ClientClosedError, ClientError, ConfigError, InvalidInputError
 
-__all__ = ["MAX_IN_FLIGHT", "BulkOptions", "Data", "Plan", "aconcatenate", "concatenate", "no_rows",
-           "run_async", "run_threaded"]
+__all__ = ["MAX_IN_FLIGHT", "AsyncIteration", "BulkOptions", "Data", "Iteration", "Plan", "aconcatenate",
+           "concatenate", "no_rows", "run_async", "run_threaded"]
 
 Row = np.ndarray | Mapping[str, np.ndarray]
 #: Batch-first array(s), or an iterable of single rows (arrays or dicts without the batch axis).
@@ -157,6 +167,53 @@ def _rows(chunk: Chunk) -> int:
 def _located(error: ClientError, start: int, rows: int) -> ClientError:
     """The same error class, with the rows the failed chunk held."""
     return type(error)(f"rows {start}-{start + rows - 1}: {error}")
+
+
+_CUT = ("the client was closed before this predict_iter finished: the rows after the last chunk it "
+        "returned were not predicted")
+
+
+class Iteration(Iterator[Chunk]):
+    """A `predict_iter` that its client may end early (close()): the next chunk asked for then raises
+    ClientClosedError, instead of the iteration ending as if every row were done."""
+
+    def __init__(self, chunks: Generator[Chunk, None, None]) -> None:
+        self._chunks, self._cut = chunks, False
+
+    def __next__(self) -> Chunk:
+        if self._cut:
+            raise ClientClosedError(_CUT)
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop: no chunk left in flight, everything released."""
+        self._chunks.close()
+
+    def cut(self) -> None:
+        """`close`, by the client: the next chunk asked for raises ClientClosedError."""
+        self._cut = True
+        self._chunks.close()
+
+
+class AsyncIteration(AsyncIterator[Chunk]):
+    """`Iteration` for the asyncio client."""
+
+    def __init__(self, chunks: AsyncGenerator[Chunk, None]) -> None:
+        self._chunks, self._cut = chunks, False
+
+    async def __anext__(self) -> Chunk:
+        if self._cut:
+            raise ClientClosedError(_CUT)
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop: no chunk left in flight, everything released."""
+        await self._chunks.aclose()
+
+    async def cut(self) -> None:
+        """`aclose`, by the client: the next chunk asked for raises ClientClosedError."""
+        self._cut = True
+        await self._chunks.aclose()
 
 
 def run_threaded(plan: Plan, send: Callable[[Chunk], Chunk]) -> Iterator[Chunk]:

@@ -63,7 +63,7 @@ class TritonClient:
         self._model_infer = model_infer(self._raw._channel)  # noqa: SLF001 - tritonclient's channel
         #: predict_iter(shared_memory=True) iterations not finished: close() closes them (their threads
         #: end, then their regions are released)
-        self._iterations: weakref.WeakSet[Generator[dict[str, np.ndarray], None, None]] = weakref.WeakSet()
+        self._iterations: weakref.WeakSet[bulk.Iteration] = weakref.WeakSet()
 
     @property
     def url(self) -> str:
@@ -79,7 +79,7 @@ class TritonClient:
         """Close the channel; later calls raise ClientClosedError. Closing twice is harmless."""
         for iteration in list(self._iterations):
             with contextlib.suppress(ValueError):  # being iterated in another thread: it releases its own
-                iteration.close()
+                iteration.cut()
         if self._core.mark_closed():
             self._raw.close()
 
@@ -197,7 +197,7 @@ class TritonClient:
         plan = bulk.Plan.make(info, data, batch_size=batch_size, in_flight=in_flight, progress=progress)
         if shared_memory:
             pool = ShmPool(plan.batch_rows)
-            iteration = self._predict_shm(model, plan, outputs, version, timeout_s, pool)
+            iteration = bulk.Iteration(self._predict_shm(model, plan, outputs, version, timeout_s, pool))
             pool.at_exit = iteration.close  # left unfinished until the interpreter exits
             self._iterations.add(iteration)
             return iteration

@@ -274,6 +274,18 @@ def test_predict_many_through_shared_memory_fails_cleanly(server) -> None:
             client.predict_many(MODEL, np.ones((300, 64), np.int32), batch_size=100, shared_memory=True)
         chunks = client.predict_iter(MODEL, np.ones((300, 64), np.float32), batch_size=100, shared_memory=True)
         next(chunks)  # left unfinished: the client's close() releases its regions (outsider round 6)
+    with pytest.raises(errors.ClientClosedError, match="before this predict_iter finished"):
+        next(chunks)  # not a silent end as if every row were done (outsider round 7)
+
+    async def cut_short() -> None:
+        async with AsyncTritonClient(server.grpc_url, options) as aio:
+            chunks = aio.predict_iter(MODEL, np.ones((300, 64), np.float32), batch_size=100,
+                                      shared_memory=True)
+            await chunks.__anext__()
+        with pytest.raises(errors.ClientClosedError):
+            await chunks.__anext__()
+
+    asyncio.run(cut_short())
     assert shm_leftovers() == []
     assert not server_regions(server).get("regions")
 
