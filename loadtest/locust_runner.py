@@ -208,8 +208,8 @@ def _locust_argv(scenario: Scenario, url: str, workers: int, port: int, prefix: 
         str(scenario.users),
         "-r",
         str(scenario.spawn_rate),
-        "-t",
-        f"{scenario.duration_s:g}s",
+        "-t",  # a backstop: the locustfile ends the run at --duration (and waits for what is in flight)
+        f"{scenario.duration_s + min(scenario.timeout_s, 10.0) + 75:g}s",
     ]
 
 
@@ -303,7 +303,7 @@ def run_distributed(
     try:
         interval_s = max(scenario.duration_s / 30, 0.25)
         with meter, ServerStatsPoller(url, scenario.model, interval_s=interval_s) as poller:
-            ended = _wait_master(master, scenario.duration_s + 60, should_stop or (lambda: False))
+            ended = _wait_master(master, scenario.duration_s + 100, should_stop or (lambda: False))
     except subprocess.TimeoutExpired as exc:
         raise LoadTestError(f"locust master did not finish; see {out_dir / (name + '_locust.log')}") from exc
     finally:
