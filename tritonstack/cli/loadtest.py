@@ -47,7 +47,8 @@ def loadtest(
         typer.Option(help="Dims of a dynamic (-1) input without the batch axis, NAME:d1,d2; repeatable."),
     ] = None,
     users: Annotated[
-        int, typer.Option(help="Users (closed loop: requests in flight); ramp: its ceiling.", min=1, max=1000)
+        int, typer.Option(help="Users (closed loop: requests in flight); ramp: its ceiling; open: each "
+                          "keeps at most 64 requests in flight.", min=1, max=1000)
     ] = 8,
     duration: Annotated[float, typer.Option(help="Seconds.", **finite("--duration", 0.5, 3600))] = 10.0,
     rate: Annotated[
