@@ -197,8 +197,8 @@ def _locust_argv(scenario: Scenario, url: str, workers: int, port: int, prefix: 
         str(prefix),
         "--csv-full-history",
         "--only-summary",
-        "--stop-timeout",  # open loop: users wait for their requests in flight (locust_user.STOP_WAIT_S)
-        f"{min(scenario.timeout_s, 10.0) + 1:g}",
+        "--stop-timeout",  # open loop: users wait for their requests in flight
+        f"{scenario.stop_wait_s + 1:g}",
     ]
     if scenario.kind in (Kind.RAMP, Kind.SPIKE):  # the shape sets users; -t only bounds the run
         return [*argv, "-t", f"{scenario.duration_s + 3:g}s"]
@@ -209,7 +209,7 @@ def _locust_argv(scenario: Scenario, url: str, workers: int, port: int, prefix: 
         "-r",
         str(scenario.spawn_rate),
         "-t",  # a backstop: the locustfile ends the run at --duration (and waits for what is in flight)
-        f"{scenario.duration_s + min(scenario.timeout_s, 10.0) + 75:g}s",
+        f"{scenario.duration_s + scenario.stop_wait_s + 75:g}s",
     ]
 
 

@@ -41,18 +41,14 @@ from gevent.pool import Pool  # noqa: E402
 from locust import User, constant, task  # noqa: E402
 from tritonstack.loadtest.generator import error_kind  # noqa: E402
 from tritonstack.loadtest.inputs import request_rows  # noqa: E402
-from tritonstack.loadtest.scenario import Scenario  # noqa: E402
+from tritonstack.loadtest.scenario import STOP_WAIT_S, Scenario  # noqa: E402
 from tritonstack.loadtest.schedule import Arrival  # noqa: E402
 from tritonstack.loadtest.stats import late_answer  # noqa: E402
 
-__all__ = ["STOP_WAIT_S", "OpenLoopUser", "SteadyUser", "TritonGrpcUser", "close_clients", "user_class"]
+__all__ = ["OpenLoopUser", "SteadyUser", "TritonGrpcUser", "close_clients", "user_class"]
 
 
 _OPEN_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
-#: an open-loop user that stops waits this long at most for its requests in flight (Locust's
-#: --stop-timeout of a distributed run is this plus 1 s: a user not done by then is killed, and the
-#: requests it still had in flight are lost to the report while the server counted them)
-STOP_WAIT_S = 10.0
 
 
 def close_clients() -> None:

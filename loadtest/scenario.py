@@ -22,8 +22,8 @@ from tritonstack.loadtest.schedule import Arrival
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["ENV_KEY", "MAX_TIMEOUT_S", "MIN_TIMEOUT_S", "Kind", "Scenario", "parse_kind", "ramp_users_at",
-           "spike_users_at", "step_users_at"]
+__all__ = ["ENV_KEY", "MAX_TIMEOUT_S", "MIN_TIMEOUT_S", "STOP_WAIT_S", "Kind", "Scenario", "parse_kind",
+           "ramp_users_at", "spike_users_at", "step_users_at"]
 
 ENV_KEY = "TRITONSTACK_SCENARIO"
 #: The shortest request deadline a scenario takes: gRPC rounds deadlines to milliseconds and the client
@@ -32,6 +32,10 @@ MIN_TIMEOUT_S = 0.001
 #: The longest: gRPC turns a deadline into an absolute instant, and one far enough out (1e10 s) overflows
 #: and expires at once, failing every request with DEADLINE_EXCEEDED.
 MAX_TIMEOUT_S = 3600.0
+#: an open-loop user that stops waits this long at most for its requests in flight; a distributed run's
+#: Locust --stop-timeout is this plus 1 s (a user not done by then is killed, and the requests it still
+#: had in flight are lost to the report while the server counted them)
+STOP_WAIT_S = 10.0
 
 
 class Kind(str, Enum):
@@ -148,6 +152,11 @@ class Scenario:
     def as_dict(self) -> dict[str, Any]:
         """Plain values (enums as strings)."""
         return {k: (v.value if isinstance(v, Enum) else v) for k, v in asdict(self).items()}
+
+    @property
+    def stop_wait_s(self) -> float:
+        """How long a stopping open-loop user waits for its requests in flight (see STOP_WAIT_S)."""
+        return min(self.timeout_s, STOP_WAIT_S)
 
     def describe(self) -> dict[str, Any]:
         """The fields that matter for this kind (what a report shows)."""
