@@ -222,11 +222,11 @@ class OpenLoopUser(TritonGrpcUser):
         pool, due = Pool(self.max_in_flight), time.perf_counter()
         try:
             while self._state != LOCUST_STATE_STOPPING:  # a graceful stop (--workers: the run's end) ends
-                due += self._gap(rng)  # the schedule; the requests in flight are waited for below
-                _sleep_until(due)
+                _sleep_until(due)  # the schedule; the requests in flight are waited for below
                 if self._state == LOCUST_STATE_STOPPING:
                     break
                 pool.spawn(self.infer, scheduled_s=due)  # blocks while the pool is full
+                due += self._gap(rng)  # the first request leaves at once, as in `arrival_offsets`
         finally:
             pool.join(timeout=min(self.timeout_s, STOP_WAIT_S))
 

@@ -119,6 +119,15 @@ def test_a_distributed_open_loop_reports_every_request_the_server_counted(server
     assert "unexpected state" not in (tmp_path / "open_distributed_locust.log").read_text()
 
 
+def test_a_sparse_locust_open_loop_sends_its_first_request_at_once(server, tmp_path):
+    """Outsider round 7: `open --rate 2 --duration 0.5` scheduled nothing (each user waited one gap,
+    ~0.5 s, before its first request) and exited 2 after the run. As in the asyncio engine, the
+    schedule's first request leaves at offset 0."""
+    _loadtest("open", "--url", server.grpc_url, "--rate", "2", "--duration", "0.5", "--users", "1",
+              "--arrival", "constant", "--out", str(tmp_path))
+    assert json.loads((tmp_path / "open.json").read_text())["summary"]["count"] >= 1
+
+
 def test_loadtest_starts_its_own_server(repository, tmp_path):
     _loadtest(
         "steady",
