@@ -233,16 +233,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _wait_master(master: subprocess.Popen[bytes], timeout_s: float, should_stop: StopCheck) -> float:
-    """Until the master exits (TimeoutExpired after `timeout_s`); once `should_stop()`, SIGTERM it
-    (Locust then stops its users and writes its CSV files) and give it 30 s more. Returns when the
-    load ended (perf_counter)."""
+def _wait_master(master: subprocess.Popen[bytes], timeout_s: float, should_stop: StopCheck,
+                 stop_wait_s: float) -> float:
+    """Until the master exits (TimeoutExpired after `timeout_s`); once `should_stop()`, SIGUSR1 it
+    (the locustfile then ends the run as at its duration: the workers finish their requests in flight
+    and report them) and give it the stop wait; then SIGTERM (Locust quits at once) and 30 s more.
+    Returns when the load ended (perf_counter)."""
     deadline = time.monotonic() + timeout_s
     while master.poll() is None:
         if should_stop():
-            master.send_signal(signal.SIGTERM)
+            master.send_signal(signal.SIGUSR1)
             ended = time.perf_counter()
-            master.wait(timeout=30)
+            try:
+                master.wait(timeout=stop_wait_s + 5)
+            except subprocess.TimeoutExpired:
+                master.send_signal(signal.SIGTERM)
+                master.wait(timeout=30)
             return ended
         if time.monotonic() > deadline:
             raise subprocess.TimeoutExpired(master.args, timeout_s)
@@ -303,7 +309,8 @@ def run_distributed(
     try:
         interval_s = max(scenario.duration_s / 30, 0.25)
         with meter, ServerStatsPoller(url, scenario.model, interval_s=interval_s) as poller:
-            ended = _wait_master(master, scenario.duration_s + 100, should_stop or (lambda: False))
+            ended = _wait_master(master, scenario.duration_s + 100, should_stop or (lambda: False),
+                                 scenario.stop_wait_s)
     except subprocess.TimeoutExpired as exc:
         raise LoadTestError(f"locust master did not finish; see {out_dir / (name + '_locust.log')}") from exc
     finally:

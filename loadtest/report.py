@@ -483,15 +483,17 @@ def shared_server_note(server_total: dict[str, Any] | None, sent: int) -> str | 
             "this test's alone")
 
 
-def schedule_note(summary: dict[str, Any], scenario: dict[str, Any]) -> str | None:
+def schedule_note(summary: dict[str, Any], scenario: dict[str, Any], *,
+                  interrupted: bool = False) -> str | None:
     """A note when the run did not keep its schedule: requests started over 1 s late, the run lasted over
     1.5x its duration, or (open loop) the answers came at under 90% of the offered rate. Whose limit it
     was: the load generator's when it was busy (≥ 90% of the CPU it can use), else the server's (its
     late answers filled the generator's in-flight slots, so later requests waited for one). Call it once
-    the generator's CPU use is in the summary."""
+    the generator's CPU use is in the summary. `interrupted`: a signal ended the load early, so the plan
+    was only the span measured (neither unsent requests nor a long run are counted against the rest)."""
     measured_delay = summary.get("max_schedule_delay_ms") is not None  # not in distributed mode
     delay_s, ran_s = (summary.get("max_schedule_delay_ms") or 0.0) / 1e3, summary.get("duration_s") or 0.0
-    planned_s = scenario.get("duration_s")
+    planned_s = ran_s if interrupted else scenario.get("duration_s")
     rate = scenario.get("rate_rps") if scenario.get("kind") == "open" else None
     answered = (summary.get("count", 0) - (summary.get("errors") or 0)) / ran_s if ran_s else 0.0
     late, long = delay_s > 1.0, bool(planned_s) and ran_s > 1.5 * float(planned_s)
@@ -500,7 +502,7 @@ def schedule_note(summary: dict[str, Any], scenario: dict[str, Any]) -> str | No
     unsent = max(round(due - summary.get("count", 0)), 0) if "unsent" not in summary else 0  # asyncio: noted
     if not (late or long or short):
         return None
-    planned = f" for a {float(planned_s):g} s scenario" if planned_s else ""
+    planned = f" for a {float(planned_s):g} s scenario" if planned_s and not interrupted else ""
     capacity, use = generator_capacity(summary), summary.get("generator_cpu_use")
     if capacity and use is not None and use >= 0.9 * capacity:
         return (f"the load generator fell behind its schedule (requests started up to {delay_s:.1f} s late; "

@@ -46,15 +46,14 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("engine", ["locust", "asyncio"])
-def test_ctrl_c_during_a_load_writes_a_partial_report_and_exits_130(server, tmp_path, engine):
-    argv = [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "2",
-            "--duration", "600", "--engine", engine, "--out", str(tmp_path / "r")]
-    before = _successes(server.grpc_url)
+def _interrupt_after(argv: list[str], url: str, *, requests: int, pause_s: float = 0.0):
+    """Run `argv`; once the server answered `requests` more, wait `pause_s` and SIGINT it.
+    (exit code, stdout, stderr, seconds from the signal to the exit)."""
+    before = _successes(url)
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
-        _wait_for(lambda: _successes(server.grpc_url) > before + 50 or process.poll() is not None, 60, "the load")
-        time.sleep(1.0)
+        _wait_for(lambda: _successes(url) > before + requests or process.poll() is not None, 60, "the load")
+        time.sleep(pause_s)
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=LIMIT_S)
@@ -62,15 +61,38 @@ def test_ctrl_c_during_a_load_writes_a_partial_report_and_exits_130(server, tmp_
         if process.poll() is None:
             process.kill()
             process.wait()
-    took = time.monotonic() - started
-    print(f"{engine}: exit {process.returncode} {took:.1f} s after SIGINT; stdout {out!r}; stderr {err!r}")
-    assert process.returncode == 130 and "Traceback" not in out + err
+    return process.returncode, out, err, time.monotonic() - started
+
+
+@pytest.mark.parametrize("engine", ["locust", "asyncio"])
+def test_ctrl_c_during_a_load_writes_a_partial_report_and_exits_130(server, tmp_path, engine):
+    argv = [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "2",
+            "--duration", "600", "--engine", engine, "--out", str(tmp_path / "r")]
+    returncode, out, err, took = _interrupt_after(argv, server.grpc_url, requests=50, pause_s=1.0)
+    print(f"{engine}: exit {returncode} {took:.1f} s after SIGINT; stdout {out!r}; stderr {err!r}")
+    assert returncode == 130 and "Traceback" not in out + err
     assert _lines(err) == [line for line in _lines(err) if "interrupted after" in line] and len(_lines(err)) == 1
     assert "partial report written to" in err and not _lines(out)
     report = json.loads((tmp_path / "r" / "steady.json").read_text())
     assert report["interrupted_after_s"] > 0 and report["summary"]["count"] > 0
     assert any("interrupted by SIGINT" in note for note in report["notes"])
     print(f"{engine}: {report['summary']['count']} requests kept, interrupted after {report['interrupted_after_s']} s")
+
+
+def test_ctrl_c_of_a_distributed_run_reports_every_request_the_server_answered(server, tmp_path):
+    """Outsider round 7: Ctrl-C of `loadtest --workers` SIGTERMed the Locust master, which quits at once
+    and waits 0.5 s for its workers' last reports: requests were lost to the report, against an
+    overloaded server all of them. Now the master ends the run as at its duration (SIGUSR1)."""
+    argv = [sys.executable, "-m", "tritonstack", "loadtest", "open", "--url", server.grpc_url, "--rate", "400",
+            "--duration", "600", "--workers", "1", "--out", str(tmp_path / "r")]
+    returncode, out, err, _ = _interrupt_after(argv, server.grpc_url, requests=400)
+    print(f"exit {returncode}; stdout {out!r}; stderr {err!r}")
+    assert returncode == 130 and "Traceback" not in out + err
+    report = json.loads((tmp_path / "r" / "open_distributed.json").read_text())
+    counted = (report["server_total"] or {}).get("requests")
+    print("report", report["summary"]["count"], "server", counted)
+    assert report["summary"]["count"] == counted > 400
+    assert any("interrupted by SIGINT" in note for note in report["notes"])
 
 
 def test_most_requests_failing_exits_1_with_the_report_written(tmp_path):

@@ -166,6 +166,20 @@ def test_a_server_behind_an_open_loop_is_not_blamed_on_the_generator() -> None:
     assert note is not None and "it answered 499 req/s of the 600 offered" in note
 
 
+def test_an_interrupted_open_loop_counts_unsent_requests_only_up_to_the_stop() -> None:
+    """Round 8: Ctrl-C after 10.5 s of a 600 s open loop at 60 req/s said 'about 35501 of the ~36000
+    scheduled requests were never sent': the plan ended at the stop (630 due, 499 sent)."""
+    from tritonstack.loadtest.report import schedule_note
+
+    idle = {"generator_cpu_use": 0.16, "generator_cpus": 2, "generator_processes": 2}
+    scenario = {"kind": "open", "duration_s": 600.0, "rate_rps": 60, "users": 1, "max_in_flight": 64}
+    summary = {"max_schedule_delay_ms": None, "duration_s": 10.5, "count": 499, "errors": 349, **idle}
+    note = schedule_note(summary, scenario, interrupted=True)
+    assert note is not None and "about 131 of the ~630 scheduled requests were never sent" in note
+    assert "scenario" not in note
+    assert "~36000" in (schedule_note(summary, scenario) or "")
+
+
 def test_locust_na_figures_of_an_early_stop_are_not_a_traceback() -> None:
     """`--workers 2` and Ctrl-C before any request finished: Locust writes 'N/A', which was parsed
     with float() (ValueError traceback, exit 1)."""

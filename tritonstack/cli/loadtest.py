@@ -190,8 +190,8 @@ def loadtest(
             _describe_inputs(result, spec, rows)
             from tritonstack.loadtest.report import busy_generator_note, schedule_note
 
-            result.notes.extend(filter(None, [schedule_note(result.summary, result.scenario),
-                                              busy_generator_note(result.summary)]))
+            late = schedule_note(result.summary, result.scenario, interrupted=load_stopped)
+            result.notes.extend(filter(None, [late, busy_generator_note(result.summary)]))
             death.note(result)
             if load_stopped:
                 result.mark_interrupted(stop.after_s or 0.0, signal.Signals(stop.signum).name)
