@@ -25,11 +25,13 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class StopOnSignals:
-    """While entered: SIGINT/SIGTERM set a flag instead of raising; `is_set`, `signum`, `after_s`."""
+    """While entered: SIGINT/SIGTERM set a flag instead of raising; `is_set`, `signum`, `after_s`;
+    `repeated` once a second one came (a run that waits for its requests in flight then stops at once)."""
 
     def __init__(self, signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
         self.signals = signals
         self.signum: int | None = None
+        self.count = 0  # signals received
         self.after_s: float | None = None
         self._begin_s = time.monotonic()
         self._previous: dict[int, object] = {}
@@ -43,7 +45,12 @@ class StopOnSignals:
         """128 + the signal number (130 for SIGINT, 143 for SIGTERM); 0 when none arrived."""
         return 128 + self.signum if self.signum is not None else 0
 
+    def repeated(self) -> bool:
+        """True once a second signal arrived: stop now, without waiting for requests in flight."""
+        return self.count >= 2
+
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
         if self.signum is None:
             self.signum, self.after_s = signum, time.monotonic() - self._begin_s
             _LOGGER.info("%s: stopping the load", signal.Signals(signum).name)

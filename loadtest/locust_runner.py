@@ -223,30 +223,31 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
 def _wait_master(master: subprocess.Popen[bytes], timeout_s: float, should_stop: StopCheck,
-                 stop_wait_s: float) -> float:
+                 stop_wait_s: float, hurry: StopCheck) -> float:
     """Until the master exits (TimeoutExpired after `timeout_s`); once `should_stop()`, SIGUSR1 it
     (the locustfile then ends the run as at its duration: the workers finish their requests in flight
-    and report them) and give it the stop wait; then SIGTERM (Locust quits at once) and 30 s more.
+    and report them) and give it the stop wait, or until `hurry()` (a second Ctrl-C); then SIGTERM
+    (Locust quits at once, the workers' last reports may be lost) and 30 s more.
     Returns when the load ended (perf_counter)."""
     deadline = time.monotonic() + timeout_s
     while master.poll() is None:
         if should_stop():
             master.send_signal(signal.SIGUSR1)
-            ended = time.perf_counter()
-            try:
-                master.wait(timeout=stop_wait_s + 5)
-            except subprocess.TimeoutExpired:
+            ended, waited_until = time.perf_counter(), time.monotonic() + stop_wait_s + 5
+            while master.poll() is None and time.monotonic() < waited_until and not hurry():
+                time.sleep(0.1)
+            if master.poll() is None:
                 master.send_signal(signal.SIGTERM)
                 master.wait(timeout=30)
             return ended
@@ -264,9 +265,11 @@ def run_distributed(
     out_dir: Path,
     name: str | None = None,
     should_stop: StopCheck | None = None,
+    hurry: StopCheck | None = None,
 ) -> RunResult:
     """Run `scenario` with `locust --master` and `workers` x `locust --worker` on loopback;
-    `should_stop` as in `run_local`."""
+    `should_stop` as in `run_local`; once stopping, `hurry()` (a second Ctrl-C) ends the wait for the
+    requests in flight."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or f"{scenario.kind.value}_distributed"
     prefix, port = out_dir / f"{name}_locust", _free_port()
@@ -310,12 +313,13 @@ def run_distributed(
         interval_s = max(scenario.duration_s / 30, 0.25)
         with meter, ServerStatsPoller(url, scenario.model, interval_s=interval_s) as poller:
             ended = _wait_master(master, scenario.duration_s + 100, should_stop or (lambda: False),
-                                 scenario.stop_wait_s)
+                                 scenario.stop_wait_s, hurry or (lambda: False))
     except subprocess.TimeoutExpired as exc:
         raise LoadTestError(f"locust master did not finish; see {out_dir / (name + '_locust.log')}") from exc
     finally:
-        for process in (master, *started):
-            _stop(process)
+        _stop(master)
+        for process in started:  # once the master is gone, a worker has nobody to report to: it gets 2 s
+            _stop(process, grace_s=2.0)  # (a worker stopping users whose requests hang took 5 s on SIGTERM)
         log.close()
     stopped = bool(should_stop and should_stop())
     start_unix = load_start_unix_s(out_dir / (name + "_locust.log"))

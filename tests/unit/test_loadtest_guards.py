@@ -55,6 +55,30 @@ def test_a_signal_sets_the_flag_instead_of_raising_and_the_old_handler_comes_bac
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_a_second_signal_is_counted_and_hurries_a_distributed_stop():
+    """Ctrl-C of `loadtest --workers` waits for the workers' requests in flight (13.2 s against a hung
+    server); a second Ctrl-C ends that wait: the Locust master is SIGTERMed at once."""
+    from tritonstack.loadtest.locust_runner import _wait_master
+
+    with StopOnSignals() as stop:
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGINT)
+        deadline = time.monotonic() + 5
+        while not stop.repeated() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert stop.repeated() and stop.exit_code == 130
+    deaf = "import signal, time; signal.signal(signal.SIGUSR1, signal.SIG_IGN); print(1, flush=True); time.sleep(60)"
+    master = subprocess.Popen([sys.executable, "-c", deaf], stdout=subprocess.PIPE)
+    try:
+        master.stdout.readline()  # its handler is in place
+        begin = time.monotonic()
+        _wait_master(master, 60, lambda: True, stop_wait_s=30, hurry=lambda: True)
+        assert master.returncode == -signal.SIGTERM and time.monotonic() - begin < 5
+    finally:
+        master.kill()
+        master.wait()
+
+
 @pytest.mark.parametrize("loop", ["closed", "open"])
 def test_the_generator_stops_early_and_keeps_what_it_measured(loop):
     """A 60 s run told to stop at 0.3 s ends within a few seconds with its samples."""

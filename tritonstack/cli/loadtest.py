@@ -182,7 +182,7 @@ def loadtest(
             death = ServerDeathWatch(server)
             with StopOnSignals() as stop, _server_named(target, shown):  # Ctrl-C in the referee too
                 result = _run(spec, target, workers=workers, engine=engine, out=out, should_stop=stop.is_set,
-                              armed=death.arm)
+                              armed=death.arm, hurry=stop.repeated)
                 death.load_ended()
                 load_stopped = stop.is_set()
                 if referee and not load_stopped:
@@ -449,7 +449,8 @@ def _server(repository: Path | None, *, http: bool = False):  # noqa: ANN202
         yield server
 
 
-def _run(spec, url: str, *, workers: int, engine: str, out: Path, should_stop, armed):  # noqa: ANN001, ANN202
+def _run(spec, url: str, *, workers: int, engine: str, out: Path, should_stop, armed,  # noqa: ANN001, ANN202
+         hurry=None):  # noqa: ANN001
     """Run the load; `armed()` is called once the engine's modules are loaded (Locust: gevent), before it."""
     if engine == "locust" or workers:
         import locust  # noqa: F401 - gevent's monkey-patching happens here, before `armed`
@@ -457,7 +458,7 @@ def _run(spec, url: str, *, workers: int, engine: str, out: Path, should_stop, a
     if workers:
         from tritonstack.loadtest.locust_runner import run_distributed
 
-        return run_distributed(spec, url, workers=workers, out_dir=out, should_stop=should_stop)
+        return run_distributed(spec, url, workers=workers, out_dir=out, should_stop=should_stop, hurry=hurry)
     if engine == "asyncio":
         from tritonstack.loadtest.asyncio_runner import run_asyncio
 
