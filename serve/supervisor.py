@@ -75,14 +75,34 @@ def _read_stub(entry: Path, server_pid: int) -> Stub | None:
     return Stub(pid=int(entry.name), instance=argv[8].decode(), shm_region=argv[2].decode())
 
 
+def _children(pid: int) -> list[Path] | None:
+    """/proc entries of `pid`'s child processes, from its threads' `children` lists (a few small reads,
+    where scanning every process of the host took 3.7 ms of the server's core 4 times a second and
+    made the p99 of a concurrency-1 load 1.2 ms instead of 0.9); None when the kernel has no such
+    lists (CONFIG_PROC_CHILDREN)."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []  # the server is gone: no stubs
+    found: set[str] = set()
+    for task in tasks:
+        try:
+            found.update((task / "children").read_text().split())
+        except FileNotFoundError:
+            if not task.exists():
+                continue  # a thread that just ended
+            return None
+        except OSError:
+            continue
+    return [Path("/proc", child) for child in sorted(found, key=int)]
+
+
 def find_stubs(server_pid: int) -> list[Stub]:
     """Live stub processes of the server (several versions of a model have stubs of the same name)."""
-    stubs = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            stub = _read_stub(entry, server_pid)
-            if stub is not None:
-                stubs.append(stub)
+    entries = _children(server_pid)
+    if entries is None:
+        entries = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    stubs = [stub for stub in (_read_stub(entry, server_pid) for entry in entries) if stub is not None]
     return sorted(stubs, key=lambda stub: stub.pid)
 
 
@@ -152,6 +172,8 @@ class StubSupervisor:
         live = self.stubs()
         self._seen.update({stub.pid: stub for stub in live})
         with_stubs = {stub.model for stub in self._seen.values()}  # never-stubbed models: nothing to heal
+        if not with_stubs:
+            return  # no gRPC call either: a native-only server is not asked 4 times a second
         ready: dict[str, int] = {}
         for state in self.states():
             if state.get("state") == "READY" and state.get("name") in with_stubs:

@@ -101,3 +101,33 @@ def test_a_stub_that_dies_before_the_first_poll_is_healed() -> None:
     supervisor._poll()
     supervisor._poll()
     assert world.healed == ["digits_mlp"]
+
+
+def test_a_server_without_stubs_is_not_asked_for_its_states() -> None:
+    """Every 0.25 s the supervisor opened a gRPC channel and asked a native-only server for its
+    repository index (and scanned every process of the host): 2.4% of the server's core at
+    concurrency 1, in bursts that sit in the latency tail."""
+    world, asked = Scripted(), []
+    supervisor = StubSupervisor(0, heal=world.healed.append, states=lambda: asked.append(1) or [],
+                                instances=lambda model: 1, interval_s=0.0, stubs=lambda: [])
+    for _ in range(5):
+        supervisor._poll()
+    assert asked == []
+
+
+def test_stubs_are_found_among_the_servers_children_only() -> None:
+    """find_stubs reads the server's children (/proc/<pid>/task/*/children), not the whole host."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tritonstack.serve.supervisor import _children
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert Path(f"/proc/{child.pid}") in (_children(os.getpid()) or [])
+        assert _children(child.pid) == []
+    finally:
+        child.kill()
+        child.wait()
