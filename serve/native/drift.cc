@@ -105,18 +105,44 @@ double Js(const std::vector<double>& p, const std::vector<double>& q) {
   return (Kl(p, m) + Kl(q, m)) / 2;
 }
 
-// Mean of the RBF kernel between the rows of x (n rows) and y (m rows), d columns (ops.drift._rbf).
-double KernelMean(const double* x, size_t n, const double* y, size_t m, size_t d, double bandwidth) {
-  double scale = 2 * bandwidth * bandwidth, sum = 0;
+// Squared norm of each of the n rows of x (d columns).
+std::vector<double> RowNorms(const double* x, size_t n, size_t d) {
+  std::vector<double> norms(n, 0.0);
   for (size_t i = 0; i < n; ++i) {
     const double* a = x + i * d;
-    double aa = 0;
-    for (size_t k = 0; k < d; ++k) aa += a[k] * a[k];
-    for (size_t j = 0; j < m; ++j) {
+    for (size_t k = 0; k < d; ++k) norms[i] += a[k] * a[k];
+  }
+  return norms;
+}
+
+// Dot product of two d-vectors in four independent sums (the order differs from numpy's BLAS anyway; the
+// gauges agree with the Python runner's to 1e-6).
+double Dot(const double* a, const double* b, size_t d) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t k = 0;
+  for (; k + 4 <= d; k += 4) {
+    s0 += a[k] * b[k], s1 += a[k + 1] * b[k + 1], s2 += a[k + 2] * b[k + 2], s3 += a[k + 3] * b[k + 3];
+  }
+  for (; k < d; ++k) s0 += a[k] * b[k];
+  return (s0 + s1) + (s2 + s3);
+}
+
+// Mean of the RBF kernel between the rows of x (n rows) and y (m rows), d columns (ops.drift._rbf), with their
+// squared row norms given. `same`: y is x, so each pair is computed once (the diagonal is exp(0) = 1).
+// Off the request path (once a second) but on the server's cores: 256 x 256 rows of 64 features took ~16 ms
+// when every pair recomputed both norms and the reference's own kernel mean was recomputed each time.
+double KernelMean(const double* x, const std::vector<double>& xx, const double* y, const std::vector<double>& yy,
+                  size_t d, double bandwidth, bool same) {
+  size_t n = xx.size(), m = yy.size();
+  if (n == 0 || m == 0) return 0;
+  double scale = 2 * bandwidth * bandwidth, sum = same ? static_cast<double>(n) : 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double* a = x + i * d;
+    for (size_t j = same ? i + 1 : 0; j < m; ++j) {
       const double* b = y + j * d;
-      double bb = 0, ab = 0;
-      for (size_t k = 0; k < d; ++k) bb += b[k] * b[k], ab += a[k] * b[k];
-      sum += std::exp(-std::max(aa + bb - 2 * ab, 0.0) / scale);
+      double ab = Dot(a, b, d);
+      double value = std::exp(-std::max(xx[i] + yy[j] - 2 * ab, 0.0) / scale);
+      sum += same ? 2 * value : value;
     }
   }
   return sum / (static_cast<double>(n) * static_cast<double>(m));
@@ -158,11 +184,19 @@ std::vector<double> DriftWindow::Newest(size_t rows) const {
   return out;
 }
 
+DriftWindow::DriftWindow(const DriftReference& reference)
+    : ref_(reference), rows_(static_cast<size_t>(reference.window_rows) * reference.features()) {
+  size_t d = ref_.features();
+  sample_norms_ = RowNorms(ref_.sample.data(), ref_.sample_rows, d);
+  sample_self_ = KernelMean(ref_.sample.data(), sample_norms_, ref_.sample.data(), sample_norms_, d, ref_.bandwidth,
+                            true);
+}
+
 double DriftWindow::Mmd(const std::vector<double>& x, size_t rows) const {
-  size_t d = ref_.features(), m = ref_.sample_rows;
-  const double* y = ref_.sample.data();
-  double value = KernelMean(x.data(), rows, x.data(), rows, d, ref_.bandwidth) +
-                 KernelMean(y, m, y, m, d, ref_.bandwidth) - 2 * KernelMean(x.data(), rows, y, m, d, ref_.bandwidth);
+  size_t d = ref_.features();
+  std::vector<double> xx = RowNorms(x.data(), rows, d);
+  double value = KernelMean(x.data(), xx, x.data(), xx, d, ref_.bandwidth, true) + sample_self_ -
+                 2 * KernelMean(x.data(), xx, ref_.sample.data(), sample_norms_, d, ref_.bandwidth, false);
   return std::max(value, 0.0);
 }
 

@@ -35,8 +35,7 @@ struct DriftSummary {
 // The newest `window_rows` rows of the monitored tensor (a ring buffer).
 class DriftWindow {
  public:
-  explicit DriftWindow(const DriftReference& reference)
-      : ref_(reference), rows_(static_cast<size_t>(reference.window_rows) * reference.features()) {}
+  explicit DriftWindow(const DriftReference& reference);
 
   // Append `count` rows of `features()` values; the oldest rows fall out.
   void Add(const double* rows, size_t count);
@@ -52,6 +51,8 @@ class DriftWindow {
   std::vector<double> rows_;
   size_t next_ = 0;
   size_t count_ = 0;
+  std::vector<double> sample_norms_;  // squared norms of the reference sample's rows
+  double sample_self_ = 0;            // the sample's own RBF kernel mean (the constant term of the MMD)
 };
 
 }  // namespace tritonstack

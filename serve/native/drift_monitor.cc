@@ -142,12 +142,15 @@ std::string DriftMonitor::Observe(const char* data, uint64_t bytes) {
     return std::string("tensor type ") + type_->config_name + " cannot be monitored";
   }
   window_.Add(rows_.data(), keep);
+  return "";
+}
+
+void DriftMonitor::PublishIfDue() {
   uint64_t now = NowNs();
-  if (published_ && now - last_ns_ < kIntervalNs) return "";
+  if (published_ && now - last_ns_ < kIntervalNs) return;
   published_ = true;
   last_ns_ = now;
   Publish();
-  return "";
 }
 
 void DriftMonitor::Publish() {

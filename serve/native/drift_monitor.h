@@ -47,9 +47,11 @@ class DriftMonitor {
                                     const DataType* tensor_type, std::unique_ptr<DriftMonitor>* out);
 
   const DriftReference& reference() const { return *reference_; }
-  // Add a Run's rows of the monitored tensor; publish the scores when due (at most once a second).
+  // Add a Run's rows of the monitored tensor.
   // "" or why monitoring must stop (elements not a multiple of the features: the caller turns it off).
   std::string Observe(const char* data, uint64_t bytes);
+  // Score the window and set the gauges when due (at most once a second): after the responses are sent.
+  void PublishIfDue();
 
  private:
   DriftMonitor(std::unique_ptr<DriftReference> reference, const DataType* type)

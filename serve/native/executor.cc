@@ -128,7 +128,7 @@ TRITONSERVER_Error* Executor::RunAndSend(const std::vector<Pending*>& group) {
   }
   uint64_t compute_end = NowNs();
   if (err != nullptr) return err;
-  if (drift_) Observe(described);
+  if (drift_) Observe(described);  // the rows are copied now, while every buffer is surely alive
   int64_t offset = 0;
   for (Pending* one : group) {
     one->compute_start_ns = compute_start;
@@ -140,6 +140,7 @@ TRITONSERVER_Error* Executor::RunAndSend(const std::vector<Pending*>& group) {
   LogIfError(TRITONBACKEND_ModelInstanceReportBatchStatistics(instance_, config_.batched() ? rows : 1, exec_start_ns_,
                                                               compute_start, compute_end, NowNs()),
              "reporting batch statistics");
+  if (drift_) drift_->PublishIfDue();  // after the responses: scoring (once a second) delays none of them
   return nullptr;
 }
 

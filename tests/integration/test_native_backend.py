@@ -474,18 +474,24 @@ def test_backend_under_address_sanitizer(native_repo: Path, repository: Path, tm
 
 def _drift_psi_after_pause(url: str, metrics_port: int) -> float:
     """One more digits_drift request after the one-second publishing interval: the native backend scores
-    the window (>= min_rows rows by now) and sets its gauges; return the published psi_mean."""
+    the window (>= min_rows rows by now) and sets its gauges, after the response is sent (so the gauge is
+    polled for); return the published psi_mean."""
     time.sleep(1.5)
     channel = grpc.insecure_channel(url)
     request = _raw_request("digits_drift", "features", "FP32", [3, 64], np.ones((3, 64), np.float32).tobytes())
     service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=60)
     channel.close()
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:  # noqa: S310
-        text = response.read().decode()
-    found = re.search(r'^tritonstack_drift_psi_mean\{[^}]*model="digits_drift"[^}]*\} (\S+)$', text, re.MULTILINE)
-    assert found, "no drift gauge for digits_drift:\n" + text[-2000:]
-    assert float(found.group(1)) > 0
-    return float(found.group(1))
+    deadline, psi, text = time.monotonic() + 30, 0.0, ""
+    while psi <= 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:  # noqa: S310
+            text = response.read().decode()
+        found = re.search(r'^tritonstack_drift_psi_mean\{[^}]*model="digits_drift"[^}]*\} (\S+)$', text,
+                          re.MULTILINE)
+        assert found, "no drift gauge for digits_drift:\n" + text[-2000:]
+        psi = float(found.group(1))
+    assert psi > 0, text[-2000:]
+    return psi
 
 
 def _stop(process: subprocess.Popen, log: Path) -> None:

@@ -88,7 +88,12 @@ def test_native_and_python_runners_publish_the_same_drift_gauges(drift_server, r
         for name in MODELS:
             client.infer(name, {"features": rows[start:]})
     expected = _expected(reference, rows)
-    native, python = (_gauges(drift_server.metrics_url, name) for name in MODELS)
+    deadline = time.monotonic() + 15  # the native backend publishes after sending the response: poll for it
+    while True:
+        native, python = (_gauges(drift_server.metrics_url, name) for name in MODELS)
+        if native == pytest.approx(expected, rel=1e-6, abs=1e-9) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert native.keys() == python.keys() == expected.keys(), (sorted(native), sorted(python))
     worst = 0.0
     for key, value in expected.items():
