@@ -214,7 +214,13 @@ def test_the_report_lock_lives_in_a_folder_of_this_user_closed_to_others(tmp_pat
         with _reserve_report(tmp_path / "out", "steady"):
             pass
     assert not (tmp_path / "victim").exists()
-    folder.chmod(0o777)
-    with pytest.raises(ConfigError, match="not a folder of this user closed to others"):
+    folder.chmod(0o777)  # open to others (or another user's): ~/.cache/tritonstack instead (round 8)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with _reserve_report(tmp_path / "out", "steady"):
+        pass
+    home = tmp_path / "home" / ".cache" / "tritonstack"
+    assert home.stat().st_mode & 0o777 == 0o700 and any(home.iterdir())
+    home.chmod(0o777)
+    with pytest.raises(ConfigError, match="are not folders of this user closed to others"):
         with _reserve_report(tmp_path / "out", "steady"):
             pass

@@ -322,23 +322,39 @@ def _reserve_report(out: Path, name: str):  # noqa: ANN202
 
 
 def _own_lock_folder() -> Path:
-    """<temp>/tritonstack-<uid>: made 0700 by this user, or refused when someone else's or open to others."""
+    """<temp>/tritonstack-<uid>, made 0700 by this user; when another user made that name first (or
+    opened it to others), ~/.cache/tritonstack instead; refused when neither is this user's alone."""
     import os
-    import stat
     import tempfile
 
     from tritonstack.errors import ConfigError
 
-    folder = Path(tempfile.gettempdir()) / f"tritonstack-{os.getuid()}"
+    shared_temp = Path(tempfile.gettempdir()) / f"tritonstack-{os.getuid()}"
+    home = Path.home() / ".cache" / "tritonstack"
+    if _private_folder(shared_temp, parents=False):
+        return shared_temp
+    if _private_folder(home, parents=True):
+        return home
+    raise ConfigError(f"{shared_temp} and {home} are not folders of this user closed to others (another "
+                      "user made them?); remove them, or set TMPDIR to a folder of your own")
+
+
+def _private_folder(folder: Path, *, parents: bool) -> bool:
+    """Whether `folder` is (made, if missing) a real folder of this user that no one else can enter."""
+    import os
+    import stat
+
     try:
-        folder.mkdir(mode=0o700)
+        folder.mkdir(mode=0o700, parents=parents)
     except FileExistsError:
         pass
-    info = folder.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise ConfigError(f"{folder} is not a folder of this user closed to others (another user made it?); "
-                          "remove it, or set TMPDIR to a folder of your own")
-    return folder
+    except OSError:
+        return False
+    try:
+        info = folder.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
 def _check_no_report(out: Path, name: str, *, overwrite: bool) -> None:
