@@ -104,7 +104,7 @@ class TritonPythonModel:
     def _run(self, requests):
         try:
             parts = {
-                name: [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests]
+                name: [_text(pb_utils.get_input_tensor_by_name(r, name).as_numpy()) for r in requests]
                 for name in self.inputs
             }
             feeds = _trim({name: _concat(arrays) for name, arrays in parts.items()}, self.trim_mask)
@@ -264,6 +264,15 @@ def _trim(feeds, mask_name):
         return feeds
     return {name: np.ascontiguousarray(array[:, :kept]) if array.shape == mask.shape else array
             for name, array in feeds.items()}
+
+
+def _text(array):
+    """BYTES tensors arrive as numpy arrays of `bytes`; ONNX Runtime takes strings as `str` (it would
+    turn b"a" into the string "b'a'": outsider round 8). Elements must be UTF-8."""
+    if array.dtype != np.object_:
+        return array
+    return np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in array.ravel()],
+                    dtype=np.object_).reshape(array.shape)
 
 
 def _concat(arrays):

@@ -289,7 +289,12 @@ def test_python_runner_also_fails_a_poisoned_request_alone(native_repo: Path) ->
         feed = _masked_rows(np.arange(1, 17, dtype=np.int64).reshape(2, 8), [3, 5])
         with grpcclient.InferenceServerClient(server.grpc_url) as client:
             masked = _infer_masked(client, feed)
+            texts = np.array([[b"hello"], ["w\u00f6rld".encode()]], dtype=np.object_)
+            strings = grpcclient.InferInput("t", [2, 1], "BYTES")
+            strings.set_data_from_numpy(texts)
+            echoed = client.infer("refuse_bytes", [strings]).as_numpy("u")  # the native runner refuses BYTES
         _assert_trim_refusals(server)  # the same refusals as the native runner's
+    assert echoed.tolist() == texts.tolist()  # outsider round 8: b"hello" came back as b"b'hello'"
     np.testing.assert_array_equal(masked.as_numpy("width")[:, 0], [5, 5])  # trim_padding, as the native runner
     np.testing.assert_array_equal(masked.as_numpy("total")[:, 0], feed["ids"].sum(axis=1))
     good = [a for a in answers[:-1] if not isinstance(a, grpc.RpcError)]
