@@ -504,10 +504,12 @@ def schedule_note(summary: dict[str, Any], scenario: dict[str, Any], *,
         return None
     planned = f" for a {float(planned_s):g} s scenario" if planned_s and not interrupted else ""
     capacity, use = generator_capacity(summary), summary.get("generator_cpu_use")
+    more = ("add --workers" if str(scenario.get("runner", "locust")).startswith("locust")
+            else "use --engine locust --workers N")  # the asyncio engine is one process
     if capacity and use is not None and use >= 0.9 * capacity:
         return (f"the load generator fell behind its schedule (requests started up to {delay_s:.1f} s late; "
                 f"ran {ran_s:.1f} s{planned}; it used {use:.2f} CPU of {capacity}): the offered load was not "
-                "delivered and the latencies include that wait; lower --rate or --users, or add --workers")
+                f"delivered and the latencies include that wait; lower --rate or --users, or {more}")
     said = [f"it answered {answered:.0f} req/s of the {float(rate or 0):g} offered"] if short else []
     if late:
         users, each = scenario.get("users") or 1, scenario.get("max_in_flight") or 0

@@ -224,3 +224,23 @@ def test_the_report_lock_lives_in_a_folder_of_this_user_closed_to_others(tmp_pat
     with pytest.raises(ConfigError, match="are not folders of this user closed to others"):
         with _reserve_report(tmp_path / "out", "steady"):
             pass
+
+
+def test_asyncio_engine_with_workers_is_refused_and_its_busy_note_names_locust():
+    """Round 8: `--engine asyncio --workers 2` silently ran Locust; the asyncio engine's 'generator
+    busy' note advised '--workers', which that engine does not take."""
+    import pytest
+    from tritonstack.loadtest.report import schedule_note
+    from tritonstack.loadtest.scenario import Scenario
+
+    from tritonstack.cli.loadtest import check_options
+    from tritonstack.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--workers 2 runs Locust worker processes; drop --engine asyncio"):
+        check_options(Scenario(), url="127.0.0.1:8001", repository=None, engine="asyncio", referee=False,
+                      inputs=None, workers=2)
+    busy = {"max_schedule_delay_ms": 3000.0, "duration_s": 3.0, "count": 10, "generator_cpu_use": 0.97,
+            "generator_cpus": 1, "generator_processes": 1}
+    scenario = {"kind": "steady", "duration_s": 3.0, "users": 8}
+    assert "use --engine locust --workers N" in schedule_note(busy, {**scenario, "runner": "asyncio generator"})
+    assert "or add --workers" in schedule_note(busy, {**scenario, "runner": "locust local"})

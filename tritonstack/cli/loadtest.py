@@ -163,7 +163,7 @@ def loadtest(
         timeout_s=timeout_s,
     )
     check_options(spec, url=url, repository=repository, engine=engine, referee=referee, inputs=inputs,
-                  protocol=protocol, http_url=http_url)
+                  protocol=protocol, http_url=http_url, workers=workers)
     check_out(out)
     with _reserve_report(out, _report_name(spec, workers)), _exit_hard_after_gevent():
         _check_no_report(out, _report_name(spec, workers), overwrite=overwrite)
@@ -203,7 +203,7 @@ def loadtest(
 
 
 def check_options(spec, *, url, repository, engine: str, referee: bool, inputs,  # noqa: ANN001
-                  protocol: str = "grpc", http_url: str | None = None) -> None:
+                  protocol: str = "grpc", http_url: str | None = None, workers: int = 0) -> None:
     """Option errors that need no server, before one is started or asked."""
     from tritonstack.errors import ConfigError
     from tritonstack.loadtest.scenario import Kind
@@ -221,18 +221,26 @@ def check_options(spec, *, url, repository, engine: str, referee: bool, inputs, 
         check_grpc_url(url)
     elif Path(repository).is_dir():
         _check_in_repository(Path(repository), spec.model, spec.version)
-    if engine not in ("locust", "asyncio"):
-        raise ConfigError(f"--engine {engine!r}: use locust or asyncio")
-    if engine == "asyncio" and spec.kind not in (Kind.STEADY, Kind.OPEN):
-        raise ConfigError(
-            f"--engine asyncio runs steady and open only; use --engine locust for {spec.kind.value}"
-        )
+    _check_engine(engine, spec.kind, workers)
     if referee and spec.kind not in (Kind.STEADY, Kind.OPEN):
         raise ConfigError("--referee needs a fixed load: use it with the steady or open scenario")
     if inputs is not None and Path(inputs).is_dir():
         raise ConfigError(f"--inputs {inputs} is a folder; pass an .npz file with one array per input")
     if inputs is not None and not Path(inputs).is_file():
         raise ConfigError(f"--inputs {inputs} does not exist; pass an .npz with one array per input")
+
+
+def _check_engine(engine: str, kind, workers: int) -> None:  # noqa: ANN001
+    from tritonstack.errors import ConfigError
+    from tritonstack.loadtest.scenario import Kind
+
+    if engine not in ("locust", "asyncio"):
+        raise ConfigError(f"--engine {engine!r}: use locust or asyncio")
+    if engine == "asyncio" and workers:
+        raise ConfigError(f"--workers {workers} runs Locust worker processes; drop --engine asyncio (one "
+                          "process) or --workers")
+    if engine == "asyncio" and kind not in (Kind.STEADY, Kind.OPEN):
+        raise ConfigError(f"--engine asyncio runs steady and open only; use --engine locust for {kind.value}")
 
 
 def _check_protocol(protocol: str, http_url: str | None, *, url: str | None, engine: str) -> None:
