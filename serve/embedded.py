@@ -51,7 +51,7 @@ from tritonstack.serve.reaper import Reaper
 from tritonstack.serve.shadow import build_shadow, release_shadow
 from tritonstack.serve.supervisor import StubSupervisor
 from tritonstack.serve.tls_check import check_tls_files
-from tritonstack.serve.watchdog import ServerWatchdog, default_log_dir, keep_log
+from tritonstack.serve.watchdog import ServerWatchdog, default_log_dir, how_it_ended, keep_log
 from tritonstack.serve.workdirs import make_workdir
 
 from tritonstack.errors import ConfigError, ServerError, ServerStartError, TritonStackError
@@ -59,6 +59,12 @@ from tritonstack.errors import ConfigError, ServerError, ServerStartError, Trito
 __all__ = ["EmbeddedServer", "ModelState"]
 
 _LOGGER = logging.getLogger(__name__)
+START_ATTEMPTS = 3  # a server killed by a signal during start-up is started again, as the watchdog does
+
+
+class _CrashedDuringStart(ServerStartError):
+    """tritonserver was killed by a signal during start-up (its log is kept)."""
+
 #: Triton's default gRPC request-object reuse pool is kept: with `--grpc-infer-allocation-pool-size=0`
 #: (which freed a refused huge request's buffer, issue 12 A10) tritonserver 2.51 segfaults in
 #: TRITONSERVER_InferenceRequestDelete as soon as a ModelStreamInfer stream has two requests in flight;
@@ -105,7 +111,7 @@ class EmbeddedServer:
         `restart_on_crash`, a watchdog restarts it when it dies (same ports; the crash log is kept)."""
         self._stopping.clear()
         try:
-            self._start()
+            self._start_through_crashes()
         except BaseException:
             self._dismiss_reaper()
             raise
@@ -114,6 +120,24 @@ class EmbeddedServer:
                                            keep_log=self.keep_crash_log)
             self.watchdog.start()
         return self
+
+    def _start_through_crashes(self) -> None:
+        """_start; with `restart_on_crash`, a server killed by a signal during start-up (a crash, or a
+        kill from outside) is started again, same ports, up to START_ATTEMPTS times, its log kept
+        (outsider round 8: a SIGKILL 0.2 s into the first start ended `serve` with no log)."""
+        try:
+            for attempt in range(1, START_ATTEMPTS + 1):
+                try:
+                    self._start()
+                    return
+                except _CrashedDuringStart as exc:
+                    last = attempt == START_ATTEMPTS
+                    if not self.config.restart_on_crash or last or self._stopping.is_set():
+                        raise
+                    _LOGGER.warning("%s; starting it again (%d/%d)", exc, attempt + 1, START_ATTEMPTS)
+                    self._pinned_ports = dict(self.ports)
+        finally:
+            self._pinned_ports = {}
 
     def _start(self) -> None:
         if self.config.tls is not None:
@@ -242,8 +266,13 @@ class EmbeddedServer:
             if any(f":{port}" in line for line in taken) and self._port_taken(kind, port):
                 return ConfigError(f"{kind} port {port} is already in use; pass --{kind}-port with another "
                                    "port (0 picks a free one) or stop what holds it")
-        return ServerStartError(f"tritonserver exited with code {self.process.returncode} during start-up; "
-                                f"last log lines:\n{tail}")
+        code = self.process.returncode
+        if code is not None and code < 0:  # a crash or a kill: the log is kept, the start may be tried again
+            kept = self.keep_crash_log(code)
+            return _CrashedDuringStart(f"tritonserver {how_it_ended(code)} during start-up (its log is kept "
+                                       f"in {kept}); last log lines:\n{tail or '(none)'}")
+        return ServerStartError(f"tritonserver {how_it_ended(code)} during start-up; last log lines:\n"
+                                f"{tail or '(none)'}")
 
     def _port_taken(self, kind: str, port: int) -> bool:
         """True when `port` cannot be bound now: tritonserver says "already in use" for any gRPC
@@ -301,6 +330,14 @@ class EmbeddedServer:
         if self.watchdog is not None and not self.watchdog.gave_up:
             return True
         return self.process is not None and self.process.poll() is None
+
+    @property
+    def death(self) -> str:
+        """How the server last died, for messages: 'was killed by SIGKILL' (the watchdog's last restart
+        event when it gave up: its own process object is the failed restart's)."""
+        events = self.watchdog.events if self.watchdog is not None else []
+        code = events[-1].exit_code if events else (self.process.poll() if self.process is not None else None)
+        return how_it_ended(code)
 
     def interrupt(self) -> None:
         """Make a start-up in progress give up (from a signal handler); stop() still has to follow."""

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tritonstack.errors import TritonStackError
 
-__all__ = ["RestartEvent", "ServerWatchdog", "default_log_dir", "keep_log"]
+__all__ = ["RestartEvent", "ServerWatchdog", "default_log_dir", "describe_exit", "how_it_ended", "keep_log"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,7 +61,15 @@ def default_log_dir() -> Path:
     return Path(state) / "tritonstack" / "crash-logs"
 
 
-def _describe(code: int | None) -> str:
+def how_it_ended(code: int | None) -> str:
+    """'was killed by SIGKILL' or 'exited with code 1', for messages."""
+    if code is not None and code < 0:
+        return f"was killed by {describe_exit(code)}"
+    return f"exited with code {code}"
+
+
+def describe_exit(code: int | None) -> str:
+    """'SIGKILL' or 'exit1' (crash-log file names)."""
     if code is not None and code < 0:
         try:
             return signal.Signals(-code).name
@@ -76,7 +84,7 @@ def keep_log(source: Path, log_dir: Path, exit_code: int | None) -> Path | None:
         return None
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
-    target = log_dir / f"crash-{stamp}-{_describe(exit_code)}.log"
+    target = log_dir / f"crash-{stamp}-{describe_exit(exit_code)}.log"
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out, source.open("rb") as log:
         shutil.copyfileobj(log, out)
@@ -142,7 +150,7 @@ class ServerWatchdog:
         reason, self._restart_reason = self._restart_reason, None
         if reason is None:
             _LOGGER.warning("tritonserver died (%s); its log is kept in %s; restarting it",
-                            _describe(code), log)
+                            describe_exit(code), log)
         error = None
         for attempt in range(1, self.attempts + 1):
             if self._stop.is_set():

@@ -94,3 +94,35 @@ def test_sigkilled_serve_leaves_no_process_work_dir_or_shm_file(small_repo: Path
         for pid in tracked:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_server_killed_during_start_up_is_started_again_with_its_log_kept(small_repo: Path, tmp_path) -> None:  # noqa: ANN001
+    """Outsider round 8: SIGKILL of tritonserver 0.2 s into `serve`'s first start ended `serve` (exit 2,
+    no crash log); after start-up the watchdog restarts it. Now the start is tried again too."""
+    import threading
+
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    server = EmbeddedServer(ServerConfig(repository=small_repo, ort_threads=1, restart_on_crash=True,
+                                         log_dir=tmp_path / "crash-logs"))
+    killed: list[int] = []
+
+    def kill_the_first_one() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            process = server.process
+            if process is not None and process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                killed.append(process.pid)
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_the_first_one)
+    killer.start()
+    with server:
+        killer.join()
+        states = {s["name"]: s["state"] for s in server.model_states()}
+        pid = server.pid
+    print(f"killed {killed} during start-up; served by {pid}: {states}")
+    assert killed and pid != killed[0] and states.get("digits_mlp") == "READY"
+    assert list((tmp_path / "crash-logs").glob("*SIGKILL*"))

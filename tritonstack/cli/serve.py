@@ -115,6 +115,7 @@ def serve(
         while not stop.wait(0.5) and server.alive:
             pass
         died = not stop.is_set()
+        death = server.death if died else ""
     finally:
         code = server.stop()
         if not died:  # a stop asked for: tritonserver's own exit code after SIGTERM says nothing more
@@ -122,8 +123,7 @@ def serve(
             console.print("stopped")
     if died:
         raise ServerError(
-            f"tritonserver died (exit code {code}) and was not restarted; its log is in "
-            f"{server.crash_log_dir}"
+            f"tritonserver {death} and could not be restarted; its logs are in {server.crash_log_dir}"
         )
 
 
