@@ -223,6 +223,22 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _stop_all(processes: list[subprocess.Popen[bytes]], grace_s: float) -> None:
+    """SIGTERM every process group at once, give them `grace_s` together, then SIGKILL what is left."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def _stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -317,9 +333,8 @@ def run_distributed(
     except subprocess.TimeoutExpired as exc:
         raise LoadTestError(f"locust master did not finish; see {out_dir / (name + '_locust.log')}") from exc
     finally:
-        _stop(master)
-        for process in started:  # once the master is gone, a worker has nobody to report to: it gets 2 s
-            _stop(process, grace_s=2.0)  # (a worker stopping users whose requests hang took 5 s on SIGTERM)
+        _stop(master)  # once the master is gone, a worker has nobody to report to: the workers get 2 s
+        _stop_all(started, grace_s=0.0 if hurry and hurry() else 2.0)  # together (hung requests: 5 s each)
         log.close()
     stopped = bool(should_stop and should_stop())
     start_unix = load_start_unix_s(out_dir / (name + "_locust.log"))
