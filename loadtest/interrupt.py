@@ -59,6 +59,8 @@ class StopOnSignals:
         self._begin_s = time.monotonic()
         if threading.current_thread() is threading.main_thread():
             for sig in self.signals:
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # ignored since the start (`cmd &` in a script, nohup): ignored here too
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -55,6 +55,20 @@ def test_a_signal_sets_the_flag_instead_of_raising_and_the_old_handler_comes_bac
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_a_signal_ignored_since_the_start_stays_ignored_during_the_load():
+    """Round 8: `loadtest ... &` in a script (SIGINT ignored from the start, as the shell sets it) ignored
+    a SIGINT before the load and stopped on one during it. Now it is ignored throughout, as by `serve`."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopOnSignals() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+        assert not stop.is_set() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_a_second_signal_is_counted_and_hurries_a_distributed_stop():
     """Ctrl-C of `loadtest --workers` waits for the workers' requests in flight (13.2 s against a hung
     server); a second Ctrl-C ends that wait: the Locust master is SIGTERMed at once."""

@@ -137,7 +137,8 @@ def _stop_on_signals(stop: threading.Event, server) -> None:  # noqa: ANN001
         server.interrupt()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # ignored since the start (`serve &`): stays so
+            signal.signal(sig, handler)
 
 
 def register(app: typer.Typer) -> None:
