@@ -240,7 +240,9 @@ class DriftWindow:
         """Score the window; call only when `count >= reference.min_rows` for meaningful numbers."""
         ref, window = self.reference, self.newest(self.count)
         actual = [_proportions(_counts(c, window[:, j])) for j, c in enumerate(ref.cuts)]
-        mmd = mmd_rbf(self.newest(len(ref.sample)), ref.sample, ref.bandwidth) if self.count else 0.0
+        newest = self.newest(len(ref.sample))
+        newest = newest[np.isfinite(newest).all(axis=1)]  # a row with a NaN or inf would make it NaN
+        mmd = mmd_rbf(newest, ref.sample, ref.bandwidth) if len(newest) else 0.0
         return DriftScores(
             rows=self.count,
             psi=np.array([psi(e, a) for e, a in zip(ref.expected, actual, strict=True)]),

@@ -220,9 +220,17 @@ DriftSummary DriftWindow::Scores(std::vector<double>* feature_psi) const {
   summary.psi_mean = psi_sum / static_cast<double>(width);
   summary.kl_mean = kl_sum / static_cast<double>(width);
   summary.js_mean = js_sum / static_cast<double>(width);
-  if (count_ > 0) {
-    size_t rows = std::min(count_, ref_.sample_rows);
-    summary.embedding_mmd = Mmd(Newest(rows), rows);
+  if (count_ > 0) {  // over the newest sample_rows rows that are finite (a NaN or inf would make it NaN)
+    std::vector<double> newest = Newest(std::min(count_, ref_.sample_rows));
+    size_t finite = 0;
+    for (size_t r = 0; r * width < newest.size(); ++r) {
+      const double* row = newest.data() + r * width;
+      if (!std::all_of(row, row + width, [](double v) { return std::isfinite(v); })) continue;
+      std::copy(row, row + width, newest.begin() + static_cast<ptrdiff_t>(finite * width));
+      ++finite;
+    }
+    newest.resize(finite * width);
+    summary.embedding_mmd = finite > 0 ? Mmd(newest, finite) : 0;
   }
   return summary;
 }

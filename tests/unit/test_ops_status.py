@@ -156,3 +156,15 @@ def test_the_state_column_keeps_a_short_reason() -> None:
     assert _state_cell({"state": "UNAVAILABLE", "reason": "unloaded"}) == "UNAVAILABLE (unloaded)"
     assert _state_cell({"state": "READY"}) == "READY"
     assert _state_cell({"state": "UNAVAILABLE", "reason": "x" * 300}) == "UNAVAILABLE"  # in the failure line
+
+
+def test_drift_status_json_writes_a_nan_score_as_null(capsys) -> None:  # noqa: ANN001
+    """Round 8: a NaN gauge came out as `"embedding_mmd": NaN`, which is not JSON."""
+    from tritonstack.ops.status import DriftRow
+
+    from tritonstack.cli.ops import _print_drift_json
+
+    _print_drift_json([DriftRow(model="m", version="1", instance="m_0", scores={"embedding_mmd": float("nan"),
+                                                                              "psi_mean": 0.5})])
+    line = json.loads(capsys.readouterr().out)
+    assert line["scores"] == {"embedding_mmd": None, "psi_mean": 0.5}

@@ -103,12 +103,16 @@ def _read_metrics(metrics_url: str) -> str:
 
 
 def _print_drift_json(rows: list) -> None:
-    """One JSON object per row; `scores` is empty for a served version with no drift gauges."""
+    """One JSON object per row; `scores` is empty for a served version with no drift gauges; a score
+    that is not a number (a NaN gauge) is null, so the line stays valid JSON."""
+    import math
+
     from tritonstack.cli import console
 
     for row in rows:
+        scores = {k: v if math.isfinite(v) else None for k, v in row.scores.items()}
         console.print_json(data={"model": row.model, "version": row.version, "instance": row.instance,
-                                 "scores": row.scores, "alerting": row.alerting}, indent=None)
+                                 "scores": scores, "alerting": row.alerting}, indent=None)
 
 
 #: table header -> drift gauge; short so that every column reads whole on an 80-column terminal
