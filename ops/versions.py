@@ -207,6 +207,24 @@ class VersionManager:
             return folders
         return folders[-(policy.latest.num_versions or 1):]
 
+    def served_now(self, model: str) -> list[int]:
+        """The versions Triton has READY now, else (none) the config's policy. Not the policy alone: a
+        version folder written next to a `latest` policy (`convert` into an existing model) is in the
+        policy at once but served only after a load, and a canary kept it instead of the one served
+        (outsider round 8: `canary iris 2` unloaded version 1, and `rollback` had nothing to go back to)."""
+        ready = sorted(int(s["version"]) for s in self.control.index() if s.get("name") == model
+                       and s.get("state") == "READY" and str(s.get("version", "")).isdigit())
+        return ready or self.policy(model)
+
+    def _served_or_policy(self, model: str) -> list[int]:
+        """`served_now`, or the policy when no server answers (`add` works offline, even without one)."""
+        if self.control is None:
+            return self.policy(model)
+        try:
+            return self.served_now(model)
+        except (ServerUnavailableError, OperationsError, AccessDeniedError):
+            return self.policy(model)
+
     def list(self, model: str) -> list[VersionInfo]:
         """Every version on disk or known to Triton, with its state."""
         self._model_dir(model)
@@ -237,7 +255,7 @@ class VersionManager:
             _check_onnx(source, self._model_filename(model))
             check_io_matches(_model_file(source, self._model_filename(model)), model_dir / "config.pbtxt")
             with self._config_restored_on_failure(model):
-                self._write_policy(model, self.policy(model))
+                self._write_policy(model, self._served_or_policy(model))
                 self._copy_in(model, source, version)
         _LOGGER.info("added version %s of %s from %s", version, model, source)
         return version
@@ -267,14 +285,14 @@ class VersionManager:
     def canary(self, model: str, version: int) -> list[int]:
         """Serve `version` next to the versions served now (read under the same lock)."""
         with self._locked(model):
-            return self._promote(model, version, self.policy(model))
+            return self._promote(model, version, self.served_now(model))
 
     def _promote(self, model: str, version: int, keep: Sequence[int]) -> list[int]:
         target = sorted({_check_version(int(v)) for v in (version, *keep)})
         missing = sorted(set(target) - set(self.on_disk(model)))
         if missing:
             raise ConfigError(f"versions {missing} of {model!r} are not in {self.repository}; add them first")
-        previous = self.policy(model)
+        previous = self.served_now(model)
         self._apply(model, target, previous)
         if target != previous:  # the same set again changes nothing a rollback could undo
             self._push_history(model, previous, target)
@@ -283,7 +301,7 @@ class VersionManager:
     def rollback(self, model: str) -> list[int]:
         """Serve again the last recorded served set that differs from the one served now; return it."""
         with self._locked(model):
-            current = self.policy(model)
+            current = self.served_now(model)
             history = self._history(model)
             earlier = [i for i, served in enumerate(history) if sorted(served) != current]
             if not earlier:

@@ -330,3 +330,26 @@ def test_a_model_added_after_start_says_restart(vserver, capsys, monkeypatch) ->
         assert (late / "config.pbtxt").read_text() == config
     finally:
         shutil.rmtree(late)
+
+
+def test_a_canary_of_a_version_written_next_to_a_latest_policy_keeps_the_served_one(repository: Path, tmp_path,
+                                                                                    capsys) -> None:  # noqa: ANN001
+    """Outsider round 8: `convert` wrote version 2 next to a `latest: 1` policy while 1 was served;
+    `versions canary 2` took "served now" from the policy ([2]), unloaded 1, and `rollback` had nothing
+    to go back to. Served now is what Triton has READY."""
+    from tritonstack.serve import EmbeddedServer, ServerConfig
+
+    from tritonstack.model_config import read_config, write_config
+
+    repo = tmp_path / "model_repository"
+    shutil.copytree(repository / MODEL, repo / MODEL, ignore=shutil.ignore_patterns("[2-9]"))
+    config = read_config(repo / MODEL / "config.pbtxt")
+    config.version_policy.latest.num_versions = 1
+    write_config(config, repo / MODEL / "config.pbtxt")
+    with EmbeddedServer(ServerConfig(repository=repo, ort_threads=1)) as server:
+        shutil.copytree(repo / MODEL / "1", repo / MODEL / "2")  # what `convert --name` into it does
+        _cli(server, "canary", MODEL, "2")
+        assert "serves versions [1, 2]" in capsys.readouterr().out
+        _cli(server, "rollback", MODEL)
+        assert "serves versions [1]" in capsys.readouterr().out
+        assert _served_by(server) == "1"
