@@ -213,6 +213,10 @@ def _locust_argv(scenario: Scenario, url: str, workers: int, port: int, prefix: 
     ]
 
 
+#: the line the locustfile's master logs when one more worker than it was told to expect joined
+FOREIGN_WORKER = "tritonstack: a Locust worker this run did not start joined its master"
+
+
 def _die_with_parent() -> None:
     """A preexec_fn: SIGKILL this child when the process that started it dies (a SIGKILLed `loadtest`
     must not leave its Locust master and workers loading the server for the rest of --duration; on
@@ -337,6 +341,7 @@ def run_distributed(
         _stop_all(started, grace_s=0.0 if hurry and hurry() else 2.0)  # together (hung requests: 5 s each)
         log.close()
     stopped = bool(should_stop and should_stop())
+    _refuse_foreign_workers(out_dir / (name + "_locust.log"))
     start_unix = load_start_unix_s(out_dir / (name + "_locust.log"))
     start = None if start_unix is None else start_unix - (time.time() - time.perf_counter())
     result = _distributed_result(scenario, url, workers, prefix, name, poller, (origin, ended), stopped,
@@ -345,6 +350,20 @@ def run_distributed(
     window = (start_unix, start_unix + measured) if start_unix is not None and measured else None
     _distributed_cpu(result, meter, window or load_window_unix_s(prefix))
     return result
+
+
+def _refuse_foreign_workers(log: Path) -> None:
+    """LoadTestError when a worker we did not start joined the master (the locustfile then ended the run):
+    another local user took some of the users, so no figure of the run can be trusted."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return
+    line = next((line for line in text.splitlines() if FOREIGN_WORKER in line), None)
+    if line is not None:
+        detail = line.split(FOREIGN_WORKER, 1)[1].strip()
+        raise LoadTestError(f"a Locust worker this run did not start joined its master {detail}: another "
+                            "local user can reach its loopback port; the run was stopped, no report written")
 
 
 def load_start_unix_s(log: Path) -> float | None:

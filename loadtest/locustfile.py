@@ -9,9 +9,12 @@ sets it and starts the processes for you. Exactly one user class and at most one
 defined here, so Locust needs no class picker.
 """
 
+import logging
+
 import locust
 import locust.stats
 from tritonstack.loadtest.locust_hdr import install as install_hdr
+from tritonstack.loadtest.locust_runner import FOREIGN_WORKER
 from tritonstack.loadtest.locust_user import user_class
 from tritonstack.loadtest.scenario import Kind, Scenario
 from tritonstack.loadtest.stats import window_width
@@ -57,6 +60,27 @@ def _end_on_sigusr1(environment, **_):  # noqa: ANN001, ANN202
 
     if isinstance(environment.runner, MasterRunner):
         gevent.signal_handler(signal.SIGUSR1, lambda: gevent.spawn(_end, environment.runner))
+        _only_our_workers(environment)
+
+
+def _only_our_workers(environment) -> None:  # noqa: ANN001
+    """The master listens on a loopback port that any local user can reach, and Locust has no worker
+    authentication: a stranger's worker could join and take users that never send (outsider round 8:
+    users 8 -> 5, exit 0, no note). `tritonstack loadtest` starts exactly --expect-workers workers, so
+    one more distinct worker is a stranger: the run is ended and `run_distributed` refuses its figures."""
+    import gevent
+
+    expected, seen = environment.parsed_options.expect_workers, set()
+
+    def joined(client_id: str, **_: object) -> None:
+        seen.add(client_id)
+        if len(seen) > expected:
+            logging.getLogger("tritonstack").error("%s (%s; %d workers for %d started)", FOREIGN_WORKER,
+                                                   client_id, len(seen), expected)
+            environment.process_exit_code = 3
+            gevent.spawn(environment.runner.quit)
+
+    environment.events.worker_connect.add_listener(joined)
 
 
 if SCENARIO.kind in (Kind.STEADY, Kind.OPEN):

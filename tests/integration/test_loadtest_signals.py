@@ -236,3 +236,49 @@ def test_ctrl_c_during_the_referee_keeps_the_report_and_exits_130(server, tmp_pa
     assert len(_lines(err)) == 1 and "interrupted during the referee" in err
     report = json.loads((tmp_path / "r" / "steady.json").read_text())
     assert report["referee"]["failed"] and report["summary"]["count"] > 0
+
+
+STRANGER = """
+import sys, time
+import locust
+from locust.rpc import Message, zmqrpc
+
+client = zmqrpc.Client("127.0.0.1", int(sys.argv[1]), "stranger_0")
+client.send(Message("client_ready", locust.__version__, "stranger_0"))
+time.sleep(20)
+"""
+
+
+def test_a_worker_this_run_did_not_start_stops_it_with_no_report(server, tmp_path):
+    """Outsider round 8: another local user's fake worker joined `loadtest --workers 2`'s master (loopback,
+    no authentication) and took users that never sent: users 8 -> 5, exit 0, no note. Now one worker
+    more than started ends the run: one line, exit 2, nothing written."""
+    argv = [sys.executable, "-m", "tritonstack", "loadtest", "steady", "--url", server.grpc_url, "--users", "4",
+            "--duration", "30", "--workers", "1", "--out", str(tmp_path / "r")]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    stranger = None
+    try:
+        port = None
+        deadline = time.monotonic() + 60
+        while port is None and time.monotonic() < deadline and process.poll() is None:
+            for entry in Path("/proc").iterdir():
+                try:
+                    words = (entry / "cmdline").read_bytes().decode().split("\0")
+                except (OSError, UnicodeDecodeError):
+                    continue
+                if "--master" in words and "--master-bind-port" in words and str(tmp_path) in " ".join(words):
+                    port = words[words.index("--master-bind-port") + 1]
+            time.sleep(0.2)
+        assert port is not None, "no Locust master found"
+        time.sleep(3)  # our worker is in and the load runs
+        stranger = subprocess.Popen([sys.executable, "-c", STRANGER, port])
+        out, err = process.communicate(timeout=LIMIT_S)
+    finally:
+        for running in (process, stranger):
+            if running is not None and running.poll() is None:
+                running.kill()
+                running.wait()
+    print(f"exit {process.returncode}; stdout {out!r}; stderr {err!r}")
+    assert process.returncode == 2 and "Traceback" not in out + err
+    assert "a Locust worker this run did not start joined its master" in err
+    assert not (tmp_path / "r" / "steady_distributed.json").exists()
