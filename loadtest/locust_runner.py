@@ -74,7 +74,9 @@ def _wait(
             break
         users.append({"t_s": round(time.perf_counter() - origin_s, 3), "users": runner.user_count})
         gevent.sleep(0.1)
-    runner.quit()
+    if not should_stop():  # at the run's end the users finish their requests in flight (each user's last
+        runner.environment.stop_timeout = scenario.stop_wait_s  # one, counted by the server, was lost)
+    runner.quit()  # a Ctrl-C does not wait for them: the partial report is written at once
     return users
 
 
