@@ -256,7 +256,7 @@ def _stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
 
 
 def _wait_master(master: subprocess.Popen[bytes], timeout_s: float, should_stop: StopCheck,
-                 stop_wait_s: float, hurry: StopCheck) -> float:
+                 stop_wait_s: float, hurry: StopCheck, started: StopCheck = lambda: True) -> float:
     """Until the master exits (TimeoutExpired after `timeout_s`); once `should_stop()`, SIGUSR1 it
     (the locustfile then ends the run as at its duration: the workers finish their requests in flight
     and report them) and give it the stop wait, or until `hurry()` (a second Ctrl-C); then SIGTERM
@@ -265,8 +265,9 @@ def _wait_master(master: subprocess.Popen[bytes], timeout_s: float, should_stop:
     deadline = time.monotonic() + timeout_s
     while master.poll() is None:
         if should_stop():
-            master.send_signal(signal.SIGUSR1)
-            ended, waited_until = time.perf_counter(), time.monotonic() + stop_wait_s + 5
+            master.send_signal(signal.SIGUSR1)  # before the users were sent out, nothing is waited for (its
+            ended = time.perf_counter()  # wait for the workers ignored the stop: 15 s, outsider round 8)
+            waited_until = time.monotonic() + (stop_wait_s + 5 if started() else 0.5)
             while master.poll() is None and time.monotonic() < waited_until and not hurry():
                 time.sleep(0.1)
             if master.poll() is None:
@@ -296,7 +297,8 @@ def run_distributed(
     name = name or f"{scenario.kind.value}_distributed"
     prefix, port = out_dir / f"{name}_locust", _free_port()
     env = {**os.environ, **scenario.to_env(), ENV_OUT: f"{prefix}_hdr.json"}
-    log = (out_dir / f"{name}_locust.log").open("wb")
+    log_path = out_dir / f"{name}_locust.log"
+    log = log_path.open("wb")
     master = subprocess.Popen(
         _locust_argv(scenario, url, workers, port, prefix),
         env=env,  # noqa: S603
@@ -335,7 +337,8 @@ def run_distributed(
         interval_s = max(scenario.duration_s / 30, 0.25)
         with meter, ServerStatsPoller(url, scenario.model, interval_s=interval_s) as poller:
             ended = _wait_master(master, scenario.duration_s + 100, should_stop or (lambda: False),
-                                 scenario.stop_wait_s, hurry or (lambda: False))
+                                 scenario.stop_wait_s, hurry or (lambda: False),
+                                 started=lambda: load_start_unix_s(log_path) is not None)
     except subprocess.TimeoutExpired as exc:
         raise LoadTestError(f"locust master did not finish; see {out_dir / (name + '_locust.log')}") from exc
     finally:
