@@ -88,7 +88,20 @@ def keep_log(source: Path, log_dir: Path, exit_code: int | None) -> Path | None:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out, source.open("rb") as log:
         shutil.copyfileobj(log, out)
+    _prune(log_dir)
     return target
+
+
+KEEP_CRASH_LOGS = 50  # the newest ones; crash logs of older deaths are removed (a kill loop made 71)
+
+
+def _prune(log_dir: Path) -> None:
+    """Remove all but the newest KEEP_CRASH_LOGS crash logs (their names sort by time)."""
+    for old in sorted(log_dir.glob("crash-*.log"))[:-KEEP_CRASH_LOGS]:
+        try:
+            old.unlink()
+        except OSError:
+            pass
 
 
 class ServerWatchdog:

@@ -55,3 +55,14 @@ def test_how_a_server_ended_reads_as_words():
     from tritonstack.serve.watchdog import how_it_ended
 
     assert how_it_ended(-9) == "was killed by SIGKILL" and how_it_ended(3) == "exited with code 3"
+
+
+def test_only_the_newest_crash_logs_are_kept(tmp_path):
+    """Round 8: a kill loop left 71 crash logs; the newest KEEP_CRASH_LOGS stay."""
+    from tritonstack.serve.watchdog import KEEP_CRASH_LOGS, keep_log
+
+    log = tmp_path / "tritonserver.log"
+    log.write_text("boom\n")
+    kept = [keep_log(log, tmp_path / "crash-logs", -9) for _ in range(KEEP_CRASH_LOGS + 5)]
+    left = sorted((tmp_path / "crash-logs").glob("crash-*.log"))
+    assert left == sorted(kept[-KEEP_CRASH_LOGS:])
