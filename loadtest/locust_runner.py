@@ -271,8 +271,13 @@ def _wait_master(master: subprocess.Popen[bytes], timeout_s: float, should_stop:
             while master.poll() is None and time.monotonic() < waited_until and not hurry():
                 time.sleep(0.1)
             if master.poll() is None:
-                master.send_signal(signal.SIGTERM)
-                master.wait(timeout=30)
+                master.send_signal(signal.SIGTERM)  # after a second Ctrl-C, 1 s: a master whose stop waits
+                try:  # for hung workers does not quit on SIGTERM either (10.7 s, outsider round 9)
+                    master.wait(timeout=1.0 if hurry() else 30)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(master.pid, signal.SIGKILL)
+                    master.wait()
             return ended
         if time.monotonic() > deadline:
             raise subprocess.TimeoutExpired(master.args, timeout_s)

@@ -476,8 +476,8 @@ def _server(repository: Path | None, *, http: bool = False):  # noqa: ANN202
 def _run(spec, url: str, *, workers: int, engine: str, out: Path, should_stop, armed,  # noqa: ANN001, ANN202
          hurry=None):  # noqa: ANN001
     """Run the load; `armed()` is called once the engine's modules are loaded (Locust: gevent), before it."""
-    if engine == "locust" or workers:
-        import locust  # noqa: F401 - gevent's monkey-patching happens here, before `armed`
+    if engine == "locust" and not workers:  # Locust in this process; with --workers it runs in others, and
+        import locust  # noqa: F401 - gevent here would make each blocking gRPC statistics poll stall it all
     armed()
     if workers:
         from tritonstack.loadtest.locust_runner import run_distributed
