@@ -382,3 +382,21 @@ def test_the_asyncio_target_turns_an_unreachable_server_into_one_line():
     print(caught.value)
     assert "model 'm'" in str(caught.value) and "UNAVAILABLE" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_distributed_run_does_not_bring_gevent_into_the_parent():
+    """Round 9: with --workers the parent imported Locust, so gevent turned its statistics thread into a
+    greenlet whose blocking gRPC poll of a hung server stalled the whole process (2 s per poll): a second
+    Ctrl-C took 10.7 s. Locust runs in the worker processes; the parent stays plain."""
+    code = """
+import sys
+import tritonstack.loadtest.locust_runner as runner
+from tritonstack.cli.loadtest import _run
+runner.run_distributed = lambda *a, **k: "ran"
+assert _run(None, "127.0.0.1:1", workers=1, engine="locust", out=None, should_stop=lambda: False,
+            armed=lambda: None) == "ran"
+print("gevent" in sys.modules, "locust" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=LIMIT_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "False"]
