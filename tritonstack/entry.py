@@ -39,11 +39,16 @@ def on_signal(signum: int, _frame: object) -> None:
     if _DEFERRING:  # `deferred()` raises it when its block ends
         return
     if _importing(_frame):  # a lazy import inside a command: deliver it again once the import is over
-        again = threading.Timer(_REDELIVER_S, os.kill, (os.getpid(), signum))
-        again.daemon = True  # never holds the interpreter's exit
-        again.start()
+        _redeliver(signum)
         return
     raise KeyboardInterrupt
+
+
+def _redeliver(signum: int) -> None:
+    """Send `signum` to this process again in a moment (it arrived where it could not act)."""
+    again = threading.Timer(_REDELIVER_S, os.kill, (os.getpid(), signum))
+    again.daemon = True  # never holds the interpreter's exit
+    again.start()
 
 
 #: How soon a signal that arrived during an import is delivered again (imports take ms to ~0.5 s).
@@ -126,6 +131,9 @@ def _quiet_half_built_clients(unraisable: Any) -> None:
     half-built client whose __del__ then fails ('has no attribute _stream') and printed a traceback
     after 'interrupted' (CI, 2026-12-03). That one is dropped; every other goes to the default hook."""
     obj, exc = getattr(unraisable, "object", None), unraisable.exc_value
+    if isinstance(exc, KeyboardInterrupt) and _SIGNALLED:  # `on_signal` raised inside a finalizer, where
+        _redeliver(_SIGNALLED[-1])  # Python drops it ("Exception ignored in: 'Path'", CI 2026-12-03): the
+        return  # signal is delivered again, so the run still ends as interrupted
     if (isinstance(exc, AttributeError) and str(getattr(exc, "name", "") or "").startswith("_")
             and "tritonclient" in getattr(obj, "__module__", "")):  # a private attribute __init__ never set
         return

@@ -216,3 +216,17 @@ def test_a_signal_during_a_lazy_import_is_delivered_after_it(tmp_path: Path) -> 
                           capture_output=True, text=True, timeout=60, cwd=_ROOT)
     assert done.stdout == "import finished\ninterrupted after the import\n", done
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done
+
+
+def test_a_signal_python_drops_in_a_finalizer_is_delivered_again(monkeypatch) -> None:
+    """CI 2026-12-03: SIGINT landed in a finalizer ("Exception ignored in: 'Path'"): Python printed the
+    KeyboardInterrupt's traceback and dropped it, and the run went on. The hook sends it again, quietly."""
+    from types import SimpleNamespace
+
+    from tritonstack import entry
+
+    sent: list[int] = []
+    monkeypatch.setattr(entry, "_redeliver", sent.append)
+    monkeypatch.setattr(entry, "_SIGNALLED", [signal.SIGINT])
+    entry._quiet_half_built_clients(SimpleNamespace(object=None, exc_value=KeyboardInterrupt()))
+    assert sent == [signal.SIGINT]
