@@ -245,16 +245,6 @@ def _stop_all(processes: list[subprocess.Popen[bytes]], grace_s: float) -> None:
             process.wait()
 
 
-def _stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def _wait_master(master: subprocess.Popen[bytes], timeout_s: float, should_stop: StopCheck,
                  stop_wait_s: float, hurry: StopCheck, started: StopCheck = lambda: True) -> float:
     """Until the master exits (TimeoutExpired after `timeout_s`); once `should_stop()`, SIGUSR1 it
@@ -345,14 +335,14 @@ def run_distributed(
                                  scenario.stop_wait_s, hurry or (lambda: False),
                                  started=lambda: load_start_unix_s(log_path) is not None)
     except subprocess.TimeoutExpired as exc:
-        raise LoadTestError(f"locust master did not finish; see {out_dir / (name + '_locust.log')}") from exc
+        raise LoadTestError(f"locust master did not finish; see {log_path}") from exc
     finally:
-        _stop(master)  # once the master is gone, a worker has nobody to report to: the workers get 2 s
-        _stop_all(started, grace_s=0.0 if hurry and hurry() else 2.0)  # together (hung requests: 5 s each)
+        _stop_all([master], grace_s=10.0)  # the master gone, a worker has nobody to report to: the workers
+        _stop_all(started, grace_s=0.0 if hurry and hurry() else 2.0)  # get 2 s together (hung: 5 s each)
         log.close()
     stopped = bool(should_stop and should_stop())
-    _refuse_foreign_workers(out_dir / (name + "_locust.log"))
-    start_unix = load_start_unix_s(out_dir / (name + "_locust.log"))
+    _refuse_foreign_workers(log_path)
+    start_unix = load_start_unix_s(log_path)
     start = None if start_unix is None else start_unix - (time.time() - time.perf_counter())
     result = _distributed_result(scenario, url, workers, prefix, name, poller, (origin, ended), stopped,
                                  load_start_s=start)
