@@ -31,7 +31,7 @@ class TritonPythonModel:
         self.families = {}
         labels = {"model": monitored, "version": args["model_version"],
                   "model_instance": args["model_instance_name"]}
-        self.monitor = DriftMonitor(reference, self._gauge, labels)
+        self.monitor = DriftMonitor(reference, self._gauge, labels, trailing=True)
         self.output = config["output"][0]["name"]
 
     def _gauge(self, name, description, labels):
@@ -50,3 +50,7 @@ class TritonPythonModel:
         rows = float(self.monitor.window.count)
         return [pb_utils.InferenceResponse([pb_utils.Tensor(
             self.output, np.full((len(a), 1), rows, np.float32))]) for a in arrays]
+
+    def finalize(self):
+        """Stop the drift publishing thread."""
+        self.monitor.close()

@@ -1,5 +1,6 @@
 #include "drift_monitor.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -9,7 +10,7 @@ namespace tritonstack {
 namespace {
 
 constexpr const char* kPrefix = "tritonstack_drift_";
-constexpr uint64_t kIntervalNs = 1000000000;  // DriftMonitor.interval_s = 1.0
+constexpr std::chrono::seconds kInterval(1);  // DriftMonitor.interval_s = 1.0
 
 // ops.drift._DESCRIPTIONS, in DriftScores.summary() order then window_rows.
 const std::pair<const char*, const char*> kGauges[] = {
@@ -125,6 +126,8 @@ TRITONSERVER_Error* DriftMonitor::Create(std::unique_ptr<DriftReference> referen
     monitor->feature_psi_.emplace_back();
     TS_RETURN_IF_ERROR(Gauge::Create(family, feature_labels, &monitor->feature_psi_.back()));
   }
+  DriftMonitor* self = monitor.get();
+  monitor->publisher_ = std::thread([self] { self->PublishLoop(); });
   *out = std::move(monitor);
   return nullptr;
 }
@@ -141,23 +144,48 @@ std::string DriftMonitor::Observe(const char* data, uint64_t bytes) {
   if (!ToDouble(type_->onnx, data + skip * type_->byte_size, keep * width, rows_.data())) {
     return std::string("tensor type ") + type_->config_name + " cannot be monitored";
   }
-  window_.Add(rows_.data(), keep);
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    window_.Add(rows_.data(), keep);
+    wake = !pending_;
+    pending_ = true;
+  }
+  if (wake) wake_.notify_one();  // once per publication at most: the thread is idle or waiting for its second
   return "";
 }
 
-void DriftMonitor::PublishIfDue() {
-  uint64_t now = NowNs();
-  if (published_ && now - last_ns_ < kIntervalNs) return;
-  published_ = true;
-  last_ns_ = now;
-  Publish();
+DriftMonitor::~DriftMonitor() {
+  if (!publisher_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  publisher_.join();
 }
 
-void DriftMonitor::Publish() {
-  gauges_["window_rows"]->Set(static_cast<double>(window_.count()));
-  if (window_.count() < static_cast<size_t>(reference_->min_rows)) return;
+// Idle until rows arrive; publish; then wait out the second before publishing what arrived since.
+void DriftMonitor::PublishLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [this] { return stop_ || pending_; });
+    if (stop_) return;
+    pending_ = false;
+    DriftWindow snapshot(window_);  // scored without the lock: Observe never waits for the scoring
+    lock.unlock();
+    Publish(snapshot);
+    lock.lock();
+    auto due = std::chrono::steady_clock::now() + kInterval;
+    if (wake_.wait_until(lock, due, [this] { return stop_; })) return;
+  }
+}
+
+void DriftMonitor::Publish(const DriftWindow& window) {
+  gauges_["window_rows"]->Set(static_cast<double>(window.count()));
+  if (window.count() < static_cast<size_t>(reference_->min_rows)) return;
   std::vector<double> psi;
-  DriftSummary s = window_.Scores(&psi);
+  DriftSummary s = window.Scores(&psi);
   gauges_["psi_max"]->Set(s.psi_max);
   gauges_["psi_mean"]->Set(s.psi_mean);
   gauges_["kl_mean"]->Set(s.kl_mean);

@@ -140,7 +140,6 @@ TRITONSERVER_Error* Executor::RunAndSend(const std::vector<Pending*>& group) {
   LogIfError(TRITONBACKEND_ModelInstanceReportBatchStatistics(instance_, config_.batched() ? rows : 1, exec_start_ns_,
                                                               compute_start, compute_end, NowNs()),
              "reporting batch statistics");
-  if (drift_) drift_->PublishIfDue();  // after the responses: scoring (once a second) delays none of them
   return nullptr;
 }
 

@@ -141,6 +141,7 @@ class TritonPythonModel:
             self.drift.observe(tensors[self.drift.tensor])
         except Exception as exc:  # noqa: BLE001 - drift must never fail a request
             pb_utils.Logger.log_warn(f"drift monitoring disabled: {exc}")
+            self.drift.close()
             self.drift = None
 
     def _split(self, results, sizes):
@@ -158,6 +159,8 @@ class TritonPythonModel:
     def finalize(self):
         """Release the session."""
         self.session = None
+        if self.drift is not None:
+            self.drift.close()
         self.drift = None
 
 
@@ -180,7 +183,7 @@ def _drift_monitor(args, version_dir):
 
     labels = {"model": args["model_name"], "version": args["model_version"],
               "model_instance": args["model_instance_name"]}
-    monitor = DriftMonitor(reference, make_gauge, labels)
+    monitor = DriftMonitor(reference, make_gauge, labels, trailing=True)
     monitor.families = families  # the metric families must outlive their metrics
     return monitor
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,49 @@ def test_monitor_publishes_when_due_and_enough_rows(digits) -> None:  # noqa: AN
     psi_mean = gauges[("tritonstack_drift_psi_mean", (("model", "m"), ("version", "1")))].value
     assert psi_mean == pytest.approx(scores.summary()["psi_mean"])
     assert len([k for k in gauges if k[0] == "tritonstack_drift_feature_psi"]) == 64
+
+
+def test_rows_after_a_publication_are_published_when_the_interval_is_up_without_another_request(
+        digits) -> None:  # noqa: ANN001
+    """Outsider round 9: hostile rows, then 600 clean ones within the second after a publication, then
+    silence. The gauges kept the hostile window's score (psi_mean 8.8 against ~0.01) for good."""
+    reference, x_test = digits
+    gauges: dict[str, _Gauge] = {}
+    now = [0.0]
+
+    def make_gauge(name: str, description: str, labels: dict[str, str]) -> _Gauge:
+        return gauges.setdefault(name + labels.get("feature", ""), _Gauge())
+
+    monitor = DriftMonitor(reference, make_gauge, {"model": "m"}, clock=lambda: now[0])
+    hostile = RNG.random((reference.window_rows, 64)) * 100
+    assert monitor.observe(hostile) is not None  # published at once: far off
+    assert gauges["tritonstack_drift_psi_mean"].value > 1
+    now[0] = 0.5
+    assert monitor.observe(np.concatenate([x_test, x_test])[:reference.window_rows]) is None  # within the second: not yet
+    assert monitor.publish_pending() is None
+    now[0] = 1.0
+    scores = monitor.publish_pending()
+    assert scores is not None and gauges["tritonstack_drift_psi_mean"].value < 0.2
+    assert monitor.publish_pending() is None  # nothing new since
+
+
+def test_the_trailing_thread_publishes_pending_rows_by_itself(digits) -> None:  # noqa: ANN001
+    reference, x_test = digits
+    gauges: dict[str, _Gauge] = {}
+
+    def make_gauge(name: str, description: str, labels: dict[str, str]) -> _Gauge:
+        return gauges.setdefault(name + labels.get("feature", ""), _Gauge())
+
+    monitor = DriftMonitor(reference, make_gauge, {"model": "m"}, interval_s=0.05, trailing=True)
+    try:
+        monitor.observe(RNG.random((reference.window_rows, 64)) * 100)
+        monitor.observe(np.concatenate([x_test, x_test])[:reference.window_rows])
+        deadline = time.monotonic() + 10
+        while gauges["tritonstack_drift_psi_mean"].value > 0.2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gauges["tritonstack_drift_psi_mean"].value < 0.2
+    finally:
+        monitor.close()
 
 
 def test_output_reference_round_trip_and_bad_source(tmp_path: Path) -> None:
