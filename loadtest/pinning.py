@@ -98,3 +98,4 @@ def pinned_thread(cpus: frozenset[int]) -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, before)
+

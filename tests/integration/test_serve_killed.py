@@ -51,6 +51,16 @@ def _wait(condition, timeout_s: float) -> float:  # noqa: ANN001
     return time.monotonic() - start
 
 
+def _end(serve: subprocess.Popen, pids: list[int]) -> None:
+    """Whatever a failed test left: serve, then the processes it tracked, by PID."""
+    if serve.poll() is None:
+        serve.kill()
+        serve.wait()
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture()
 def small_repo(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("killed") / "model_repository"
@@ -88,12 +98,7 @@ def test_sigkilled_serve_leaves_no_process_work_dir_or_shm_file(small_repo: Path
         assert list(temp.iterdir()) == []
         assert shm() == []
     finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait()
-        for pid in tracked:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _end(serve, tracked)
 
 
 def test_a_server_killed_during_start_up_is_started_again_with_its_log_kept(small_repo: Path, tmp_path) -> None:  # noqa: ANN001
@@ -126,3 +131,30 @@ def test_a_server_killed_during_start_up_is_started_again_with_its_log_kept(smal
     print(f"killed {killed} during start-up; served by {pid}: {states}")
     assert killed and pid != killed[0] and states.get("digits_mlp") == "READY"
     assert list((tmp_path / "crash-logs").glob("*SIGKILL*"))
+
+
+def test_keep_awake_spinners_live_with_serve_and_end_with_it(small_repo: Path, tmp_path) -> None:  # noqa: ANN001
+    """`serve --keep-awake`: one idle-priority spinner per CPU of serve while it serves; a SIGKILLed serve
+    leaves none behind (they watch their parent)."""
+    grpc_port, metrics_port = _port(), _port()
+    argv = [sys.executable, "-m", "tritonstack", "serve", "--repository", str(small_repo), "--keep-awake",
+            f"--grpc-port={grpc_port}", f"--metrics-port={metrics_port}", "--ort-threads=1",
+            "--log-dir", str(tmp_path / "crash-logs")]
+    serve = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603
+    spinners: list[int] = []
+    try:
+        assert _wait(lambda: _ready(grpc_port) or serve.poll() is not None, 180) < 180 and _ready(grpc_port)
+        find = lambda: [p for p in _children(serve.pid)  # noqa: E731
+                        if "SCHED_IDLE" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+        _wait(lambda: len(find()) == len(os.sched_getaffinity(0)), 30)
+        spinners = find()
+        assert len(spinners) == len(os.sched_getaffinity(0))
+        assert {os.sched_getscheduler(p) for p in spinners} == {os.SCHED_IDLE}
+        assert sorted(next(iter(os.sched_getaffinity(p))) for p in spinners) == sorted(os.sched_getaffinity(0))
+        os.kill(serve.pid, signal.SIGKILL)
+        serve.wait(timeout=30)
+        took = _wait(lambda: not any(map(_alive, spinners)), BOUND_S)
+        print(f"\n{len(spinners)} spinner(s) {spinners}; after SIGKILL of serve gone in {took:.2f} s")
+        assert not any(map(_alive, spinners))
+    finally:
+        _end(serve, spinners)

@@ -2,11 +2,14 @@
 
     tritonstack serve                     # gRPC :8001 and metrics :8002 on 127.0.0.1; no HTTP
     tritonstack serve --http              # also HTTP :8000 (one warning line: its residual risk)
+    tritonstack serve --keep-awake        # CPUs kept from halting: lower p99 at low load on a VM
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -69,6 +72,10 @@ def serve(
     latency_quantiles: Annotated[bool, typer.Option(
         help="Per-request latency summaries (p50/p90/p99) on /metrics; the p99 alert needs them. "
              "They cost ~20% of req/s for tiny models at ~10k req/s.")] = True,
+    keep_awake: Annotated[bool, typer.Option(
+        help="Keep this server's CPUs from halting when idle (an idle-priority spinner per CPU): on a "
+             "virtual machine, lower tail latency at low load (p99 at concurrency 1: 0.45-0.77 vs "
+             "0.92-1.31 ms here), but the CPUs never idle (power, cloud CPU credits).")] = False,
 ) -> None:
     """Serve a model repository with the real Triton Inference Server (embedded, CPU)."""
     from tritonstack.cli import console
@@ -112,8 +119,9 @@ def serve(
             console.print("[yellow]warning: no model is READY: every request will fail; see the reasons "
                           "above (or the server log) and fix the repository[/]")
         console.print("serving; Ctrl-C or SIGTERM to stop")
-        while not stop.wait(0.5) and server.alive:
-            pass
+        with _awake(keep_awake):
+            while not stop.wait(0.5) and server.alive:
+                pass
         died = not stop.is_set()
         death = server.death if died else ""
     finally:
@@ -125,6 +133,18 @@ def serve(
         raise ServerError(
             f"tritonserver {death} and could not be restarted; its logs are in {server.crash_log_dir}"
         )
+
+
+def _awake(keep_awake: bool):  # noqa: ANN202
+    """This process's CPUs kept from halting (`--keep-awake`), else nothing."""
+    if not keep_awake:
+        return contextlib.nullcontext()
+    from tritonstack.cli import console
+    from tritonstack.serve.keep_awake import kept_awake
+
+    cpus = frozenset(os.sched_getaffinity(0))
+    console.print(f"keeping CPU {','.join(map(str, sorted(cpus)))} awake (--keep-awake)")
+    return kept_awake(cpus)
 
 
 def _stop_on_signals(stop: threading.Event, server) -> None:  # noqa: ANN001
