@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from tritonstack.loadtest.pinning import pinned_thread
 
-__all__ = ["ort_best_batch", "ort_session", "rows_per_s"]
+__all__ = ["ort_batch_rows_per_s", "ort_best_batch", "ort_session", "rows_per_s"]
 
 Feeds = Callable[[int], dict[str, Any]]
 
@@ -57,6 +57,14 @@ def ort_best_batch(
         "by_batch": {str(k): round(v, 1) for k, v in by_batch.items()},
         "threads": len(cpus),
     }
+
+
+def ort_batch_rows_per_s(path: Path, feeds: Feeds, *, batch: int, cpus: frozenset[int],
+                         duration_s: float) -> float:
+    """Rows/s at one batch size, pinned to `cpus` with len(cpus) threads (a fresh session)."""
+    with pinned_thread(cpus):
+        session = ort_session(path, len(cpus))
+        return rows_per_s(functools.partial(session.run, None, feeds(batch)), batch, duration_s)
 
 
 def tile(rows: Sequence[dict[str, np.ndarray]], size: int) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from tritonstack.loadtest.bench.context import CACHED, IDENTITY, NOBATCH, Bench
-from tritonstack.loadtest.bench.inprocess import ort_best_batch, tile
+from tritonstack.loadtest.bench.inprocess import ort_batch_rows_per_s, ort_best_batch, tile
 from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, run_perf_analyzer
 from tritonstack.loadtest.server_stats import ServerStatsPoller
 from tritonstack.loadtest.targets import http_json, our_client_available, triton_ours, triton_raw
@@ -95,19 +95,33 @@ def _brief(summary: dict[str, Any]) -> dict[str, Any]:
 
 # -- W1 ResNet-18 FP32 through Triton / in-process ORT at its best batch ----------------------------
 def w1(bench: Bench, row: Row) -> None:
-    """Images/s through Triton (dynamic batching, concurrency 8) / in-process ORT, best batch size."""
+    """Images/s through Triton (dynamic batching, concurrency 8) / in-process ORT, best batch size.
+
+    A first pass over the batch sizes picks the in-process side's best batch; then each side is
+    measured twice, interleaved (served, in process, served, in process; 5 s each), and keeps its better
+    run, as W6 does. The pass's own best is not the denominator: the largest of four noisy figures
+    (ResNet-18 per image barely depends on the batch size here) is biased upward against one served run.
+    """
     model = bench.require(pick(_known(bench), "resnet", without=("int8",)), "ResNet-18 FP32")
-    served = _triton(bench, model, concurrency=8)
     sizes = (1, 8) if bench.options.quick else (1, 4, 8, 16)
-    local = ort_best_batch(
-        bench.onnx_path(model),
-        lambda n: tile(bench.rows(model, 4), n),
-        batch_sizes=sizes,
-        cpus=bench.split.server,
-        duration_s=bench.options.duration_s / 2,
-    )
-    row.value = served["ok_throughput_rps"] / local["rows_per_s"]
-    row.detail = {"model": model, "triton": _brief(served), "in_process_ort": local}
+    feeds = lambda n: tile(bench.rows(model, 4), n)  # noqa: E731
+    served = [_triton(bench, model, concurrency=8)]
+    chosen = ort_best_batch(bench.onnx_path(model), feeds, batch_sizes=sizes, cpus=bench.split.server,
+                            duration_s=bench.options.duration_s / 2)
+    local = []
+    for _ in range(2):
+        local.append(ort_batch_rows_per_s(bench.onnx_path(model), feeds, batch=chosen["best_batch"],
+                                          cpus=bench.split.server, duration_s=bench.options.duration_s))
+        if len(served) < 2:
+            served.append(_triton(bench, model, concurrency=8))
+    best = max(served, key=lambda s: s["ok_throughput_rps"])
+    row.value = best["ok_throughput_rps"] / max(local)
+    row.detail = {"model": model, "triton": _brief(best),
+                  "triton_runs_rps": [round(s["ok_throughput_rps"], 2) for s in served],
+                  "in_process_ort": {**chosen, "rows_per_s": max(local),
+                                     "runs_at_best_batch_rps": [round(v, 2) for v in local]},
+                  "method": "best batch picked by a first pass; then each side twice, interleaved, "
+                            "its better run"}
 
 
 # -- W2 MLP through Triton / seed-style FastAPI + PyTorch, and p99 at concurrency 1 ------------------
