@@ -84,9 +84,17 @@ def _rbf(x: np.ndarray, y: np.ndarray, bandwidth: float) -> np.ndarray:
 
 
 def mmd_rbf(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
-    """Squared maximum mean discrepancy (biased estimate) of two samples, RBF kernel."""
+    """Squared maximum mean discrepancy (biased estimate) of two samples, RBF kernel. Rows with a NaN
+    or inf count as one point infinitely far from every finite row (kernel 0 with those, 1 among
+    themselves): a window of such rows scores as far from the reference as can be, not as a match."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    value = _rbf(x, x, bandwidth).mean() + _rbf(y, y, bandwidth).mean() - 2 * _rbf(x, y, bandwidth).mean()
+    fx, fy = np.isfinite(x).all(axis=1), np.isfinite(y).all(axis=1)
+
+    def mean(a: np.ndarray, fa: np.ndarray, b: np.ndarray, fb: np.ndarray) -> float:
+        finite = _rbf(a[fa], b[fb], bandwidth).sum() if fa.any() and fb.any() else 0.0
+        return float((finite + (~fa).sum() * (~fb).sum()) / (len(a) * len(b)))
+
+    value = mean(x, fx, x, fx) + mean(y, fy, y, fy) - 2 * mean(x, fx, y, fy)
     return float(max(value, 0.0))
 
 
@@ -242,7 +250,6 @@ class DriftWindow:
         ref, window = self.reference, self.newest(self.count)
         actual = [_proportions(_counts(c, window[:, j])) for j, c in enumerate(ref.cuts)]
         newest = self.newest(len(ref.sample))
-        newest = newest[np.isfinite(newest).all(axis=1)]  # a row with a NaN or inf would make it NaN
         mmd = mmd_rbf(newest, ref.sample, ref.bandwidth) if len(newest) else 0.0
         return DriftScores(
             rows=self.count,
@@ -268,7 +275,8 @@ class DriftMonitor:
     """Feeds a DriftWindow from the serving path and publishes its scores as gauges.
 
     Scores are recomputed at most every `interval_s` (a few milliseconds of numpy), and only once
-    the window holds `min_rows` rows; before that the score gauges read 0. Rows that arrive within
+    the window holds `min_rows` rows; before that the score gauges read NaN (no score yet: 0 would
+    say "no drift", and no alert compares true against NaN). Rows that arrive within
     the interval after a publication are published when it is up by `publish_pending`, which the
     `trailing=True` thread calls: without it, when traffic stops the gauges would keep scoring a
     window that has since been replaced (an alert on data no longer served, or a shift never shown).
@@ -288,6 +296,8 @@ class DriftMonitor:
         self.gauges = {n: make_gauge(self.PREFIX + n, _DESCRIPTIONS[n], labels) for n in names}
         self.feature_psi = [make_gauge(self.PREFIX + "feature_psi", "PSI of one input feature",
                                        {**labels, "feature": str(j)}) for j in range(reference.features)]
+        for gauge in [*(g for n, g in self.gauges.items() if n != "window_rows"), *self.feature_psi]:
+            gauge.set(float("nan"))
         if trailing:
             threading.Thread(target=self._trail, name="drift-publisher", daemon=True).start()
 

@@ -9,6 +9,7 @@ Thresholds are the ones of deploy/prometheus/alerts.yml (a unit test keeps them 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,12 @@ class DriftRow:
     version: str
     instance: str
     scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def scored(self) -> bool:
+        """False while the window holds fewer rows than the reference's min_rows (the scores read NaN:
+        after a start or restart, or at low traffic)."""
+        return math.isfinite(self.scores.get("psi_mean", math.nan))
 
     @property
     def alerting(self) -> list[str]:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-__all__ = ["kept_awake"]
+__all__ = ["Spinners", "kept_awake"]
 
 
 # Spins at the lowest priority (SCHED_IDLE: any other runnable thread of the CPU preempts it at once) until
@@ -28,8 +28,47 @@ while os.getppid() == parent:
 """
 
 
+class Spinners:
+    """One idle-priority spinner process per CPU; `replace_dead` starts again any that died."""
+
+    def __init__(self, cpus: frozenset[int]) -> None:
+        self.cpus = sorted(cpus)
+        self._running: dict[int, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        """Start a spinner on each CPU."""
+        for cpu in self.cpus:
+            self._running[cpu] = _spawn(cpu)
+
+    def replace_dead(self) -> list[int]:
+        """Reap the spinners that died (killed by someone) and start them again; their CPUs."""
+        dead = [cpu for cpu, spinner in self._running.items() if spinner.poll() is not None]
+        for cpu in dead:
+            self._running[cpu] = _spawn(cpu)
+        return dead
+
+    def pids(self) -> list[int]:
+        """The spinners' process ids."""
+        return [spinner.pid for spinner in self._running.values()]
+
+    def stop(self) -> None:
+        """Kill and reap every spinner."""
+        for spinner in self._running.values():
+            spinner.kill()
+            spinner.wait()
+        self._running.clear()
+
+
+def _spawn(cpu: int) -> subprocess.Popen:
+    spinner = subprocess.Popen([sys.executable, "-c", _SPINNER, str(os.getpid())], stdin=subprocess.DEVNULL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # at once, not after its start-up
+        os.sched_setaffinity(spinner.pid, {cpu})
+        os.sched_setscheduler(spinner.pid, os.SCHED_IDLE, os.sched_param(0))
+    return spinner
+
+
 @contextlib.contextmanager
-def kept_awake(cpus: frozenset[int]) -> Iterator[None]:
+def kept_awake(cpus: frozenset[int]) -> Iterator[Spinners]:
     """Keep `cpus` from going idle for the duration of the block: one idle-priority spinner per CPU.
 
     On a virtual machine an idle vCPU halts, and waking it again (an interrupt for a network reply)
@@ -37,18 +76,12 @@ def kept_awake(cpus: frozenset[int]) -> Iterator[None]:
     load generator's core between requests, is most of the p99 (measured on this VM, whose guest
     polls for 0 ns before halting: `haltpoll.guest_halt_poll_ns=0`), on the server's core as on the
     client's. A spinner takes no time from any other thread; it only keeps the CPU from halting, as
-    `idle=poll` would. The price: the CPUs never idle (power; CPU credits of burstable cloud VMs).
+    `idle=poll` would. The price: the CPUs never idle (power; CPU credits of burstable cloud VMs), and
+    CPU-use metrics (Triton's `nv_cpu_utilization`, top) read them as busy.
     """
-    spinners = []
+    spinners = Spinners(cpus)
     try:
-        for cpu in sorted(cpus):
-            spinner = subprocess.Popen([sys.executable, "-c", _SPINNER, str(os.getpid())],
-                                       stdin=subprocess.DEVNULL)
-            spinners.append(spinner)
-            with contextlib.suppress(ProcessLookupError):
-                os.sched_setaffinity(spinner.pid, {cpu})
-        yield
+        spinners.start()
+        yield spinners
     finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
+        spinners.stop()

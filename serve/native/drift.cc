@@ -192,11 +192,18 @@ DriftWindow::DriftWindow(const DriftReference& reference)
                             true);
 }
 
-double DriftWindow::Mmd(const std::vector<double>& x, size_t rows) const {
+// Rows with a NaN or inf count as one point infinitely far from every finite row (kernel 0 with those, 1 among
+// themselves): `rows` finite rows in `x` out of `total`. All finite: the plain biased estimate.
+double DriftWindow::Mmd(const std::vector<double>& x, size_t rows, size_t total) const {
   size_t d = ref_.features();
-  std::vector<double> xx = RowNorms(x.data(), rows, d);
-  double value = KernelMean(x.data(), xx, x.data(), xx, d, ref_.bandwidth, true) + sample_self_ -
-                 2 * KernelMean(x.data(), xx, ref_.sample.data(), sample_norms_, d, ref_.bandwidth, false);
+  double n = static_cast<double>(total), m = static_cast<double>(rows), odd = n - m;
+  double xx_mean = odd * odd, xy_mean = 0;
+  if (rows > 0) {
+    std::vector<double> xx = RowNorms(x.data(), rows, d);
+    xx_mean += m * m * KernelMean(x.data(), xx, x.data(), xx, d, ref_.bandwidth, true);
+    xy_mean = m * KernelMean(x.data(), xx, ref_.sample.data(), sample_norms_, d, ref_.bandwidth, false);
+  }
+  double value = xx_mean / (n * n) + sample_self_ - 2 * xy_mean / n;
   return std::max(value, 0.0);
 }
 
@@ -220,8 +227,9 @@ DriftSummary DriftWindow::Scores(std::vector<double>* feature_psi) const {
   summary.psi_mean = psi_sum / static_cast<double>(width);
   summary.kl_mean = kl_sum / static_cast<double>(width);
   summary.js_mean = js_sum / static_cast<double>(width);
-  if (count_ > 0) {  // over the newest sample_rows rows that are finite (a NaN or inf would make it NaN)
-    std::vector<double> newest = Newest(std::min(count_, ref_.sample_rows));
+  if (count_ > 0) {  // over the newest sample_rows rows; rows with a NaN or inf apart (see Mmd)
+    size_t total = std::min(count_, ref_.sample_rows);
+    std::vector<double> newest = Newest(total);
     size_t finite = 0;
     for (size_t r = 0; r * width < newest.size(); ++r) {
       const double* row = newest.data() + r * width;
@@ -230,7 +238,7 @@ DriftSummary DriftWindow::Scores(std::vector<double>* feature_psi) const {
       ++finite;
     }
     newest.resize(finite * width);
-    summary.embedding_mmd = finite > 0 ? Mmd(newest, finite) : 0;
+    summary.embedding_mmd = Mmd(newest, finite, total);
   }
   return summary;
 }

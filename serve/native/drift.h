@@ -45,7 +45,7 @@ class DriftWindow {
 
  private:
   std::vector<double> Newest(size_t rows) const;  // chronological order, row-major
-  double Mmd(const std::vector<double>& x, size_t rows) const;
+  double Mmd(const std::vector<double>& x, size_t rows, size_t total) const;
 
   const DriftReference& ref_;
   std::vector<double> rows_;

@@ -126,6 +126,10 @@ TRITONSERVER_Error* DriftMonitor::Create(std::unique_ptr<DriftReference> referen
     monitor->feature_psi_.emplace_back();
     TS_RETURN_IF_ERROR(Gauge::Create(family, feature_labels, &monitor->feature_psi_.back()));
   }
+  for (const auto& gauge : monitor->gauges_) {  // no score until the window holds min_rows rows (not 0: "no drift")
+    if (gauge.first != "window_rows") gauge.second->Set(NAN);
+  }
+  for (const auto& gauge : monitor->feature_psi_) gauge->Set(NAN);
   DriftMonitor* self = monitor.get();
   monitor->publisher_ = std::thread([self] { self->PublishLoop(); });
   *out = std::move(monitor);

@@ -33,6 +33,8 @@ TRITONSERVER_Error* AsInvalidArgument(TRITONSERVER_Error* err) {
 
 void Executor::Execute(TRITONBACKEND_Request** requests, uint32_t count) {
   exec_start_ns_ = NowNs();
+  warming_ = warmup_left_ > 0;
+  if (warming_) --warmup_left_;
   std::vector<Pending> pending(count);
   for (uint32_t i = 0; i < count; ++i) pending[i].request = requests[i];
   Validate(&pending);
@@ -128,7 +130,7 @@ TRITONSERVER_Error* Executor::RunAndSend(const std::vector<Pending*>& group) {
   }
   uint64_t compute_end = NowNs();
   if (err != nullptr) return err;
-  if (drift_) Observe(described);  // the rows are copied now, while every buffer is surely alive
+  if (drift_ && !warming_) Observe(described);  // the rows are copied now, while every buffer is surely alive
   int64_t offset = 0;
   for (Pending* one : group) {
     one->compute_start_ns = compute_start;

@@ -15,7 +15,7 @@ namespace tritonstack {
 class Executor {
  public:
   Executor(const ModelConfig& config, std::unique_ptr<Session> session, TRITONBACKEND_ModelInstance* instance)
-      : config_(config), session_(std::move(session)), instance_(instance) {}
+      : config_(config), session_(std::move(session)), instance_(instance), warmup_left_(config.warmup_executions) {}
 
   // Takes over `requests`: responds to and releases every one of them.
   void Execute(TRITONBACKEND_Request** requests, uint32_t count);
@@ -50,6 +50,8 @@ class Executor {
   std::vector<std::pair<const char*, uint64_t>> input_data_;  // the last Run's input bytes, config order
   std::unique_ptr<DriftMonitor> drift_;  // null: no drift reference, or monitoring turned off
   size_t drift_index_ = 0;
+  int64_t warmup_left_;       // executions still to come of Triton's warm-up (model_warmup)
+  bool warming_ = false;      // this execution is one of them: its rows are not traffic
 };
 
 }  // namespace tritonstack

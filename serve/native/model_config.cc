@@ -1,5 +1,7 @@
 #include "model_config.h"
 
+#include <algorithm>
+
 namespace tritonstack {
 namespace {
 
@@ -146,6 +148,13 @@ std::string ParseModelConfig(const Json& config, ModelConfig* out) {
   // Rows are independent where the dynamic batcher merges requests; without it, slicing is opt-in.
   if (config.Get("dynamic_batching") == nullptr) out->max_run_rows = 0;
   if (error.empty()) error = ParseCount(config, "max_run_rows", int64_t(1) << 31, "a row count", &out->max_run_rows);
+  if (const Json* warmup = config.Get("model_warmup")) {
+    for (const Json& sample : warmup->items()) {
+      int64_t count = 0;
+      sample.Int("count", &count);
+      out->warmup_executions += std::max<int64_t>(count, 1);
+    }
+  }
   const Json* optimization = config.Get("optimization");
   const Json* graph = optimization != nullptr ? optimization->Get("graph") : nullptr;
   int64_t level = 0;

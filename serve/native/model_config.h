@@ -36,6 +36,9 @@ struct ModelConfig {
   // Parameter max_run_rows (default 1024 with dynamic batching, else 0; 0: off): a batch of more rows runs in
   // consecutive slices of this many rows, for models whose outputs have fixed dims.
   int64_t max_run_rows = 1024;
+  // Executions of each instance that are Triton's warm-up (model_warmup: one per sample and iteration), run
+  // before the instance takes traffic: kept out of the drift window.
+  int64_t warmup_executions = 0;
   bool batched() const { return max_batch_size > 0; }
   bool fixed_outputs() const {
     for (const TensorSpec& output : outputs) {

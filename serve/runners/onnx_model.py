@@ -63,6 +63,9 @@ class TritonPythonModel:
             (o["name"], pb_utils.triton_string_to_numpy(o["data_type"])) for o in config["output"]
         ]
         self.drift = _drift_monitor(args, os.path.dirname(path))
+        # Triton's warm-up (model_warmup) runs each sample `count` times (at least once) on each instance
+        # before it takes traffic: those executions are kept out of the drift window.
+        self.warmup_left = sum(max(int(w.get("count", 0)), 1) for w in config.get("model_warmup", []))
         limits = config.get("parameters", {}).get("max_input_dims", {}).get("string_value", "")
         self.max_dims = json.loads(limits) if limits else {}
         self.max_batch = config.get("max_batch_size", 0)
@@ -76,10 +79,20 @@ class TritonPythonModel:
 
     def execute(self, requests):
         """Run the requests handed over by the dynamic batcher in one session call."""
+        if self.warmup_left <= 0:
+            return self._execute(requests)
+        self.warmup_left -= 1
+        drift, self.drift = self.drift, None
+        try:
+            return self._execute(requests)
+        finally:
+            self.drift = drift
+
+    def _execute(self, requests):
         refused = [self._refusal(r) for r in requests]
         if any(refused):
             good = [r for r, error in zip(requests, refused, strict=True) if error is None]
-            answers = iter(self.execute(good) if good else [])
+            answers = iter(self._execute(good) if good else [])
             return [error or next(answers) for error in refused]
         if not self.batched:
             return [self._run([request])[0] for request in requests]

@@ -66,6 +66,30 @@ def _expected(reference: DriftReference, rows: np.ndarray) -> dict[tuple[str, st
     return expected
 
 
+def test_warm_up_is_not_traffic_and_a_short_window_has_no_score(drift_server, repository: Path) -> None:
+    """Outsider round 10: the warm-up row was counted as traffic (with `--warmup-batch-size 64` a fresh
+    server alerted on training data), and a window below min_rows read 0 ("no drift") and `ok`. Runs
+    first, on the fresh server: no row in either window, every score NaN; after a few rows, still NaN."""
+    reference = DriftReference.load(next((repository / "digits_mlp").glob(f"*/{REFERENCE_FILE}")))
+    for name in MODELS:
+        gauges = _gauges(drift_server.metrics_url, name)
+        assert gauges[("tritonstack_drift_window_rows", "")] == 0, (name, "warm-up rows in the window")
+        scores = [v for (gauge, _), v in gauges.items() if gauge != "tritonstack_drift_window_rows"]
+        assert scores and all(np.isnan(scores)), name
+    rows = (np.random.default_rng(3).random((reference.min_rows // 2, 64)) * 100).astype(np.float32)  # far off
+    with TritonClient(drift_server.grpc_url) as client:
+        for name in MODELS:
+            client.infer(name, {"features": rows})
+    deadline = time.monotonic() + 15
+    while any(_gauges(drift_server.metrics_url, n)[("tritonstack_drift_window_rows", "")] != len(rows)
+              for n in MODELS) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for name in MODELS:
+        gauges = _gauges(drift_server.metrics_url, name)
+        assert gauges[("tritonstack_drift_window_rows", "")] == len(rows)
+        assert np.isnan(gauges[("tritonstack_drift_psi_mean", "")]), "a window below min_rows must not score"
+
+
 def test_native_and_python_runners_publish_the_same_drift_gauges(drift_server, repository: Path,
                                                                  digits_data) -> None:  # noqa: ANN001
     reference = DriftReference.load(next((repository / "digits_mlp").glob(f"*/{REFERENCE_FILE}")))

@@ -151,6 +151,40 @@ def test_the_trailing_thread_publishes_pending_rows_by_itself(digits) -> None:  
         monitor.close()
 
 
+def test_rows_with_nan_or_inf_score_as_far_off_not_as_a_match(digits) -> None:  # noqa: ANN001
+    """Outsider round 10: a window of NaN/inf rows (or one NaN per row) read embedding_mmd 0.0. Such rows
+    are now one point infinitely far from the reference; finite windows score as before."""
+    reference, x_test = digits
+    clean = np.concatenate([x_test, x_test])[:reference.window_rows]
+    finite_score = DriftWindow(reference).add(clean).scores().embedding_mmd
+    assert finite_score == pytest.approx(mmd_rbf(clean[-len(reference.sample):], reference.sample,
+                                                 reference.bandwidth))
+    one_nan_per_row = clean.copy()
+    one_nan_per_row[:, 7] = np.nan
+    for label, rows in [("nan", np.full_like(clean, np.nan)), ("inf", np.full_like(clean, np.inf)),
+                        ("-inf", np.full_like(clean, -np.inf)), ("one NaN per row", one_nan_per_row)]:
+        mmd = DriftWindow(reference).add(rows).scores().embedding_mmd
+        assert mmd > 1.0 > 100 * finite_score, label  # 1 + the sample's own kernel mean
+    half = clean.copy()
+    half[::2, 3] = np.inf
+    assert finite_score < DriftWindow(reference).add(half).scores().embedding_mmd < 1.0
+    assert mmd_rbf(np.full((3, 2), np.nan), np.full((4, 2), np.nan), 1.0) == 0.0  # both all off: alike
+
+
+def test_scores_read_nan_until_the_window_holds_min_rows(digits) -> None:  # noqa: ANN001
+    reference, x_test = digits
+    gauges: dict[str, _Gauge] = {}
+
+    def make_gauge(name: str, description: str, labels: dict[str, str]) -> _Gauge:
+        return gauges.setdefault(name + labels.get("feature", ""), _Gauge())
+
+    monitor = DriftMonitor(reference, make_gauge, {"model": "m"})
+    assert all(np.isnan(g.value) for n, g in gauges.items() if n != "tritonstack_drift_window_rows")
+    monitor.observe(RNG.random((reference.min_rows - 1, 64)) * 100)
+    assert gauges["tritonstack_drift_window_rows"].value == reference.min_rows - 1
+    assert np.isnan(gauges["tritonstack_drift_psi_mean"].value) and np.isnan(gauges["tritonstack_drift_feature_psi0"].value)
+
+
 def test_output_reference_round_trip_and_bad_source(tmp_path: Path) -> None:
     embeddings = np.tanh(RNG.normal(size=(300, 8)))
     reference = reference_from_training(embeddings, tensor="embedding", source="output", window_rows=100)

@@ -168,3 +168,25 @@ def test_drift_status_json_writes_a_nan_score_as_null(capsys) -> None:  # noqa: 
                                                                               "psi_mean": 0.5})])
     line = json.loads(capsys.readouterr().out)
     assert line["scores"] == {"embedding_mmd": None, "psi_mean": 0.5}
+
+
+NOT_SCORED = """tritonstack_drift_psi_mean{model_instance="m_0_1",model="m",version="1"} NaN
+tritonstack_drift_embedding_mmd{model_instance="m_0_1",model="m",version="1"} NaN
+tritonstack_drift_window_rows{model_instance="m_0_1",model="m",version="1"} 199
+nv_inference_count{model="m",version="1"} 5
+"""
+
+
+def test_a_window_below_min_rows_is_not_scored_not_ok(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Outsider round 10: 199 shifted rows read psi 0, mmd 0 and `ok`. The gauges now read NaN until the
+    window holds min_rows rows, and drift-status says so (no alert: exit 0)."""
+    (row,) = drift_status(NOT_SCORED)
+    assert not row.scored and row.alerting == []
+    page = tmp_path / "metrics.txt"
+    page.write_text(NOT_SCORED)
+    assert main(["ops", "drift-status", "--metrics-url", page.as_uri()]) in (0, None)
+    out = capsys.readouterr().out
+    assert "too few rows" in out and "not scored yet" in out and " ok" not in out
+    assert main(["ops", "drift-status", "--json", "--metrics-url", page.as_uri()]) in (0, None)
+    line = json.loads(capsys.readouterr().out)
+    assert line["scored"] is False and line["scores"]["psi_mean"] is None

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -105,14 +106,14 @@ def _read_metrics(metrics_url: str) -> str:
 def _print_drift_json(rows: list) -> None:
     """One JSON object per row; `scores` is empty for a served version with no drift gauges; a score
     that is not a number (a NaN gauge) is null, so the line stays valid JSON."""
-    import math
 
     from tritonstack.cli import console
 
     for row in rows:
         scores = {k: v if math.isfinite(v) else None for k, v in row.scores.items()}
         console.print_json(data={"model": row.model, "version": row.version, "instance": row.instance,
-                                 "scores": scores, "alerting": row.alerting}, indent=None)
+                                 "scores": scores, "scored": row.scored, "alerting": row.alerting},
+                           indent=None)
 
 
 #: table header -> drift gauge; short so that every column reads whole on an 80-column terminal
@@ -133,6 +134,11 @@ def _print_drift_table(rows: list) -> None:
         table.add_row(row.model, row.version, *_drift_cells(row))
     console.print(table)
     console.print(_legend(), soft_wrap=False)
+    unscored = [f"{r.model} v{r.version} {_instance(r.model, r.instance)}"
+                for r in rows if r.scores and not r.scored]
+    if unscored:
+        console.print("not scored yet (fewer rows than the drift reference's min_rows since the server "
+                      f"started): {', '.join(unscored)}", soft_wrap=True)
     bare = [f"{r.model} v{r.version}" for r in rows if not r.scores]
     if bare:
         console.print(f"no drift gauges (no drift reference): {', '.join(bare)}", soft_wrap=False)
@@ -146,9 +152,12 @@ def _drift_cells(row: DriftRow) -> list[str]:
     if not scores:
         return ["-"] * (3 + len(_SCORE_COLUMNS))
     cells = [_instance(row.model, row.instance), f"{scores.get('window_rows', 0):.0f}"]
-    cells += [f"{scores[gauge]:.4f}" if gauge in scores else "-" for gauge in _SCORE_COLUMNS.values()]
+    cells += [f"{scores[gauge]:.4f}" if math.isfinite(scores.get(gauge, math.nan)) else "-"
+              for gauge in _SCORE_COLUMNS.values()]
     short = {gauge: header for header, gauge in _SCORE_COLUMNS.items()}
-    return [*cells, f"[red]{','.join(short.get(a, a) for a in alerting)}[/]" if alerting else "[green]ok[/]"]
+    if alerting:
+        return [*cells, f"[red]{','.join(short.get(a, a) for a in alerting)}[/]"]
+    return [*cells, "[green]ok[/]" if row.scored else "[yellow]too few rows[/]"]
 
 
 def _instance(model: str, instance: str) -> str:
