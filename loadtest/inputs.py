@@ -22,8 +22,8 @@ import numpy as np
 
 from tritonstack.errors import ConfigError
 
-__all__ = ["cast_notes", "parse_shapes", "random_rows", "request_rows", "sent_inputs_text", "sent_shapes",
-           "wire_type"]
+__all__ = ["cast_notes", "nonfinite_notes", "parse_shapes", "random_rows", "request_rows", "sent_inputs_text",
+           "sent_shapes", "wire_type"]
 
 _LOGGER = logging.getLogger(__name__)
 _WORDS = ("triton", "serves", "models", "on", "cpu", "with", "dynamic", "batching", "fast", "today")
@@ -166,6 +166,22 @@ def cast_notes(samples_path: str | Path, rows: Sequence[Mapping[str, np.ndarray]
         for name in sorted(sent)
         if name in stored and stored[name] != sent[name] and sent[name] != np.object_
     ]
+
+
+def nonfinite_notes(samples_path: str | Path) -> list[str]:
+    """One line per --inputs float array with NaN or inf values: sent as they are (our client refuses
+    them; the server answers them, and a drift window takes them in), so the report says how many."""
+    if not samples_path:
+        return []
+    notes = []
+    for name, array in sorted(_npz_arrays(Path(samples_path)).items()):
+        if array.dtype.kind == "f" and array.ndim > 0 and len(array):
+            odd = int((~np.isfinite(array.reshape(len(array), -1))).any(axis=1).sum())
+            if odd:
+                notes.append(f"--inputs {samples_path}: input {name!r} has NaN or inf in {odd} of "
+                             f"{len(array)} rows, sent as they are (the server answers them; `TritonClient` "
+                             "would refuse them)")
+    return notes
 
 
 def wire_type(dtype: np.dtype) -> str:

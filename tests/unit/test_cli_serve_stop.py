@@ -31,24 +31,30 @@ class Server:
 
 serve.EmbeddedServer = Server
 from tritonstack.cli import main
-main(["serve", "--repository", sys.argv[2], "--grpc-port", "0", "--metrics-port", "0"])
+main(["serve", "--repository", sys.argv[2], "--grpc-port", "0", "--metrics-port", "0", *sys.argv[3:]])
 """
 
 
-@pytest.mark.parametrize("case", ["stop", "died"])
+@pytest.mark.parametrize("case", ["stop", "died", "died-no-restart"])
 def test_a_requested_stop_is_calm_and_a_crash_says_its_exit_code_and_log(case, tmp_path):
+    extra = ["--no-restart-on-crash"] if case == "died-no-restart" else []
     done = subprocess.run(
-        [sys.executable, "-c", _CODE, case, str(tmp_path)], capture_output=True, text=True, timeout=LIMIT_S
+        [sys.executable, "-c", _CODE, case.split("-")[0], str(tmp_path), *extra], capture_output=True, text=True,
+        timeout=LIMIT_S,
     )
     tail = (done.stdout + done.stderr).strip().splitlines()[-1]
     print(f"{case}: exit {done.returncode}, last line: {tail}")
     assert "Traceback" not in done.stderr
     if case == "stop":
         assert done.returncode == 0 and tail == "stopped" and "exit code" not in done.stdout + done.stderr
-    else:
+    elif case == "died":
         assert done.returncode == 2 and "/crash-logs" in tail  # round 8: it said "exit code None"
         assert tail.endswith("tritonserver was killed by SIGSEGV and could not be restarted; its logs are in "
                              "/crash-logs")
+    else:  # round 10: "could not be restarted" when no restart was tried
+        assert done.returncode == 2
+        assert tail.endswith("tritonserver was killed by SIGSEGV and was not restarted (--no-restart-on-crash); "
+                             "its logs are in /crash-logs")
 
 
 def test_how_a_server_ended_reads_as_words():

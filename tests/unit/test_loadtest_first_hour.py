@@ -272,6 +272,20 @@ def test_float64_samples_for_an_fp32_input_are_cast_with_one_note(tmp_path):
     assert cast_notes(path, request_rows(MLP, count=8, samples_path=path)) == []
 
 
+def test_samples_with_nan_or_inf_are_sent_with_a_note(tmp_path):
+    """Outsider round 10: 2751 all-NaN requests ran with no word (0 failed: the server answers them)."""
+    from tritonstack.loadtest.inputs import nonfinite_notes
+
+    path = tmp_path / "s.npz"
+    features = np.ones((5, 4), dtype=np.float32)
+    np.savez(path, features=features)
+    assert nonfinite_notes(path) == []
+    features[1, 2], features[3, 0] = np.nan, np.inf
+    np.savez(path, features=features)
+    assert nonfinite_notes(path) == [f"--inputs {path}: input 'features' has NaN or inf in 2 of 5 rows, sent as "
+                                     "they are (the server answers them; `TritonClient` would refuse them)"]
+
+
 # -- 6: our spike does not make Locust warn about its spawn rate --------------------------------------
 def test_the_spike_asks_locust_for_no_more_than_100_users_per_second():
     script = (

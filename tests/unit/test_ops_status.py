@@ -190,3 +190,18 @@ def test_a_window_below_min_rows_is_not_scored_not_ok(tmp_path: Path, capsys: py
     assert main(["ops", "drift-status", "--json", "--metrics-url", page.as_uri()]) in (0, None)
     line = json.loads(capsys.readouterr().out)
     assert line["scored"] is False and line["scores"]["psi_mean"] is None
+
+
+def test_drift_status_into_a_closed_pipe_exits_141_not_the_alert_code(tmp_path: Path) -> None:
+    """Outsider round 10: `drift-status | head` exited 1 (rich's broken-pipe exit) with every row ok; 1
+    means "an alert is firing" to cron. A reader that went away is now 141, as a shell reports SIGPIPE."""
+    page = tmp_path / "metrics.txt"
+    page.write_text("".join(f'tritonstack_drift_psi_mean{{model_instance="m{i}_0",model="m{i}",version="1"}} 0.01\n'
+                            for i in range(2000)))
+    status = subprocess.Popen([sys.executable, "-m", "tritonstack", "ops", "drift-status", "--metrics-url",
+                               page.as_uri()], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert status.stdout is not None and status.stdout.readline()
+    status.stdout.close()  # as `head -1` does
+    _, err = status.communicate(timeout=60)
+    assert status.returncode == 141, err.decode()
+    assert b"Traceback" not in err

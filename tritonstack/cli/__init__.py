@@ -24,8 +24,22 @@ from tritonstack.errors import TritonStackError
 
 __all__ = ["app", "console", "main"]
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+#: exit code when the reader of our output went away (`... | head`): 128 + SIGPIPE, as a shell reports a
+#: command killed by it; not 1, which `ops drift-status` uses for "an alert is firing"
+EXIT_BROKEN_PIPE = 141
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich's own: quiet from now on, stdout to /dev/null; but exit 141, not 1."""
+        try:
+            super().on_broken_pipe()
+        except SystemExit:
+            raise SystemExit(EXIT_BROKEN_PIPE) from None
+
+
+console = _Console(highlight=False, soft_wrap=True)
+err_console = _Console(stderr=True, highlight=False, soft_wrap=True)
 app = typer.Typer(
     name="tritonstack", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     rich_markup_mode=None,  # click's plain help: wraps at the terminal width, never cuts a name with '…'

@@ -380,10 +380,11 @@ def _check_no_report(out: Path, name: str, *, overwrite: bool) -> None:
 
 def _describe_inputs(result, spec, rows) -> None:  # noqa: ANN001
     """Record what was sent (shapes, datatypes) and any --inputs cast, in the report and its notes."""
-    from tritonstack.loadtest.inputs import cast_notes, sent_inputs_text
+    from tritonstack.loadtest.inputs import cast_notes, nonfinite_notes, sent_inputs_text
 
     result.scenario["sent"] = sent_inputs_text(rows)
     result.notes.extend(cast_notes(spec.inputs_path, rows))
+    result.notes.extend(nonfinite_notes(spec.inputs_path))
 
 
 def _check_in_repository(repository: Path, model: str, version: str) -> None:

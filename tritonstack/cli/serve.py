@@ -130,9 +130,8 @@ def serve(
             _LOGGER.debug("tritonserver exit code %s after the requested stop", code)
             console.print("stopped")
     if died:
-        raise ServerError(
-            f"tritonserver {death} and could not be restarted; its logs are in {server.crash_log_dir}"
-        )
+        after = "could not be restarted" if restart_on_crash else "was not restarted (--no-restart-on-crash)"
+        raise ServerError(f"tritonserver {death} and {after}; its logs are in {server.crash_log_dir}")
 
 
 def _wait_for_stop(stop: threading.Event, server, keep_awake: bool) -> None:  # noqa: ANN001
