@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 __all__ = ["Spinners", "kept_awake"]
 
@@ -41,8 +42,15 @@ class Spinners:
             self._running[cpu] = _spawn(cpu)
 
     def replace_dead(self) -> list[int]:
-        """Reap the spinners that died (killed by someone) and start them again; their CPUs."""
-        dead = [cpu for cpu, spinner in self._running.items() if spinner.poll() is not None]
+        """Reap the spinners that died (killed by someone) or were stopped (SIGSTOP: their CPU would halt
+        again) and start them again; their CPUs."""
+        dead = []
+        for cpu, spinner in self._running.items():
+            if spinner.poll() is None and _stopped(spinner.pid):
+                spinner.kill()
+                spinner.wait()
+            if spinner.poll() is not None:
+                dead.append(cpu)
         for cpu in dead:
             self._running[cpu] = _spawn(cpu)
         return dead
@@ -57,6 +65,13 @@ class Spinners:
             spinner.kill()
             spinner.wait()
         self._running.clear()
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
 
 
 def _spawn(cpu: int) -> subprocess.Popen:

@@ -57,3 +57,18 @@ def test_a_spinner_ends_when_the_process_that_started_it_is_killed() -> None:
     finally:
         bench.kill()
         bench.wait()
+
+
+def test_a_spinner_that_died_or_was_stopped_is_started_again() -> None:
+    """Outsider rounds 10 and 11: a spinner SIGKILLed stayed a zombie, one SIGSTOPped stayed stopped; in
+    both cases its CPU could halt again."""
+    cpu = min(os.sched_getaffinity(0))
+    with kept_awake(frozenset({cpu, cpu + 1} & os.sched_getaffinity(0))) as spinners:
+        first = spinners.pids()
+        assert spinners.replace_dead() == []
+        os.kill(first[0], signal.SIGKILL)
+        os.kill(first[-1], signal.SIGSTOP)
+        time.sleep(0.2)
+        assert sorted(spinners.replace_dead()) == sorted(spinners.cpus)
+        assert not set(spinners.pids()) & set(first) and not any(map(_alive, first))
+        assert spinners.replace_dead() == []

@@ -190,6 +190,11 @@ def test_a_window_below_min_rows_is_not_scored_not_ok(tmp_path: Path, capsys: py
     assert main(["ops", "drift-status", "--json", "--metrics-url", page.as_uri()]) in (0, None)
     line = json.loads(capsys.readouterr().out)
     assert line["scored"] is False and line["scores"]["psi_mean"] is None
+    page.write_text(NOT_SCORED.replace('embedding_mmd{model_instance="m_0_1",model="m",version="1"} NaN',
+                                       'embedding_mmd{model_instance="m_0_1",model="m",version="1"} +Inf'))
+    with pytest.raises(SystemExit) as ended:  # an infinite score alerts, and the table says "inf" (was "-")
+        main(["ops", "drift-status", "--metrics-url", page.as_uri()])
+    assert ended.value.code == 1 and " inf " in capsys.readouterr().out
 
 
 def test_drift_status_into_a_closed_pipe_exits_141_not_the_alert_code(tmp_path: Path) -> None:
@@ -205,3 +210,15 @@ def test_drift_status_into_a_closed_pipe_exits_141_not_the_alert_code(tmp_path: 
     _, err = status.communicate(timeout=60)
     assert status.returncode == 141, err.decode()
     assert b"Traceback" not in err
+
+
+def test_drift_status_that_cannot_write_says_so_in_one_line_and_exits_74(tmp_path: Path) -> None:
+    """Outsider round 11: `drift-status > /dev/full` printed a traceback and exited 1 (the alert code)."""
+    page = tmp_path / "metrics.txt"
+    page.write_text(PAGE)
+    with open("/dev/full", "w") as full:  # noqa: PTH123
+        done = subprocess.run([sys.executable, "-m", "tritonstack", "ops", "drift-status", "--metrics-url",
+                               page.as_uri()], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 74, done.stderr
+    assert done.stderr.strip().splitlines() == ["error: cannot write: No space left on device; free some space "
+                                                "(or send the output elsewhere) and run it again"]

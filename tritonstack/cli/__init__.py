@@ -11,6 +11,9 @@ object like every log line: {"level": "ERROR", "message": ..., "error": "ConfigE
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import signal
 import sys
 import threading
@@ -27,6 +30,7 @@ __all__ = ["app", "console", "main"]
 #: exit code when the reader of our output went away (`... | head`): 128 + SIGPIPE, as a shell reports a
 #: command killed by it; not 1, which `ops drift-status` uses for "an alert is firing"
 EXIT_BROKEN_PIPE = 141
+EXIT_CANNOT_WRITE = 74
 
 
 class _Console(Console):
@@ -155,6 +159,11 @@ def _main(argv: list[str] | None) -> None:
         _fail(str(exc), type(exc).__name__, 2, json_lines=json_lines, plain=f"[bold red]error:[/] {exc}")
     except KeyboardInterrupt:
         _interrupted(json_lines=json_lines)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_WRITE:
+            raise
+        entry.finish()
+        _cannot_write(exc)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         if entry.ends_as_interrupt(exc):  # e.g. a signal that Python wrapped in another error
             _interrupted(json_lines=json_lines)
@@ -166,6 +175,24 @@ def _main(argv: list[str] | None) -> None:
         _usage_error(exc)
     entry.finish()
     _exit_code(code, json_lines=json_lines)
+
+
+#: errors of a write that no retry fixes (output to /dev/full, a full disk or quota, an I/O error)
+_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG}
+
+
+def _cannot_write(exc: OSError) -> None:
+    """Output or a file could not be written: one line on stderr, exit 74 (sysexits' EX_IOERR; not 1,
+    which `ops drift-status` uses for "an alert is firing"), and no second failure at exit."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush of stdout would fail again
+    with contextlib.suppress(OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"error: cannot write{where}: {exc.strerror}; free some space (or send the "
+                         "output elsewhere) and run it again\n")
+        sys.stderr.flush()
+    sys.exit(EXIT_CANNOT_WRITE)
 
 
 def _usage_error(exc: Exception) -> None:

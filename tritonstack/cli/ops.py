@@ -152,12 +152,18 @@ def _drift_cells(row: DriftRow) -> list[str]:
     if not scores:
         return ["-"] * (3 + len(_SCORE_COLUMNS))
     cells = [_instance(row.model, row.instance), f"{scores.get('window_rows', 0):.0f}"]
-    cells += [f"{scores[gauge]:.4f}" if math.isfinite(scores.get(gauge, math.nan)) else "-"
-              for gauge in _SCORE_COLUMNS.values()]
+    cells += [_score(scores.get(gauge, math.nan)) for gauge in _SCORE_COLUMNS.values()]
     short = {gauge: header for header, gauge in _SCORE_COLUMNS.items()}
     if alerting:
         return [*cells, f"[red]{','.join(short.get(a, a) for a in alerting)}[/]"]
     return [*cells, "[green]ok[/]" if row.scored else "[yellow]too few rows[/]"]
+
+
+def _score(value: float) -> str:
+    """A score cell: 4 decimals, 'inf' for an infinite one (it alerts), '-' for none (NaN or absent)."""
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.4f}" if math.isfinite(value) else "-"
 
 
 def _instance(model: str, instance: str) -> str:
