@@ -179,10 +179,10 @@ def w2_p99(bench: Bench, row: Row) -> None:
     """p99 latency (ms) of the MLP through Triton at concurrency 1, side by side: perf_analyzer (C++
     client) and our Python client (tritonclient grpc.aio, detail), same server and cores.
 
-    The value is perf_analyzer's with the generator's core kept awake (`kept_awake`): at concurrency 1
-    that core idles between a request and its reply, and on a virtual machine an idle vCPU halts and
-    is woken by the hypervisor, which puts the client's wake-up time into the server's tail. The same
-    run with the core left to halt is in the detail, beside it. The server's core is never kept awake.
+    The value is perf_analyzer's with the server's and the generator's cores kept awake (`kept_awake`,
+    what `serve --keep-awake` does on the server's): at concurrency 1 both idle between a request and
+    its reply, and on a virtual machine an idle vCPU halts and is woken by the hypervisor, which puts
+    the wake-up times into the tail. The same run with the cores left to halt is in the detail, beside it.
     The same MLP without dynamic batching is measured too: at concurrency 1 a request waits in the
     batcher's queue for up to max_queue_delay_microseconds, and the queue times side by side say
     whether that delay is part of the latency. Without perf_analyzer the value is our client's p99.
@@ -202,13 +202,13 @@ def w2_p99(bench: Bench, row: Row) -> None:
         row.detail["value_from"] = f"our Python client (perf_analyzer unavailable: {exc})"
         return
     row.value = awake["p99_ms"]
-    row.detail.update(value_from="perf_analyzer (C++ client), p99 at concurrency 1, its core kept awake",
+    row.detail.update(value_from="perf_analyzer (C++ client), p99 at concurrency 1, both cores kept awake",
                       perf_analyzer_core_awake={"client": "perf_analyzer 2.51 (C++)", **awake},
-                      perf_analyzer={"client": "perf_analyzer 2.51 (C++), its core left to halt", **pa},
+                      perf_analyzer={"client": "perf_analyzer 2.51 (C++), the cores left to halt", **pa},
                       perf_analyzer_batching_off={"model": NOBATCH, **pa_off},
                       queue_delay=_queue_delay_verdict(pa, pa_off),
-                      generator_wakeup=f"p99 {awake['p99_ms']:.2f} ms with the generator's core kept awake, "
-                      f"{pa['p99_ms']:.2f} ms with it left to halt between requests (p50 "
+                      generator_wakeup=f"p99 {awake['p99_ms']:.2f} ms with the server's and generator's "
+                      f"cores kept awake, {pa['p99_ms']:.2f} ms with them left to halt between requests (p50 "
                       f"{awake['p50_ms']:.2f} vs {pa['p50_ms']:.2f} ms)")
 
 
@@ -469,7 +469,7 @@ def c1(bench: Bench, row: Row) -> None:
 WORKLOADS = (
     Workload("W1", "ResNet-18 FP32 Triton / in-process ORT (best batch)", 0.97, "higher", "x", w1),
     Workload("W2", "MLP Triton / FastAPI+PyTorch, concurrency 32", 20.0, "higher", "x", w2),
-    Workload("W2-p99", "MLP p99 at concurrency 1 (perf_analyzer, its core kept awake; halting core and "
+    Workload("W2-p99", "MLP p99 at concurrency 1 (perf_analyzer, cores kept awake; halting cores and "
              "our client in detail)", 1.0, "lower", "ms",
              w2_p99),
     Workload("W3", "ResNet-18 INT8 / FP32, both served", 3.5, "higher", "x", w3),
