@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+from tritonstack.loadtest.cpu_use import Processes, tree
 from tritonstack.loadtest.generator import Send, closed_loop
 from tritonstack.loadtest.pinning import CoreSplit, pin_pid, pin_process_group
 from tritonstack.loadtest.server_stats import ServerStatsPoller
@@ -139,6 +140,21 @@ class Bench:
         if (mlp / "config.pbtxt").exists() and not (self.repository / NATIVE_MLP).exists():
             _native_copy(mlp, self.repository / NATIVE_MLP)
         return self.repository
+
+    def cpu_sides(self, *, generator_in_process: bool) -> dict[str, Callable[[Processes], set[int]]]:
+        """For `TreeCpu`: the server tree, and the load generator: this process's other descendants (and
+        this process itself when it generates the load: `generator_in_process`), without any server tree."""
+        servers = [s.pid for s in (self.server, self.python_server) if s is not None]
+        me = os.getpid()
+
+        def server(procs: Processes) -> set[int]:
+            return tree(self.server.pid, procs)
+
+        def generator(procs: Processes) -> set[int]:
+            others = set().union(*(tree(pid, procs) for pid in servers))
+            return tree(me, procs) - others - (set() if generator_in_process else {me})
+
+        return {"server": server, "generator": generator}
 
     def models(self) -> list[str]:
         """Models of the bench repository (folders with a config.pbtxt)."""

@@ -19,12 +19,11 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tritonstack.loadtest.bench.context import Bench
-from tritonstack.loadtest.cpu_use import Processes, TreeCpu, tree
+from tritonstack.loadtest.cpu_use import TreeCpu
 from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, run_perf_analyzer
 
 from tritonstack.errors import LoadTestError
@@ -76,27 +75,12 @@ def best_run(runs: dict[str, dict[str, Any]]) -> str:
     return max(clean, key=lambda n: clean[n]["throughput_rps"])
 
 
-def _sides(bench: Bench) -> dict[str, Callable[[Processes], set[int]]]:
-    """The server tree, and the generator: this process's descendants without any server tree."""
-    servers = [s.pid for s in (bench.server, bench.python_server) if s is not None]
-    me = os.getpid()
-
-    def server(procs: Processes) -> set[int]:
-        return tree(bench.server.pid, procs)
-
-    def generator(procs: Processes) -> set[int]:
-        others = set().union(*(tree(pid, procs) for pid in servers))
-        return tree(me, procs) - others - {me}
-
-    return {"server": server, "generator": generator}
-
-
 def _perf_analyzer(bench: Bench, protocol: str) -> dict[str, Any]:
     run = PerfAnalyzerRun(url=bench.http_address if protocol == "http" else bench.grpc_url, protocol=protocol,
                           model=MLP, concurrency=CONCURRENCY, shapes={"features": [64]},
                           cpus=bench.split.generator,
                           measurement_interval_ms=1000 if bench.options.quick else 2000)
-    with TreeCpu(_sides(bench)) as meter:
+    with TreeCpu(bench.cpu_sides(generator_in_process=False)) as meter:
         figures = run_perf_analyzer(run)
     return {**figures, "protocol": protocol, "cpu_use": meter.use(),
             "cpu_window": "the whole perf_analyzer run"}
@@ -115,7 +99,7 @@ def _locust(bench: Bench, protocol: str, workers: int) -> dict[str, Any]:
     cpus = bench.split.generator
     with tempfile.TemporaryDirectory(prefix="tritonstack-l4-") as tmp:
         argv = _loadtest_argv(bench, protocol, workers, duration_s, Path(tmp))
-        with TreeCpu(_sides(bench)) as meter:
+        with TreeCpu(bench.cpu_sides(generator_in_process=False)) as meter:
             try:
                 done = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 120,  # noqa: S603
                                       preexec_fn=lambda: os.sched_setaffinity(0, cpus))

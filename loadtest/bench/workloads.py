@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from tritonstack.loadtest.bench.context import CACHED, IDENTITY, NOBATCH, Bench
 from tritonstack.loadtest.bench.inprocess import ort_batch_rows_per_s, ort_best_batch, tile
+from tritonstack.loadtest.cpu_use import TreeCpu
 from tritonstack.loadtest.perf_analyzer import PerfAnalyzerRun, run_perf_analyzer
 from tritonstack.loadtest.server_stats import ServerStatsPoller
 from tritonstack.loadtest.targets import http_json, our_client_available, triton_ours, triton_raw
@@ -257,15 +258,20 @@ def w4(bench: Bench, row: Row) -> None:
         pick(_known(bench), "minilm", without=("encoder", "tokenizer", "int8")), "MiniLM ensemble"
     )
     rows = string_rows(bench.config(model), _texts(64))
-    served = bench.closed(
-        lambda: triton_raw(bench.grpc_url, model, rows),
-        concurrency=32,
-        model=model,
-        also=ensemble_steps(bench.config(model)),
-    )
+    with TreeCpu(bench.cpu_sides(generator_in_process=True)) as meter:
+        served = bench.closed(
+            lambda: triton_raw(bench.grpc_url, model, rows),
+            concurrency=32,
+            model=model,
+            also=ensemble_steps(bench.config(model)),
+        )
+    wall, cpu = time.perf_counter(), time.process_time()
     local = inprocess_texts_per_s(bench, model, _texts(64))
+    local["cpu_use"] = round((time.process_time() - cpu) / (time.perf_counter() - wall), 2)
     row.value = served["ok_throughput_rps"] / local["rows_per_s"]
-    row.detail = {"model": model, "triton": _brief(served), "in_process": local}
+    row.detail = {"model": model, "triton": {**_brief(served), "cpu_use": meter.use()}, "in_process": local,
+                  "cpu_use_note": "CPU seconds per wall second (1.0 = one core busy), warm-up included: "
+                  "served, of the server tree and of the load generator; in process, of this process"}
 
 
 # -- W5 MLP / an Identity model on the same input, concurrency 32 -----------------------------------
