@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -139,8 +140,14 @@ def _wait_for_stop(stop: threading.Event, server, keep_awake: bool) -> None:  # 
     from tritonstack.cli import console
 
     with _awake(keep_awake) as spinners:
-        while not stop.wait(0.5) and server.alive:
-            for cpu in spinners.replace_dead() if spinners else []:
+        ticks = 0
+        while not stop.is_set() and server.alive:
+            # Never stop.wait(): the signal handler runs in this thread and sets `stop`; interrupting this
+            # thread inside Event.wait() while it holds the Event's lock, Event.set() waited for that lock
+            # for good (1 stop in 6 hung on SIGTERM right after "serving"). is_set() takes no lock.
+            time.sleep(0.1)
+            ticks += 1
+            for cpu in spinners.replace_dead() if spinners and ticks % 5 == 0 else []:
                 console.print(f"the --keep-awake spinner of CPU {cpu} died; started again")
 
 
