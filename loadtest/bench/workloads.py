@@ -106,15 +106,16 @@ def w1(bench: Bench, row: Row) -> None:
     model = bench.require(pick(_known(bench), "resnet", without=("int8",)), "ResNet-18 FP32")
     sizes = (1, 8) if bench.options.quick else (1, 4, 8, 16)
     feeds = lambda n: tile(bench.rows(model, 4), n)  # noqa: E731
-    served = [_triton(bench, model, concurrency=8)]
     chosen = ort_best_batch(bench.onnx_path(model), feeds, batch_sizes=sizes, cpus=bench.split.server,
                             duration_s=bench.options.duration_s / 2)
-    local = []
-    for _ in range(2):
-        local.append(ort_batch_rows_per_s(bench.onnx_path(model), feeds, batch=chosen["best_batch"],
-                                          cpus=bench.split.server, duration_s=bench.options.duration_s))
-        if len(served) < 2:
-            served.append(_triton(bench, model, concurrency=8))
+
+    def in_process() -> float:
+        return ort_batch_rows_per_s(bench.onnx_path(model), feeds, batch=chosen["best_batch"],
+                                    cpus=bench.split.server, duration_s=bench.options.duration_s)
+
+    served, local = [_triton(bench, model, concurrency=8)], [in_process()]
+    served.append(_triton(bench, model, concurrency=8))
+    local.append(in_process())
     best = max(served, key=lambda s: s["ok_throughput_rps"])
     row.value = best["ok_throughput_rps"] / max(local)
     row.detail = {"model": model, "triton": _brief(best),
