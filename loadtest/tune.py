@@ -234,6 +234,7 @@ def _measure(url: str, model: str, rows: list[Any], options: TuneOptions) -> dic
                 warmup_s=options.warmup_s,
                 recorder=recorder,
                 should_stop=options.should_stop or _never,
+                completed_in_window=True,
             )
 
     run = asyncio.run(go())

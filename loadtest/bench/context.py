@@ -276,6 +276,7 @@ class Bench:
                     warmup_s=self.options.warmup_s,
                     recorder=recorder,
                     max_requests=int(duration * 50_000),
+                    completed_in_window=True,
                 )
 
         watched = ([model] if model else []) + list(also)

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from tritonstack.loadtest.generator import closed_loop, open_loop
 from tritonstack.loadtest.schedule import Arrival, arrival_offsets
-from tritonstack.loadtest.stats import Recorder
+from tritonstack.loadtest.stats import Recorder, summarize
 
 from tritonstack.errors import ConfigError
 
@@ -47,6 +47,34 @@ def test_failures_are_recorded_not_lost():
     assert 0 < len(samples) <= 40
     assert set(e for e in samples.errors if e) == {"TimeoutError"}
     assert (~samples.ok).sum() >= len(samples) // 2 - 1
+
+
+def test_a_steady_states_throughput_counts_what_completes_in_the_window():
+    # 8 in flight, 0.25 s each: 32 req/s. Counting by send time undercounts: the window's first
+    # 0.25 s of service go to requests sent during the warm-up, and the drain counts as time.
+    async def send(i: int) -> None:
+        await asyncio.sleep(0.25)
+
+    def throughput(**kwargs: bool) -> float:
+        recorder = Recorder()
+        run = asyncio.run(closed_loop(send, concurrency=8, duration_s=1.0, warmup_s=0.1, recorder=recorder,
+                                      **kwargs))
+        return summarize(recorder.frame(), duration_s=run.duration_s)["throughput_rps"]
+
+    steady, by_send = throughput(completed_in_window=True), throughput()
+    assert steady == pytest.approx(32, rel=0.15)
+    assert by_send < 0.92 * steady
+
+
+def test_counting_by_completion_still_reports_a_failure_that_comes_after_the_window():
+    async def send(i: int) -> None:
+        await asyncio.sleep(0.4)
+        raise TimeoutError("deadline")
+
+    recorder = Recorder()
+    asyncio.run(closed_loop(send, concurrency=2, duration_s=0.2, recorder=recorder, completed_in_window=True))
+    samples = recorder.frame()
+    assert len(samples) == 2 and set(samples.errors) == {"TimeoutError"}
 
 
 def test_closed_loop_is_bounded_by_count():
