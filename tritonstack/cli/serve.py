@@ -2,7 +2,7 @@
 
     tritonstack serve                     # gRPC :8001 and metrics :8002 on 127.0.0.1; no HTTP
     tritonstack serve --http              # also HTTP :8000 (one warning line: its residual risk)
-    tritonstack serve --keep-awake        # CPUs kept from halting: lower p99 at low load on a VM
+    tritonstack serve --keep-awake        # CPUs kept from halting: on some VMs, a lower p99 at low load
 """
 
 from __future__ import annotations
@@ -74,11 +74,11 @@ def serve(
         help="Per-request latency summaries (p50/p90/p99) on /metrics; the p99 alert needs them. "
              "They cost ~20% of req/s for tiny models at ~10k req/s.")] = True,
     keep_awake: Annotated[bool, typer.Option(
-        help="Keep this server's CPUs from halting when idle (an idle-priority spinner per CPU): on a "
-             "virtual machine, a lower tail at low load (perf_analyzer p99 at concurrency 1 here: 1.0-1.6 "
-             "ms vs 0.9-2.4 ms; 0.45-0.77 ms with the client's core kept awake too, see README W2-p99). "
-             "The CPUs never idle: power, cloud CPU credits, and CPU metrics (nv_cpu_utilization, top) "
-             "read 100%.")] = False,
+        help="Keep this server's CPUs from halting when idle (an idle-priority spinner per CPU). On a "
+             "virtual machine whose idle vCPUs are slow to wake, a lower tail at low load (perf_analyzer "
+             "p99 at concurrency 1 on one host: 1.0-1.6 ms vs 0.9-2.4 ms); on another host it made no "
+             "difference or a worse tail: measure before using it (README W2-p99). The CPUs never idle: "
+             "power, cloud CPU credits, and CPU metrics (nv_cpu_utilization, top) read 100%.")] = False,
 ) -> None:
     """Serve a model repository with the real Triton Inference Server (embedded, CPU)."""
     from tritonstack.cli import console
