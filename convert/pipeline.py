@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from tritonstack.convert.errtext import KEEP_GOING_HINT, one_line
 from tritonstack.convert.gate import GateResult, run_gate
-from tritonstack.convert.onnx_io import copy_onnx_with_external_data
+from tritonstack.convert.onnx_io import copy_onnx_with_external_data, onnx_tensor_specs
 from tritonstack.convert.options import ConvertOptions, ConvertReport, Variant
 from tritonstack.convert.precision import Precision
 from tritonstack.convert.publish import write_variants
@@ -30,7 +30,7 @@ from tritonstack.convert.quantize import onnx2int8
 from tritonstack.convert.repository import check_repository
 from tritonstack.convert.samples import SampleSet, as_batches, load_samples, random_feeds, row_digests
 from tritonstack.convert.sources import Source, load_source
-from tritonstack.convert.spec import Platform
+from tritonstack.convert.spec import Platform, unbounded_notes, with_max_dims
 from tritonstack.convert.verify import run_onnx, verify_outputs
 
 from tritonstack.errors import (
@@ -68,6 +68,7 @@ def build_variants(options: ConvertOptions) -> ConvertReport:
     fp32 = _checked(options, source, checks, Variant(name=options.name, precision=Precision.FP32,
                                                       path=_export(source, workdir)))
     report.variants.append(fp32)
+    report.warnings += unbounded_notes(with_max_dims(onnx_tensor_specs(fp32.path)[0], options.inputs))
     if Precision.FP16 in options.precisions:
         _optional(options, report, f"{options.name}_fp16",
                   lambda: report.variants.append(_fp16(options, source, checks, fp32, workdir)))

@@ -50,6 +50,14 @@ def with_max_dims(specs: list[TensorSpec], given: list[TensorSpec] | None) -> li
     return out
 
 
+def unbounded_notes(specs: list[TensorSpec]) -> list[str]:
+    """One warning per input with a dynamic dim and no maximum: one request may then carry any size."""
+    return [f"input '{spec.name}' has a dynamic dimension {list(spec.dims)} and no bound, so one request may "
+            f"carry any size; bound it with --input {spec.name}:{spec.dtype}:"
+            f"{','.join(str(d) for d in spec.dims)}:MAX (one maximum per -1 dim, checked per request)"
+            for spec in specs if -1 in spec.dims and spec.max_dims is None]
+
+
 def check_model_name(name: str) -> str:
     """Return `name` if it is a safe model folder name; refuse path traversal and odd characters."""
     if not _NAME.match(name) or name in (".", ".."):

@@ -40,12 +40,17 @@ class Stub:
     """One live stub process."""
 
     pid: int
-    instance: str  # e.g. digits_mlp_0_0
+    instance: str  # e.g. digits_mlp_0_0; digits_mlp_0 without instance_group, <name>_0 for a named group
     shm_region: str
+    model_file: str = ""  # the stub's first argument: <repository>/<model>/<version>/<file>
 
     @property
     def model(self) -> str:
-        """The model this stub serves."""
+        """The model this stub serves: the folder above its version's, else read from its instance name
+        (which only `<model>_<group>_<index>` names give: outsider round 12)."""
+        path = Path(self.model_file)
+        if len(path.parts) >= 3 and path.parent.name.isdigit():
+            return path.parent.parent.name
         match = _INSTANCE.match(self.instance)
         return match.group("model") if match else self.instance
 
@@ -72,7 +77,8 @@ def _read_stub(entry: Path, server_pid: int) -> Stub | None:
         return None
     if not argv[0].endswith(b"triton_python_backend_stub"):
         return None
-    return Stub(pid=int(entry.name), instance=argv[8].decode(), shm_region=argv[2].decode())
+    return Stub(pid=int(entry.name), instance=argv[8].decode(), shm_region=argv[2].decode(),
+                model_file=argv[1].decode())
 
 
 def _children(pid: int) -> list[Path] | None:

@@ -41,7 +41,8 @@ std::string ParseTensors(const ModelConfig& model, const Json& config, const cha
                          std::vector<TensorSpec>* out) {
   const Json* list = config.Get(key);
   if (list == nullptr || list->items().empty()) {
-    return "model '" + model.name + "' declares no " + role + "s; list them in config.pbtxt";
+    return "model '" + model.name + "' declares no " + role + "s; list them in config.pbtxt (configs are not "
+           "completed from the ONNX file, as Triton's own backend does: tritonstack convert writes complete ones)";
   }
   for (const Json& item : list->items()) {
     out->emplace_back();

@@ -72,7 +72,7 @@ class TritonPythonModel:
         self.item_bytes = {i["name"]: _item_bytes(i["data_type"]) for i in config["input"]}
         self.ranks = {i["name"]: len(i.get("dims", [])) + self.batched for i in config["input"]
                       if "reshape" not in i}
-        problem = _trim_problem(config)
+        problem = _trim_problem(config) or _dims_problem(config, self.session)
         if problem:
             raise pb_utils.TritonModelException(f"model '{config.get('name', '')}': {problem}")
         self.trim_mask = config.get("parameters", {}).get("trim_padding", {}).get("string_value", "")
@@ -125,6 +125,8 @@ class TritonPythonModel:
         except Exception as exc:  # noqa: BLE001 - raised, so Triton counts the failures
             if len(requests) > 1:  # a bad request fails alone: find it by running them one by one
                 return self._run_alone(requests, exc)
+            if isinstance(exc, NotText):  # the input is at fault, whatever ORT would say: INVALID_ARGUMENT
+                return [_error_response(exc)]
             # Triton 2.51 counts a response carrying an error as a success; an exception raised
             # from execute() fails every request of the batch and is counted as a failure.
             raise pb_utils.TritonModelException(f"ONNX Runtime failed: {exc}") from exc
@@ -268,6 +270,32 @@ def _trim_problem(config):
     return ""
 
 
+def _dims_problem(config, session):
+    """Why the config's input dims cannot serve the ONNX graph's ('' when they can), with the native
+    runner's rules: same rank (plus the batch axis), a dynamic first dimension when batched (else the
+    batcher would put two clients' rows in one sample), fixed dims equal where both are fixed."""
+    batched = config.get("max_batch_size", 0) > 0
+    graph = {i.name: [d if isinstance(d, int) and d > 0 else -1 for d in i.shape]
+             for i in session.get_inputs()}
+    for spec in config.get("input", []):
+        dims, name = [int(d) for d in spec.get("dims", [])], spec.get("name")
+        onnx = graph.get(name)
+        if onnx is None or "reshape" in spec:
+            continue  # ONNX Runtime names a missing input at the first request; reshape is the config's own
+        where = f"ONNX input '{name}'"
+        if len(onnx) != len(dims) + batched:
+            return (f"{where} has rank {len(onnx)} but config.pbtxt dims {dims}"
+                    f"{' plus the batch dimension' if batched else ''} give {len(dims) + batched}")
+        if batched and onnx[0] > 0:
+            return (f"{where} has a fixed first dimension ({onnx[0]}), but max_batch_size "
+                    f"{config['max_batch_size']} batches along it; export it with a dynamic batch axis, or "
+                    f"set max_batch_size: 0 and dims {onnx}")
+        if any(a > 0 and b > 0 and a != b for a, b in zip(onnx[batched:], dims, strict=True)):
+            return (f"{where} has dims {onnx} but config.pbtxt says {dims}"
+                    f"{' (after the batch axis)' if batched else ''}; make them agree")
+    return ""
+
+
 def _trim(feeds, mask_name):
     """`feeds` without the padding columns that no row uses (mask 0 in every row, at the end of axis 1),
     cut from every input of the mask's shape (parameter trim_padding; '' = off)."""
@@ -282,13 +310,22 @@ def _trim(feeds, mask_name):
             for name, array in feeds.items()}
 
 
+class NotText(ValueError):
+    """A BYTES input element that is not UTF-8 text."""
+
+
 def _text(array):
     """BYTES tensors arrive as numpy arrays of `bytes`; ONNX Runtime takes strings as `str` (it would
-    turn b"a" into the string "b'a'": outsider round 8). Elements must be UTF-8."""
+    turn b"a" into the string "b'a'": outsider round 8). Elements must be UTF-8 (else NotText: an
+    INVALID_ARGUMENT answer, not INTERNAL: outsider round 12)."""
     if array.dtype != np.object_:
         return array
-    return np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in array.ravel()],
-                    dtype=np.object_).reshape(array.shape)
+    try:
+        return np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in array.ravel()],
+                        dtype=np.object_).reshape(array.shape)
+    except UnicodeDecodeError as exc:
+        raise NotText(f"a BYTES element is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                      "ONNX Runtime takes strings as UTF-8") from exc
 
 
 def _concat(arrays):

@@ -29,6 +29,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from onnx import TensorProto, helper, numpy_helper
 from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonclient.utils import InferenceServerException
 from tritonstack.serve import EmbeddedServer, ServerConfig
 from tritonstack.serve.binary import find_install
 from tritonstack.serve.native_build import LIBRARY_NAME, native_backend
@@ -117,6 +118,11 @@ def build_native_repository(repository: Path, digits_mlp: Path) -> None:
                               [helper.make_tensor_value_info("y", f32, ["n", 4])])
     _save(repository, "refuse_dtype", wrong, max_batch=8, inputs=[("x", "FP16", [4])], outputs=[("y", "FP16", [4])])
     _masked(repository)
+    fixed = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "fixed",
+                              [helper.make_tensor_value_info("x", f32, [4, 2])],
+                              [helper.make_tensor_value_info("y", f32, [4, 2])])
+    _save(repository, "refuse_fixed_batch", fixed, max_batch=8, inputs=[("x", "FP32", [2])], outputs=[("y", "FP32", [2])])
+    _save(repository, "refuse_dims", wrong, max_batch=8, inputs=[("x", "FP32", [5])], outputs=[("y", "FP32", [5])])
     mean = helper.make_graph([helper.make_node("ReduceMean", ["x"], ["m"], axes=[0], keepdims=1),
                               helper.make_node("Expand", ["m", "shape"], ["y"]), helper.make_node("Shape", ["x"], ["shape"])],
                              "batch_mean", [helper.make_tensor_value_info("x", f32, ["n", 4])],
@@ -154,10 +160,14 @@ def _masked(repository: Path) -> None:
         _save(repository, name, graph, max_batch=64, inputs=inputs, outputs=outputs, parameters=parameters)
 
 
-TRIM_REFUSALS = {"refuse_trim_name": "trim_padding='attention' names no input",
+BOTH_REFUSALS = {"refuse_trim_name": "trim_padding='attention' names no input",
                  "refuse_trim_output": "output 'total' has a dynamic dimension",
                  "refuse_trim_float": "the mask must be an integer or BOOL input",
-                 "refuse_trim_cost": "trim_padding_run_cost='abc' is not a cost in token-rows"}
+                 "refuse_trim_cost": "trim_padding_run_cost='abc' is not a cost in token-rows",
+                 # outsider round 12: a fixed first dim let the batcher mix two clients' rows in one sample,
+                 # and a dims mismatch loaded READY (or crashed 2.51 when its warm-up failed)
+                 "refuse_fixed_batch": "has a fixed first dimension (4), but max_batch_size 8 batches along it",
+                 "refuse_dims": "has dims [-1, 4] but config.pbtxt says [5] (after the batch axis)"}
 
 
 @pytest.fixture(scope="module")
@@ -293,8 +303,13 @@ def test_python_runner_also_fails_a_poisoned_request_alone(native_repo: Path) ->
             strings = grpcclient.InferInput("t", [2, 1], "BYTES")
             strings.set_data_from_numpy(texts)
             echoed = client.infer("refuse_bytes", [strings]).as_numpy("u")  # the native runner refuses BYTES
-        _assert_trim_refusals(server)  # the same refusals as the native runner's
+            not_utf8 = grpcclient.InferInput("t", [1, 1], "BYTES")
+            not_utf8.set_data_from_numpy(np.array([[b"\xff\xfe"]], dtype=np.object_))
+            with pytest.raises(InferenceServerException) as not_text:  # outsider round 12: was INTERNAL
+                client.infer("refuse_bytes", [not_utf8])
+        _assert_both_refusals(server)  # the same refusals as the native runner's
     assert echoed.tolist() == texts.tolist()  # outsider round 8: b"hello" came back as b"b'hello'"
+    assert not_text.value.status() == "StatusCode.INVALID_ARGUMENT" and "not UTF-8" in not_text.value.message()
     np.testing.assert_array_equal(masked.as_numpy("width")[:, 0], [5, 5])  # trim_padding, as the native runner
     np.testing.assert_array_equal(masked.as_numpy("total")[:, 0], feed["ids"].sum(axis=1))
     good = [a for a in answers[:-1] if not isinstance(a, grpc.RpcError)]
@@ -327,7 +342,7 @@ def test_load_time_refusals_name_the_model_and_the_fix(native: EmbeddedServer) -
     assert "model 'refuse_bytes'" in states["refuse_bytes"]["reason"]
     assert "tritonstack_runner" in states["refuse_bytes"]["reason"]
     assert "FLOAT but config.pbtxt says TYPE_FP16" in states["refuse_dtype"]["reason"]
-    _assert_trim_refusals(native)
+    _assert_both_refusals(native)
     assert all(states[n]["state"] == "READY" for n in states if not n.startswith("refuse_"))
 
 
@@ -357,10 +372,11 @@ def _infer_masked(client: grpcclient.InferenceServerClient, feed: dict[str, np.n
     return client.infer("masked", tensors)
 
 
-def _assert_trim_refusals(server: EmbeddedServer) -> None:
-    """Every TRIM_REFUSALS model is UNAVAILABLE, with a reason naming it and the problem."""
+def _assert_both_refusals(server: EmbeddedServer) -> None:
+    """Every BOTH_REFUSALS model (both runners refuse it at load) is UNAVAILABLE, with a reason naming it and
+    the problem."""
     states = {state["name"]: state for state in server.model_states()}
-    for name, reason in TRIM_REFUSALS.items():
+    for name, reason in BOTH_REFUSALS.items():
         assert states[name]["state"] == "UNAVAILABLE" and f"model '{name}'" in states[name]["reason"], states[name]
         assert reason in states[name]["reason"], states[name]
 

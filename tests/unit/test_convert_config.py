@@ -165,7 +165,13 @@ def test_input_maxima_from_the_cli_syntax_reach_the_config(tmp_path) -> None:  #
     assert parse_input_specs(["s:FP32:-1,8,-1:10,20"])[0].max_dims == (10, 8, 20)
     with pytest.raises(InputSpecError, match="one maximum per -1 dim"):
         parse_input_specs(["s:FP32:-1,8:10,8"])
-    convert_model(ConvertOptions(model=_seq_onnx(tmp_path / "seq.onnx"), name="seq", inputs=[x],
-                                 repository=tmp_path / "repo", workdir=tmp_path / "w", progress=False))
+    report = convert_model(ConvertOptions(model=_seq_onnx(tmp_path / "seq.onnx"), name="seq", inputs=[x],
+                                          repository=tmp_path / "repo", workdir=tmp_path / "w", progress=False))
     config = read_config(tmp_path / "repo" / "seq" / "config.pbtxt")
     assert json.loads(config.parameters["max_input_dims"].string_value) == {"x": [32]}
+    assert not [w for w in report.warnings if "no bound" in w]
+    # outsider round 12: without a maximum nothing bounds a request (a 120 MB one was served): say so
+    unbounded = convert_model(ConvertOptions(model=tmp_path / "seq.onnx", name="seq2", repository=tmp_path / "repo",
+                                             workdir=tmp_path / "w", progress=False))
+    assert [w for w in unbounded.warnings if "input 'x' has a dynamic dimension [-1] and no bound" in w
+            and "--input x:FP32:-1:MAX" in w]

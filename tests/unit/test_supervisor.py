@@ -27,6 +27,27 @@ def _ready(*versions: int, model: str = "digits_mlp") -> list[dict]:
     return [{"name": model, "version": str(v), "state": "READY"} for v in versions]
 
 
+def test_a_stubs_model_is_the_folder_above_its_version_whatever_its_instance_name() -> None:
+    # outsider round 12: without instance_group Triton names the stub <model>_0, with a named group
+    # <name>_0; only <model>_<group>_<index> was understood, so those stubs were never healed
+    for instance in ("strs_py_0", "cpu_0", "strs_py_0_0"):
+        stub = Stub(pid=1, instance=instance, shm_region="/r", model_file="/tmp/w/repository/strs_py/3/model.onnx")
+        assert stub.model == "strs_py"
+    assert _stub(1).model == "digits_mlp"  # no file: the instance name
+
+
+def test_a_stub_named_without_group_index_is_healed() -> None:
+    world = Scripted()
+    world.live = [Stub(pid=11, instance="texts_0", shm_region="/r", model_file="/w/repository/texts/1/model.onnx")]
+    world.states = _ready(1, model="texts")
+    supervisor = world.supervisor()
+    supervisor._poll()  # seen alive
+    world.live = []
+    for _ in range(3):
+        supervisor._poll()
+    assert world.healed == ["texts"]
+
+
 def test_two_versions_with_same_named_stubs_are_not_a_crash() -> None:
     world = Scripted()
     world.live, world.states = [_stub(11), _stub(12)], _ready(1, 2)  # a canary: both digits_mlp_0_0
