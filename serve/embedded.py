@@ -66,12 +66,21 @@ START_ATTEMPTS = 5  # a server killed by a signal during start-up is started aga
 class _CrashedDuringStart(ServerStartError):
     """tritonserver was killed by a signal during start-up (its log is kept)."""
 
+
+class _ControlTimeout(ServerError):
+    """A load/unload call got no answer in time."""
+
 #: Triton's default gRPC request-object reuse pool is kept: with `--grpc-infer-allocation-pool-size=0`
 #: (which freed a refused huge request's buffer, issue 12 A10) tritonserver 2.51 segfaults in
 #: TRITONSERVER_InferenceRequestDelete as soon as a ModelStreamInfer stream has two requests in flight;
 #: with 1 the memory is kept all the same. So reused objects keep their largest buffers (R13, open).
 #: Bounds of the launcher's own gRPC calls (seconds): a model load, a readiness probe, anything else.
 LOAD_TIMEOUT_S, PROBE_TIMEOUT_S, QUERY_TIMEOUT_S = 120.0, 1.0, 10.0
+#: A stub's model reloaded by the supervisor: a reload takes 1-5 s; one whose new stub was killed during the
+#: reload never finishes in 2.51 (outsider round 13), and it held the supervisor (every other model's heal)
+#: for LOAD_TIMEOUT_S at a time, so past this the server is restarted instead (with a watchdog: `serve`'s
+#: default; without one the heal fails, is recorded, and is tried again while the deficit lasts).
+HEAL_TIMEOUT_S = 20.0
 ModelState = dict  # {"name", "version", "state", "reason"} as Triton's repository index reports
 #: Per-request latency summaries (deploy/prometheus/alerts.yml reads the p99), unless
 #: ServerConfig(latency_quantiles=False): measured 2026-12-02, server on one core, perf_analyzer at
@@ -406,12 +415,12 @@ class EmbeddedServer:
             return self._model_control(name, "load", config)
         self._model_control(name, "load")
 
-    def reload_model(self, name: str) -> None:
+    def reload_model(self, name: str, *, timeout_s: float = LOAD_TIMEOUT_S) -> None:
         """Force a reload of `name` with its current config (new model instances, new stubs)."""
         config = self._query(lambda triton: triton.config(name, timeout_s=QUERY_TIMEOUT_S))
         # Triton reloads only when the config differs from the loaded one: stamp it.
         config.setdefault("parameters", {})["tritonstack_reload"] = {"string_value": str(time.time_ns())}
-        self._model_control(name, "reload", json.dumps(config))
+        self._model_control(name, "reload", json.dumps(config), timeout_s=timeout_s)
 
     def heal_model(self, name: str) -> None:
         """Bring back a model whose stub died: reload it, or, when it serves several versions and a
@@ -423,7 +432,14 @@ class EmbeddedServer:
             self.watchdog.request_restart(f"model {name} lost a stub while serving {len(ready)} versions "
                                           "(Triton 2.51 cannot reload that safely)")
             return
-        self.reload_model(name)
+        try:
+            self.reload_model(name, timeout_s=HEAL_TIMEOUT_S)
+        except _ControlTimeout:
+            if self.watchdog is None:
+                raise
+            self.watchdog.request_restart(f"model {name} did not come back from its reload within "
+                                          f"{HEAL_TIMEOUT_S:g} s (a stub killed during the reload hangs "
+                                          "it in Triton 2.51)")
 
     def instance_count(self, name: str) -> int:
         """How many Python stubs one loaded version of `name` runs (0 for ensembles)."""
@@ -446,16 +462,18 @@ class EmbeddedServer:
         """Unload `name` (in-flight requests finish first)."""
         self._model_control(name, "unload")
 
-    def _model_control(self, name: str, action: str, config: str | None = None) -> None:
+    def _model_control(self, name: str, action: str, config: str | None = None, *,
+                       timeout_s: float = LOAD_TIMEOUT_S) -> None:
         """Load/reload/unload over gRPC; ServerError with Triton's reason if it fails."""
         try:
             with self._grpc() as triton:
                 if action == "unload":
-                    triton.unload(name, timeout_s=LOAD_TIMEOUT_S)
+                    triton.unload(name, timeout_s=timeout_s)
                 else:
-                    triton.load(name, config=config, timeout_s=LOAD_TIMEOUT_S)
+                    triton.load(name, config=config, timeout_s=timeout_s)
         except InferenceServerException as exc:
-            raise ServerError(f"{action} of model {name!r} failed: {exc.message()}") from exc
+            kind = _ControlTimeout if status_name(exc) == "DEADLINE_EXCEEDED" else ServerError
+            raise kind(f"{action} of model {name!r} failed: {exc.message()}") from exc
 
     @contextmanager
     def _grpc(self) -> Iterator[TritonGrpc]:

@@ -110,8 +110,10 @@ TRITONSERVER_Error* Session::CheckOne(bool input, size_t index, const std::vecto
     return Error(TRITONSERVER_ERROR_INVALID_ARG, where + " is " + OnnxTypeName(type) + " but config.pbtxt says " +
                  spec.type->config_name + "; make them agree");
   }
-  if (!input) return nullptr;  // outputs keep the graph's own shape, as the Python runner did
   const size_t batch = config_.batched() ? 1 : 0;
+  // An output of another rank keeps the graph's own shape (as the Python runner did); one of the config's rank
+  // must agree with it (outsider round 13: config [7] on a graph's [N, 3] loaded READY and answered [N, 3]).
+  if (!input && dims.size() != spec.dims.size() + batch) return nullptr;
   if (dims.size() != spec.dims.size() + batch) {
     return Error(TRITONSERVER_ERROR_INVALID_ARG, where + " has rank " + std::to_string(dims.size()) +
                  " but config.pbtxt dims " + ShapeString(spec.dims) + (batch ? " plus the batch dimension" : "") +

@@ -271,28 +271,43 @@ def _trim_problem(config):
 
 
 def _dims_problem(config, session):
-    """Why the config's input dims cannot serve the ONNX graph's ('' when they can), with the native
-    runner's rules: same rank (plus the batch axis), a dynamic first dimension when batched (else the
-    batcher would put two clients' rows in one sample), fixed dims equal where both are fixed."""
+    """Why the config's tensors cannot serve the ONNX graph's ('' when they can), with the native runner's
+    rules: every graph input in the config and every config tensor in the graph; inputs of the same rank
+    (plus the batch axis), a dynamic first dimension when batched (else the batcher would put two
+    clients' rows in one sample); fixed dims equal where both are fixed (outputs of another rank keep the
+    graph's own shape)."""
     batched = config.get("max_batch_size", 0) > 0
-    graph = {i.name: [d if isinstance(d, int) and d > 0 else -1 for d in i.shape]
-             for i in session.get_inputs()}
-    for spec in config.get("input", []):
-        dims, name = [int(d) for d in spec.get("dims", [])], spec.get("name")
-        onnx = graph.get(name)
-        if onnx is None or "reshape" in spec:
-            continue  # ONNX Runtime names a missing input at the first request; reshape is the config's own
-        where = f"ONNX input '{name}'"
-        if len(onnx) != len(dims) + batched:
-            return (f"{where} has rank {len(onnx)} but config.pbtxt dims {dims}"
-                    f"{' plus the batch dimension' if batched else ''} give {len(dims) + batched}")
-        if batched and onnx[0] > 0:
-            return (f"{where} has a fixed first dimension ({onnx[0]}), but max_batch_size "
-                    f"{config['max_batch_size']} batches along it; export it with a dynamic batch axis, or "
-                    f"set max_batch_size: 0 and dims {onnx}")
-        if any(a > 0 and b > 0 and a != b for a, b in zip(onnx[batched:], dims, strict=True)):
-            return (f"{where} has dims {onnx} but config.pbtxt says {dims}"
-                    f"{' (after the batch axis)' if batched else ''}; make them agree")
+    for role, graph_tensors in (("input", session.get_inputs()), ("output", session.get_outputs())):
+        graph = {t.name: [d if isinstance(d, int) and d > 0 else -1 for d in t.shape] for t in graph_tensors}
+        specs = {spec.get("name"): spec for spec in config.get(role, [])}
+        missing = [name for name in graph if name not in specs] if role == "input" else []
+        if missing:
+            return f"ONNX input '{missing[0]}' is missing from config.pbtxt; add it"
+        for name, spec in specs.items():
+            if name not in graph:
+                return f"config.pbtxt {role} '{name}' is not in the ONNX graph"
+            if "reshape" in spec:
+                continue
+            problem = _shape_problem_of(role, name, graph[name], [int(d) for d in spec.get("dims", [])],
+                                        batched, config.get("max_batch_size", 0))
+            if problem:
+                return problem
+    return ""
+
+
+def _shape_problem_of(role, name, onnx, dims, batched, max_batch):
+    where = f"ONNX {role} '{name}'"
+    if len(onnx) != len(dims) + batched:
+        if role == "output":
+            return ""
+        return (f"{where} has rank {len(onnx)} but config.pbtxt dims {dims}"
+                f"{' plus the batch dimension' if batched else ''} give {len(dims) + batched}")
+    if batched and onnx[0] > 0:
+        return (f"{where} has a fixed first dimension ({onnx[0]}), but max_batch_size {max_batch} batches "
+                f"along it; export it with a dynamic batch axis, or set max_batch_size: 0 and dims {onnx}")
+    if any(a > 0 and b > 0 and a != b for a, b in zip(onnx[batched:], dims, strict=True)):
+        return (f"{where} has dims {onnx} but config.pbtxt says {dims}"
+                f"{' (after the batch axis)' if batched else ''}; make them agree")
     return ""
 
 

@@ -5,6 +5,7 @@ Run with `-s` to see the figures. Assertions use generous ratios, never absolute
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from tritonstack.client import ClientOptions, RetryPolicy, TritonClient
 from tritonstack.convert import Batching
 from tritonstack.convert.reference import build_all
 from tritonstack.serve import EmbeddedServer, ServerConfig
+from tritonstack.serve.embedded import HEAL_TIMEOUT_S
 from tritonstack.serve.supervisor import stub_named
 
 from tests.integration.faults import add_sleepy_model, one, timed
@@ -168,6 +170,37 @@ def test_r5_dead_stub_is_healed_without_hangs_or_leaks(fault_server) -> None:
     assert slowest < deadline_s + 1.0  # no call outlived its deadline
     assert len(_shm_files(fault_server)) <= shm_before
     assert fault_server.supervisor.events and fault_server.supervisor.events[-1].error is None
+
+
+def test_r5_a_stub_killed_again_during_its_reload_is_healed_too(fault_repo: Path) -> None:
+    """Outsider round 13: the new stub killed while its reload runs left the load hanging in Triton 2.51,
+    the model without a stub for good and the supervisor blocked for 120 s; past HEAL_TIMEOUT_S the server is
+    restarted now (`serve`'s watchdog)."""
+    with EmbeddedServer(ServerConfig(repository=fault_repo, restart_on_crash=True)) as server:
+        first = stub_named(server.pid, "digits_mlp_0_0")
+        os.kill(first.pid, signal.SIGKILL)
+        start, second = time.monotonic(), None
+        while second is None and time.monotonic() - start < 30:
+            with contextlib.suppress(KeyError):
+                found = stub_named(server.pid, "digits_mlp_0_0")
+                second = found if found.pid != first.pid else None
+            time.sleep(0.005)
+        assert second is not None, "no new stub within 30 s of the first kill"
+        os.kill(second.pid, signal.SIGKILL)  # during its model's reload
+        killed, answered = time.monotonic(), None
+        batch = np.zeros((1, 64), np.float32)
+        with _client(server) as client:
+            while answered is None and time.monotonic() - killed < 120:
+                if isinstance(timed(lambda: client.infer("digits_mlp", batch, timeout_s=2.0))[1], dict):
+                    answered = time.monotonic() - killed
+                else:
+                    time.sleep(0.2)
+        restarts = len(server.watchdog.events) if server.watchdog is not None else 0
+        heals = server.supervisor.events if server.supervisor is not None else []
+    print(f"\nR5 twice: stub {first.pid} killed, then its successor {second.pid} {killed - start:.2f} s later; "
+          f"digits_mlp answered again {answered} s after the second kill; server restarts: {restarts}; "
+          f"heals: {[(e.healed_s is not None, e.error) for e in heals]}")
+    assert answered is not None and answered < HEAL_TIMEOUT_S * 3  # then a restart; generous
 
 
 def _until_ok_after(client, batch, deadline_s: float, after: float, give_up: float) -> dict:  # noqa: ANN001

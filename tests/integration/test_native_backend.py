@@ -123,6 +123,10 @@ def build_native_repository(repository: Path, digits_mlp: Path) -> None:
                               [helper.make_tensor_value_info("y", f32, [4, 2])])
     _save(repository, "refuse_fixed_batch", fixed, max_batch=8, inputs=[("x", "FP32", [2])], outputs=[("y", "FP32", [2])])
     _save(repository, "refuse_dims", wrong, max_batch=8, inputs=[("x", "FP32", [5])], outputs=[("y", "FP32", [5])])
+    _save(repository, "refuse_output_dims", wrong, max_batch=8, inputs=[("x", "FP32", [4])],
+          outputs=[("y", "FP32", [7])])
+    _save(repository, "refuse_input_name", wrong, max_batch=8, inputs=[("z", "FP32", [4])],
+          outputs=[("y", "FP32", [4])])
     mean = helper.make_graph([helper.make_node("ReduceMean", ["x"], ["m"], axes=[0], keepdims=1),
                               helper.make_node("Expand", ["m", "shape"], ["y"]), helper.make_node("Shape", ["x"], ["shape"])],
                              "batch_mean", [helper.make_tensor_value_info("x", f32, ["n", 4])],
@@ -167,7 +171,10 @@ BOTH_REFUSALS = {"refuse_trim_name": "trim_padding='attention' names no input",
                  # outsider round 12: a fixed first dim let the batcher mix two clients' rows in one sample,
                  # and a dims mismatch loaded READY (or crashed 2.51 when its warm-up failed)
                  "refuse_fixed_batch": "has a fixed first dimension (4), but max_batch_size 8 batches along it",
-                 "refuse_dims": "has dims [-1, 4] but config.pbtxt says [5] (after the batch axis)"}
+                 "refuse_dims": "has dims [-1, 4] but config.pbtxt says [5] (after the batch axis)",
+                 # outsider round 13: READY, then answers of another shape or INTERNAL on the Python runner
+                 "refuse_output_dims": "ONNX output 'y' has dims [-1, 4] but config.pbtxt says [7]",
+                 "refuse_input_name": "ONNX input 'x' is missing from config.pbtxt; add it"}
 
 
 @pytest.fixture(scope="module")
