@@ -37,6 +37,8 @@ std::string ParseTensor(const std::string& model, const char* role, const Json& 
   return "";
 }
 
+using Members = std::vector<std::pair<std::string, Json>>;
+
 std::string ParseTensors(const ModelConfig& model, const Json& config, const char* key, const char* role,
                          std::vector<TensorSpec>* out) {
   const Json* list = config.Get(key);
@@ -154,6 +156,16 @@ std::string ParseModelConfig(const Json& config, ModelConfig* out) {
       int64_t count = 0;
       sample.Int("count", &count);
       out->warmup_executions += std::max<int64_t>(count, 1);
+      const Json* inputs = sample.Get("inputs");
+      for (const auto& [input, spec] : inputs != nullptr ? inputs->members() : Members()) {
+        WarmupInput warm{sample.String("name"), input, {}};
+        const Json* dims = spec.Get("dims");
+        for (const Json& dim : dims != nullptr ? dims->items() : std::vector<Json>()) {
+          int64_t value = 0;
+          if (dim.AsInt(&value)) warm.dims.push_back(value);
+        }
+        out->warmup_inputs.push_back(warm);
+      }
     }
   }
   const Json* optimization = config.Get("optimization");

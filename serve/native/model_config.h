@@ -17,6 +17,13 @@ struct TensorSpec {
   std::vector<int64_t> max_dims;  // parameter max_input_dims: largest accepted dims (no batch axis)
 };
 
+// One input of one model_warmup sample: the dims Triton will send it (without the batch dimension).
+struct WarmupInput {
+  std::string sample;
+  std::string input;
+  std::vector<int64_t> dims;
+};
+
 struct ModelConfig {
   std::string name;
   int64_t max_batch_size = 0;
@@ -39,6 +46,7 @@ struct ModelConfig {
   // Executions of each instance that are Triton's warm-up (model_warmup: one per sample and iteration), run
   // before the instance takes traffic: kept out of the drift window.
   int64_t warmup_executions = 0;
+  std::vector<WarmupInput> warmup_inputs;
   bool batched() const { return max_batch_size > 0; }
   bool fixed_outputs() const {
     for (const TensorSpec& output : outputs) {

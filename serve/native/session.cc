@@ -132,6 +132,19 @@ TRITONSERVER_Error* Session::CheckOne(bool input, size_t index, const std::vecto
                    ShapeString(spec.dims) + (batch ? " (after the batch axis)" : "") + "; make them agree");
     }
   }
+  // A warm-up sample the graph cannot take fails the load, and Triton 2.51 segfaults now and then on a failed
+  // warm-up (outsider rounds 12-13): refused before it runs.
+  for (const WarmupInput& warm : config_.warmup_inputs) {
+    if (!input || warm.input != name) continue;
+    bool fits = warm.dims.size() + batch == dims.size();
+    for (size_t d = 0; fits && d < warm.dims.size(); ++d) fits = dims[d + batch] <= 0 || dims[d + batch] == warm.dims[d];
+    if (!fits) {
+      return Error(TRITONSERVER_ERROR_INVALID_ARG, "model '" + config_.name + "': model_warmup sample '" + warm.sample +
+                   "' gives input '" + name + "' dims " + ShapeString(warm.dims) + ", which the ONNX input " +
+                   ShapeString(dims) + " does not take" + (batch ? " (after the batch axis)" : "") +
+                   "; make them agree");
+    }
+  }
   return nullptr;
 }
 

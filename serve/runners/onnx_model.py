@@ -292,6 +292,21 @@ def _dims_problem(config, session):
                                         batched, config.get("max_batch_size", 0))
             if problem:
                 return problem
+    return _warmup_problem(config, {t.name: t.shape for t in session.get_inputs()}, batched)
+
+
+def _warmup_problem(config, graph, batched):
+    """A model_warmup sample whose dims the graph cannot take: the load would fail, and Triton 2.51
+    segfaults now and then on a failed warm-up (outsider rounds 12-13). '' when every sample fits."""
+    for sample in config.get("model_warmup", []):
+        for name, spec in sample.get("inputs", {}).items():
+            onnx = [d if isinstance(d, int) and d > 0 else -1 for d in graph.get(name, [])]
+            dims = [int(d) for d in spec.get("dims", [])]
+            if name in graph and (len(onnx) != len(dims) + batched
+                                  or any(0 < a != b for a, b in zip(onnx[batched:], dims, strict=False))):
+                return (f"model_warmup sample '{sample.get('name', '')}' gives input '{name}' dims {dims}, "
+                        f"which the ONNX input {onnx} does not take"
+                        f"{' (after the batch axis)' if batched else ''}; make them agree")
     return ""
 
 

@@ -34,7 +34,7 @@ from tritonstack.serve import EmbeddedServer, ServerConfig
 from tritonstack.serve.binary import find_install
 from tritonstack.serve.native_build import LIBRARY_NAME, native_backend
 
-from tritonstack.model_config import new_config, write_config
+from tritonstack.model_config import new_config, read_config, write_config
 
 DTYPES = {  # Triton name: (numpy, ONNX)
     "FP32": (np.float32, TensorProto.FLOAT), "FP16": (np.float16, TensorProto.FLOAT16),
@@ -127,6 +127,12 @@ def build_native_repository(repository: Path, digits_mlp: Path) -> None:
           outputs=[("y", "FP32", [7])])
     _save(repository, "refuse_input_name", wrong, max_batch=8, inputs=[("z", "FP32", [4])],
           outputs=[("y", "FP32", [4])])
+    _save(repository, "refuse_warmup", wrong, max_batch=8, inputs=[("x", "FP32", [-1])], outputs=[("y", "FP32", [-1])])
+    config = read_config(repository / "refuse_warmup" / "config.pbtxt")
+    sample = config.model_warmup.add(name="zeros", batch_size=1)
+    sample.inputs["x"].data_type, sample.inputs["x"].zero_data = _type("FP32"), True
+    sample.inputs["x"].dims.extend([5])
+    write_config(config, repository / "refuse_warmup" / "config.pbtxt")
     mean = helper.make_graph([helper.make_node("ReduceMean", ["x"], ["m"], axes=[0], keepdims=1),
                               helper.make_node("Expand", ["m", "shape"], ["y"]), helper.make_node("Shape", ["x"], ["shape"])],
                              "batch_mean", [helper.make_tensor_value_info("x", f32, ["n", 4])],
@@ -174,7 +180,10 @@ BOTH_REFUSALS = {"refuse_trim_name": "trim_padding='attention' names no input",
                  "refuse_dims": "has dims [-1, 4] but config.pbtxt says [5] (after the batch axis)",
                  # outsider round 13: READY, then answers of another shape or INTERNAL on the Python runner
                  "refuse_output_dims": "ONNX output 'y' has dims [-1, 4] but config.pbtxt says [7]",
-                 "refuse_input_name": "ONNX input 'x' is missing from config.pbtxt; add it"}
+                 "refuse_input_name": "ONNX input 'x' is missing from config.pbtxt; add it",
+                 # a failed warm-up made 2.51 segfault at start-up now and then (outsider round 13, D)
+                 "refuse_warmup": "model_warmup sample 'zeros' gives input 'x' dims [5], which the ONNX input "
+                                  "[-1, 4] does not take"}
 
 
 @pytest.fixture(scope="module")
