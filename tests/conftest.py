@@ -45,7 +45,8 @@ def server(repository: Path) -> Iterator:
     restarted on the same ports if it dies. Triton 2.51 segfaults now and then when many in-flight gRPC
     calls are dropped at once (upstream #7368; README "Known crashes"), e.g. by a test that SIGKILLs a
     Locust run mid-load; without the restart one such crash failed every later test on this server (CI,
-    2026-12-04). Restarts are printed at the end of the session, with their logs."""
+    2026-12-04). Restarts are printed at the end of the session with their logs (shown with `pytest -s`;
+    the crash logs stay in ~/.local/state/tritonstack/crash-logs)."""
     from tritonstack.serve import EmbeddedServer, ServerConfig
 
     with EmbeddedServer(ServerConfig(repository=repository, ort_threads=1, restart_on_crash=True)) as running:
