@@ -39,6 +39,15 @@ TRITONSERVER_Error* IoType(const OrtRuntime& rt, const OrtSession* session, bool
   return nullptr;
 }
 
+// Whether `dims` (without the batch axis) differ from the graph's `onnx` dims at a dim fixed in both; the ranks
+// agree (onnx has `batch` more).
+bool Contradicts(const std::vector<int64_t>& onnx, size_t batch, const std::vector<int64_t>& dims) {
+  for (size_t d = 0; d < dims.size(); ++d) {
+    if (onnx[d + batch] > 0 && dims[d] > 0 && onnx[d + batch] != dims[d]) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 TRITONSERVER_Error* Session::Create(const OrtRuntime& runtime, const ModelConfig& config, const std::string& path,
@@ -126,19 +135,16 @@ TRITONSERVER_Error* Session::CheckOne(bool input, size_t index, const std::vecto
                  "), but max_batch_size " + std::to_string(config_.max_batch_size) + " batches along it; export it "
                  "with a dynamic batch axis, or set max_batch_size: 0 and dims " + ShapeString(dims));
   }
-  for (size_t d = 0; d < spec.dims.size(); ++d) {
-    if (dims[d + batch] > 0 && spec.dims[d] > 0 && dims[d + batch] != spec.dims[d]) {
-      return Error(TRITONSERVER_ERROR_INVALID_ARG, where + " has dims " + ShapeString(dims) + " but config.pbtxt says " +
-                   ShapeString(spec.dims) + (batch ? " (after the batch axis)" : "") + "; make them agree");
-    }
+  if (Contradicts(dims, batch, spec.dims)) {
+    return Error(TRITONSERVER_ERROR_INVALID_ARG, where + " has dims " + ShapeString(dims) + " but config.pbtxt says " +
+                 ShapeString(spec.dims) + (batch ? " (after the batch axis)" : "") + "; make them agree");
   }
+  if (!input) return nullptr;
   // A warm-up sample the graph cannot take fails the load, and Triton 2.51 segfaults now and then on a failed
   // warm-up (outsider rounds 12-13): refused before it runs.
   for (const WarmupInput& warm : config_.warmup_inputs) {
-    if (!input || warm.input != name) continue;
-    bool fits = warm.dims.size() + batch == dims.size();
-    for (size_t d = 0; fits && d < warm.dims.size(); ++d) fits = dims[d + batch] <= 0 || dims[d + batch] == warm.dims[d];
-    if (!fits) {
+    if (warm.input != name) continue;
+    if (warm.dims.size() + batch != dims.size() || Contradicts(dims, batch, warm.dims)) {
       return Error(TRITONSERVER_ERROR_INVALID_ARG, "model '" + config_.name + "': model_warmup sample '" + warm.sample +
                    "' gives input '" + name + "' dims " + ShapeString(warm.dims) + ", which the ONNX input " +
                    ShapeString(dims) + " does not take" + (batch ? " (after the batch axis)" : "") +

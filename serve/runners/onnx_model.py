@@ -277,8 +277,8 @@ def _dims_problem(config, session):
     clients' rows in one sample); fixed dims equal where both are fixed (outputs of another rank keep the
     graph's own shape)."""
     batched = config.get("max_batch_size", 0) > 0
-    for role, graph_tensors in (("input", session.get_inputs()), ("output", session.get_outputs())):
-        graph = {t.name: [d if isinstance(d, int) and d > 0 else -1 for d in t.shape] for t in graph_tensors}
+    inputs = _graph_dims(session.get_inputs())
+    for role, graph in (("input", inputs), ("output", _graph_dims(session.get_outputs()))):
         specs = {spec.get("name"): spec for spec in config.get(role, [])}
         missing = [name for name in graph if name not in specs] if role == "input" else []
         if missing:
@@ -292,7 +292,17 @@ def _dims_problem(config, session):
                                         batched, config.get("max_batch_size", 0))
             if problem:
                 return problem
-    return _warmup_problem(config, {t.name: t.shape for t in session.get_inputs()}, batched)
+    return _warmup_problem(config, inputs, batched)
+
+
+def _graph_dims(tensors):
+    """{name: dims} of ONNX Runtime's inputs or outputs, -1 where a dim is dynamic or symbolic."""
+    return {t.name: [d if isinstance(d, int) and d > 0 else -1 for d in t.shape] for t in tensors}
+
+
+def _contradicts(onnx, dims, batched):
+    """Whether `dims` (without the batch axis) differ from the graph's at a dim fixed in both."""
+    return any(a > 0 and b > 0 and a != b for a, b in zip(onnx[batched:], dims, strict=True))
 
 
 def _warmup_problem(config, graph, batched):
@@ -300,10 +310,8 @@ def _warmup_problem(config, graph, batched):
     segfaults now and then on a failed warm-up (outsider rounds 12-13). '' when every sample fits."""
     for sample in config.get("model_warmup", []):
         for name, spec in sample.get("inputs", {}).items():
-            onnx = [d if isinstance(d, int) and d > 0 else -1 for d in graph.get(name, [])]
-            dims = [int(d) for d in spec.get("dims", [])]
-            if name in graph and (len(onnx) != len(dims) + batched
-                                  or any(0 < a != b for a, b in zip(onnx[batched:], dims, strict=False))):
+            onnx, dims = graph.get(name, []), [int(d) for d in spec.get("dims", [])]
+            if name in graph and (len(onnx) != len(dims) + batched or _contradicts(onnx, dims, batched)):
                 return (f"model_warmup sample '{sample.get('name', '')}' gives input '{name}' dims {dims}, "
                         f"which the ONNX input {onnx} does not take"
                         f"{' (after the batch axis)' if batched else ''}; make them agree")
@@ -320,7 +328,7 @@ def _shape_problem_of(role, name, onnx, dims, batched, max_batch):
     if batched and onnx[0] > 0:
         return (f"{where} has a fixed first dimension ({onnx[0]}), but max_batch_size {max_batch} batches "
                 f"along it; export it with a dynamic batch axis, or set max_batch_size: 0 and dims {onnx}")
-    if any(a > 0 and b > 0 and a != b for a, b in zip(onnx[batched:], dims, strict=True)):
+    if _contradicts(onnx, dims, batched):
         return (f"{where} has dims {onnx} but config.pbtxt says {dims}"
                 f"{' (after the batch axis)' if batched else ''}; make them agree")
     return ""
